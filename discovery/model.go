@@ -1,0 +1,124 @@
+// Package discovery turns Swarm services and route files into a desired routing
+// configuration: plain data that the proxy builds its immutable table from.
+//
+// The route model, the label parser and every source (Docker Engine API, routes
+// file) live here; nothing in this package serves traffic.
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Label values for Route fields that take a keyword.
+const (
+	BackendTask = "task" // task addresses, balanced by the edge
+	BackendVIP  = "vip"  // the service's virtual IP, balanced by Swarm
+
+	TLSOff         = "off"
+	TLSAuto        = "auto"        // certificate from ACME
+	TLSPassthrough = "passthrough" // no termination, routed by SNI
+
+	BackendTLSOff      = "off"
+	BackendTLSOn       = "on"
+	BackendTLSInsecure = "insecure" // re-encrypt without verifying the task's certificate
+
+	DefaultCluster = "" // routes without swarmgate.cluster
+)
+
+// Defaults applied by the label parser.
+const (
+	DefaultWeight  = 100
+	DefaultTimeout = 60 * time.Second
+)
+
+// Route is one published route of one service: the result of parsing its labels
+// and resolving its endpoints. A service yields one route per route name.
+type Route struct {
+	Service   string    // service name
+	ServiceID string    // Swarm service ID; empty for the routes file
+	Name      string    // route name: "" for the default route, else <name> of swarmgate.routes.<name>.*
+	CreatedAt time.Time // older routes win ties; zero sorts first
+
+	Hosts    []string // lower-case host names, "*.example.org" wildcards; empty for pure L4 routes
+	Path     string   // path prefix, "/" by default, no trailing slash otherwise
+	Strip    bool     // strip Path before forwarding
+	Priority int      // higher wins among routes that match equally
+	Weight   int      // share within a weighted group (same host+path); 0 drains
+	Default  bool     // serves hosts that no route claims
+
+	Port     int    // container port that traffic goes to
+	Backend  string // BackendTask or BackendVIP
+	Network  string // overlay network whose addresses are used; "" means the one shared with the edge
+	Balancer string // round-robin, least-conn, p2c, ip-hash, cookie
+	Sticky   string // session-affinity cookie name; "" is off
+
+	TLS         string // TLSOff, TLSAuto, TLSPassthrough or a certificate name
+	TLSRedirect bool   // redirect plain HTTP to HTTPS
+	BackendTLS  string // BackendTLSOff, BackendTLSOn or BackendTLSInsecure
+	H2C         bool   // cleartext HTTP/2 to the tasks
+
+	HealthPath     string        // active health check path; "" is passive only
+	HealthInterval time.Duration // active health check period
+	Timeout        time.Duration // upstream response timeout
+
+	Redirects []Redirect
+	Cluster   string // service cluster; DefaultCluster when unset
+
+	TCPPort int      // L4: edge listens on this port and forwards raw TCP to Port
+	SNI     []string // L4: TLS server names routed on :443 without termination
+
+	// Endpoints are the "host:port" addresses of the tasks in rotation (or the VIP),
+	// filled in by the source after parsing.
+	Endpoints []string
+}
+
+// ID names a route for logs, metrics and the admin API: "service" or "service/name".
+func (r *Route) ID() string {
+	if r.Name == "" {
+		return r.Service
+	}
+	return r.Service + "/" + r.Name
+}
+
+// IsHTTP reports whether the route is served by the HTTP router.
+func (r *Route) IsHTTP() bool {
+	return len(r.Hosts) > 0 && r.TLS != TLSPassthrough || r.Default
+}
+
+// Redirect is one swarmgate.redirects rule: requests whose "host/path" (or path,
+// when From starts with "/") begins with From are redirected to To plus the rest.
+type Redirect struct {
+	From string
+	To   string
+	Code int // 301 or 302
+}
+
+// LabelError says why one label of one service was rejected. The service is
+// skipped; nothing else is affected.
+type LabelError struct {
+	Service string
+	Label   string
+	Value   string
+	Reason  string
+}
+
+func (e *LabelError) Error() string {
+	return fmt.Sprintf("service %q: label %s=%q: %s", e.Service, e.Label, e.Value, e.Reason)
+}
+
+// Config is the desired routing configuration at one point in time.
+type Config struct {
+	Routes []Route
+	Errors []*LabelError // services skipped because of bad labels
+}
+
+// Source produces Configs. Run blocks until ctx is done, calling update with
+// every new desired Config (the whole state of that source, never a delta).
+// A source that loses its backend keeps quiet (the last Config stays in force)
+// and reconnects on its own.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, update func(Config)) error
+}
