@@ -230,8 +230,16 @@ func ParseLabels(service string, labels map[string]string) (routes []Route, errs
 	return routes, nil
 }
 
+// hasPublishing reports whether a route exists: it names hosts, a TCP port
+// or SNI names, or it is the default backend (swarmgate.default=false
+// publishes nothing by itself).
 func hasPublishing(s *spec) bool {
-	for k := range s.keys {
+	for k, o := range s.keys {
+		if k == keyDefault {
+			if b, err := parseBool(o.value); err != nil || !b {
+				continue
+			}
+		}
 		if publishing(k) {
 			return true
 		}
@@ -274,8 +282,12 @@ func (p *parser) collect(label, value string, def *spec, named map[string]*spec)
 		return
 	}
 	key := strings.TrimPrefix(label, labelPrefix)
+	if key == "routes" {
+		p.fail(label, value, "want swarmgate.routes.<name>.<key>")
+		return
+	}
 	if !knownKey(key) {
-		p.fail(label, value, "unknown label%s", suggest(key, append(routeKeys(), "routes.<name>.<key>"), labelPrefix))
+		p.fail(label, value, "unknown label%s", suggest(key, routeKeys(), labelPrefix))
 		return
 	}
 	def.keys[key] = o
@@ -372,8 +384,6 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 		p.failKey(s, keyTLS, "passthrough routes by SNI; it cannot serve as the default backend")
 	case passthrough && tcp:
 		p.failKey(s, keyTLS, "passthrough is for TLS on :443; a tcp.port route forwards raw TCP already")
-	case passthrough && !has(keyHosts) && !sni:
-		p.failKey(s, keyTLS, "passthrough needs the server names: set %s", s.label(keyHosts))
 	}
 	if sni && has(keyTLS) && r.TLS != TLSPassthrough {
 		p.failKey(s, keyTLS, "tcp.sni routes are not terminated; leave tls unset or passthrough")
