@@ -131,7 +131,7 @@ func TestParseLabelsRoutes(t *testing.T) {
 		{"health.path with the default interval", labels("swarmgate.health.path", "/healthz?full=1"),
 			[]Route{httpRoute(func(r *Route) { r.HealthPath, r.HealthInterval = "/healthz?full=1", DefaultHealthInterval })}},
 		{"health.interval", labels("swarmgate.health.path", "/ping", "swarmgate.health.interval", "2s"),
-			[]Route{httpRoute(func(r *Route) { r.HealthPath, r.HealthInterval = "/ping", 2 * time.Second })}},
+			[]Route{httpRoute(func(r *Route) { r.HealthPath, r.HealthInterval = "/ping", 2*time.Second })}},
 		{"timeout", labels("swarmgate.timeout", "1m30s"),
 			[]Route{httpRoute(func(r *Route) { r.Timeout = 90 * time.Second })}},
 		{"timeout upper bound", labels("swarmgate.timeout", "1h"),
