@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/proxy"
+)
+
+// edgeOptions are the flags of `swarmgate edge`.
+type edgeOptions struct {
+	httpAddr      string
+	adminAddr     string
+	docker        string
+	routes        string
+	routesPoll    time.Duration
+	cluster       string
+	network       string
+	accessLog     bool
+	drainTimeout  time.Duration
+	shutdownDelay time.Duration
+	dialTimeout   time.Duration
+	maxBody       int64
+	maxHeader     int
+}
+
+func newEdgeCmd(logs *logOptions) *cobra.Command {
+	var o edgeOptions
+	cmd := &cobra.Command{
+		Use:   "edge",
+		Short: "Run the data plane: listeners, router, balancer and proxy",
+		Long: `Run the data plane. Routes come from the Docker Engine API (--docker, normally
+the socket-proxy's address) and/or a routes file (--routes), and are swapped in
+atomically: no reload, no dropped request.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logs)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			if o.docker == "" {
+				o.docker = os.Getenv("DOCKER_HOST")
+			}
+			return runEdge(cmd.Context(), o, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.httpAddr, "http", ":80", "HTTP listen address")
+	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
+	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
+	f.StringVar(&o.routes, "routes", "", "YAML routes file, watched for changes")
+	f.DurationVar(&o.routesPoll, "routes-poll", time.Second, "how often the routes file is checked for changes")
+	f.StringVar(&o.cluster, "cluster", "", "serve only routes labelled swarmgate.cluster=NAME")
+	f.StringVar(&o.network, "network", "", "overlay network the edge shares with services")
+	f.BoolVar(&o.accessLog, "access-log", true, "log every request (JSON)")
+	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	f.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing before closing listeners")
+	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
+	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
+	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
+	return cmd
+}
+
+// runEdge serves until ctx is done, then drains and returns nil.
+func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var access *zap.Logger
+	if o.accessLog {
+		access = log.Named("access")
+	}
+	p := proxy.New(proxy.Options{
+		Logger:      log.Named("proxy"),
+		AccessLog:   access,
+		Registerer:  reg,
+		DialTimeout: o.dialTimeout,
+	})
+	defer p.Close()
+	admin := proxy.NewAdmin(p, reg)
+
+	sources, err := edgeSources(o, log, reg)
+	if err != nil {
+		return err
+	}
+	if len(sources) == 0 {
+		return errors.New("edge: no route source: give --docker (or DOCKER_HOST) and/or --routes")
+	}
+
+	httpLn, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("edge: --http: %w", err)
+	}
+	srv := p.NewServer("http", proxy.ServerOptions{MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader})
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	if o.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", o.adminAddr); err != nil {
+			httpLn.Close()
+			return fmt.Errorf("edge: --admin: %w", err)
+		}
+		adminSrv = &http.Server{
+			Handler:           admin.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fatal := make(chan error, len(sources)+2)
+	var wg sync.WaitGroup
+	merge := newMerger(len(sources), o.cluster, p, admin)
+	for i, s := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Run(runCtx, merge.update(i)); err != nil {
+				fatal <- fmt.Errorf("edge: source %s: %w", s.Name(), err)
+			}
+		}()
+	}
+	serve := func(s *http.Server, ln net.Listener, name string) {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fatal <- fmt.Errorf("edge: %s listener: %w", name, err)
+		}
+	}
+	go serve(srv, httpLn, "http")
+	if adminSrv != nil {
+		go serve(adminSrv, adminLn, "admin")
+	}
+	log.Info("edge started", zap.String("http", httpLn.Addr().String()), zap.String("admin", o.adminAddr),
+		zap.Int("sources", len(sources)), zap.String("cluster", o.cluster), zap.String("version", version))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-fatal:
+		log.Error("edge stopping", zap.Error(runErr))
+	}
+
+	// Fail readiness first, keep serving through the delay so that load
+	// balancers stop sending, then stop accepting and drain what is in flight.
+	admin.Drain()
+	if o.shutdownDelay > 0 && runErr == nil {
+		log.Info("draining: /readyz fails, still serving", zap.Duration("delay", o.shutdownDelay))
+		time.Sleep(o.shutdownDelay)
+	}
+	drainCtx, drainCancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer drainCancel()
+	if err := p.Shutdown(drainCtx, srv); err != nil {
+		log.Warn("drain deadline passed; open connections closed", zap.Error(err))
+	}
+	cancel()
+	wg.Wait()
+	if adminSrv != nil {
+		adminSrv.Close()
+	}
+	log.Info("edge stopped")
+	return runErr
+}
+
+// edgeSources builds the route sources the flags ask for.
+func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]discovery.Source, error) {
+	var sources []discovery.Source
+	if o.routes != "" {
+		sources = append(sources, discovery.NewFile(discovery.FileOptions{
+			Path: o.routes, Interval: o.routesPoll, Logger: log.Named("discovery"),
+		}))
+	}
+	if o.docker != "" {
+		s, err := dockerSource(o, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, s)
+	}
+	return sources, nil
+}
+
+// merger keeps the latest Config of every source and swaps in their merge.
+type merger struct {
+	mu      sync.Mutex // serialises merges; never taken on the request path
+	latest  []discovery.Config
+	got     []bool
+	cluster string
+	proxy   *proxy.Proxy
+	admin   *proxy.Admin
+}
+
+func newMerger(n int, cluster string, p *proxy.Proxy, a *proxy.Admin) *merger {
+	return &merger{latest: make([]discovery.Config, n), got: make([]bool, n), cluster: cluster, proxy: p, admin: a}
+}
+
+func (m *merger) update(i int) func(discovery.Config) {
+	return func(c discovery.Config) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.latest[i], m.got[i] = c, true
+		m.proxy.Update(discovery.Merge(m.cluster, m.latest...))
+		for _, ok := range m.got {
+			if !ok {
+				return
+			}
+		}
+		m.admin.SetReady(true)
+	}
+}

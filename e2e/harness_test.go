@@ -1,0 +1,311 @@
+// Package e2e runs swarmgate against a real Docker Engine in swarm mode: the
+// socket-proxy on the manager, the edge as a global service publishing its
+// ports in host mode, and test services built from e2e/echo.
+//
+// Run it with `make e2e`, which brings the engine up first. The suite fails,
+// never skips, when the engine does not answer.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	prefix      = "sge2e"           // every object the suite creates is named so
+	network     = prefix + "-net"   // overlay network shared by edge and services
+	image       = "swarmgate:e2e"   // built FROM scratch with the static binary
+	echoImage   = "sg-echo:e2e"     // the test service
+	edgeHTTP    = "127.0.0.1:18080" // edge's :80, published in host mode
+	edgeAdmin   = "127.0.0.1:18081" // edge's :8080
+	socketProxy = prefix + "-socket-proxy"
+	edgeService = prefix + "-edge"
+)
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+func TestMain(m *testing.M) {
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup failed:", err)
+		teardown()
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code != 0 {
+		dumpLogs()
+	}
+	teardown()
+	os.Exit(code)
+}
+
+// run executes a command and returns its trimmed standard output.
+func run(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func docker(args ...string) (string, error) { return run("docker", args...) }
+
+func mustDocker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := docker(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func setup() error {
+	if _, err := docker("info"); err != nil {
+		return fmt.Errorf("no Docker Engine (run scripts/docker-up.sh): %w", err)
+	}
+	if state, _ := docker("info", "--format", "{{.Swarm.LocalNodeState}}"); state != "active" {
+		return fmt.Errorf("the engine is not in swarm mode (state %q)", state)
+	}
+	teardown() // leftovers of an interrupted run
+	if err := buildImages(); err != nil {
+		return err
+	}
+	if _, err := docker("network", "create", "--driver", "overlay", "--attachable", network); err != nil {
+		return err
+	}
+	if _, err := docker("service", "create", "--detach", "--name", socketProxy, "--no-resolve-image",
+		"--network", network, "--constraint", "node.role==manager",
+		"--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
+		image, "socket-proxy", "--listen", ":2375"); err != nil {
+		return err
+	}
+	if _, err := docker("service", "create", "--detach", "--name", edgeService, "--no-resolve-image",
+		"--mode", "global", "--network", network,
+		"--publish", "mode=host,target=80,published=18080",
+		"--publish", "mode=host,target=8080,published=18081",
+		"--stop-grace-period", "5s",
+		image, "edge", "--http", ":80", "--admin", ":8080",
+		"--docker", "tcp://"+socketProxy+":2375", "--network", network,
+		"--drain-timeout", "3s"); err != nil {
+		return err
+	}
+	return waitReady(90 * time.Second)
+}
+
+func waitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := client.Get("http://" + edgeAdmin + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("edge not ready after %s: %s", d, last)
+}
+
+// buildImages builds swarmgate and the echo service as static binaries and
+// wraps each in a FROM scratch image: no registry needed.
+func buildImages() error {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return err
+	}
+	for _, b := range []struct{ pkg, bin, tag string }{
+		{"./cmd/swarmgate", "swarmgate", image},
+		{"./e2e/echo", "echo", echoImage},
+	} {
+		ctx := filepath.Join(dir, b.bin)
+		if err := os.MkdirAll(ctx, 0o755); err != nil {
+			return err
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(ctx, "app"), b.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v: %s", b.pkg, err, out)
+		}
+		df := "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n"
+		if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df), 0o644); err != nil {
+			return err
+		}
+		if _, err := docker("build", "-q", "-t", b.tag, ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func teardown() {
+	if out, _ := docker("stack", "ls", "--format", "{{.Name}}"); out != "" {
+		for _, s := range strings.Fields(out) {
+			if strings.HasPrefix(s, prefix) {
+				docker("stack", "rm", s)
+			}
+		}
+	}
+	if out, _ := docker("service", "ls", "-q", "--filter", "name="+prefix); out != "" {
+		docker(append([]string{"service", "rm"}, strings.Fields(out)...)...)
+	}
+	for range 30 {
+		if _, err := docker("network", "rm", network); err != nil && strings.Contains(err.Error(), "active endpoints") {
+			time.Sleep(time.Second)
+			continue
+		}
+		break
+	}
+	for _, s := range []string{"stack", "net"} { // networks created by stacks
+		if out, _ := docker("network", "ls", "-q", "--filter", "name="+prefix+"-"+s); out != "" {
+			docker(append([]string{"network", "rm"}, strings.Fields(out)...)...)
+		}
+	}
+}
+
+func dumpLogs() {
+	for _, s := range []string{edgeService, socketProxy} {
+		out, _ := run("sh", "-c", "docker service logs --raw --tail 60 "+s+" 2>&1")
+		fmt.Fprintf(os.Stderr, "---- last log lines of %s\n%s\n", s, out)
+	}
+}
+
+// service is an echo service created for one test.
+type service struct {
+	name string
+}
+
+// createEcho creates an echo service with labels and removes it when the test
+// ends. It returns once docker service create returns (tasks may still start).
+func createEcho(t testing.TB, name string, replicas int, labels map[string]string, extra ...string) *service {
+	t.Helper()
+	name = prefix + "-" + name
+	args := []string{"service", "create", "--detach", "--name", name, "--no-resolve-image",
+		"--network", network, "--replicas", fmt.Sprint(replicas), "--env", "SERVICE=" + name,
+		"--stop-grace-period", "2s"}
+	for k, v := range labels {
+		args = append(args, "--label", k+"="+v)
+	}
+	args = append(args, extra...)
+	args = append(args, echoImage, "--listen", ":8000")
+	mustDocker(t, args...)
+	t.Cleanup(func() { docker("service", "rm", name) })
+	return &service{name: name}
+}
+
+// answer is what the echo service returns.
+type answer struct {
+	Service string `json:"service"`
+	Task    string `json:"task"`
+	Path    string `json:"path"`
+	Host    string `json:"host"`
+}
+
+// get sends one request through the edge.
+func get(host, path string) (int, answer, error) {
+	req, err := http.NewRequest("GET", "http://"+edgeHTTP+path, nil)
+	if err != nil {
+		return 0, answer{}, err
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, answer{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, answer{}, err
+	}
+	var a answer
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(body, &a); err != nil {
+			return resp.StatusCode, a, fmt.Errorf("not an echo answer: %q", body)
+		}
+	}
+	return resp.StatusCode, a, nil
+}
+
+// waitStatus polls host+path until it answers code, and returns how long that took.
+func waitStatus(t testing.TB, host, path string, code int, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < timeout {
+		got, _, err := get(host, path)
+		if err == nil && got == code {
+			return time.Since(start)
+		}
+		last = fmt.Sprintf("%d %v", got, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s%s did not answer %d within %s (last: %s)", host, path, code, timeout, last)
+	return 0
+}
+
+// adminJSON decodes an admin API document.
+func adminJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	resp, err := client.Get("http://" + edgeAdmin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("admin %s: %v", path, err)
+	}
+}
+
+func adminText(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := client.Get("http://" + edgeAdmin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitTasksRunning waits until the service has n running tasks.
+func waitTasksRunning(t testing.TB, name string, n int, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		out, _ := docker("service", "ps", name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
+		running := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "Running") {
+				running++
+			}
+		}
+		if running == n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("service %s: %d tasks not running within %s", name, n, timeout)
+}

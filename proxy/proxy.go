@@ -1,0 +1,221 @@
+// Package proxy is swarmgate's data plane: it serves HTTP/1.1 and HTTP/2
+// clients from an immutable routing Table that is swapped atomically, and
+// forwards each request to an endpoint chosen by the balancer.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/discovery"
+)
+
+// Options configure a Proxy. The zero value of each field is a working default.
+type Options struct {
+	// Logger receives error and table logs. If nil, nothing is logged.
+	Logger *zap.Logger
+	// AccessLog receives one entry per request. If nil, access logging is off.
+	AccessLog *zap.Logger
+	// Registerer receives the proxy's metrics. If nil, metrics are not exported.
+	Registerer prometheus.Registerer
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
+	// DialTimeout bounds connecting to an endpoint. If zero, 5s.
+	DialTimeout time.Duration
+	// MaxAttempts bounds the endpoints tried for one request. If zero, 3.
+	MaxAttempts int
+	// Pool holds endpoint state. If nil, a default pool is created.
+	Pool *balancer.Pool
+}
+
+// Proxy routes and forwards requests. It is an http.Handler.
+type Proxy struct {
+	table   atomic.Pointer[Table]
+	pool    *balancer.Pool
+	log     *zap.Logger
+	access  *zap.Logger
+	metrics *metrics
+	now     func() time.Time
+	tr      *upstreams
+	maxTry  int
+
+	// mu serialises Update; the request path never takes it.
+	mu     sync.Mutex
+	health context.CancelFunc // stops the active health checks of the current table
+
+	// hijackedMu guards hijacked, the tunnels (WebSocket and other upgrades)
+	// that http.Server.Shutdown cannot see.
+	hijackedMu sync.Mutex
+	hijacked   map[net.Conn]struct{}
+}
+
+// New returns a Proxy serving an empty table (every request gets 404) until
+// the first Update.
+func New(o Options) *Proxy {
+	p := &Proxy{
+		pool:     o.Pool,
+		log:      o.Logger,
+		access:   o.AccessLog,
+		now:      o.Now,
+		maxTry:   o.MaxAttempts,
+		hijacked: make(map[net.Conn]struct{}),
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.pool == nil {
+		p.pool = balancer.NewPool(balancer.PoolOptions{Now: p.now})
+	}
+	if p.maxTry <= 0 {
+		p.maxTry = 3
+	}
+	dial := o.DialTimeout
+	if dial <= 0 {
+		dial = 5 * time.Second
+	}
+	p.tr = newUpstreams(dial)
+	p.metrics = newMetrics(o.Registerer)
+	p.table.Store(buildTable(discovery.Config{}, p.pool, p.tr, p.now()))
+	return p
+}
+
+// Table returns the table in force.
+func (p *Proxy) Table() *Table { return p.table.Load() }
+
+// Update builds a table from cfg and swaps it in. Requests in flight finish on
+// the table they started with. Routes that cannot be built are logged and left
+// out; the rest of the table is unaffected.
+func (p *Proxy) Update(cfg discovery.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	start := p.now()
+	t := buildTable(cfg, p.pool, p.tr, start)
+	for _, e := range t.errors {
+		p.log.Warn("route rejected", zap.String("reason", e))
+	}
+	p.table.Store(t)
+	in := t.endpointsInUse()
+	if dropped := p.pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
+		// http.Transport cannot close the idle connections of one host; closing
+		// all idle ones costs a few reconnects and frees the pool of dead tasks.
+		p.tr.closeIdle()
+	}
+	p.restartHealthChecks(t)
+	p.metrics.swapped(t, len(cfg.Errors))
+	p.log.Info("routing table swapped",
+		zap.Int("routes", len(t.targets)),
+		zap.Int("label_errors", len(cfg.Errors)),
+		zap.Int("rejected", len(t.errors)),
+		zap.Duration("build", p.now().Sub(start)))
+}
+
+// restartHealthChecks runs the active health checks the table asks for.
+func (p *Proxy) restartHealthChecks(t *Table) {
+	if p.health != nil {
+		p.health()
+		p.health = nil
+	}
+	var ctx context.Context
+	for _, tg := range t.targets {
+		r := tg.route
+		if r.HealthPath == "" || len(tg.endpoints) == 0 {
+			continue
+		}
+		if ctx == nil {
+			ctx, p.health = context.WithCancel(context.Background())
+		}
+		hc := balancer.HealthCheck{
+			Path:     r.HealthPath,
+			Interval: r.HealthInterval,
+			Timeout:  min(r.Timeout, 5*time.Second),
+			Client:   &http.Client{Transport: tg.transport},
+			Scheme:   tg.scheme(),
+		}
+		go hc.Run(ctx, tg.endpoints)
+	}
+}
+
+// Close stops background work: health checks and idle upstream connections.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	if p.health != nil {
+		p.health()
+		p.health = nil
+	}
+	p.mu.Unlock()
+	p.tr.closeIdle()
+}
+
+func (tg *target) scheme() string {
+	if tg.route.BackendTLS == discovery.BackendTLSOn || tg.route.BackendTLS == discovery.BackendTLSInsecure {
+		return "https"
+	}
+	return "http"
+}
+
+// upstreams holds the shared transports: one per kind of upstream protocol, so
+// every route of a kind shares one connection pool per endpoint.
+type upstreams struct {
+	plain, h2c, tls, tlsInsecure *http.Transport
+}
+
+func newUpstreams(dialTimeout time.Duration) *upstreams {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	base := func() *http.Transport {
+		return &http.Transport{
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          4096,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: 1 * time.Second,
+			// The client negotiated its own encoding; never add ours.
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: 1 << 20,
+			WriteBufferSize:        32 << 10,
+			ReadBufferSize:         32 << 10,
+		}
+	}
+	u := &upstreams{plain: base(), h2c: base(), tls: base(), tlsInsecure: base()}
+	u.h2c.Protocols = new(http.Protocols)
+	u.h2c.Protocols.SetUnencryptedHTTP2(true)
+	u.tls.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	u.tls.ForceAttemptHTTP2 = true
+	u.tlsInsecure.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // the operator asked for it: swarmgate.backend.tls=insecure
+	u.tlsInsecure.ForceAttemptHTTP2 = true
+	return u
+}
+
+func (u *upstreams) forRoute(r *discovery.Route) http.RoundTripper {
+	switch {
+	case r.BackendTLS == discovery.BackendTLSOn:
+		return u.tls
+	case r.BackendTLS == discovery.BackendTLSInsecure:
+		return u.tlsInsecure
+	case r.H2C:
+		return u.h2c
+	}
+	return u.plain
+}
+
+func (u *upstreams) closeIdle() {
+	for _, t := range []*http.Transport{u.plain, u.h2c, u.tls, u.tlsInsecure} {
+		t.CloseIdleConnections()
+	}
+}
+
+// errNoEndpoint is returned when a route has no available endpoint.
+var errNoEndpoint = errors.New("no available endpoint")

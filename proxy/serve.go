@@ -1,0 +1,423 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/balancer"
+)
+
+// exchange is the state of one proxied request, for the error handler, the
+// access log and the metrics.
+type exchange struct {
+	start     time.Time
+	target    *target
+	endpoint  string
+	status    int   // status sent to the client
+	bytes     int64 // response body bytes sent to the client
+	attempts  int
+	reason    string // why the proxy answered by itself, or why the upstream failed
+	requestID string
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := exchange{start: p.now(), requestID: requestID(r.Header)}
+	defer p.finish(r, &x)
+	w.Header().Set("X-Request-Id", x.requestID)
+	if r.Method == http.MethodConnect {
+		p.fail(w, &x, http.StatusMethodNotAllowed, "CONNECT is not proxied")
+		return
+	}
+	t := p.table.Load()
+	reqPath := cleanPath(r.URL.Path)
+	g, _, ok := t.http.Lookup(r.Host, reqPath)
+	if !ok {
+		p.fail(w, &x, http.StatusNotFound, "no route")
+		return
+	}
+	tg := g.pick(x.start)
+	if tg == nil {
+		x.target = g.targets[0]
+		p.fail(w, &x, http.StatusServiceUnavailable, errNoEndpoint.Error())
+		return
+	}
+	x.target = tg
+	if to, code := tg.redirect(r, reqPath); to != "" {
+		x.status = code
+		http.Redirect(w, r, to, code)
+		return
+	}
+	p.forward(w, r, tg, reqPath, &x)
+}
+
+// fail answers the client with a plain-text error. Every answer the proxy
+// gives by itself goes through here.
+func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, reason string) {
+	x.status, x.reason = code, reason
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	n, _ := io.WriteString(w, http.StatusText(code)+"\n")
+	x.bytes = int64(n)
+}
+
+// forward sends the request to the target's endpoints, retrying what is safe
+// to retry, and streams the response back.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqPath string, x *exchange) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var timedOut atomic.Bool
+	timeout := tg.route.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
+	defer timer.Stop()
+
+	out := p.outRequest(ctx, r, tg, reqPath)
+	var body *replayGuard
+	if out.Body != nil {
+		body = &replayGuard{rc: r.Body}
+		out.Body = body
+	}
+	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
+	var tried []*balancer.Endpoint
+	for {
+		ep := p.pickEndpoint(r, tg, hint, tried)
+		if ep == nil {
+			if x.attempts == 0 {
+				p.fail(w, x, http.StatusServiceUnavailable, errNoEndpoint.Error())
+			} else {
+				p.fail(w, x, http.StatusBadGateway, x.reason)
+			}
+			return
+		}
+		x.attempts++
+		x.endpoint = ep.Addr
+		out.URL.Host = ep.Addr
+		release := ep.Acquire()
+		sent := p.now()
+		resp, err := tg.transport.RoundTrip(out)
+		if err == nil {
+			timer.Stop()
+			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
+			return
+		}
+		switch {
+		case timedOut.Load():
+			release(p.now().Sub(sent), balancer.Failure)
+			p.metrics.upstreamError(tg, "timeout")
+			p.fail(w, x, http.StatusGatewayTimeout, "upstream timed out after "+timeout.String())
+			return
+		case r.Context().Err() != nil:
+			release(p.now().Sub(sent), balancer.Success)
+			x.status, x.reason = 499, "client closed request"
+			return
+		case isConnectError(err):
+			// Nothing reached the endpoint: any request may go elsewhere.
+			release(p.now().Sub(sent), balancer.ConnectFailure)
+			p.metrics.upstreamError(tg, "connect")
+			x.reason = err.Error()
+		default:
+			release(p.now().Sub(sent), balancer.Failure)
+			p.metrics.upstreamError(tg, "protocol")
+			x.reason = err.Error()
+			if body != nil || !idempotent(r.Method) {
+				p.fail(w, x, http.StatusBadGateway, x.reason)
+				return
+			}
+		}
+		if body != nil && body.read.Load() {
+			p.fail(w, x, http.StatusBadGateway, x.reason)
+			return
+		}
+		if x.attempts >= p.maxTry {
+			p.fail(w, x, http.StatusBadGateway, x.reason)
+			return
+		}
+		tried = append(tried, ep)
+		p.log.Debug("retrying on another endpoint",
+			zap.String("route", tg.id), zap.String("endpoint", ep.Addr), zap.String("reason", x.reason))
+	}
+}
+
+// pickEndpoint honours a sticky cookie on the first attempt, then asks the
+// route's policy, leaving out endpoints that already failed this request.
+func (p *Proxy) pickEndpoint(r *http.Request, tg *target, h balancer.Hint, tried []*balancer.Endpoint) *balancer.Endpoint {
+	now := p.now()
+	eps := tg.endpoints
+	if len(tried) > 0 {
+		eps = make([]*balancer.Endpoint, 0, len(tg.endpoints))
+		for _, e := range tg.endpoints {
+			if !containsEndpoint(tried, e) {
+				eps = append(eps, e)
+			}
+		}
+	} else if tg.sticky != "" {
+		if c, err := r.Cookie(tg.sticky); err == nil {
+			if e := balancer.FindSticky(eps, c.Value, now); e != nil {
+				return e
+			}
+		}
+	}
+	return tg.policy.Pick(eps, h, now)
+}
+
+func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {
+	for _, x := range s {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// outRequest builds the upstream request: same method, body and headers less
+// the hop-by-hop ones, plus the X-Forwarded-* set.
+func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string) *http.Request {
+	out := r.WithContext(ctx)
+	out.Header = r.Header.Clone()
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	u := &url.URL{Scheme: tg.scheme(), Path: reqPath, RawQuery: r.URL.RawQuery}
+	if reqPath == r.URL.Path {
+		u.RawPath = r.URL.RawPath
+	}
+	if tg.stripLen > 0 {
+		u.Path = stripPrefix(u.Path, tg.stripLen)
+		if u.RawPath != "" {
+			if strings.HasPrefix(u.RawPath, reqPath[:tg.stripLen]) {
+				u.RawPath = stripPrefix(u.RawPath, tg.stripLen)
+			} else {
+				u.RawPath = ""
+			}
+		}
+	}
+	out.URL = u
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil // a zero-length body is no body: safe to retry
+	}
+	upgrade := upgradeType(r.Header)
+	removeHopByHop(out.Header)
+	if upgrade != "" {
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", upgrade)
+	}
+	setForwarded(out.Header, r)
+	return out
+}
+
+func stripPrefix(p string, n int) string {
+	if n >= len(p) {
+		return "/"
+	}
+	return p[n:]
+}
+
+// respond streams an upstream response to the client.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *balancer.Endpoint,
+	resp *http.Response, x *exchange, done func(balancer.Outcome)) {
+	outcome := balancer.Success
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		outcome = balancer.Failure
+	}
+	defer func() { done(outcome) }()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		p.tunnel(w, r, resp, x)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	removeHopByHop(resp.Header)
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	if tg.sticky != "" {
+		setStickyCookie(h, r, tg.sticky, balancer.StickyValue(ep))
+	}
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h.Set("Trailer", strings.Join(keys, ", "))
+	}
+	x.status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
+	n, readErr, writeErr := copyBody(w, resp.Body, flush)
+	x.bytes = n
+	if readErr != nil || writeErr != nil {
+		if readErr != nil {
+			x.reason = "reading upstream response: " + readErr.Error()
+			outcome = balancer.Failure
+		} else {
+			x.reason = "writing to client: " + writeErr.Error()
+		}
+		// The status line is gone: abort, so the client sees a truncated
+		// response instead of a complete-looking one.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody copies src to w with a pooled buffer, flushing after every write
+// when asked (server-sent events, chunked streams). It tells a failure to read
+// the upstream from a failure to write to the client.
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, readErr, writeErr error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	fl, _ := w.(http.Flusher)
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, nil, werr
+			}
+			if flush && fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil, nil
+		}
+		if rerr != nil {
+			return n, rerr, nil
+		}
+	}
+}
+
+// replayGuard wraps a request body so that a failed attempt can tell whether
+// any of it was consumed, and so that the transport's Close on error does not
+// close the client's body before a retry.
+type replayGuard struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *replayGuard) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.rc.Read(p)
+}
+
+// Close is a no-op: the server closes the client's body when the handler returns.
+func (b *replayGuard) Close() error { return nil }
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// idempotent reports the methods RFC 9110 section 9.2.2 calls idempotent.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return strings.HasPrefix(ct, "text/event-stream")
+}
+
+// cleanPath returns p with "//", "." and ".." segments resolved, so that the
+// path that is routed is the path that is forwarded. Clean paths (nearly all)
+// are returned as they are, without allocating.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	if !needsClean(p) {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func needsClean(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' || i+1 >= len(p) {
+			continue
+		}
+		switch next := p[i+1:]; {
+		case next[0] == '/':
+			return true
+		case next == "." || next == "..", strings.HasPrefix(next, "./"), strings.HasPrefix(next, "../"):
+			return true
+		}
+	}
+	return false
+}
+
+func clientIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
+
+// finish records the exchange: metrics and one access log entry.
+func (p *Proxy) finish(r *http.Request, x *exchange) {
+	elapsed := p.now().Sub(x.start)
+	route, service := "", ""
+	if x.target != nil {
+		route, service = x.target.id, x.target.route.Service
+	}
+	p.metrics.requests.WithLabelValues(route, service, codeString(x.status)).Inc()
+	p.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+	if x.status >= 500 && x.status != 499 {
+		p.log.Warn("upstream failure",
+			zap.String("route", route), zap.String("endpoint", x.endpoint), zap.Int("status", x.status),
+			zap.String("reason", x.reason), zap.Int("attempts", x.attempts), zap.String("request_id", x.requestID))
+	}
+	if p.access == nil {
+		return
+	}
+	p.access.Info("request",
+		zap.String("request_id", x.requestID),
+		zap.String("client", r.RemoteAddr),
+		zap.String("method", r.Method),
+		zap.String("host", r.Host),
+		zap.String("uri", r.RequestURI),
+		zap.String("proto", r.Proto),
+		zap.Int("status", x.status),
+		zap.Int64("bytes", x.bytes),
+		zap.Duration("duration", elapsed),
+		zap.String("route", route),
+		zap.String("endpoint", x.endpoint),
+		zap.Int("attempts", x.attempts),
+		zap.String("reason", x.reason),
+	)
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/router"
+)
+
+// Table is one immutable routing snapshot. A request loads the current Table
+// once and uses it to the end, so a swap never changes a request half-way.
+type Table struct {
+	http    *router.Table[*group]
+	targets []*target // every HTTP target, for health checks and the admin API
+	config  discovery.Config
+	errors  []string // routes the table refused (conflicts the label parser cannot see)
+	built   time.Time
+}
+
+// group is a weighted set of routes that publish the same host, path and
+// priority: a canary or blue-green split.
+type group struct {
+	targets  []*target
+	weighted *balancer.Weighted[*target]
+}
+
+// target is one route of one service with its resolved endpoints.
+type target struct {
+	route     *discovery.Route
+	id        string // route ID, the "route" metric and log label
+	policy    balancer.Policy
+	endpoints []*balancer.Endpoint
+	transport http.RoundTripper
+	sticky    string // cookie name; "" is off
+	stripLen  int    // bytes of the path prefix to strip; 0 for none
+}
+
+// pick chooses a target by weight, falling back to any other weighted target
+// that still has an available endpoint.
+func (g *group) pick(now time.Time) *target {
+	if t, ok := g.weighted.Pick(); ok && t.available(now) {
+		return t
+	}
+	for _, t := range g.targets {
+		if t.route.Weight > 0 && t.available(now) {
+			return t
+		}
+	}
+	return nil
+}
+
+func (t *target) available(now time.Time) bool {
+	for _, e := range t.endpoints {
+		if e.Available(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// transports chooses the upstream transport for a route.
+type transports interface {
+	forRoute(r *discovery.Route) http.RoundTripper
+}
+
+// buildTable turns a desired Config into a Table. Endpoints come from pool,
+// so their statistics and connections survive the rebuild. Routes the router
+// rejects are left out and reported; they never affect other routes.
+func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, now time.Time) *Table {
+	t := &Table{config: cfg, built: now}
+	type key struct {
+		host, path string
+		priority   int
+	}
+	groups := make(map[key]*group)
+	var order []key
+	routes := make([]*discovery.Route, 0, len(cfg.Routes))
+	for i := range cfg.Routes {
+		if cfg.Routes[i].IsHTTP() {
+			routes = append(routes, &cfg.Routes[i])
+		}
+	}
+	// Older routes first, so that group members and listings are deterministic.
+	slices.SortStableFunc(routes, func(a, b *discovery.Route) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
+	})
+	for _, r := range routes {
+		tg, err := newTarget(r, pool, tr)
+		if err != nil {
+			t.errors = append(t.errors, err.Error())
+			continue
+		}
+		t.targets = append(t.targets, tg)
+		hosts := r.Hosts
+		if r.Default {
+			hosts = append(slices.Clip(hosts), "")
+		}
+		for _, h := range hosts {
+			k := key{strings.ToLower(h), normalizePrefix(r.Path), r.Priority}
+			g := groups[k]
+			if g == nil {
+				g = &group{}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.targets = append(g.targets, tg)
+		}
+	}
+	b := router.NewBuilder[*group]()
+	for _, k := range order {
+		g := groups[k]
+		weights := make([]int, len(g.targets))
+		for i, tg := range g.targets {
+			weights[i] = tg.route.Weight
+		}
+		g.weighted = balancer.NewWeighted(g.targets, weights)
+		if err := b.Insert(k.host, k.path, k.priority, g); err != nil {
+			t.errors = append(t.errors, fmt.Sprintf("host %q path %q: %v", k.host, k.path, err))
+		}
+	}
+	t.http = b.Build()
+	return t
+}
+
+func newTarget(r *discovery.Route, pool *balancer.Pool, tr transports) (*target, error) {
+	name := r.Balancer
+	if name == "" {
+		name = "p2c"
+	}
+	policy, err := balancer.New(name)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: %w", r.ID(), err)
+	}
+	tg := &target{
+		route:     r,
+		id:        r.ID(),
+		policy:    policy,
+		transport: tr.forRoute(r),
+		sticky:    r.Sticky,
+	}
+	if r.Strip && r.Path != "/" {
+		tg.stripLen = len(normalizePrefix(r.Path))
+	}
+	for _, addr := range r.Endpoints {
+		tg.endpoints = append(tg.endpoints, pool.Endpoint(addr))
+	}
+	return tg, nil
+}
+
+// normalizePrefix drops a trailing slash other than the root's, as the router does.
+func normalizePrefix(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if len(p) > 1 && strings.HasSuffix(p, "/") {
+		return strings.TrimRight(p, "/")
+	}
+	return p
+}
+
+// endpointsInUse reports every address the table references.
+func (t *Table) endpointsInUse() map[string]bool {
+	in := make(map[string]bool)
+	for _, tg := range t.targets {
+		for _, e := range tg.endpoints {
+			in[e.Addr] = true
+		}
+	}
+	return in
+}
