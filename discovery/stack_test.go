@@ -190,3 +190,33 @@ func TestParseStackErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLabelsDocExamples keeps the stack examples of LABELS.md valid: every
+// YAML block with a services: key must parse without a label error.
+func TestLabelsDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("LABELS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := 0
+	for _, part := range strings.Split(string(doc), "```yaml\n")[1:] {
+		block, _, _ := strings.Cut(part, "```")
+		if !strings.HasPrefix(block, "services:") && !strings.HasPrefix(block, "version:") {
+			continue
+		}
+		blocks++
+		svcs, err := ParseStack([]byte(block))
+		if err != nil {
+			t.Errorf("%v in:\n%s", err, block)
+			continue
+		}
+		for _, s := range svcs {
+			if _, errs := ParseLabels(s.Name, s.Labels); errs != nil {
+				t.Errorf("%v in:\n%s", errs, block)
+			}
+		}
+	}
+	if blocks < 3 {
+		t.Errorf("found %d stack examples in LABELS.md, want at least 3", blocks)
+	}
+}
