@@ -1,0 +1,165 @@
+package discovery
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+const goodFile = `
+services:
+  - name: web
+    labels:
+      swarmgate.hosts: app.example.org,www.example.org
+      swarmgate.port: "9000"
+    endpoints: ["127.0.0.1:9000", "10.0.0.2", "[::1]"]
+  - name: db
+    labels:
+      swarmgate.tcp.port: "15432"
+      swarmgate.port: "5432"
+    endpoints: ["127.0.0.1"]
+  - name: broken
+    labels:
+      swarmgate.hosts: bad.example.org
+      swarmgate.port: "http"
+    endpoints: ["127.0.0.1"]
+`
+
+func TestParseRoutesFile(t *testing.T) {
+	cfg, err := ParseRoutesFile([]byte(goodFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 2 {
+		t.Fatalf("got %d routes, want 2 (web, db): %+v", len(cfg.Routes), cfg.Routes)
+	}
+	web, db := cfg.Routes[0], cfg.Routes[1]
+	if got, want := strings.Join(web.Endpoints, " "), "127.0.0.1:9000 10.0.0.2:9000 [::1]:9000"; got != want {
+		t.Errorf("web endpoints %q, want %q", got, want)
+	}
+	if got := strings.Join(db.Endpoints, " "); got != "127.0.0.1:5432" || db.TCPPort != 15432 {
+		t.Errorf("db: endpoints %q tcp port %d", got, db.TCPPort)
+	}
+	if !web.CreatedAt.Before(db.CreatedAt) {
+		t.Errorf("earlier services must count as older: %v vs %v", web.CreatedAt, db.CreatedAt)
+	}
+	if len(cfg.Errors) != 1 || cfg.Errors[0].Service != "broken" || cfg.Errors[0].Label != "swarmgate.port" {
+		t.Errorf("errors: %v", cfg.Errors)
+	}
+}
+
+func TestParseRoutesFileErrors(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{"not yaml", "services: [", "routes file"},
+		{"unknown key", "services:\n  - name: a\n    lables: {}\n", "lables"},
+		{"no name", "services:\n  - labels: {}\n", "no name"},
+		{"duplicate", "services:\n  - name: a\n  - name: a\n", "listed twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRoutesFile([]byte(tt.data))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+	cfg, err := ParseRoutesFile([]byte("services:\n  - name: a\n    labels: {swarmgate.hosts: a.org, swarmgate.port: '80'}\n    endpoints: ['1.2.3.4:99999', 'h/x']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 0 || len(cfg.Errors) != 2 || cfg.Errors[0].Label != "endpoints" {
+		t.Errorf("bad endpoints: routes %v errors %v", cfg.Routes, cfg.Errors)
+	}
+	if cfg, err := ParseRoutesFile(nil); err != nil || len(cfg.Routes) != 0 {
+		t.Errorf("empty file: %v %v", cfg, err)
+	}
+}
+
+// TestFileSourceKeepsLastGoodTable drives the watcher: a change is picked up,
+// a broken file is ignored (the last Config stays), a fixed file is picked up.
+func TestFileSourceKeepsLastGoodTable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routes.yaml")
+	write := func(s string) {
+		// Write and rename, as editors and config managers do.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := "services:\n  - name: a\n    labels: {swarmgate.hosts: a.org, swarmgate.port: '80'}\n    endpoints: ['127.0.0.1']\n"
+	two := one + "  - name: b\n    labels: {swarmgate.hosts: b.org, swarmgate.port: '80'}\n    endpoints: ['127.0.0.1']\n"
+	write(one)
+	f := NewFile(FileOptions{Path: path, Interval: 5 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	var mu sync.Mutex
+	var got []Config
+	updates := make(chan struct{}, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- f.Run(ctx, func(c Config) {
+			mu.Lock()
+			got = append(got, c)
+			mu.Unlock()
+			updates <- struct{}{}
+		})
+	}()
+	wait := func(want int) {
+		t.Helper()
+		select {
+		case <-updates:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no update; want a config with %d routes", want)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(got[len(got)-1].Routes); n != want {
+			t.Fatalf("latest config has %d routes, want %d", n, want)
+		}
+	}
+	wait(1)
+	write(two)
+	wait(2)
+	write("services: [ this is not yaml")
+	select {
+	case <-updates:
+		t.Fatal("a broken file produced an update")
+	case <-time.After(100 * time.Millisecond):
+	}
+	write(one)
+	wait(1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileSourceFirstLoadErrorIsFatal(t *testing.T) {
+	f := NewFile(FileOptions{Path: filepath.Join(t.TempDir(), "missing.yaml")})
+	if err := f.Run(context.Background(), func(Config) { t.Error("update called") }); err == nil {
+		t.Fatal("missing file: want an error")
+	}
+}
+
+func TestMergeFiltersCluster(t *testing.T) {
+	a := Config{Routes: []Route{{Service: "a"}, {Service: "b", Cluster: "blue"}}}
+	b := Config{Routes: []Route{{Service: "c"}}, Errors: []*LabelError{{Service: "x"}}}
+	got := Merge(DefaultCluster, a, b)
+	if len(got.Routes) != 2 || got.Routes[0].Service != "a" || got.Routes[1].Service != "c" || len(got.Errors) != 1 {
+		t.Errorf("default cluster: %+v", got)
+	}
+	if got := Merge("blue", a, b); len(got.Routes) != 1 || got.Routes[0].Service != "b" {
+		t.Errorf("blue cluster: %+v", got)
+	}
+}
