@@ -440,6 +440,8 @@ func TestParseLabelsErrors(t *testing.T) {
 		{"named route without key", labels("swarmgate.routes.api", "x"), []wantErr{{"swarmgate.routes.api", "want swarmgate.routes.<name>.<key>"}}},
 		{"named route empty name", labels("swarmgate.routes..hosts", "x"), []wantErr{{"swarmgate.routes..hosts", "want swarmgate.routes.<name>.<key>"}}},
 		{"named route bad name", labels("swarmgate.routes.a$b.hosts", "x.org"), []wantErr{{"swarmgate.routes.a$b.hosts", "route name"}}},
+		{"named route name too long", labels("swarmgate.routes."+strings.Repeat("r", 129)+".hosts", "x.org"),
+			[]wantErr{{"swarmgate.routes." + strings.Repeat("r", 129) + ".hosts", "at most 128"}}},
 		{"named route unknown key", labels("swarmgate.routes.api.prot", "80"),
 			[]wantErr{{"swarmgate.routes.api.prot", "did you mean swarmgate.routes.api.port?"}}},
 		{"named route publishes nothing, values still checked", labels("swarmgate.routes.api.port", "0"),
