@@ -87,8 +87,9 @@ func (r *Route) IsHTTP() bool {
 	return len(r.Hosts) > 0 && r.TLS != TLSPassthrough || r.Default
 }
 
-// Redirect is one swarmgate.redirects rule: requests whose "host/path" (or path,
-// when From starts with "/") begins with From are redirected to To plus the rest.
+// Redirect is one swarmgate.redirects rule: requests whose "scheme://host/path"
+// (or path, when From starts with "/") begins with From, on a segment
+// boundary, are redirected to To plus the rest of the path and the query.
 type Redirect struct {
 	From string
 	To   string
