@@ -1,0 +1,196 @@
+package tlsstore
+
+import (
+	"bytes"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestParseCertificate(t *testing.T) {
+	root := newCA(t, "root")
+	inter := root.intermediate(t, "intermediate")
+	l := map[keyKind]leaf{}
+	for _, k := range []keyKind{ecdsaPKCS8, ecdsaSEC1, rsaPKCS8, rsaPKCS1, ed25519PKCS8} {
+		l[k] = inter.issue(t, k, "app.example.org")
+	}
+	other := inter.issue(t, ecdsaPKCS8, "other.example.org")
+	tests := []struct {
+		name      string
+		cert, key []byte
+		wantChain [][]byte // PEM of the expected chain, leaf first
+		wantErr   string
+	}{
+		{"ECDSA PKCS#8", l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].keyPEM, [][]byte{l[ecdsaPKCS8].certPEM}, ""},
+		{"ECDSA SEC 1", l[ecdsaSEC1].certPEM, l[ecdsaSEC1].keyPEM, [][]byte{l[ecdsaSEC1].certPEM}, ""},
+		{"RSA PKCS#8", l[rsaPKCS8].certPEM, l[rsaPKCS8].keyPEM, [][]byte{l[rsaPKCS8].certPEM}, ""},
+		{"RSA PKCS#1", l[rsaPKCS1].certPEM, l[rsaPKCS1].keyPEM, [][]byte{l[rsaPKCS1].certPEM}, ""},
+		{"Ed25519 PKCS#8", l[ed25519PKCS8].certPEM, l[ed25519PKCS8].keyPEM, [][]byte{l[ed25519PKCS8].certPEM}, ""},
+		{"pem: leaf, intermediate, key", cat(l[ecdsaPKCS8].certPEM, inter.pem, l[ecdsaPKCS8].keyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem}, ""},
+		{"pem: key first", cat(l[ecdsaPKCS8].keyPEM, l[ecdsaPKCS8].certPEM, inter.pem), nil,
+			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem}, ""},
+		{"pem: root, intermediate, leaf reordered", cat(root.pem, inter.pem, l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].keyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem, root.pem}, ""},
+		{"pem: unrelated certificate kept last", cat(other.certPEM, l[ecdsaPKCS8].certPEM, inter.pem, l[ecdsaPKCS8].keyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem, other.certPEM}, ""},
+		{"mismatched key", l[ecdsaPKCS8].certPEM, other.keyPEM, nil, "matches no certificate"},
+		{"key of another certificate, with chain", cat(l[ecdsaPKCS8].certPEM, inter.pem), other.keyPEM, nil, "matches no certificate"},
+		{"no key", l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].certPEM, nil, "no PRIVATE KEY"},
+		{"no certificate", l[ecdsaPKCS8].keyPEM, l[ecdsaPKCS8].keyPEM, nil, "no CERTIFICATE"},
+		{"garbage", []byte("not a certificate"), []byte("not a key"), nil, "no CERTIFICATE"},
+		{"corrupt certificate", pemBlock("CERTIFICATE", []byte("junk")), l[ecdsaPKCS8].keyPEM, nil, "certificate 1"},
+		{"corrupt key", l[ecdsaPKCS8].certPEM, pemBlock("PRIVATE KEY", []byte("junk")), nil, "not PKCS#8"},
+		{"encrypted key", l[ecdsaPKCS8].certPEM, pemBlock("ENCRYPTED PRIVATE KEY", []byte("x")), nil, "encrypted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := tt.key
+			if key == nil {
+				key = tt.cert
+			}
+			got, err := parseCertificate(tt.cert, key)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Certificate) != len(tt.wantChain) {
+				t.Fatalf("chain has %d certificates, want %d", len(got.Certificate), len(tt.wantChain))
+			}
+			for i, p := range tt.wantChain {
+				if !bytes.Equal(pemBlock("CERTIFICATE", got.Certificate[i]), p) {
+					t.Errorf("chain[%d] is not the expected certificate", i)
+				}
+			}
+			if !bytes.Equal(got.Leaf.Raw, got.Certificate[0]) {
+				t.Error("Leaf is not Certificate[0]")
+			}
+			// The chain verifies and the key signs for it, as a handshake needs.
+			inters := x509.NewCertPool()
+			inters.AddCert(inter.cert) // for the cases that give the leaf alone
+			for _, der := range got.Certificate[1:] {
+				c, _ := x509.ParseCertificate(der)
+				inters.AddCert(c)
+			}
+			if _, err := got.Leaf.Verify(x509.VerifyOptions{Roots: root.pool, Intermediates: inters, DNSName: "app.example.org"}); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+		})
+	}
+}
+
+func TestScanDir(t *testing.T) {
+	ca := newCA(t, "ca")
+	a := ca.issue(t, ecdsaPKCS8, "a.example.org")
+	b := ca.issue(t, ecdsaPKCS8, "b.example.org")
+	c := ca.issue(t, ecdsaPKCS8, "c.example.org")
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"a.crt":                       a.certPEM,
+		"a.key":                       a.keyPEM,
+		"b.pem":                       cat(b.certPEM, b.keyPEM),
+		"demo_app.example.org.cert":   c.certPEM, // Interlock's ssl_cert secret name
+		"demo_app.example.org.key":    c.keyPEM,
+		"db_password":                 []byte("hunter2"), // another secret on the edge
+		"lonely.key":                  a.keyPEM,
+		".b.pem.tmp":                  []byte("half written"),
+		"notes.txt":                   []byte("x"),
+		"chain-only.pem":              ca.pem, // no key anywhere: reported
+		"split.pem":                   b.certPEM,
+		"split.key":                   b.keyPEM, // NAME.pem + NAME.key
+		"orphan.crt":                  a.certPEM,
+		"subdir.crt/placeholder-file": nil,
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "b.pem"), filepath.Join(dir, "linked.pem")); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	s, err := New(Options{Dir: dir, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first load reports each bad certificate once.
+	for _, name := range []string{"chain-only", "orphan"} {
+		if got := value(t, s.metrics.reloadErrors.WithLabelValues(name)); got != 1 {
+			t.Errorf("reload errors for %q = %v, want 1", name, got)
+		}
+	}
+	if n := count(s.metrics.reloadErrors); n != 2 {
+		t.Errorf("%d certificate names with reload errors, want 2", n)
+	}
+	if err == nil {
+		err = s.Reload() // unchanged bad files are not reported twice
+	}
+	if err != nil {
+		t.Fatalf("second load: %v", err)
+	}
+	tests := []struct {
+		name string
+		want *x509.Certificate // nil: not loaded
+	}{
+		{"a", a.cert},
+		{"b", b.cert},
+		{"demo_app.example.org", c.cert},
+		{"split", b.cert},
+		{"linked", b.cert},
+		{"db_password", nil},
+		{"lonely", nil},
+		{"notes", nil},
+		{"chain-only", nil},
+		{"orphan", nil},
+		{"subdir", nil},
+	}
+	for _, tt := range tests {
+		got, ok := s.Lookup(tt.name)
+		switch {
+		case tt.want == nil && ok:
+			t.Errorf("Lookup(%q) loaded a certificate, want none", tt.name)
+		case tt.want != nil && !ok:
+			t.Errorf("Lookup(%q) found nothing", tt.name)
+		case tt.want != nil && !got.Leaf.Equal(tt.want):
+			t.Errorf("Lookup(%q) = %s, want %s", tt.name, got.Leaf.Subject, tt.want.Subject)
+		}
+	}
+	if got := strings.Join(s.Names(), ","); got != "a,b,demo_app.example.org,linked,split" {
+		t.Errorf("Names() = %s", got)
+	}
+}
+
+func TestNewUnreadableDir(t *testing.T) {
+	_, err := New(Options{Dir: filepath.Join(t.TempDir(), "missing")})
+	if err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Fatalf("New on a missing directory: err = %v", err)
+	}
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"App.Example.ORG":      "app.example.org",
+		"app.example.org.":     "app.example.org",
+		"app.example.org:5002": "app.example.org",
+		"[::1]:443":            "[::1]",
+		"":                     "",
+	} {
+		if got := normalizeHost(in); got != want {
+			t.Errorf("normalizeHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
