@@ -1,0 +1,424 @@
+package discovery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Defaults of SwarmOptions and fixed timings of the Swarm source.
+const (
+	DefaultSwarmResync   = 30 * time.Second
+	DefaultSwarmFastPoll = 250 * time.Millisecond
+	DefaultSwarmDebounce = 50 * time.Millisecond
+
+	swarmRequestTimeout = 10 * time.Second // one API call; a stuck proxy must not stall the source
+	swarmMinBackoff     = 100 * time.Millisecond
+	swarmMaxBackoff     = 5 * time.Second
+)
+
+// SwarmOptions configure the Swarm source.
+type SwarmOptions struct {
+	// Host is the Docker Engine API address: "unix:///var/run/docker.sock"
+	// on a single host, "tcp://socket-proxy:2375" in production. If empty,
+	// the DOCKER_HOST conventions apply (DOCKER_HOST, DOCKER_TLS_VERIFY,
+	// DOCKER_CERT_PATH, DOCKER_API_VERSION).
+	Host string
+	// TLS, if set, is the client TLS configuration for a tcp:// host that
+	// requires mutual TLS.
+	TLS *tls.Config
+	// Network is the overlay network the edge shares with services
+	// (edge --network). A route whose labels name no network uses it when its
+	// service is attached to it. If empty, a service must be attached to
+	// exactly one overlay network or name one in its labels.
+	Network string
+	// Resync is the period of full listings, whatever happens. If zero, 30s.
+	Resync time.Duration
+	// FastPoll is the task polling period while a published service
+	// converges (Swarm sends no task events). If zero, 250ms.
+	FastPoll time.Duration
+	// Debounce coalesces bursts of events into one listing: the first event
+	// starts the wait, the ones that follow within it ride along. If zero, 50ms.
+	Debounce time.Duration
+	// Logger receives outages, label errors and changes. If nil, nothing is logged.
+	Logger *zap.Logger
+	// Registerer receives the source's metrics. If nil, metrics are not exported.
+	Registerer prometheus.Registerer
+}
+
+// Swarm is the Docker Engine API source: routes from the labels of Swarm
+// services, endpoints from their tasks.
+type Swarm struct {
+	o   SwarmOptions
+	cli *client.Client
+	log *zap.Logger
+	m   *swarmMetrics
+}
+
+var _ Source = (*Swarm)(nil)
+
+// NewSwarm returns a Swarm source. It does not contact the API: Run and
+// Snapshot do.
+func NewSwarm(o SwarmOptions) (*Swarm, error) {
+	if o.Resync <= 0 {
+		o.Resync = DefaultSwarmResync
+	}
+	if o.FastPoll <= 0 {
+		o.FastPoll = DefaultSwarmFastPoll
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = DefaultSwarmDebounce
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	if o.TLS != nil {
+		// WithHost configures the transport it finds, so the TLS client
+		// must be in place first.
+		opts = append(opts, client.WithHTTPClient(&http.Client{
+			Transport:     &http.Transport{TLSClientConfig: o.TLS},
+			CheckRedirect: client.CheckRedirect,
+		}))
+		if o.Host == "" {
+			opts = append(opts, client.WithHostFromEnv(), client.WithVersionFromEnv())
+		}
+	} else if o.Host == "" {
+		opts = append(opts, client.FromEnv)
+	}
+	if o.Host != "" {
+		opts = append(opts, client.WithHost(o.Host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: swarm: docker client: %w", err)
+	}
+	m, err := newSwarmMetrics(o.Registerer)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return &Swarm{o: o, cli: cli, log: log.With(zap.String("source", "swarm"), zap.String("host", cli.DaemonHost())), m: m}, nil
+}
+
+// Name identifies the source in logs.
+func (s *Swarm) Name() string { return "swarm:" + s.cli.DaemonHost() }
+
+// Close releases the client's idle connections.
+func (s *Swarm) Close() error { return s.cli.Close() }
+
+// Snapshot does one synchronous listing of services, tasks, networks and
+// nodes and returns the Config it yields.
+func (s *Swarm) Snapshot(ctx context.Context) (Config, error) {
+	var c swarmCache
+	st, err := s.list(ctx, true, &c)
+	if err != nil {
+		return Config{}, err
+	}
+	return buildSwarmConfig(st, s.o.Network).Config, nil
+}
+
+// Run calls update with the Config of the first successful listing, then
+// again whenever it changes, until ctx is done; it returns nil then. While the
+// API is unreachable it keeps quiet (the last Config stays in force), logs
+// once, and reconnects with exponential backoff.
+func (s *Swarm) Run(ctx context.Context, update func(Config)) error {
+	r := &swarmRun{s: s, update: update, logged: map[string]bool{}}
+	backoff := swarmMinBackoff
+	var downSince time.Time
+	for {
+		err := r.session(ctx, func() {
+			if !downSince.IsZero() {
+				s.log.Info("Docker API reachable again", zap.Duration("outage", time.Since(downSince).Round(time.Millisecond)))
+				downSince = time.Time{}
+			}
+			backoff = swarmMinBackoff
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if downSince.IsZero() {
+			downSince = time.Now()
+			s.log.Warn("Docker API unreachable; keeping the last routing table and retrying", zap.Error(err))
+		} else {
+			s.log.Debug("Docker API still unreachable", zap.Error(err), zap.Duration("retry_in", backoff))
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, swarmMaxBackoff)
+	}
+}
+
+// swarmRun is the state of one Run: what was last sent and logged.
+type swarmRun struct {
+	s          *Swarm
+	update     func(Config)
+	cache      swarmCache
+	sent       bool
+	last       Config
+	converging bool
+	logged     map[string]bool // label errors already logged (LabelError.Error())
+}
+
+// session subscribes to events, lists everything, and then follows the
+// cluster until the API fails (it returns the error) or ctx is done. It
+// subscribes before listing so that no change falls between the two.
+func (r *swarmRun) session(ctx context.Context, connected func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	msgs, errs := r.s.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ServiceEventType)),
+		filters.Arg("type", string(events.NetworkEventType)),
+		filters.Arg("type", string(events.NodeEventType)),
+		filters.Arg("type", string(events.SecretEventType)),
+		filters.Arg("type", string(events.ConfigEventType)),
+	)})
+	var streamErr error
+	defer func() {
+		cancel()
+		for range errs { // wait for the client's stream reader to end
+		}
+		r.s.m.request("events", streamErr)
+	}()
+
+	if err := r.sync(ctx, true); err != nil {
+		return err
+	}
+	connected()
+
+	o := &r.s.o
+	resync := time.NewTicker(o.Resync)
+	defer resync.Stop()
+	debounce := newIdleTimer()
+	defer debounce.Stop()
+	fast := newIdleTimer()
+	defer fast.Stop()
+	if r.converging {
+		fast.Reset(o.FastPoll)
+	}
+	for {
+		full := true
+		select {
+		case <-ctx.Done():
+			return nil
+		case streamErr = <-errs:
+			if streamErr == nil { // closed without a word: the stream ended
+				streamErr = io.EOF
+			}
+			return fmt.Errorf("discovery: swarm: event stream: %w", streamErr)
+		case ev := <-msgs:
+			r.s.log.Debug("event", zap.String("type", string(ev.Type)), zap.String("action", string(ev.Action)),
+				zap.String("id", ev.Actor.ID))
+			if !debounce.armed {
+				debounce.Reset(o.Debounce)
+			}
+			continue
+		case <-debounce.C:
+			debounce.armed = false
+		case <-resync.C:
+		case <-fast.C:
+			fast.armed = false
+			full = false
+		}
+		if err := r.sync(ctx, full); err != nil {
+			return err
+		}
+		if full {
+			// A full listing is as fresh as a resync can be.
+			resync.Reset(o.Resync)
+		}
+		if r.converging && !fast.armed {
+			fast.Reset(o.FastPoll)
+		}
+	}
+}
+
+// sync lists the cluster (everything when full, else services and tasks
+// only), builds the Config and sends it if it changed.
+func (r *swarmRun) sync(ctx context.Context, full bool) error {
+	kind := "poll"
+	if full {
+		kind = "full"
+	}
+	st, err := r.s.list(ctx, full, &r.cache)
+	if err != nil {
+		r.s.m.syncErrors.Inc()
+		return err
+	}
+	res := buildSwarmConfig(st, r.s.o.Network)
+	r.s.m.syncs.WithLabelValues(kind).Inc()
+	r.s.m.lastSync.SetToCurrentTime()
+	r.converging = len(res.Converging) > 0
+	r.logLabelErrors(res.Config.Errors)
+	if r.sent && reflect.DeepEqual(r.last, res.Config) {
+		return nil
+	}
+	r.s.log.Info("routes changed", zap.String("sync", kind), zap.Int("routes", len(res.Config.Routes)),
+		zap.Int("label_errors", len(res.Config.Errors)), zap.Strings("converging", res.Converging))
+	r.sent, r.last = true, res.Config
+	r.s.m.updates.Inc()
+	r.update(res.Config)
+	return nil
+}
+
+// logLabelErrors logs each label error once, when it appears, rather than on
+// every listing, and sets the skipped-services gauge.
+func (r *swarmRun) logLabelErrors(errs []*LabelError) {
+	now := make(map[string]bool, len(errs))
+	services := map[string]bool{}
+	for _, e := range errs {
+		k := e.Error()
+		now[k] = true
+		services[e.Service] = true
+		if !r.logged[k] {
+			r.s.log.Warn("service skipped: invalid label", zap.String("service", e.Service),
+				zap.String("label", e.Label), zap.String("value", e.Value), zap.String("reason", e.Reason))
+		}
+	}
+	r.logged = now
+	r.s.m.skipped.Set(float64(len(services)))
+}
+
+// swarmCache keeps the slow-moving parts of the cluster (networks, nodes)
+// between fast polls; any network or node event triggers a full listing.
+type swarmCache struct {
+	networks []network.Summary
+	nodes    []swarm.Node
+	valid    bool
+}
+
+// list does one listing: services and one TaskList for the whole cluster,
+// plus networks and nodes when full (or never listed).
+func (s *Swarm) list(ctx context.Context, full bool, c *swarmCache) (swarmState, error) {
+	var st swarmState
+	var err error
+	call := func(name string, f func(ctx context.Context) error) {
+		if err != nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, swarmRequestTimeout)
+		defer cancel()
+		e := f(rctx)
+		s.m.request(name, e)
+		if e != nil {
+			err = fmt.Errorf("discovery: swarm: list %s: %w", name, e)
+		}
+	}
+	if full || !c.valid {
+		call("networks", func(ctx context.Context) (e error) {
+			c.networks, e = s.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("scope", "swarm"))})
+			return e
+		})
+		call("nodes", func(ctx context.Context) (e error) {
+			c.nodes, e = s.cli.NodeList(ctx, swarm.NodeListOptions{})
+			return e
+		})
+		c.valid = err == nil
+	}
+	call("services", func(ctx context.Context) (e error) {
+		st.Services, e = s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
+		return e
+	})
+	// Tasks Swarm no longer wants running are out of rotation whatever
+	// their state, so only the others are fetched: far fewer, since Swarm
+	// keeps a history of dead tasks per slot.
+	call("tasks", func(ctx context.Context) (e error) {
+		st.Tasks, e = s.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
+		return e
+	})
+	if err != nil {
+		return swarmState{}, err
+	}
+	st.Networks, st.Nodes = c.networks, c.nodes
+	return st, nil
+}
+
+// idleTimer is a time.Timer that starts stopped and knows whether it is armed.
+type idleTimer struct {
+	*time.Timer
+	armed bool
+}
+
+func newIdleTimer() *idleTimer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &idleTimer{Timer: t}
+}
+
+func (t *idleTimer) Reset(d time.Duration) {
+	t.Timer.Reset(d)
+	t.armed = true
+}
+
+// swarmMetrics are the source's Prometheus series.
+type swarmMetrics struct {
+	syncs      *prometheus.CounterVec // kind: full, poll
+	syncErrors prometheus.Counter
+	requests   *prometheus.CounterVec // call, result
+	updates    prometheus.Counter
+	skipped    prometheus.Gauge
+	lastSync   prometheus.Gauge
+}
+
+func newSwarmMetrics(reg prometheus.Registerer) (*swarmMetrics, error) {
+	m := &swarmMetrics{
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_swarm_syncs_total",
+			Help: "Successful listings of the Swarm, by kind: full (services, tasks, networks, nodes) or poll (services and tasks).",
+		}, []string{"kind"}),
+		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmgate_swarm_sync_errors_total",
+			Help: "Listings of the Swarm that failed (the last Config stays in force).",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_swarm_api_requests_total",
+			Help: "Docker Engine API requests, by call and result (ok, error).",
+		}, []string{"call", "result"}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmgate_swarm_updates_total",
+			Help: "Changed Configs sent to the edge.",
+		}),
+		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmgate_swarm_services_skipped",
+			Help: "Services skipped because of invalid labels, in the last listing.",
+		}),
+		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmgate_swarm_last_sync_timestamp_seconds",
+			Help: "Unix time of the last successful listing.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.syncs, m.syncErrors, m.requests, m.updates, m.skipped, m.lastSync} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("discovery: swarm: metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *swarmMetrics) request(call string, err error) {
+	result := "ok"
+	if err != nil && !errors.Is(err, context.Canceled) {
+		result = "error"
+	}
+	m.requests.WithLabelValues(call, result).Inc()
+}

@@ -1,0 +1,300 @@
+package discovery
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// swarmState is one listing of the cluster: everything a Swarm Config is
+// computed from. The Docker client types are used as they come so that the
+// pure part can be tested with constructed values.
+type swarmState struct {
+	Services []swarm.Service
+	Tasks    []swarm.Task // the tasks of every service, one TaskList for the cluster
+	Networks []network.Summary
+	Nodes    []swarm.Node // nil when unknown: every node counts as up
+}
+
+// swarmResult is what one listing yields.
+type swarmResult struct {
+	Config Config
+	// Converging names the published services whose tasks are still moving
+	// (an update in progress, replicas not all running, a VIP not yet
+	// allocated): while any is, tasks are polled fast.
+	Converging []string
+}
+
+// netRef is an overlay network a service is attached to.
+type netRef struct{ ID, Name string }
+
+// buildSwarmConfig turns one listing into a Config: the labels of every
+// service are parsed, the network of every route is chosen and its endpoints
+// resolved. edgeNetwork is the network the edge shares with services
+// (edge --network); "" when not given. Output is deterministic (services in
+// name order, endpoints sorted) so that two listings of an unchanged cluster
+// compare equal.
+func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
+	nets := make(map[string]network.Summary, 2*len(st.Networks))
+	for _, n := range st.Networks {
+		nets[n.ID] = n
+	}
+	byName := make(map[string]network.Summary, len(st.Networks))
+	for _, n := range st.Networks {
+		byName[n.Name] = n
+	}
+	down := map[string]bool{}
+	for _, n := range st.Nodes {
+		if n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected {
+			down[n.ID] = true
+		}
+	}
+	tasks := map[string][]swarm.Task{}
+	for _, t := range st.Tasks {
+		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+	}
+	services := append([]swarm.Service(nil), st.Services...)
+	sort.Slice(services, func(i, j int) bool {
+		if services[i].Spec.Name != services[j].Spec.Name {
+			return services[i].Spec.Name < services[j].Spec.Name
+		}
+		return services[i].ID < services[j].ID
+	})
+
+	res := swarmResult{Config: Config{Routes: []Route{}}}
+	for i := range services {
+		svc := &services[i]
+		routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
+		if len(errs) > 0 {
+			res.Config.Errors = append(res.Config.Errors, errs...)
+			continue
+		}
+		if len(routes) == 0 {
+			continue
+		}
+		attached := attachedNetworks(svc, nets, byName)
+		st := tasks[svc.ID]
+		pending := false
+		for j := range routes {
+			r := &routes[j]
+			r.ServiceID = svc.ID
+			r.CreatedAt = svc.CreatedAt
+			n, lerr := chooseNetwork(svc, r, attached, byName, edgeNetwork)
+			if lerr == nil {
+				r.Network = n.Name
+				if r.Backend == BackendVIP {
+					var ok bool
+					r.Endpoints, ok, lerr = vipEndpoints(svc, r, n)
+					pending = pending || !ok
+				} else {
+					r.Endpoints = taskEndpoints(st, n.ID, r.Port, down)
+				}
+			}
+			if lerr != nil {
+				errs = append(errs, lerr)
+			}
+		}
+		if len(errs) > 0 {
+			res.Config.Errors = append(res.Config.Errors, errs...)
+			continue
+		}
+		res.Config.Routes = append(res.Config.Routes, routes...)
+		if pending || converging(svc, st) {
+			res.Converging = append(res.Converging, svc.Spec.Name)
+		}
+	}
+	return res
+}
+
+// attachedNetworks lists the overlay networks of a service's tasks, ingress
+// excluded (it only carries the routing mesh's published ports), in name
+// order. A target Swarm reports by ID is named from the network list.
+func attachedNetworks(svc *swarm.Service, nets, byName map[string]network.Summary) []netRef {
+	targets := svc.Spec.TaskTemplate.Networks
+	if len(targets) == 0 {
+		targets = svc.Spec.Networks //nolint:staticcheck // services created through the pre-1.25 API
+	}
+	var out []netRef
+	seen := map[string]bool{}
+	for _, t := range targets {
+		n, ok := nets[t.Target]
+		if !ok {
+			n, ok = byName[t.Target]
+		}
+		if !ok {
+			// Not in the list (removed meanwhile, or listed before it
+			// existed): still attached, known by its ID only.
+			n = network.Summary{ID: t.Target, Name: t.Target}
+		}
+		if n.Ingress || seen[n.ID] {
+			continue
+		}
+		seen[n.ID] = true
+		out = append(out, netRef{ID: n.ID, Name: n.Name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// chooseNetwork picks the network whose addresses a route uses: the one its
+// labels name, else the edge's network when the service is attached to it,
+// else the service's only network. Anything else is an error on the service,
+// never a guess: a wrong pick would route to addresses the edge cannot reach.
+func chooseNetwork(svc *swarm.Service, r *Route, attached []netRef, byName map[string]network.Summary, edge string) (netRef, *LabelError) {
+	label, value := routeLabel(svc.Spec.Labels, r.Name, keyNetwork)
+	fail := func(format string, args ...any) (netRef, *LabelError) {
+		return netRef{}, &LabelError{Service: svc.Spec.Name, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)}
+	}
+	if r.Network != "" {
+		for _, n := range attached {
+			if n.Name == r.Network || n.ID == r.Network {
+				return n, nil
+			}
+		}
+		if _, ok := byName[r.Network]; !ok {
+			return fail("no overlay network %q exists", r.Network)
+		}
+		return fail("the service is not attached to network %q (attached: %s)", r.Network, netNames(attached))
+	}
+	if edge != "" {
+		for _, n := range attached {
+			if n.Name == edge || n.ID == edge {
+				return n, nil
+			}
+		}
+	}
+	switch len(attached) {
+	case 1:
+		return attached[0], nil
+	case 0:
+		if edge != "" {
+			return fail("the service is attached to no overlay network; attach it to %q, the edge's network", edge)
+		}
+		return fail("the service is attached to no overlay network; attach it to the network the edge shares with it")
+	default:
+		return fail("the service is attached to several networks (%s) and none is the edge's; name one in %s", netNames(attached), label)
+	}
+}
+
+// routeLabel returns the label a route's key came from, and its value: the
+// route's own swarmgate.routes.<name>.<key>, else the service-level
+// swarmgate.<key>, else the Interlock com.docker.lb.<key>. When none is set it
+// returns the label that should be.
+func routeLabel(labels map[string]string, route, key string) (string, string) {
+	cands := []string{labelPrefix + key, interlockPrefix + key}
+	if route != "" {
+		cands = append([]string{namedPrefix + route + "." + key}, cands...)
+	}
+	for _, l := range cands {
+		if v, ok := labels[l]; ok {
+			return l, v
+		}
+	}
+	return cands[0], ""
+}
+
+func netNames(ns []netRef) string {
+	if len(ns) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ns))
+	for i, n := range ns {
+		names[i] = n.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// inRotation reports whether a task takes traffic: Swarm wants it running
+// and it runs. A task with a health check stays "starting" until the check
+// passes, so running implies healthy; a task whose desired state moved on
+// (scale-down, update, drain) leaves at once, before its container stops.
+func inRotation(t *swarm.Task) bool {
+	return t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning
+}
+
+// taskEndpoints returns "ip:port" of every task in rotation on network netID,
+// sorted, skipping tasks on nodes that are down (Swarm may not have noticed
+// the task is gone yet). nil when there are none: the route still exists and
+// answers 503.
+func taskEndpoints(tasks []swarm.Task, netID string, port int, down map[string]bool) []string {
+	var out []string
+	for i := range tasks {
+		t := &tasks[i]
+		if !inRotation(t) || down[t.NodeID] {
+			continue
+		}
+		for _, a := range t.NetworksAttachments {
+			if a.Network.ID != netID || len(a.Addresses) == 0 {
+				continue
+			}
+			if ip := addrIP(a.Addresses[0]); ip != "" {
+				out = append(out, net.JoinHostPort(ip, strconv.Itoa(port)))
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// vipEndpoints returns the service's virtual IP on the network. ok is false
+// while Swarm has not allocated it yet (just after the service is created).
+func vipEndpoints(svc *swarm.Service, r *Route, n netRef) (eps []string, ok bool, _ *LabelError) {
+	if svc.Spec.EndpointSpec != nil && svc.Spec.EndpointSpec.Mode == swarm.ResolutionModeDNSRR {
+		label, value := routeLabel(svc.Spec.Labels, r.Name, keyBackend)
+		return nil, true, &LabelError{Service: svc.Spec.Name, Label: label, Value: value,
+			Reason: "backend vip needs a virtual IP, but the service uses endpoint mode dnsrr; use backend task"}
+	}
+	for _, v := range svc.Endpoint.VirtualIPs {
+		if v.NetworkID == n.ID {
+			if ip := addrIP(v.Addr); ip != "" {
+				return []string{net.JoinHostPort(ip, strconv.Itoa(r.Port))}, true, nil
+			}
+		}
+	}
+	return nil, false, nil
+}
+
+// addrIP strips the prefix length Swarm writes after addresses ("10.0.1.5/24").
+func addrIP(cidr string) string {
+	if ip, _, err := net.ParseCIDR(cidr); err == nil {
+		return ip.String()
+	}
+	if ip := net.ParseIP(cidr); ip != nil {
+		return ip.String()
+	}
+	return ""
+}
+
+// converging reports whether a service's tasks are still moving, so that
+// polling them fast pays off: an update or rollback in progress, fewer tasks
+// running than wanted, or a task that Swarm wants running but is not yet
+// (pending, starting, waiting for its health check).
+func converging(svc *swarm.Service, tasks []swarm.Task) bool {
+	if u := svc.UpdateStatus; u != nil && (u.State == swarm.UpdateStateUpdating || u.State == swarm.UpdateStateRollbackStarted) {
+		return true
+	}
+	running := uint64(0)
+	for i := range tasks {
+		t := &tasks[i]
+		if t.DesiredState != swarm.TaskStateRunning {
+			continue
+		}
+		if t.Status.State != swarm.TaskStateRunning {
+			return true
+		}
+		running++
+	}
+	switch m := svc.Spec.Mode; {
+	case m.Replicated != nil && m.Replicated.Replicas != nil:
+		return running != *m.Replicated.Replicas
+	case m.Global != nil && svc.ServiceStatus != nil:
+		return running != svc.ServiceStatus.DesiredTasks
+	}
+	return false
+}
