@@ -1,0 +1,316 @@
+// Package balancer chooses an upstream endpoint for each request: the
+// load-balancing policies, weighted groups for canary and blue-green splits,
+// cookie stickiness, and the passive and active health that decides which
+// endpoints may be chosen.
+//
+// Endpoint state lives in a Pool keyed by address, so a routing-table
+// rebuild reuses it and loses no statistic. The request path takes no mutex:
+// counters are atomics and policies only read them.
+package balancer
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Passive-health defaults, used where PoolOptions leaves a field zero.
+const (
+	DefaultMaxFailures  = 3
+	DefaultBaseEjection = time.Second
+	DefaultMaxEjection  = 30 * time.Second
+)
+
+// staleAfter is how long a latency sample counts for p2c. An endpoint that
+// lost every comparison for this long is compared by load alone again, so a
+// once-slow endpoint gets an occasional probe instead of no traffic forever.
+const staleAfter = 10 * time.Second
+
+// Outcome is how a request to an endpoint ended, as passive health sees it.
+type Outcome int
+
+const (
+	// Success is any response the upstream produced by itself, including
+	// 4xx: the endpoint works.
+	Success Outcome = iota
+	// ConnectFailure means nothing was sent: the dial or TLS handshake
+	// failed. It ejects the endpoint at once.
+	ConnectFailure
+	// Failure is an upstream error after the request was sent: a broken
+	// connection, a 5xx, a timeout. MaxFailures in a row eject the endpoint.
+	Failure
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case ConnectFailure:
+		return "connect-failure"
+	case Failure:
+		return "failure"
+	}
+	return "unknown"
+}
+
+// Endpoint is one upstream address and its live statistics. One Endpoint
+// exists per address in a Pool and is shared by every table and route that
+// names the address, so a table rebuild loses no statistic. Create it with
+// Pool.Endpoint; the zero value is not usable.
+type Endpoint struct {
+	Addr string // host:port
+
+	pool      *Pool
+	sticky    string // StickyValue, computed once
+	hash      uint64 // FNV-1a of Addr, the endpoint's side of rendezvous hashing
+	releaseFn func(time.Duration, Outcome)
+
+	inflight atomic.Int64
+	ewma     atomic.Int64 // latency EWMA in nanoseconds; 0 means no sample yet
+	sampled  atomic.Int64 // unix nanoseconds of the last latency sample; 0 means never
+
+	// Passive health. fails counts consecutive Failure outcomes; ejections
+	// counts consecutive ejections and sets the backoff; a Success resets both.
+	fails        atomic.Int32
+	ejections    atomic.Int32
+	ejectedUntil atomic.Int64 // unix nanoseconds; available again from then on
+
+	down atomic.Bool // the last active health check failed
+}
+
+// InFlight is the number of requests acquired and not yet released.
+func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
+
+// Latency is the exponentially weighted moving average of the time to
+// response headers. It follows a slower response at once and a faster one
+// gradually (peak EWMA), so a slowing endpoint loses traffic quickly.
+// Zero means no response has been measured yet.
+func (e *Endpoint) Latency() time.Duration { return time.Duration(e.ewma.Load()) }
+
+// Available reports whether a policy may choose the endpoint: it is not
+// ejected by passive health and not marked down by the active health check.
+func (e *Endpoint) Available(now time.Time) bool { return e.available(now.UnixNano()) }
+
+func (e *Endpoint) available(now int64) bool {
+	return !e.down.Load() && now >= e.ejectedUntil.Load()
+}
+
+// SetHealthy records the result of an active health check.
+func (e *Endpoint) SetHealthy(ok bool) { e.down.Store(!ok) }
+
+// Acquire counts a request in flight. The returned func must be called
+// exactly once, when the request finishes, with its latency (time to
+// response headers) and outcome. It allocates nothing.
+func (e *Endpoint) Acquire() (release func(latency time.Duration, o Outcome)) {
+	e.inflight.Add(1)
+	return e.releaseFn
+}
+
+func (e *Endpoint) release(latency time.Duration, o Outcome) {
+	e.inflight.Add(-1)
+	now := e.pool.now().UnixNano()
+	switch o {
+	case Success:
+		e.observe(latency, now, false)
+		e.fails.Store(0)
+		e.ejections.Store(0)
+	case Failure:
+		// A fast error must not make the endpoint look attractive: failures
+		// may raise the latency estimate but never lower it.
+		e.observe(latency, now, true)
+		if e.fails.Add(1) >= int32(e.pool.maxFailures) {
+			e.eject(now)
+		}
+	case ConnectFailure:
+		e.eject(now)
+	}
+}
+
+// observe folds one latency sample into the peak EWMA: a slower sample
+// replaces the average, a faster one moves it a quarter of the way.
+func (e *Endpoint) observe(latency time.Duration, now int64, raiseOnly bool) {
+	s := max(int64(latency), 1) // 0 is reserved for "no sample"
+	for {
+		old := e.ewma.Load()
+		v := s
+		if old != 0 && s < old {
+			if raiseOnly {
+				break
+			}
+			v = old + (s-old)/4
+		}
+		if e.ewma.CompareAndSwap(old, v) {
+			break
+		}
+	}
+	e.sampled.Store(now)
+}
+
+// recentLatency is the latency p2c may use at now: 0 when there is no sample
+// or the last one is older than staleAfter.
+func (e *Endpoint) recentLatency(now int64) int64 {
+	if at := e.sampled.Load(); at == 0 || now-at > int64(staleAfter) {
+		return 0
+	}
+	return e.ewma.Load()
+}
+
+// eject takes the endpoint out of rotation for a backoff that doubles with
+// each consecutive ejection. Failures reported while it is already ejected
+// (requests that were in flight) do not extend or double it.
+func (e *Endpoint) eject(now int64) {
+	e.fails.Store(0)
+	until := e.ejectedUntil.Load()
+	if now < until {
+		return
+	}
+	n := e.ejections.Load() + 1
+	d := e.pool.baseEjection
+	for i := int32(1); i < n && d < e.pool.maxEjection; i++ {
+		d *= 2
+	}
+	d = min(d, e.pool.maxEjection)
+	if e.ejectedUntil.CompareAndSwap(until, now+int64(d)) {
+		e.ejections.Add(1)
+	}
+}
+
+// PoolOptions configure a Pool. The zero value is ready to use.
+type PoolOptions struct {
+	// Now is the clock. If nil, time.Now; tests pass a fake clock.
+	Now func() time.Time
+
+	// Passive health: a ConnectFailure ejects an endpoint at once, and so do
+	// MaxFailures consecutive Failure outcomes. The first ejection lasts
+	// BaseEjection, each consecutive one twice as long up to MaxEjection;
+	// the endpoint then comes back on its own, and a Success resets the
+	// backoff. Zero values are DefaultMaxFailures, DefaultBaseEjection and
+	// DefaultMaxEjection.
+	MaxFailures  int
+	BaseEjection time.Duration
+	MaxEjection  time.Duration
+
+	// StickyKey, if set, keys the hash behind StickyValue (HMAC-SHA256), so
+	// a client cannot recover a task address by hashing candidates. Edges
+	// that share clients must share the key. If nil the hash is unkeyed:
+	// stable everywhere, but an address can be found by brute force over
+	// the private address space.
+	StickyKey []byte
+}
+
+// Pool is the registry of endpoints keyed by address. Endpoint and Prune
+// take a mutex and belong to table builds; the request path only uses the
+// Endpoints they return.
+type Pool struct {
+	now          func() time.Time
+	maxFailures  int
+	baseEjection time.Duration
+	maxEjection  time.Duration
+	stickyKey    []byte
+
+	mu sync.Mutex // guards m
+	m  map[string]*Endpoint
+}
+
+// NewPool returns an empty Pool.
+func NewPool(o PoolOptions) *Pool {
+	p := &Pool{
+		now:          o.Now,
+		maxFailures:  o.MaxFailures,
+		baseEjection: o.BaseEjection,
+		maxEjection:  o.MaxEjection,
+		stickyKey:    slices.Clone(o.StickyKey),
+		m:            make(map[string]*Endpoint),
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.maxFailures <= 0 {
+		p.maxFailures = DefaultMaxFailures
+	}
+	if p.baseEjection <= 0 {
+		p.baseEjection = DefaultBaseEjection
+	}
+	if p.maxEjection <= 0 {
+		p.maxEjection = DefaultMaxEjection
+	}
+	p.maxEjection = max(p.maxEjection, p.baseEjection)
+	return p
+}
+
+// Now reads the pool's clock.
+func (p *Pool) Now() time.Time { return p.now() }
+
+// Endpoint returns the endpoint for addr, creating it on first use.
+func (p *Pool) Endpoint(addr string) *Endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.m[addr]; e != nil {
+		return e
+	}
+	e := &Endpoint{Addr: addr, pool: p, sticky: p.stickyValue(addr), hash: fnv64a(addr)}
+	e.releaseFn = e.release // one func value per endpoint keeps Acquire allocation-free
+	p.m[addr] = e
+	return e
+}
+
+// Prune drops the endpoints whose address keep rejects, typically those no
+// table uses any more, and returns the dropped addresses sorted. Tables that
+// still hold a dropped Endpoint keep working with it; a later Endpoint call
+// for the address starts fresh.
+func (p *Pool) Prune(keep func(addr string) bool) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var dropped []string
+	for addr := range p.m {
+		if !keep(addr) {
+			dropped = append(dropped, addr)
+			delete(p.m, addr)
+		}
+	}
+	slices.Sort(dropped)
+	return dropped
+}
+
+// Len is the number of endpoints in the pool.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}
+
+// stickyValue is 16 hex digits of SHA-256 (keyed when the pool has a key):
+// opaque, stable per address, and short enough for a cookie. The domain
+// prefix keeps it from matching other hashes of the same address.
+func (p *Pool) stickyValue(addr string) string {
+	const domain = "swarmgate-sticky\x00"
+	var sum []byte
+	if p.stickyKey != nil {
+		m := hmac.New(sha256.New, p.stickyKey)
+		m.Write([]byte(domain + addr))
+		sum = m.Sum(nil)
+	} else {
+		s := sha256.Sum256([]byte(domain + addr))
+		sum = s[:]
+	}
+	return hex.EncodeToString(sum[:8])
+}
+
+// fnv64a is the 64-bit FNV-1a hash. It is fixed, not seeded per process, so
+// every edge and every restart maps a client to the same endpoint.
+func fnv64a(s string) uint64 {
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= prime
+	}
+	return h
+}
