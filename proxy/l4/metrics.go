@@ -1,0 +1,98 @@
+package l4
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus series. Route labels come from the
+// table, never from client data, so cardinality is bounded by configuration.
+type metrics struct {
+	open          *prometheus.GaugeVec   // route
+	bytes         *prometheus.CounterVec // route, direction
+	connectErrors *prometheus.CounterVec // route
+	noEndpoint    *prometheus.CounterVec // route
+	idleClosed    *prometheus.CounterVec // route
+	peekFailures  *prometheus.CounterVec // reason
+	proxyErrors   prometheus.Counter
+
+	// mu guards routes: each route's children are resolved once, not per
+	// connection (WithLabelValues hashes its labels on every call).
+	mu     sync.Mutex
+	routes map[string]*routeMetrics
+}
+
+// routeMetrics are one route's series.
+type routeMetrics struct {
+	open              prometheus.Gauge
+	bytesIn, bytesOut prometheus.Counter
+	connectErrors     prometheus.Counter
+	noEndpoint        prometheus.Counter
+	idleClosed        prometheus.Counter
+}
+
+// Peek failure reasons (label values of swarmgate_l4_peek_failures_total).
+const (
+	peekTimeout   = "timeout"
+	peekTruncated = "truncated"
+	peekTooLarge  = "oversized"
+	peekNotTLS    = "not_tls"
+	peekMalformed = "malformed"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "swarmgate_l4_open_connections",
+			Help: "L4 connections being spliced (or dialed), by route.",
+		}, []string{"route"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_l4_bytes_total",
+			Help: "Bytes spliced, by route and direction (in: client to backend, out: backend to client), counted when each direction ends.",
+		}, []string{"route", "direction"}),
+		connectErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_l4_connect_errors_total",
+			Help: "Failed connects to a route's endpoints (each is retried on another endpoint).",
+		}, []string{"route"}),
+		noEndpoint: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_l4_unrouted_connections_total",
+			Help: "Connections closed because no endpoint of their route could be reached.",
+		}, []string{"route"}),
+		idleClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_l4_idle_closed_total",
+			Help: "Connections closed by the route's idle timeout.",
+		}, []string{"route"}),
+		peekFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_l4_peek_failures_total",
+			Help: "Connections on the TLS listener whose ClientHello could not be read, by reason (timeout, truncated, oversized, not_tls, malformed).",
+		}, []string{"reason"}),
+		proxyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmgate_l4_proxy_protocol_errors_total",
+			Help: "Connections from trusted proxies closed for a missing or malformed PROXY header.",
+		}),
+		routes: make(map[string]*routeMetrics),
+	}
+	if reg != nil {
+		reg.MustRegister(m.open, m.bytes, m.connectErrors, m.noEndpoint, m.idleClosed, m.peekFailures, m.proxyErrors)
+	}
+	return m
+}
+
+func (m *metrics) route(r *Route) *routeMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm := m.routes[r.ID]; rm != nil {
+		return rm
+	}
+	rm := &routeMetrics{
+		open:          m.open.WithLabelValues(r.ID),
+		bytesIn:       m.bytes.WithLabelValues(r.ID, "in"),
+		bytesOut:      m.bytes.WithLabelValues(r.ID, "out"),
+		connectErrors: m.connectErrors.WithLabelValues(r.ID),
+		noEndpoint:    m.noEndpoint.WithLabelValues(r.ID),
+		idleClosed:    m.idleClosed.WithLabelValues(r.ID),
+	}
+	m.routes[r.ID] = rm
+	return rm
+}
