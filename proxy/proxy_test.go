@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // edge is a proxy serving on a real loopback listener.
 type edge struct {
 	p      *Proxy
-	srv    *http.Server
+	srv    *Server
 	url    string
 	addr   string
 	client *http.Client
@@ -53,7 +53,7 @@ func startEdge(t *testing.T, cfg discovery.Config) *edge {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		p.Shutdown(ctx, srv)
+		srv.Shutdown(ctx)
 		p.Close()
 		e.client.CloseIdleConnections()
 	})
@@ -495,7 +495,7 @@ func TestOversizedRequests(t *testing.T) {
 	defer p.Close()
 	p.Update(discovery.Config{Routes: []discovery.Route{route("b", []string{"b.example.org"}, "/", addr(b))}})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = p.NewServer("http", ServerOptions{MaxBodyBytes: 1024, MaxHeaderBytes: 4096})
+	srv.Config = p.NewServer("http", ServerOptions{MaxBodyBytes: 1024, MaxHeaderBytes: 4096}).Server
 	srv.Start()
 	defer srv.Close()
 	req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader(strings.Repeat("x", 2048)))
@@ -608,7 +608,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.Shutdown(ctx, srv); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if r := <-res; r.err != nil || r.body != "finished" {

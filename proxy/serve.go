@@ -83,13 +83,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
+	// The timeout is for the response: it runs from the end of the request
+	// body (a 100 MB upload may take longer than the timeout to send).
 	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
 	defer timer.Stop()
 
 	out := p.outRequest(ctx, r, tg, reqPath)
 	var body *replayGuard
 	if out.Body != nil {
-		body = &replayGuard{rc: r.Body}
+		timer.Stop()
+		body = &replayGuard{rc: r.Body, sent: func() { timer.Reset(timeout) }}
 		out.Body = body
 	}
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
@@ -316,11 +319,17 @@ func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, readEr
 type replayGuard struct {
 	rc   io.ReadCloser
 	read atomic.Bool
+	sent func() // called once the body has been read to its end
+	once sync.Once
 }
 
 func (b *replayGuard) Read(p []byte) (int, error) {
 	b.read.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.sent)
+	}
+	return n, err
 }
 
 // Close is a no-op: the server closes the client's body when the handler returns.

@@ -6,6 +6,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,12 +25,28 @@ type ServerOptions struct {
 	MaxBodyBytes int64
 }
 
-// NewServer returns an http.Server for the listener named name (it labels the
+// Server is an http.Server for one kind of listener, with a shutdown that
+// loses no request (see Shutdown).
+type Server struct {
+	*http.Server
+	p *Proxy
+
+	// fresh holds the connections accepted whose first request is not read
+	// yet; freshN counts them.
+	fresh  sync.Map
+	freshN atomic.Int64
+	// mu guards listeners and closing.
+	mu        sync.Mutex
+	listeners []net.Listener
+	closing   bool
+}
+
+// NewServer returns a Server for the listener named name (it labels the
 // connection metrics) that serves p over HTTP/1.1 and cleartext HTTP/2 with
 // prior knowledge. Read and write timeouts are deliberately absent: bodies may
 // stream for hours (uploads, server-sent events); headers and idle waits are
 // bounded instead.
-func (p *Proxy) NewServer(name string, o ServerOptions) *http.Server {
+func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	if o.ReadHeaderTimeout <= 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
@@ -46,18 +64,24 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *http.Server {
 	if o.MaxBodyBytes > 0 {
 		h = limitBody(p, o.MaxBodyBytes)
 	}
+	srv := &Server{p: p}
 	s := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          log.New(zapWriter{p.log.With(zap.String("listener", name))}, "", 0),
-		ConnState: func(_ net.Conn, s http.ConnState) {
+		ConnState: func(c net.Conn, s http.ConnState) {
 			switch s {
 			case http.StateNew:
 				open.Inc()
+				srv.fresh.Store(c, struct{}{})
+				srv.freshN.Add(1)
+			case http.StateActive:
+				srv.settled(c)
 			case http.StateHijacked, http.StateClosed:
 				open.Dec()
+				srv.settled(c)
 			}
 		},
 		Protocols: new(http.Protocols),
@@ -65,7 +89,8 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *http.Server {
 	s.Protocols.SetHTTP1(true)
 	s.Protocols.SetUnencryptedHTTP2(true)
 	s.Protocols.SetHTTP2(true)
-	return s
+	srv.Server = s
+	return srv
 }
 
 // limitBody answers 413 for a declared body over max and cuts a streamed one
@@ -85,14 +110,67 @@ func limitBody(p *Proxy, max int64) http.Handler {
 	})
 }
 
-// Shutdown stops srv gracefully: listeners close at once, requests in flight
-// get until ctx is done to finish, then every remaining connection, tunnels
-// included, is closed.
-func (p *Proxy) Shutdown(ctx context.Context, srv *http.Server) error {
-	err := srv.Shutdown(ctx)
-	p.CloseTunnels()
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		srv.Close()
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown, like a clean exit.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	err := s.Server.Serve(ln)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// settled records that a connection left the fresh state: its first request
+// arrived, or it closed.
+func (s *Server) settled(c net.Conn) {
+	if _, ok := s.fresh.LoadAndDelete(c); ok {
+		s.freshN.Add(-1)
+	}
+}
+
+// Shutdown stops the server without losing a request. http.Server.Shutdown
+// drops a request that it reads after shutdown began, so a connection that
+// was accepted a moment before would see its first request go unanswered.
+// Instead: the listeners close first (a successor that inherited them keeps
+// accepting), connections already accepted get up to a second to send their
+// first request, and only then does the graceful shutdown start. Requests in
+// flight get until ctx is done; then every connection, tunnels included, is
+// closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	grace := time.NewTimer(time.Second)
+	defer grace.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for s.freshN.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	err := s.Server.Shutdown(ctx)
+	s.p.CloseTunnels()
+	if err != nil {
+		s.Server.Close()
 	}
 	return err
 }

@@ -135,14 +135,17 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 			}
 		}()
 	}
-	serve := func(s *http.Server, ln net.Listener, name string) {
-		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fatal <- fmt.Errorf("edge: %s listener: %w", name, err)
+	go func() {
+		if err := srv.Serve(httpLn); err != nil {
+			fatal <- fmt.Errorf("edge: http listener: %w", err)
 		}
-	}
-	go serve(srv, httpLn, "http")
+	}()
 	if adminSrv != nil {
-		go serve(adminSrv, adminLn, "admin")
+		go func() {
+			if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fatal <- fmt.Errorf("edge: admin listener: %w", err)
+			}
+		}()
 	}
 	log.Info("edge started", zap.String("http", httpLn.Addr().String()), zap.String("admin", o.adminAddr),
 		zap.Int("sources", len(sources)), zap.String("cluster", o.cluster), zap.String("version", version))
@@ -163,7 +166,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	}
 	drainCtx, drainCancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer drainCancel()
-	if err := p.Shutdown(drainCtx, srv); err != nil {
+	if err := srv.Shutdown(drainCtx); err != nil {
 		log.Warn("drain deadline passed; open connections closed", zap.Error(err))
 	}
 	cancel()
