@@ -6,13 +6,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/proxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -33,10 +38,19 @@ func TestHandOverUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	serve := func(ln net.Listener, name string) *http.Server {
-		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Two edges, each routing to its own backend so the test can tell who answered.
+	serve := func(ln net.Listener, name string) *proxy.Server {
+		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, name)
-		}), ReadHeaderTimeout: time.Second}
+		}))
+		t.Cleanup(b.Close)
+		p := proxy.New(proxy.Options{})
+		t.Cleanup(p.Close)
+		p.Update(discovery.Config{Routes: []discovery.Route{{
+			Service: name, Path: "/", Default: true, Weight: 100, Balancer: "round-robin",
+			Endpoints: []string{strings.TrimPrefix(b.URL, "http://")},
+		}}})
+		s := p.NewServer("http", proxy.ServerOptions{})
 		go s.Serve(ln)
 		return s
 	}
@@ -102,7 +116,7 @@ func TestHandOverUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	successor.Close()
+	successor.Shutdown(context.Background())
 	_, sawOld := seen.Load("old")
 	_, sawNew := seen.Load("new")
 	t.Logf("%d requests ok, %d failed; old served: %v, new served: %v", ok.Load(), failed.Load(), sawOld, sawNew)
