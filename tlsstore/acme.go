@@ -99,6 +99,7 @@ func (a *ACME) Allowed(host string) bool {
 // whose Host carries a port when the CA validates on a non-default one.
 func (a *ACME) policy(_ context.Context, host string) error {
 	if !a.Allowed(host) {
+		a.metrics.refused.Inc()
 		return fmt.Errorf("tlsstore: acme: host %q is not served with tls=auto", normalizeHost(host))
 	}
 	return nil
@@ -114,7 +115,6 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	}
 	host := normalizeHost(hello.ServerName)
 	if !a.Allowed(host) {
-		a.metrics.refused.Inc()
 		return nil, a.policy(context.Background(), host)
 	}
 	cert, err := a.m.GetCertificate(hello)

@@ -46,7 +46,7 @@ func newACMEMetrics(reg prometheus.Registerer) (*acmeMetrics, error) {
 		// unbounded.
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmgate_tls_acme_refused_total",
-			Help: "ClientHellos whose server name is not a tls=auto host; no ACME order is made for them.",
+			Help: "Requests refused by the ACME host policy: ClientHellos given to ACME and HTTP-01 challenge requests for hosts that are not tls=auto. No order is made for them.",
 		}),
 	}
 	return m, register(reg, m.expiry, m.errors, m.refused)

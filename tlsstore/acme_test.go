@@ -1,0 +1,642 @@
+package tlsstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/crypto/acme"
+)
+
+// pebbleVersion is the Pebble release the integration test runs.
+const pebbleVersion = "v2.10.1"
+
+// TestACMEPebble issues certificates from a real Pebble ACME server whose
+// validation authority really connects to this test: a DNS responder tells
+// it that the test hosts live on 127.0.0.1, its HTTP-01 port is the test's
+// HTTP listener and its TLS-ALPN-01 port the test's TLS listener. One host
+// is validated over TLS-ALPN-01, the other over HTTP-01 (its TLS-ALPN-01
+// handshakes are refused, so autocert falls back, as on an edge whose :443
+// the CA cannot reach). A host the table does not allow gets no order.
+func TestACMEPebble(t *testing.T) {
+	bin := pebbleBinary(t)
+	const (
+		alpnHost   = "alpn.swarmgate.test"
+		httpHost   = "http.swarmgate.test"
+		deniedHost = "denied.swarmgate.test"
+	)
+	allowed := map[string]bool{alpnHost: true, httpHost: true}
+
+	// The test's edge listeners, bound first so Pebble's config can name
+	// their ports.
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := serveDNS(t, []string{alpnHost, httpHost, deniedHost})
+	p := startPebble(t, bin, port(httpLn), port(tlsLn), dnsAddr)
+
+	// Every request to the CA is counted, to prove that a refused host
+	// causes none.
+	var caRequests atomic.Int64
+	caClient := &http.Client{Timeout: 30 * time.Second, Transport: countingTransport{
+		n:    &caRequests,
+		next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.apiRoots}, DisableKeepAlives: true},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	cacheDir := t.TempDir()
+	a, err := NewACME(ACMEOptions{
+		DirectoryURL: p.directory,
+		Email:        "ops@swarmgate.test",
+		CacheDir:     cacheDir,
+		HTTPClient:   caClient,
+		HostAllowed:  func(h string) bool { return allowed[h] },
+		Logger:       zaptest.NewLogger(t),
+		Registerer:   reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := New(Options{Dir: t.TempDir(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := Combine(store, a)
+
+	// What the CA's validation authority did, as seen by the listeners.
+	var (
+		mu           sync.Mutex
+		alpnSeen     = map[string]int{} // TLS-ALPN-01 handshakes by SNI
+		alpnRefused  = map[string]int{}
+		http01Served = map[string]int{} // HTTP-01 answers with 200, by host
+	)
+	tlsCfg := ServerConfig(func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if isACMEChallenge(hello) {
+			mu.Lock()
+			defer mu.Unlock()
+			if hello.ServerName == httpHost {
+				alpnRefused[hello.ServerName]++
+				return nil, errors.New("test: TLS-ALPN-01 disabled for this host")
+			}
+			alpnSeen[hello.ServerName]++
+		}
+		return get(hello)
+	}, ConfigOptions{ACME: true})
+	serveTLSOn(t, tls.NewListener(tlsLn, tlsCfg))
+	acmeHTTP := a.HTTPHandler(http.NotFoundHandler())
+	serveHTTPOn(t, httpLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		acmeHTTP.ServeHTTP(rec, r)
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") && rec.status == http.StatusOK {
+			mu.Lock()
+			http01Served[normalizeHost(r.Host)]++
+			mu.Unlock()
+		}
+	}))
+
+	// Both hosts at once: issuance blocks the handshake until the order is
+	// done.
+	roots := p.issuerRoots(t)
+	var wg sync.WaitGroup
+	for _, host := range []string{alpnHost, httpHost} {
+		wg.Go(func() {
+			cs, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots, NextProtos: []string{"h2"}})
+			if err != nil {
+				t.Errorf("%s: handshake: %v", host, err)
+				return
+			}
+			if cs.NegotiatedProtocol != "h2" {
+				t.Errorf("%s: ALPN %q, want h2", host, cs.NegotiatedProtocol)
+			}
+			leaf := cs.PeerCertificates[0]
+			if err := leaf.VerifyHostname(host); err != nil {
+				t.Errorf("%s: %v", host, err)
+			}
+			if !strings.Contains(leaf.Issuer.CommonName, "Pebble") {
+				t.Errorf("%s: issued by %q, want Pebble", host, leaf.Issuer.CommonName)
+			}
+			if got := value(t, a.metrics.expiry.WithLabelValues(host)); got != float64(leaf.NotAfter.Unix()) {
+				t.Errorf("%s: expiry gauge %v, want %v", host, got, leaf.NotAfter.Unix())
+			}
+			if _, err := os.Stat(filepath.Join(cacheDir, host)); err != nil {
+				t.Errorf("%s: certificate not in the cache directory: %v", host, err)
+			}
+			// Served again from memory, with no new order.
+			before := caRequests.Load()
+			cs2, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots})
+			if err != nil {
+				t.Errorf("%s: second handshake: %v", host, err)
+			} else if !cs2.PeerCertificates[0].Equal(leaf) {
+				t.Errorf("%s: second handshake got another certificate", host)
+			}
+			if n := caRequests.Load() - before; n != 0 {
+				t.Errorf("%s: second handshake made %d CA requests", host, n)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	if alpnSeen[alpnHost] == 0 {
+		t.Errorf("no TLS-ALPN-01 validation handshake for %s", alpnHost)
+	}
+	if http01Served[alpnHost] != 0 {
+		t.Errorf("%s was validated over HTTP-01 too", alpnHost)
+	}
+	if http01Served[httpHost] == 0 {
+		t.Errorf("no HTTP-01 validation request for %s", httpHost)
+	}
+	if alpnRefused[httpHost] == 0 {
+		t.Errorf("%s never tried TLS-ALPN-01 first", httpHost)
+	}
+	t.Logf("validations: TLS-ALPN-01 %v (refused %v), HTTP-01 %v", alpnSeen, alpnRefused, http01Served)
+	mu.Unlock()
+
+	// A host the table does not publish with tls=auto: the handshake fails
+	// and the CA hears nothing of it.
+	before := caRequests.Load()
+	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: deniedHost, RootCAs: roots}); err == nil {
+		t.Errorf("%s: handshake succeeded", deniedHost)
+	}
+	if _, err := a.GetCertificate(&tls.ClientHelloInfo{ServerName: deniedHost}); err == nil || !strings.Contains(err.Error(), "not served with tls=auto") {
+		t.Errorf("%s: GetCertificate err = %v", deniedHost, err)
+	}
+	// Its HTTP-01 path is refused too.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpLn.Addr().String()+"/.well-known/acme-challenge/x", nil)
+	req.Host = deniedHost
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: HTTP-01 path status %d, want 403", deniedHost, resp.StatusCode)
+		}
+	}
+	if n := caRequests.Load() - before; n != 0 {
+		t.Errorf("refused host caused %d CA requests", n)
+	}
+	if got := value(t, a.metrics.refused); got != 2 {
+		t.Errorf("refused counter %v, want 2", got)
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, deniedHost)); err == nil {
+		t.Errorf("%s has a cached certificate", deniedHost)
+	}
+}
+
+// TestACMEPolicy checks the host policy and the combined selector without a
+// CA: nothing here may reach the network.
+func TestACMEPolicy(t *testing.T) {
+	var calls atomic.Int64
+	a, err := NewACME(ACMEOptions{
+		DirectoryURL: "http://127.0.0.1:1/unreachable",
+		HTTPClient: &http.Client{Transport: countingTransport{n: &calls, next: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return nil, errors.New("no network in this test")
+		})}},
+		HostAllowed: func(h string) bool { return h == "auto.example.org" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t, "ca")
+	dir := t.TempDir()
+	l := ca.issue(t, ecdsaPKCS8, "*.example.org")
+	writeAtomic(t, dir, "wild.pem", cat(l.certPEM, l.keyPEM))
+	store, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wild, _ := store.Lookup("wild")
+	get := Combine(store, a)
+	tests := []struct {
+		name    string
+		hello   *tls.ClientHelloInfo
+		allowed bool
+		want    *tls.Certificate // from Combine; nil = error
+	}{
+		{"allowed", &tls.ClientHelloInfo{ServerName: "auto.example.org"}, true, wild}, // CA unreachable: the store's wildcard serves
+		{"allowed, upper case", &tls.ClientHelloInfo{ServerName: "AUTO.example.org."}, true, wild},
+		{"not allowed, store", &tls.ClientHelloInfo{ServerName: "other.example.org"}, false, wild},
+		{"not allowed, nothing", &tls.ClientHelloInfo{ServerName: "other.example.net"}, false, nil},
+		{"no SNI", &tls.ClientHelloInfo{}, false, nil},
+		{"challenge without token", &tls.ClientHelloInfo{ServerName: "auto.example.org", SupportedProtos: []string{acme.ALPNProto}}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := a.Allowed(tt.hello.ServerName); got != tt.allowed {
+				t.Errorf("Allowed = %v, want %v", got, tt.allowed)
+			}
+			got, err := get(tt.hello)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("got a certificate for %v, want an error", got.Leaf.DNSNames)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v", got, err)
+			}
+		})
+	}
+	// Only the two allowed handshakes tried the CA.
+	if calls.Load() == 0 {
+		t.Error("allowed hosts never reached the ACME client")
+	}
+	if got := value(t, a.metrics.errors.WithLabelValues("auto.example.org")); got != 2 {
+		t.Errorf("ACME errors for auto.example.org = %v, want 2", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type countingTransport struct {
+	n    *atomic.Int64
+	next http.RoundTripper
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func handshake(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState(), nil
+}
+
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// serveTLSOn completes handshakes on ln (the CA's validation handshakes
+// included) until the test ends.
+func serveTLSOn(t *testing.T, ln net.Listener) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(90 * time.Second))
+				if c.(*tls.Conn).Handshake() == nil {
+					_, _ = c.Read(make([]byte, 1))
+				}
+			})
+		}
+	})
+}
+
+func serveHTTPOn(t *testing.T, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+}
+
+// serveDNS answers A queries for hosts with 127.0.0.1 over TCP (Pebble's
+// resolver uses TCP), AAAA queries with no records and everything else
+// with NXDOMAIN. It speaks just enough of RFC 1035 for that.
+func serveDNS(t *testing.T, hosts []string) string {
+	known := map[string]bool{}
+	for _, h := range hosts {
+		known[h] = true
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					var n uint16
+					if binary.Read(c, binary.BigEndian, &n) != nil {
+						return
+					}
+					q := make([]byte, n)
+					if _, err := io.ReadFull(c, q); err != nil {
+						return
+					}
+					resp := dnsAnswer(q, known)
+					if resp == nil {
+						return
+					}
+					_ = binary.Write(c, binary.BigEndian, uint16(len(resp)))
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+func dnsAnswer(q []byte, known map[string]bool) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
+		return nil
+	}
+	var labels []string
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		l := int(q[i])
+		if l > 63 || i+1+l > len(q) {
+			return nil
+		}
+		labels = append(labels, string(q[i+1:i+1+l]))
+		i += 1 + l
+	}
+	i++ // the root label
+	if i+4 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i : i+2])
+	question := q[12 : i+4]
+	name := strings.ToLower(strings.Join(labels, "."))
+	var rcode, ancount uint16
+	switch {
+	case !known[name]:
+		rcode = 3 // NXDOMAIN
+	case qtype == 1: // A
+		ancount = 1
+	}
+	resp := binary.BigEndian.AppendUint16(nil, binary.BigEndian.Uint16(q[0:2]))
+	resp = binary.BigEndian.AppendUint16(resp, 0x8400|binary.BigEndian.Uint16(q[2:4])&0x0100|rcode) // QR, AA, RD copied
+	resp = binary.BigEndian.AppendUint16(resp, 1)
+	resp = binary.BigEndian.AppendUint16(resp, ancount)
+	resp = append(resp, 0, 0, 0, 0) // NSCOUNT, ARCOUNT
+	resp = append(resp, question...)
+	if ancount == 1 {
+		resp = append(resp, 0xc0, 12) // name: pointer to the question
+		resp = binary.BigEndian.AppendUint16(resp, 1)
+		resp = binary.BigEndian.AppendUint16(resp, 1)
+		resp = binary.BigEndian.AppendUint32(resp, 60)
+		resp = binary.BigEndian.AppendUint16(resp, 4)
+		resp = append(resp, 127, 0, 0, 1)
+	}
+	return resp
+}
+
+// pebble is a running Pebble server.
+type pebble struct {
+	directory  string
+	mgmt       string
+	apiRoots   *x509.CertPool // for Pebble's own HTTPS API
+	mgmtClient *http.Client
+}
+
+// pebbleBinary finds pebble, installing it with go install if needed.
+// When CI=true a missing Pebble fails the test instead of skipping it.
+func pebbleBinary(t *testing.T) string {
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pebble is required in CI: "+format, args...)
+		}
+		t.Skipf("pebble unavailable: "+format, args...)
+	}
+	if testing.Short() {
+		unavailable("-short")
+	}
+	if p, err := exec.LookPath("pebble"); err == nil {
+		return p
+	}
+	gobin, err := goEnv("GOBIN")
+	if err == nil && gobin == "" {
+		var gopath string
+		gopath, err = goEnv("GOPATH")
+		gobin = filepath.Join(strings.Split(gopath, string(os.PathListSeparator))[0], "bin")
+	}
+	if err != nil {
+		unavailable("go env: %v", err)
+	}
+	bin := filepath.Join(gobin, "pebble")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "install", "github.com/letsencrypt/pebble/v2/cmd/pebble@"+pebbleVersion)
+	cmd.Dir = t.TempDir() // outside this module
+	if out, err := cmd.CombinedOutput(); err != nil {
+		unavailable("go install: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func goEnv(key string) (string, error) {
+	out, err := exec.Command("go", "env", key).Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// startPebble runs Pebble on loopback with a generated configuration and
+// API certificate, and waits until its directory answers.
+func startPebble(t *testing.T, bin string, httpPort, tlsPort int, dnsAddr string) *pebble {
+	dir := t.TempDir()
+	apiCA := newCA(t, "pebble API test CA")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(t),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, apiCA.cert, key.Public(), apiCA.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pemBlock("CERTIFICATE", der), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pemBlock("PRIVATE KEY", keyDER), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: apiCA.pool}, DisableKeepAlives: true}}
+
+	// Pebble binds its own API ports: take free ones, and retry if another
+	// process wins the race for one of them.
+	for attempt := 1; ; attempt++ {
+		apiPort, mgmtPort := freePort(t), freePort(t)
+		cfg := map[string]any{"pebble": map[string]any{
+			"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", apiPort),
+			"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmtPort),
+			"certificate":                    certFile,
+			"privateKey":                     keyFile,
+			"httpPort":                       httpPort,
+			"tlsPort":                        tlsPort,
+			"ocspResponderURL":               "",
+			"externalAccountBindingRequired": false,
+			"keyAlgorithm":                   "ecdsa",
+			"profiles": map[string]any{"default": map[string]any{
+				"description": "test", "validityPeriod": 86400}},
+		}}
+		cfgJSON, _ := json.Marshal(cfg)
+		cfgFile := filepath.Join(dir, "pebble-config.json")
+		if err := os.WriteFile(cfgFile, cfgJSON, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "-config", cfgFile, "-dnsserver", dnsAddr)
+		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.WaitDelay = 5 * time.Second
+		if err := cmd.Start(); err != nil {
+			cancel()
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("start pebble: %v", err)
+			}
+			t.Skipf("start pebble: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		stop := func() { cancel(); <-exited }
+		p := &pebble{
+			directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
+			mgmt:       fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
+			apiRoots:   apiCA.pool,
+			mgmtClient: client,
+		}
+		if waitReady(client, p.directory, exited) {
+			t.Cleanup(func() {
+				stop()
+				if t.Failed() {
+					t.Logf("pebble output:\n%s", out.String())
+				}
+			})
+			return p
+		}
+		stop()
+		if attempt == 3 {
+			t.Fatalf("pebble did not start:\n%s", out.String())
+		}
+	}
+}
+
+// waitReady polls the directory until it answers, Pebble exits or 15s pass.
+func waitReady(c *http.Client, url string, exited <-chan struct{}) bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case <-exited:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return port(ln)
+}
+
+// issuerRoots returns the roots Pebble signs certificates with.
+func (p *pebble) issuerRoots(t *testing.T) *x509.CertPool {
+	resp, err := p.mgmtClient.Get(p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("pebble roots: %d %v", resp.StatusCode, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatal("pebble roots: no certificate")
+	}
+	return pool
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
