@@ -30,6 +30,9 @@ func NewAdmin(p *Proxy, g prometheus.Gatherer) *Admin {
 // SetReady marks the edge ready (or not) to receive traffic.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
 
+// Ready reports whether SetReady(true) was called.
+func (a *Admin) Ready() bool { return a.ready.Load() }
+
 // Drain makes /readyz fail so load balancers stop sending new traffic.
 func (a *Admin) Drain() { a.draining.Store(true) }
 

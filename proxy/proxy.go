@@ -129,10 +129,14 @@ func (p *Proxy) restartHealthChecks(t *Table) {
 		p.health = nil
 	}
 	var ctx context.Context
+	checked := make(map[*balancer.Endpoint]bool)
 	for _, tg := range t.targets {
 		r := tg.route
 		if r.HealthPath == "" || len(tg.endpoints) == 0 {
 			continue
+		}
+		for _, e := range tg.endpoints {
+			checked[e] = true
 		}
 		if ctx == nil {
 			ctx, p.health = context.WithCancel(context.Background())
@@ -145,6 +149,15 @@ func (p *Proxy) restartHealthChecks(t *Table) {
 			Scheme:   tg.scheme(),
 		}
 		go hc.Run(ctx, tg.endpoints)
+	}
+	// An endpoint no check covers any more must not stay marked down by the
+	// last result of a check that was removed.
+	for _, tg := range t.targets {
+		for _, e := range tg.endpoints {
+			if !checked[e] {
+				e.SetHealthy(true)
+			}
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/proxy/handover"
 )
 
 // edgeOptions are the flags of `swarmgate edge`.
@@ -34,6 +35,7 @@ type edgeOptions struct {
 	dialTimeout   time.Duration
 	maxBody       int64
 	maxHeader     int
+	handover      string
 }
 
 func newEdgeCmd(logs *logOptions) *cobra.Command {
@@ -71,6 +73,7 @@ atomically: no reload, no dropped request.`,
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
+	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
 	return cmd
 }
 
@@ -99,18 +102,14 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		return errors.New("edge: no route source: give --docker (or DOCKER_HOST) and/or --routes")
 	}
 
-	httpLn, err := net.Listen("tcp", o.httpAddr)
+	lns, ack, err := listeners(ctx, o, log)
 	if err != nil {
-		return fmt.Errorf("edge: --http: %w", err)
+		return err
 	}
+	httpLn, adminLn := lns["http"], lns["admin"]
 	srv := p.NewServer("http", proxy.ServerOptions{MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader})
 	var adminSrv *http.Server
-	var adminLn net.Listener
-	if o.adminAddr != "" {
-		if adminLn, err = net.Listen("tcp", o.adminAddr); err != nil {
-			httpLn.Close()
-			return fmt.Errorf("edge: --admin: %w", err)
-		}
+	if adminLn != nil {
 		adminSrv = &http.Server{
 			Handler:           admin.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
@@ -149,18 +148,44 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	}
 	log.Info("edge started", zap.String("http", httpLn.Addr().String()), zap.String("admin", o.adminAddr),
 		zap.Int("sources", len(sources)), zap.String("cluster", o.cluster), zap.String("version", version))
+	if ack != nil {
+		// The predecessor drains once we ack: not before our first table is
+		// in force, or requests would meet an empty table.
+		select {
+		case <-merge.ready:
+		case <-time.After(30 * time.Second):
+			log.Warn("no routing table after 30s; taking over anyway")
+		}
+		if err := ack(); err != nil {
+			log.Warn("predecessor did not take the ack; it keeps serving too", zap.Error(err))
+		}
+	}
+	handedOver := make(chan struct{})
+	if o.handover != "" {
+		go func() {
+			err := handover.Offer(runCtx, o.handover, func() map[string]net.Listener { return lns }, func() { close(handedOver) })
+			if err != nil {
+				log.Error("hand-over socket failed; restarts will not be seamless", zap.Error(err))
+			}
+		}()
+	}
 
 	var runErr error
+	successor := false
 	select {
 	case <-ctx.Done():
+	case <-handedOver:
+		successor = true
+		log.Info("listeners handed over to a new edge; draining")
 	case runErr = <-fatal:
 		log.Error("edge stopping", zap.Error(runErr))
 	}
 
 	// Fail readiness first, keep serving through the delay so that load
 	// balancers stop sending, then stop accepting and drain what is in flight.
+	// After a hand-over the successor accepts already: no delay.
 	admin.Drain()
-	if o.shutdownDelay > 0 && runErr == nil {
+	if o.shutdownDelay > 0 && runErr == nil && !successor {
 		log.Info("draining: /readyz fails, still serving", zap.Duration("delay", o.shutdownDelay))
 		time.Sleep(o.shutdownDelay)
 	}
@@ -172,10 +197,48 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	cancel()
 	wg.Wait()
 	if adminSrv != nil {
-		adminSrv.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		adminSrv.Shutdown(sctx)
+		scancel()
 	}
 	log.Info("edge stopped")
 	return runErr
+}
+
+// listeners returns the edge's listening sockets, named "http" and "admin":
+// inherited from a running edge when --handover finds one (ack must then be
+// called once they are served), else bound from the flags.
+func listeners(ctx context.Context, o edgeOptions, log *zap.Logger) (lns map[string]net.Listener, ack func() error, err error) {
+	lns = make(map[string]net.Listener)
+	if o.handover != "" {
+		inherited, a, err := handover.Inherit(ctx, o.handover)
+		switch {
+		case err == nil:
+			log.Info("took over the listeners of the running edge", zap.Int("listeners", len(inherited)))
+			lns, ack = inherited, a
+		case !errors.Is(err, handover.ErrNoPredecessor):
+			return nil, nil, fmt.Errorf("edge: --handover: %w", err)
+		}
+	}
+	bind := func(name, addr string) error {
+		if addr == "" || lns[name] != nil {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("edge: --%s: %w", name, err)
+		}
+		lns[name] = ln
+		return nil
+	}
+	if err := bind("http", o.httpAddr); err != nil {
+		return nil, nil, err
+	}
+	if err := bind("admin", o.adminAddr); err != nil {
+		lns["http"].Close()
+		return nil, nil, err
+	}
+	return lns, ack, nil
 }
 
 // edgeSources builds the route sources the flags ask for.
@@ -204,10 +267,12 @@ type merger struct {
 	cluster string
 	proxy   *proxy.Proxy
 	admin   *proxy.Admin
+	ready   chan struct{} // closed once every source has delivered a Config
 }
 
 func newMerger(n int, cluster string, p *proxy.Proxy, a *proxy.Admin) *merger {
-	return &merger{latest: make([]discovery.Config, n), got: make([]bool, n), cluster: cluster, proxy: p, admin: a}
+	return &merger{latest: make([]discovery.Config, n), got: make([]bool, n), cluster: cluster,
+		proxy: p, admin: a, ready: make(chan struct{})}
 }
 
 func (m *merger) update(i int) func(discovery.Config) {
@@ -221,6 +286,9 @@ func (m *merger) update(i int) func(discovery.Config) {
 				return
 			}
 		}
-		m.admin.SetReady(true)
+		if !m.admin.Ready() {
+			m.admin.SetReady(true)
+			close(m.ready)
+		}
 	}
 }
