@@ -62,12 +62,16 @@ func TestACMEPebble(t *testing.T) {
 	dnsAddr := serveDNS(t, []string{alpnHost, httpHost, deniedHost})
 	p := startPebble(t, bin, port(httpLn), port(tlsLn), dnsAddr)
 
-	// Every request to the CA is counted, to prove that a refused host
-	// causes none.
-	var caRequests atomic.Int64
+	// New-order requests to the CA are counted, to prove that a refused
+	// host and a cached certificate cause none. (Other requests, such as
+	// autocert's background deactivation of leftover authorizations, may
+	// happen at any time.)
+	var orders atomic.Int64
+	newOrder := p.newOrderURL(t)
 	caClient := &http.Client{Timeout: 30 * time.Second, Transport: countingTransport{
-		n:    &caRequests,
-		next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.apiRoots}, DisableKeepAlives: true},
+		n:     &orders,
+		match: func(r *http.Request) bool { return r.URL.String() == newOrder },
+		next:  &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.apiRoots}, DisableKeepAlives: true},
 	}}
 	reg := prometheus.NewPedanticRegistry()
 	cacheDir := t.TempDir()
@@ -124,6 +128,7 @@ func TestACMEPebble(t *testing.T) {
 	// done.
 	roots := p.issuerRoots(t)
 	var wg sync.WaitGroup
+	var leaves sync.Map // host -> *x509.Certificate
 	for _, host := range []string{alpnHost, httpHost} {
 		wg.Go(func() {
 			cs, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots, NextProtos: []string{"h2"}})
@@ -147,20 +152,32 @@ func TestACMEPebble(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cacheDir, host)); err != nil {
 				t.Errorf("%s: certificate not in the cache directory: %v", host, err)
 			}
-			// Served again from memory, with no new order.
-			before := caRequests.Load()
-			cs2, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots})
-			if err != nil {
-				t.Errorf("%s: second handshake: %v", host, err)
-			} else if !cs2.PeerCertificates[0].Equal(leaf) {
-				t.Errorf("%s: second handshake got another certificate", host)
-			}
-			if n := caRequests.Load() - before; n != 0 {
-				t.Errorf("%s: second handshake made %d CA requests", host, n)
-			}
+			leaves.Store(host, leaf)
 		})
 	}
 	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// One order for the TLS-ALPN-01 host; two for the other: the first
+	// fails on TLS-ALPN-01, the second passes over HTTP-01.
+	if n := orders.Load(); n != 3 {
+		t.Errorf("%d orders, want 3", n)
+	}
+	// Served again from memory, with no new order.
+	before := orders.Load()
+	for _, host := range []string{alpnHost, httpHost} {
+		leaf, _ := leaves.Load(host)
+		cs, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: host, RootCAs: roots})
+		if err != nil {
+			t.Errorf("%s: second handshake: %v", host, err)
+		} else if !cs.PeerCertificates[0].Equal(leaf.(*x509.Certificate)) {
+			t.Errorf("%s: second handshake got another certificate", host)
+		}
+	}
+	if n := orders.Load() - before; n != 0 {
+		t.Errorf("second handshakes made %d new orders", n)
+	}
 	mu.Lock()
 	if alpnSeen[alpnHost] == 0 {
 		t.Errorf("no TLS-ALPN-01 validation handshake for %s", alpnHost)
@@ -179,7 +196,7 @@ func TestACMEPebble(t *testing.T) {
 
 	// A host the table does not publish with tls=auto: the handshake fails
 	// and the CA hears nothing of it.
-	before := caRequests.Load()
+	before = orders.Load()
 	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{ServerName: deniedHost, RootCAs: roots}); err == nil {
 		t.Errorf("%s: handshake succeeded", deniedHost)
 	}
@@ -197,8 +214,8 @@ func TestACMEPebble(t *testing.T) {
 			t.Errorf("%s: HTTP-01 path status %d, want 403", deniedHost, resp.StatusCode)
 		}
 	}
-	if n := caRequests.Load() - before; n != 0 {
-		t.Errorf("refused host caused %d CA requests", n)
+	if n := orders.Load() - before; n != 0 {
+		t.Errorf("refused host caused %d new orders", n)
 	}
 	if got := value(t, a.metrics.refused); got != 2 {
 		t.Errorf("refused counter %v, want 2", got)
@@ -275,13 +292,17 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// countingTransport counts the requests match accepts (all if nil).
 type countingTransport struct {
-	n    *atomic.Int64
-	next http.RoundTripper
+	n     *atomic.Int64
+	match func(*http.Request) bool
+	next  http.RoundTripper
 }
 
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
+	if c.match == nil || c.match(r) {
+		c.n.Add(1)
+	}
 	return c.next.RoundTrip(r)
 }
 
@@ -447,9 +468,6 @@ func pebbleBinary(t *testing.T) string {
 			t.Fatalf("pebble is required in CI: "+format, args...)
 		}
 		t.Skipf("pebble unavailable: "+format, args...)
-	}
-	if testing.Short() {
-		unavailable("-short")
 	}
 	if p, err := exec.LookPath("pebble"); err == nil {
 		return p
@@ -622,6 +640,20 @@ func (p *pebble) issuerRoots(t *testing.T) *x509.CertPool {
 		t.Fatal("pebble roots: no certificate")
 	}
 	return pool
+}
+
+// newOrderURL reads the newOrder endpoint from the directory.
+func (p *pebble) newOrderURL(t *testing.T) string {
+	resp, err := p.mgmtClient.Get(p.directory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dir struct{ NewOrder string }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&dir); err != nil || dir.NewOrder == "" {
+		t.Fatalf("pebble directory: newOrder %q, %v", dir.NewOrder, err)
+	}
+	return dir.NewOrder
 }
 
 type lockedBuffer struct {
