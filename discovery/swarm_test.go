@@ -570,3 +570,119 @@ func metricValue(c prometheus.Metric) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// sockForwarder is a stand-in for the socket-proxy: a unix socket that
+// forwards byte for byte to the engine's, and that the test can cut.
+type sockForwarder struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+}
+
+func startForwarder(t *testing.T, path, target string) *sockForwarder {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &sockForwarder{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	f.wg.Add(1)
+	go f.serve()
+	return f
+}
+
+func (f *sockForwarder) serve() {
+	defer f.wg.Done()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.DialTimeout("unix", f.target, 5*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		f.mu.Lock()
+		f.conns[c], f.conns[u] = true, true
+		f.mu.Unlock()
+		f.wg.Add(2)
+		pipe := func(dst, src net.Conn) {
+			defer f.wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 {
+					if _, werr := dst.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			dst.Close()
+			src.Close()
+		}
+		go pipe(u, c)
+		go pipe(c, u)
+	}
+}
+
+// stop closes the listener and every connection: the API is gone.
+func (f *sockForwarder) stop() {
+	f.ln.Close()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = map[net.Conn]bool{}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+func TestSwarmRunSurvivesAnOutage(t *testing.T) {
+	e := needSwarm(t)
+	if !strings.HasPrefix(e.host, "unix://") {
+		t.Skipf("the outage test forwards a unix socket; DOCKER_HOST is %s", e.host)
+	}
+	nw := e.network("outage")
+	name := e.service("app", nw, 1, "swarmgate.hosts=outage.sgtest.example", "swarmgate.port=8080")
+
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	fwd := startForwarder(t, sock, strings.TrimPrefix(e.host, "unix://"))
+	core, logs := observer.New(zap.InfoLevel)
+	s := newTestSwarm(t, SwarmOptions{Host: "unix://" + sock, Network: nw, Logger: zap.New(core), Registerer: prometheus.NewRegistry()})
+	rec := newRecorder()
+	startRun(t, s, rec)
+	_, i, _ := rec.waitFor(t, 0, 60*time.Second, "1 endpoint", endpointCount(name, 1))
+
+	// The API goes away; the cluster changes meanwhile.
+	fwd.stop()
+	before := rec.count()
+	e.docker("service", "scale", "--detach", name+"=2")
+	for deadline := time.Now().Add(60 * time.Second); len(e.runningTasks(name)) != 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("scale to 2 did not converge")
+		}
+	}
+	waitMetric(t, s.m.syncErrors, 1) // the source noticed and is retrying
+	if n := rec.count(); n != before {
+		t.Fatalf("update sent while the API was unreachable (%d -> %d)", before, n)
+	}
+
+	// Back: the change made meanwhile arrives.
+	back := time.Now()
+	fwd = startForwarder(t, sock, strings.TrimPrefix(e.host, "unix://"))
+	defer fwd.stop()
+	_, _, at := rec.waitFor(t, i, 10*time.Second, "2 endpoints after the outage", endpointCount(name, 2))
+	t.Logf("API back: update %v later (backoff capped at %v)", at.Sub(back).Round(time.Millisecond), swarmMaxBackoff)
+	if n := logs.FilterMessage("Docker API unreachable; keeping the last routing table and retrying").Len(); n != 1 {
+		t.Errorf("outage logged %d times, want once", n)
+	}
+	if n := logs.FilterMessage("Docker API reachable again").Len(); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
+}

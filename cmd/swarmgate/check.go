@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmgate/swarmgate/discovery"
+)
+
+// maxStackFile bounds what check reads from one file (or stdin).
+const maxStackFile = 16 << 20
+
+// checkOptions are the flags of `swarmgate check`.
+type checkOptions struct {
+	docker  bool
+	network string
+	output  string
+	timeout time.Duration
+}
+
+func newCheckCmd(logs *logOptions) *cobra.Command {
+	var o checkOptions
+	cmd := &cobra.Command{
+		Use:   "check [FILE...] | check --docker [HOST]",
+		Short: "Validate routing labels of stack files or live services and print the routes they produce",
+		Long: `Validate the swarmgate.* and com.docker.lb.* labels of compose/stack files
+(deploy.labels; "-" reads standard input) or, with --docker, of the services
+running in a Swarm, and print the routes an edge would build from them, every
+label error and every warning. The exit status is 1 if any label is invalid.
+
+With --docker, HOST is the Docker Engine API (unix:///var/run/docker.sock,
+tcp://socket-proxy:2375); without it the DOCKER_HOST conventions apply. Live
+services are resolved as the edge would: networks (--network is the edge's)
+and task endpoints.`,
+		Example: `  swarmgate check stack.yml
+  docker compose config | swarmgate check -
+  swarmgate check --docker
+  swarmgate check --docker tcp://socket-proxy:2375 --network edge --output json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.output != "table" && o.output != "json" {
+				return fmt.Errorf("check: --output: want table or json, got %q", o.output)
+			}
+			var rep checkReport
+			var err error
+			if o.docker {
+				if len(args) > 1 {
+					return fmt.Errorf("check: --docker takes at most one HOST, got %d arguments", len(args))
+				}
+				host := ""
+				if len(args) == 1 {
+					host = args[0]
+				}
+				rep, err = checkDocker(cmd.Context(), logs, host, o)
+			} else {
+				if len(args) == 0 {
+					return fmt.Errorf("check: give stack files (or - for standard input), or --docker")
+				}
+				rep, err = checkFiles(cmd.InOrStdin(), args)
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if o.output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				err = enc.Encode(rep)
+			} else {
+				err = rep.print(out, o.docker)
+			}
+			if err != nil {
+				return fmt.Errorf("check: %w", err)
+			}
+			if n := len(rep.Errors); n > 0 {
+				return fmt.Errorf("check: %d invalid label(s) in %d service(s)", n, rep.erroredServices())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.docker, "docker", false, "check the live services of the Docker Engine API at HOST (default: DOCKER_HOST conventions)")
+	f.StringVar(&o.network, "network", "", "with --docker: the overlay network the edge shares with services")
+	f.StringVarP(&o.output, "output", "o", "table", "table or json")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --docker: how long the listing may take")
+	return cmd
+}
+
+// checkReport is what check prints; its JSON form is for machines.
+type checkReport struct {
+	Routes   []checkRoute   `json:"routes"`
+	Errors   []checkError   `json:"errors"`
+	Warnings []checkWarning `json:"warnings"`
+}
+
+type checkRoute struct {
+	Source    string   `json:"source,omitempty"` // file name; empty for --docker
+	Service   string   `json:"service"`
+	Route     string   `json:"route"` // "service" or "service/name"
+	Hosts     []string `json:"hosts,omitempty"`
+	Default   bool     `json:"default,omitempty"`
+	TCPPort   int      `json:"tcp_port,omitempty"`
+	SNI       []string `json:"sni,omitempty"`
+	Path      string   `json:"path"`
+	Strip     bool     `json:"strip,omitempty"`
+	Priority  int      `json:"priority,omitempty"`
+	Weight    int      `json:"weight"`
+	Port      int      `json:"port"`
+	Backend   string   `json:"backend"`
+	Network   string   `json:"network,omitempty"`
+	Balancer  string   `json:"balancer"`
+	TLS       string   `json:"tls"`
+	Cluster   string   `json:"cluster,omitempty"`
+	Endpoints []string `json:"endpoints,omitempty"`
+}
+
+type checkError struct {
+	Source  string `json:"source,omitempty"`
+	Service string `json:"service"`
+	Label   string `json:"label"`
+	Value   string `json:"value"`
+	Reason  string `json:"reason"`
+}
+
+type checkWarning struct {
+	Source  string `json:"source,omitempty"`
+	Service string `json:"service"`
+	Message string `json:"message"`
+}
+
+// checkFiles parses every stack file; "-" is r.
+func checkFiles(r io.Reader, files []string) (checkReport, error) {
+	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}}
+	for _, name := range files {
+		data, err := readStackFile(r, name)
+		if err != nil {
+			return rep, err
+		}
+		services, err := discovery.ParseStack(data)
+		if err != nil {
+			return rep, fmt.Errorf("check: %s: %w", name, err)
+		}
+		for _, s := range services {
+			routes, errs := discovery.ParseLabels(s.Name, s.Labels)
+			rep.add(name, discovery.Config{Routes: routes, Errors: errs})
+			for _, w := range s.Warnings {
+				rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
+			}
+		}
+	}
+	return rep, nil
+}
+
+func readStackFile(stdin io.Reader, name string) ([]byte, error) {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxStackFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("check: %s: %w", name, err)
+	}
+	if len(data) > maxStackFile {
+		return nil, fmt.Errorf("check: %s: larger than %d bytes", name, maxStackFile)
+	}
+	return data, nil
+}
+
+// checkDocker lists the live services once.
+func checkDocker(ctx context.Context, logs *logOptions, host string, o checkOptions) (checkReport, error) {
+	log, err := newLogger(logs)
+	if err != nil {
+		return checkReport{}, err
+	}
+	defer log.Sync()
+	s, err := discovery.NewSwarm(discovery.SwarmOptions{Host: host, Network: o.network, Logger: log})
+	if err != nil {
+		return checkReport{}, fmt.Errorf("check: %w", err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	cfg, err := s.Snapshot(ctx)
+	if err != nil {
+		return checkReport{}, fmt.Errorf("check: %w", err)
+	}
+	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}}
+	rep.add("", cfg)
+	return rep, nil
+}
+
+func (rep *checkReport) add(source string, cfg discovery.Config) {
+	for _, r := range cfg.Routes {
+		rep.Routes = append(rep.Routes, checkRoute{
+			Source: source, Service: r.Service, Route: r.ID(),
+			Hosts: r.Hosts, Default: r.Default, TCPPort: r.TCPPort, SNI: r.SNI,
+			Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight,
+			Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer,
+			TLS: r.TLS, Cluster: r.Cluster, Endpoints: r.Endpoints,
+		})
+	}
+	for _, e := range cfg.Errors {
+		rep.Errors = append(rep.Errors, checkError{Source: source, Service: e.Service, Label: e.Label, Value: e.Value, Reason: e.Reason})
+	}
+}
+
+func (rep *checkReport) erroredServices() int {
+	seen := map[string]bool{}
+	for _, e := range rep.Errors {
+		seen[e.Source+"\x00"+e.Service] = true
+	}
+	return len(seen)
+}
+
+// print writes the human-readable report: a table of routes, then errors and
+// warnings, one per line. live adds the endpoints column.
+func (rep *checkReport) print(w io.Writer, live bool) error {
+	multi := false
+	for _, r := range rep.Routes {
+		multi = multi || r.Source != rep.Routes[0].Source
+	}
+	cluster := false
+	for _, r := range rep.Routes {
+		cluster = cluster || r.Cluster != ""
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	cols := []string{"SERVICE", "ROUTE", "HOSTS/PORTS", "PATH", "WEIGHT", "BACKEND", "TLS"}
+	if cluster {
+		cols = append(cols, "CLUSTER")
+	}
+	if live {
+		cols = append(cols, "ENDPOINTS")
+	}
+	if multi {
+		cols = append([]string{"FILE"}, cols...)
+	}
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	for _, r := range rep.Routes {
+		row := []string{r.Service, r.Route, r.listens(), r.path(), strconv.Itoa(r.Weight), r.backend(), r.TLS}
+		if cluster {
+			row = append(row, dash(r.Cluster))
+		}
+		if live {
+			row = append(row, endpoints(r.Endpoints))
+		}
+		if multi {
+			row = append([]string{r.Source}, row...)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%d route(s), %d error(s), %d warning(s)\n", len(rep.Routes), len(rep.Errors), len(rep.Warnings))
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "error: %sservice %q: label %s=%q: %s\n", prefix(e.Source), e.Service, e.Label, e.Value, e.Reason)
+	}
+	for _, wn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %sservice %q: %s\n", prefix(wn.Source), wn.Service, wn.Message)
+	}
+	return nil
+}
+
+// listens says what the route answers: host names, the default backend, a
+// TCP port or TLS server names.
+func (r checkRoute) listens() string {
+	var parts []string
+	if len(r.Hosts) > 0 {
+		parts = append(parts, strings.Join(r.Hosts, ","))
+	}
+	if r.Default {
+		parts = append(parts, "(default)")
+	}
+	if r.TCPPort != 0 {
+		parts = append(parts, "tcp:"+strconv.Itoa(r.TCPPort))
+	}
+	if len(r.SNI) > 0 {
+		parts = append(parts, "sni:"+strings.Join(r.SNI, ","))
+	}
+	return dash(strings.Join(parts, " "))
+}
+
+func (r checkRoute) path() string {
+	if len(r.Hosts) == 0 && !r.Default {
+		return "-" // pure L4
+	}
+	if r.Strip {
+		return r.Path + " (strip)"
+	}
+	return r.Path
+}
+
+func (r checkRoute) backend() string {
+	s := r.Backend + " :" + strconv.Itoa(r.Port)
+	if r.Network != "" {
+		s += " @" + r.Network
+	}
+	return s
+}
+
+func endpoints(eps []string) string {
+	if len(eps) == 0 {
+		return "none (503)"
+	}
+	return strings.Join(eps, ",")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func prefix(source string) string {
+	if source == "" {
+		return ""
+	}
+	return source + ": "
+}

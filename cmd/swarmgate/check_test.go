@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// runCheck runs `swarmgate check args...` and returns its output and error.
+func runCheck(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := newCheckCmd(&logOptions{level: "error", format: "json"})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodStack = `
+services:
+  web:
+    image: example/web
+    deploy:
+      labels:
+        swarmgate.hosts: shop.example.org,www.shop.example.org
+        swarmgate.port: 8080
+        swarmgate.path: /api
+        swarmgate.path.strip: "true"
+        swarmgate.tls: auto
+        swarmgate.weight: 90
+        swarmgate.routes.admin.hosts: admin.example.org
+  db:
+    image: postgres
+    deploy:
+      labels:
+        - swarmgate.tcp.port=15432
+        - swarmgate.port=5432
+  legacy:
+    image: example/legacy
+    deploy:
+      labels:
+        com.docker.lb.hosts: legacy.example.org
+        com.docker.lb.port: "80"
+        com.docker.lb.network: legacy-net
+  worker:
+    image: example/worker
+`
+
+const badStack = `
+services:
+  ok:
+    image: example/ok
+    deploy:
+      labels:
+        swarmgate.hosts: ok.example.org
+        swarmgate.port: "80"
+  broken:
+    image: example/broken
+    deploy:
+      labels:
+        swarmgate.hosts: broken.example.org
+        swarmgate.port: eighty
+        swarmgate.weight: heavy
+  misplaced:
+    image: example/misplaced
+    labels:
+      swarmgate.hosts: misplaced.example.org
+`
+
+func TestCheckFiles(t *testing.T) {
+	good := writeFile(t, "good.yml", goodStack)
+	bad := writeFile(t, "bad.yml", badStack)
+	tests := []struct {
+		name    string
+		args    []string
+		stdin   string
+		wantErr string   // substring; "" is success (exit 0)
+		want    []string // lines (whitespace-collapsed) or substrings the output must contain
+		notWant []string
+	}{
+		{
+			name: "valid stack: a row per route, no errors",
+			args: []string{good},
+			want: []string{
+				"SERVICE ROUTE HOSTS/PORTS PATH WEIGHT BACKEND TLS",
+				"web web shop.example.org,www.shop.example.org /api (strip) 90 task :8080 auto",
+				"web web/admin admin.example.org / 100 task :8080 off",
+				"db db tcp:15432 - 100 task :5432 off",
+				"legacy legacy legacy.example.org / 100 task :80 @legacy-net off",
+				"4 route(s), 0 error(s), 0 warning(s)",
+			},
+			notWant: []string{"worker"},
+		},
+		{
+			name:    "bad labels: every error with its label and value, other services still listed; exit 1",
+			args:    []string{bad},
+			wantErr: "2 invalid label(s) in 1 service(s)",
+			want: []string{
+				"ok ok ok.example.org / 100 task :80 off",
+				"error: " + bad + `: service "broken": label swarmgate.port="eighty": want a port`,
+				"error: " + bad + `: service "broken": label swarmgate.weight="heavy":`,
+				"warning: " + bad + `: service "misplaced": labels: swarmgate.hosts is a container label`,
+				"1 route(s), 2 error(s), 1 warning(s)",
+			},
+		},
+		{
+			name:    "several files: a FILE column and file names on errors",
+			args:    []string{good, bad},
+			wantErr: "2 invalid label(s)",
+			want:    []string{"FILE SERVICE ROUTE", good + " web web shop.example.org", "error: " + bad + `: service "broken"`},
+		},
+		{
+			name:  "standard input",
+			args:  []string{"-"},
+			stdin: goodStack,
+			want:  []string{"db db tcp:15432", "4 route(s), 0 error(s)"},
+		},
+		{name: "no arguments", args: nil, wantErr: "give stack files"},
+		{name: "missing file", args: []string{filepath.Join(t.TempDir(), "nope.yml")}, wantErr: "no such file"},
+		{name: "not YAML", args: []string{writeFile(t, "x.yml", "services: [\n")}, wantErr: "stack file"},
+		{name: "bad output format", args: []string{"--output", "xml", good}, wantErr: "--output"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runCheck(t, tt.stdin, tt.args...)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error %v; output:\n%s", err, out)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q; output:\n%s", err, tt.wantErr, out)
+			}
+			flat := collapse(out)
+			for _, w := range tt.want {
+				if !strings.Contains(flat, collapse(w)) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// collapse turns runs of spaces (table padding) into one space.
+func collapse(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestCheckJSON(t *testing.T) {
+	out, err := runCheck(t, "", "--output", "json", writeFile(t, "bad.yml", badStack))
+	if err == nil {
+		t.Fatal("want an error (exit 1) for a stack with bad labels")
+	}
+	var rep checkReport
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("not JSON: %v\n%s", jerr, out)
+	}
+	if len(rep.Routes) != 1 || rep.Routes[0].Route != "ok" || rep.Routes[0].Port != 80 || rep.Routes[0].Weight != 100 {
+		t.Errorf("routes: %+v", rep.Routes)
+	}
+	if len(rep.Errors) != 2 || rep.Errors[0].Service != "broken" || rep.Errors[0].Value == "" || rep.Errors[0].Reason == "" {
+		t.Errorf("errors: %+v", rep.Errors)
+	}
+	if len(rep.Warnings) != 1 || rep.Warnings[0].Service != "misplaced" {
+		t.Errorf("warnings: %+v", rep.Warnings)
+	}
+
+	out, err = runCheck(t, goodStack, "-o", "json", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Routes) != 4 || len(rep.Errors) != 0 || rep.Errors == nil {
+		t.Errorf("valid stack: %v %+v (errors must be [] for machines, not null)", err, rep)
+	}
+}
+
+// TestCheckDocker checks the live services of the engine at DOCKER_HOST. It
+// skips without an engine in swarm mode, except in CI, where it fails.
+func TestCheckDocker(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		host = "unix:///var/run/docker.sock"
+	}
+	docker := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := docker("info", "--format", "{{.Swarm.ControlAvailable}}"); err != nil || out != "true" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI: Docker Engine in swarm mode required: %v %s", err, out)
+		}
+		t.Skipf("no Docker Engine in swarm mode: %v %s", err, out)
+	}
+	must := func(args ...string) {
+		t.Helper()
+		if out, err := docker(args...); err != nil {
+			t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	prefix := "sgtest-" + hex.EncodeToString(b) + "-"
+	nw, good, bad := prefix+"net", prefix+"good", prefix+"bad"
+	must("network", "create", "--driver", "overlay", nw)
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if out, err := docker("network", "rm", nw); err == nil || strings.Contains(out, "not found") || time.Now().After(deadline) {
+				return
+			}
+		}
+	})
+	// No replicas: nothing runs, nothing is pulled; labels are all check reads.
+	for _, s := range [][]string{
+		{good, "swarmgate.hosts=good.sgtest.example", "swarmgate.port=8080"},
+		{bad, "swarmgate.hosts=bad.sgtest.example", "swarmgate.port=8080", "swarmgate.balancer=random"},
+	} {
+		args := []string{"service", "create", "--detach", "--no-resolve-image", "--replicas", "0", "--network", nw, "--name", s[0]}
+		for _, l := range s[1:] {
+			args = append(args, "--label", l)
+		}
+		must(append(args, "sgtest-absent-image:none")...)
+		t.Cleanup(func() { docker("service", "rm", s[0]) })
+	}
+
+	out, err := runCheck(t, "", "--docker", host, "--network", nw, "-o", "json")
+	if err == nil || !strings.Contains(err.Error(), "invalid label") {
+		t.Fatalf("error %v, want the invalid label reported (exit 1)", err)
+	}
+	var rep checkReport
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("not JSON: %v\n%s", jerr, out)
+	}
+	var route *checkRoute
+	for i := range rep.Routes {
+		if rep.Routes[i].Service == good {
+			route = &rep.Routes[i]
+		}
+	}
+	if route == nil || route.Network != nw || route.Port != 8080 || len(route.Endpoints) != 0 {
+		t.Errorf("route of %s: %+v", good, route)
+	}
+	var found bool
+	for _, e := range rep.Errors {
+		found = found || e.Service == bad && e.Label == "swarmgate.balancer" && e.Value == "random"
+	}
+	if !found {
+		t.Errorf("no error for %s: %+v", bad, rep.Errors)
+	}
+
+	out, _ = runCheck(t, "", "--docker", host, "--network", nw)
+	if !strings.Contains(collapse(out), good+" "+good+" good.sgtest.example / 100 task :8080 @"+nw+" off") ||
+		!strings.Contains(out, "none (503)") || !strings.Contains(out, `service "`+bad+`": label swarmgate.balancer="random"`) {
+		t.Errorf("table output:\n%s", out)
+	}
+}
