@@ -135,7 +135,7 @@ func (e *Engine) dial(in *inbound, r *Route, m *routeMetrics) (net.Conn, func(ti
 		}
 		release(latency, balancer.ConnectFailure)
 		m.connectErrors.Inc()
-		e.log.Warn("l4: connect failed", zap.String("route", r.ID), zap.String("endpoint", ep.Addr), zap.Error(err))
+		e.log.Warn("l4: connect failed", zap.String("route", r.ID), zap.String("service", r.Service), zap.String("endpoint", ep.Addr), zap.Error(err))
 		lastErr = err
 		if !owned {
 			cands, owned = append([]*balancer.Endpoint(nil), cands...), true
