@@ -416,9 +416,11 @@ run_wrk() {
 			WRK_REQS=${reqs:-0} WRK_RPS=${rps:-0} WRK_NON2XX=${non2xx:-0}
 			WRK_SOCK=${sock:-none} WRK_SOCKN=${sockn:-0} WRK_USAGE=$u
 		fi
-		(($(awk '{print $5}' <<<"$u") > NOISE)) || break
-		log "$name: $(awk '{print $5}' <<<"$u")% of a core went to other processes during the run"
-		sleep 2
+		local other
+		other=$(awk '{print $5}' <<<"$u")
+		((other > NOISE)) || break
+		log "$name: $other% of a core went to other processes during the run"
+		((attempt == 2)) || wait_quiet
 	done
 }
 
@@ -451,10 +453,32 @@ run_vegeta() {
 			VEG_ERRS=$(jq -r '(.errors // []) | join("; ")' "$TMP/vegeta.json")
 			VEG_USAGE=$u
 		fi
-		(($(awk '{print $5}' <<<"$u") > NOISE)) || break
-		log "$name: $(awk '{print $5}' <<<"$u")% of a core went to other processes during the run"
-		sleep 2
+		local other
+		other=$(awk '{print $5}' <<<"$u")
+		((other > NOISE)) || break
+		log "$name: $other% of a core went to other processes during the run"
+		((attempt == 2)) || wait_quiet
 	done
+}
+
+# wait_quiet waits (at most 10 s) until both cores are under 15% busy over
+# half a second, so that a measurement does not start on top of someone
+# else's build. Only our idle processes are running at that point.
+wait_quiet() {
+	local i a b
+	for ((i = 0; i < 20; i++)); do
+		a="$(core_ticks "$PROXY_CPU") $(core_ticks "$LOAD_CPU")"
+		sleep 0.5
+		b="$(core_ticks "$PROXY_CPU") $(core_ticks "$LOAD_CPU")"
+		awk -v a="$a" -v b="$b" 'BEGIN {
+			split(a, x, " "); split(b, y, " ")
+			t0 = y[4] - x[4]; t1 = y[8] - x[8]
+			busy0 = t0 > 0 ? (y[1] + y[2] - x[1] - x[2]) / t0 : 0
+			busy1 = t1 > 0 ? (y[5] + y[6] - x[5] - x[6]) / t1 : 0
+			exit !(busy0 < 0.15 && busy1 < 0.15)
+		}' && return 0
+	done
+	log "the machine stayed busy for 10 s; measuring anyway"
 }
 
 # measure NAME PORT PID: warm-up, wrk, vegeta; appends one tab-separated
@@ -462,6 +486,7 @@ run_vegeta() {
 measure() {
 	local name=$1 port=$2 pid=$3
 	local url="http://127.0.0.1:$port$BODY_PATH"
+	wait_quiet
 	if ((WARMUP > 0)); then
 		log "$name: warm-up ${WARMUP}s"
 		taskset -c "$LOAD_CPU" timeout $((WARMUP + 15)) \
