@@ -2,10 +2,21 @@ package discovery
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -685,4 +696,87 @@ func TestSwarmRunSurvivesAnOutage(t *testing.T) {
 	if n := logs.FilterMessage("Docker API reachable again").Len(); n != 1 {
 		t.Errorf("recovery logged %d times, want once", n)
 	}
+}
+
+// TestSwarmMutualTLS reaches the engine through a TLS front that requires a
+// client certificate, as a socket-proxy with mutual TLS does.
+func TestSwarmMutualTLS(t *testing.T) {
+	e := needSwarm(t)
+	if !strings.HasPrefix(e.host, "unix://") {
+		t.Skipf("the TLS front forwards to a unix socket; DOCKER_HOST is %s", e.host)
+	}
+	nw := e.network("tls")
+	name := e.service("app", nw, 0, "swarmgate.hosts=tls.sgtest.example", "swarmgate.port=8080")
+
+	ca, caKey := newTestCert(t, "sgtest CA", nil, nil)
+	client, clientKey := newTestCert(t, "sgtest edge", ca, caKey)
+	cas := x509.NewCertPool()
+	cas.AddCert(ca)
+	sock := strings.TrimPrefix(e.host, "unix://")
+	upstream := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	front := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker" },
+		Transport: upstream,
+	})
+	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused client below is expected
+	front.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: cas}
+	front.StartTLS()
+	t.Cleanup(func() { front.Close(); upstream.CloseIdleConnections() })
+	servers := x509.NewCertPool()
+	servers.AddCert(front.Certificate())
+	host := "tcp://" + front.Listener.Addr().String()
+
+	s := newTestSwarm(t, SwarmOptions{Host: host, Network: nw, TLS: &tls.Config{
+		RootCAs:      servers,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{client.Raw}, PrivateKey: clientKey}},
+	}})
+	cfg, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := routeOf(cfg, name); r == nil || r.Network != nw {
+		t.Errorf("route through mutual TLS: %+v", r)
+	}
+
+	anon := newTestSwarm(t, SwarmOptions{Host: host, TLS: &tls.Config{RootCAs: servers}})
+	if _, err := anon.Snapshot(context.Background()); err == nil {
+		t.Error("a client without a certificate got through")
+	}
+}
+
+// newTestCert returns a certificate for name signed by parent (self-signed
+// CA when parent is nil), and its key.
+func newTestCert(t *testing.T, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	signer := key
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		parent = tmpl
+	} else {
+		signer = parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
