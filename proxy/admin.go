@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/swarmgate/swarmgate/balancer"
 )
 
 // Admin serves the admin listener: /metrics, /healthz, /readyz and
@@ -65,6 +67,7 @@ func (a *Admin) Handler() http.Handler {
 type TableView struct {
 	Built    time.Time        `json:"built"`
 	Routes   []RouteView      `json:"routes"`
+	L4       []L4View         `json:"l4,omitempty"`
 	Errors   []LabelErrorView `json:"label_errors"`
 	Rejected []string         `json:"rejected,omitempty"`
 }
@@ -83,6 +86,15 @@ type RouteView struct {
 	Sticky    string         `json:"sticky,omitempty"`
 	TLS       string         `json:"tls,omitempty"`
 	Timeout   string         `json:"timeout"`
+	Endpoints []EndpointView `json:"endpoints"`
+}
+
+// L4View is one TCP port or SNI passthrough route.
+type L4View struct {
+	Route     string         `json:"route"`
+	Service   string         `json:"service"`
+	Port      int            `json:"tcp_port,omitempty"`
+	SNI       []string       `json:"sni,omitempty"`
 	Endpoints []EndpointView `json:"endpoints"`
 }
 
@@ -112,17 +124,27 @@ func (t *Table) Describe(now time.Time) TableView {
 			Priority: r.Priority, Weight: r.Weight, Default: r.Default, Balancer: r.Balancer,
 			Sticky: r.Sticky, TLS: r.TLS, Timeout: r.Timeout.String(), Endpoints: []EndpointView{},
 		}
-		for _, e := range tg.endpoints {
-			rv.Endpoints = append(rv.Endpoints, EndpointView{
-				Addr: e.Addr, Available: e.Available(now), InFlight: e.InFlight(),
-				LatencyMS: float64(e.Latency().Microseconds()) / 1000,
-			})
-		}
+		rv.Endpoints = endpointViews(tg.endpoints, now)
 		v.Routes = append(v.Routes, rv)
+	}
+	for _, lr := range t.l4routes {
+		lv := L4View{Route: lr.route.ID, Service: lr.route.Service, Port: lr.port, SNI: lr.sni, Endpoints: endpointViews(lr.route.Endpoints, now)}
+		v.L4 = append(v.L4, lv)
 	}
 	for _, e := range t.config.Errors {
 		v.Errors = append(v.Errors, LabelErrorView{e.Service, e.Label, e.Value, e.Reason})
 	}
 	sort.Slice(v.Errors, func(i, j int) bool { return v.Errors[i].Service < v.Errors[j].Service })
+	return v
+}
+
+func endpointViews(eps []*balancer.Endpoint, now time.Time) []EndpointView {
+	v := make([]EndpointView, 0, len(eps))
+	for _, e := range eps {
+		v = append(v, EndpointView{
+			Addr: e.Addr, Available: e.Available(now), InFlight: e.InFlight(),
+			LatencyMS: float64(e.Latency().Microseconds()) / 1000,
+		})
+	}
 	return v
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/balancer"
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/proxy/l4"
 )
 
 // Options configure a Proxy. The zero value of each field is a working default.
@@ -36,6 +38,12 @@ type Options struct {
 	MaxAttempts int
 	// Pool holds endpoint state. If nil, a default pool is created.
 	Pool *balancer.Pool
+	// L4 serves the table's TCP and SNI passthrough routes. If nil, those
+	// routes are built but not served.
+	L4 *l4.Engine
+	// HTTPSPort is the port clients reach the HTTPS listener on, for
+	// redirects from HTTP. If zero or 443, redirects name no port.
+	HTTPSPort int
 }
 
 // Proxy routes and forwards requests. It is an http.Handler.
@@ -48,6 +56,8 @@ type Proxy struct {
 	now     func() time.Time
 	tr      *upstreams
 	maxTry  int
+	l4      *l4.Engine
+	https   string // ":port" for redirects, or ""
 
 	// mu serialises Update; the request path never takes it.
 	mu     sync.Mutex
@@ -68,7 +78,11 @@ func New(o Options) *Proxy {
 		access:   o.AccessLog,
 		now:      o.Now,
 		maxTry:   o.MaxAttempts,
+		l4:       o.L4,
 		hijacked: make(map[net.Conn]struct{}),
+	}
+	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
+		p.https = ":" + strconv.Itoa(o.HTTPSPort)
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -107,6 +121,11 @@ func (p *Proxy) Update(cfg discovery.Config) {
 		p.log.Warn("route rejected", zap.String("reason", e))
 	}
 	p.table.Store(t)
+	if p.l4 != nil {
+		if err := p.l4.Update(t.l4); err != nil {
+			p.log.Error("some L4 routes are not served", zap.Error(err))
+		}
+	}
 	in := t.endpointsInUse()
 	if dropped := p.pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
 		// http.Transport cannot close the idle connections of one host; closing

@@ -53,12 +53,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.target = tg
+	if r.TLS == nil && tg.route.TLSRedirect {
+		p.redirectHTTPS(w, r, &x)
+		return
+	}
+	if r.TLS != nil && misdirected(t, r) {
+		p.fail(w, &x, http.StatusMisdirectedRequest, "host "+r.Host+" is not served under the certificate of "+r.TLS.ServerName)
+		return
+	}
 	if to, code := tg.redirect(r, reqPath); to != "" {
 		x.status = code
 		http.Redirect(w, r, to, code)
 		return
 	}
 	p.forward(w, r, tg, reqPath, &x)
+}
+
+// redirectHTTPS sends a plain-HTTP client to the same URL over HTTPS: 301
+// for GET and HEAD, 308 (method and body kept) for the rest.
+func (p *Proxy) redirectHTTPS(w http.ResponseWriter, r *http.Request, x *exchange) {
+	code := http.StatusPermanentRedirect
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		code = http.StatusMovedPermanently
+	}
+	x.status, x.reason = code, "https redirect"
+	http.Redirect(w, r, "https://"+stripPort(r.Host)+p.https+r.URL.RequestURI(), code)
+}
+
+// misdirected reports a request whose Host is served under other TLS
+// settings than the name the client's TLS handshake asked for (RFC 9110
+// section 15.5.20): a connection set up for one certificate must not carry
+// requests for hosts of another (domain fronting).
+func misdirected(t *Table, r *http.Request) bool {
+	sni := r.TLS.ServerName
+	host := stripPort(r.Host)
+	if sni == "" || strings.EqualFold(sni, host) {
+		return false
+	}
+	return t.tlsKey(host) != t.tlsKey(sni)
 }
 
 // fail answers the client with a plain-text error. Every answer the proxy

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,11 +20,14 @@ import (
 	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/proxy"
 	"github.com/swarmgate/swarmgate/proxy/handover"
+	"github.com/swarmgate/swarmgate/proxy/l4"
 )
 
 // edgeOptions are the flags of `swarmgate edge`.
 type edgeOptions struct {
+	tlsOptions
 	httpAddr      string
+	httpsAddr     string
 	adminAddr     string
 	docker        string
 	routes        string
@@ -61,6 +66,7 @@ atomically: no reload, no dropped request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.httpAddr, "http", ":80", "HTTP listen address")
+	f.StringVar(&o.httpsAddr, "https", ":443", "HTTPS listen address (TLS termination and SNI passthrough); served when there is a certificate source; empty disables")
 	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
 	f.StringVar(&o.routes, "routes", "", "YAML routes file, watched for changes")
@@ -73,6 +79,7 @@ atomically: no reload, no dropped request.`,
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
+	o.tlsOptions.flags(f)
 	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
 	return cmd
 }
@@ -85,15 +92,29 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	if o.accessLog {
 		access = log.Named("access")
 	}
+	trusted, err := o.trustedProxies()
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	engine := l4.New(l4.Options{
+		Logger:         log.Named("l4"),
+		Registerer:     reg,
+		DialTimeout:    o.dialTimeout,
+		ListenHost:     o.tcpHost,
+		TrustedProxies: trusted,
+	})
 	p := proxy.New(proxy.Options{
 		Logger:      log.Named("proxy"),
 		AccessLog:   access,
 		Registerer:  reg,
 		DialTimeout: o.dialTimeout,
+		L4:          engine,
+		HTTPSPort:   portOf(o.httpsAddr),
 	})
 	defer p.Close()
 	admin := proxy.NewAdmin(p, reg)
 
+	fatal := make(chan error, 8)
 	sources, err := edgeSources(o, log, reg)
 	if err != nil {
 		return err
@@ -102,12 +123,37 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		return errors.New("edge: no route source: give --docker (or DOCKER_HOST) and/or --routes")
 	}
 
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tlsSet, err := newTLS(runCtx, o.tlsOptions, p, log, reg)
+	if err != nil {
+		return err
+	}
+	if tlsSet == nil {
+		o.httpsAddr = ""
+	}
 	lns, ack, err := listeners(ctx, o, log)
 	if err != nil {
 		return err
 	}
 	httpLn, adminLn := lns["http"], lns["admin"]
-	srv := p.NewServer("http", proxy.ServerOptions{MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader})
+	limits := proxy.ServerOptions{MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader}
+	srv := p.NewServer("http", limits)
+	if tlsSet != nil && tlsSet.acme != nil {
+		srv.Handler = tlsSet.acme.HTTPHandler(srv.Handler) // HTTP-01 challenges
+	}
+	var httpsSrv *proxy.Server
+	if ln := lns["https"]; ln != nil {
+		httpsSrv = p.NewServer("https", limits)
+		httpsSrv.TLSConfig = tlsSet.config
+		go func() {
+			// Passthrough names are spliced by the L4 engine; the rest is
+			// terminated here.
+			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(ln), tlsSet.config)); err != nil {
+				fatal <- fmt.Errorf("edge: https listener: %w", err)
+			}
+		}()
+	}
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{
@@ -120,9 +166,6 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		}
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fatal := make(chan error, len(sources)+2)
 	var wg sync.WaitGroup
 	merge := newMerger(len(sources), o.cluster, p, admin)
 	for i, s := range sources {
@@ -135,7 +178,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		}()
 	}
 	go func() {
-		if err := srv.Serve(httpLn); err != nil {
+		if err := srv.Serve(engine.ProxyListener(httpLn)); err != nil {
 			fatal <- fmt.Errorf("edge: http listener: %w", err)
 		}
 	}()
@@ -191,9 +234,22 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	}
 	drainCtx, drainCancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer drainCancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		log.Warn("drain deadline passed; open connections closed", zap.Error(err))
+	var drain sync.WaitGroup
+	for _, s := range []*proxy.Server{srv, httpsSrv} {
+		if s == nil {
+			continue
+		}
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			if err := s.Shutdown(drainCtx); err != nil {
+				log.Warn("drain deadline passed; open connections closed", zap.Error(err))
+			}
+		}()
 	}
+	engine.Close()
+	engine.Drain(drainCtx)
+	drain.Wait()
 	cancel()
 	wg.Wait()
 	if adminSrv != nil {
@@ -234,11 +290,27 @@ func listeners(ctx context.Context, o edgeOptions, log *zap.Logger) (lns map[str
 	if err := bind("http", o.httpAddr); err != nil {
 		return nil, nil, err
 	}
-	if err := bind("admin", o.adminAddr); err != nil {
+	if err := bind("https", o.httpsAddr); err != nil {
 		lns["http"].Close()
 		return nil, nil, err
 	}
+	if err := bind("admin", o.adminAddr); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil, nil, err
+	}
 	return lns, ack, nil
+}
+
+// portOf returns the port of a listen address, or 0.
+func portOf(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // edgeSources builds the route sources the flags ask for.

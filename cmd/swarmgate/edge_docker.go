@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -9,7 +9,16 @@ import (
 	"github.com/swarmgate/swarmgate/discovery"
 )
 
-// dockerSource returns the Docker Engine API source.
+// dockerSource returns the Docker Engine API source for --docker.
 func dockerSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (discovery.Source, error) {
-	return nil, errors.New("edge: --docker: the Swarm source is not built in yet")
+	s, err := discovery.NewSwarm(discovery.SwarmOptions{
+		Host:       o.docker,
+		Network:    o.network,
+		Logger:     log.Named("discovery"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: --docker: %w", err)
+	}
+	return s, nil
 }

@@ -37,20 +37,27 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logs.level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&logs.format, "log-format", "json", "log format: json or console")
+	check := newCheckCmd(&logs)
+	// check's --docker is a switch; SWARMGATE_DOCKER is the edge's address.
+	check.Flags().SetAnnotation("docker", noEnv, []string{"true"})
 	root.AddCommand(
 		newEdgeCmd(&logs),
+		check,
 		newRoutesCmd(),
 		newVersionCmd(),
 	)
 	return root
 }
 
+// noEnv annotates a flag that does not read SWARMGATE_<FLAG>.
+const noEnv = "swarmgate/no-env"
+
 // flagsFromEnv sets every flag the command line left unset from its
 // SWARMGATE_<FLAG> environment variable (upper case, "-" as "_").
 func flagsFromEnv(flags *pflag.FlagSet) error {
 	var err error
 	flags.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		if err != nil || f.Changed || f.Annotations[noEnv] != nil {
 			return
 		}
 		name := "SWARMGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
