@@ -278,23 +278,33 @@ func (h *hub) seen(line []byte) bool {
 	if json.Unmarshal(line, &ev) != nil || ev.TimeNano == 0 {
 		return false // not an event we can place in time: pass it on
 	}
+	if !h.replaying {
+		// The first stream carries only new events, in the Engine's order:
+		// trust it over its clock.
+		h.record(ev.TimeNano, line)
+		return false
+	}
 	switch {
 	case ev.TimeNano < h.lastNano:
-		// Only a reopened stream replays; on the first one, trust the
-		// Engine's order over its clock.
-		return h.replaying
+		return true
 	case ev.TimeNano == h.lastNano:
 		for _, l := range h.lastLines {
 			if bytes.Equal(l, line) {
 				return true
 			}
 		}
-		h.lastLines = append(h.lastLines, line)
-	default:
-		h.lastNano = ev.TimeNano
-		h.lastLines = append(h.lastLines[:0], line)
 	}
+	h.record(ev.TimeNano, line)
 	return false
+}
+
+// record notes line as the newest event delivered.
+func (h *hub) record(nano int64, line []byte) {
+	if nano != h.lastNano {
+		h.lastNano = nano
+		h.lastLines = h.lastLines[:0]
+	}
+	h.lastLines = append(h.lastLines, line)
 }
 
 // serveSharedEvents streams the hub's events for query to one client.
