@@ -26,6 +26,7 @@ import (
 // edgeOptions are the flags of `swarmgate edge`.
 type edgeOptions struct {
 	tlsOptions
+	dockerTLS     dockerTLSOptions
 	httpAddr      string
 	httpsAddr     string
 	adminAddr     string
@@ -80,6 +81,7 @@ atomically: no reload, no dropped request.`,
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
 	o.tlsOptions.flags(f)
+	o.dockerTLS.flags(f)
 	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
 	return cmd
 }
