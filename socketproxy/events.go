@@ -38,7 +38,8 @@ func shareable(query string) bool {
 	return !v.Has("since") && !v.Has("until")
 }
 
-// hubs holds one hub per distinct query.
+// hubs holds one hub per distinct normalised path and query: the API
+// version prefix can change the events' shape, the query their selection.
 type hubs struct {
 	mu sync.Mutex // guards m; taken before any hub.mu
 	m  map[string]*hub
@@ -47,6 +48,8 @@ type hubs struct {
 // hub is one shared upstream /events subscription.
 type hub struct {
 	p      *Proxy
+	key    string // its entry in hubs.m
+	path   string // normalised, with the client's version prefix
 	query  string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,18 +75,19 @@ type subscriber struct {
 	gone chan struct{} // closed when the hub drops the subscriber
 }
 
-// subscribe adds a subscriber to the hub for query, starting the hub if
-// there is none.
-func (p *Proxy) subscribe(query string) (*hub, *subscriber) {
+// subscribe adds a subscriber to the hub for path and query, starting the
+// hub if there is none.
+func (p *Proxy) subscribe(path, query string) (*hub, *subscriber) {
+	key := path + "?" + query
 	s := &subscriber{ch: make(chan []byte, p.opt.EventBuffer), gone: make(chan struct{})}
 	p.hubs.mu.Lock()
 	defer p.hubs.mu.Unlock()
-	h, ok := p.hubs.m[query]
+	h, ok := p.hubs.m[key]
 	if !ok {
 		ctx, cancel := context.WithCancel(p.streams)
-		h = &hub{p: p, query: query, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
+		h = &hub{p: p, key: key, path: path, query: query, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
 			subs: make(map[*subscriber]struct{})}
-		p.hubs.m[query] = h
+		p.hubs.m[key] = h
 		p.wg.Add(1)
 		go h.run()
 	}
@@ -104,8 +108,8 @@ func (p *Proxy) unsubscribe(h *hub, s *subscriber) {
 	empty := len(h.subs) == 0
 	h.mu.Unlock()
 	if empty {
-		if p.hubs.m[h.query] == h {
-			delete(p.hubs.m, h.query)
+		if p.hubs.m[h.key] == h {
+			delete(p.hubs.m, h.key)
 		}
 		h.cancel()
 	}
@@ -117,8 +121,8 @@ func (h *hub) retire() {
 	p := h.p
 	p.hubs.mu.Lock()
 	defer p.hubs.mu.Unlock()
-	if p.hubs.m[h.query] == h {
-		delete(p.hubs.m, h.query)
+	if p.hubs.m[h.key] == h {
+		delete(p.hubs.m, h.key)
 	}
 	h.mu.Lock()
 	for s := range h.subs {
@@ -232,7 +236,7 @@ func (h *hub) open(since string) (*http.Response, error) {
 		}
 		q += "since=" + since
 	}
-	target := "/events"
+	target := h.path
 	if q != "" {
 		target += "?" + q
 	}
@@ -307,9 +311,10 @@ func (h *hub) record(nano int64, line []byte) {
 	h.lastLines = append(h.lastLines, line)
 }
 
-// serveSharedEvents streams the hub's events for query to one client.
-func (p *Proxy) serveSharedEvents(w http.ResponseWriter, r *http.Request, query string) {
-	h, s := p.subscribe(query)
+// serveSharedEvents streams the hub's events for path and query to one
+// client.
+func (p *Proxy) serveSharedEvents(w http.ResponseWriter, r *http.Request, path, query string) {
+	h, s := p.subscribe(path, query)
 	defer p.unsubscribe(h, s)
 	select {
 	case <-h.ready:

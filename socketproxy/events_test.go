@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ type fakeEvents struct {
 }
 
 func (f *fakeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/events" {
+	if !strings.HasSuffix(r.URL.Path, "/events") {
 		http.NotFound(w, r)
 		return
 	}
@@ -120,8 +121,7 @@ func TestEventsFanOut(t *testing.T) {
 	const filters = "filters=%7B%22type%22%3A%5B%22service%22%5D%7D"
 	ws := make([]*watcher, clients)
 	for i := range ws {
-		// Different spellings of the same path share the stream; only the
-		// query is the key.
+		// Different spellings of the same path share the stream.
 		path := "/v1.41/events"
 		if i%2 == 1 {
 			path = "//v1.41/./events/"
@@ -260,8 +260,8 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	up := httptest.NewServer(fake)
 	defer up.Close()
 	tp := startProxy(t, Options{Upstream: upstreamOf(t, up.URL), EventBuffer: 2}, nil)
-	h, slow := tp.subscribe("")
-	_, fast := tp.subscribe("")
+	h, slow := tp.subscribe("/events", "")
+	_, fast := tp.subscribe("/events", "")
 	<-h.ready
 	for i := range 3 {
 		line := []byte(fmt.Sprintf("line %d\n", i))

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -112,19 +111,39 @@ func startTap(t *testing.T, sock string) *tap {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "docker"
-		},
-		Transport:     tr,
-		FlushInterval: -1,
-	}
+	// A plain forwarder rather than httputil.ReverseProxy, which holds a
+	// stream's response headers back until the first body byte.
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tp.mu.Lock()
 			tp.reqs = append(tp.reqs, r.Method+" "+r.RequestURI)
 			tp.mu.Unlock()
-			rp.ServeHTTP(w, r)
+			out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://docker"+r.RequestURI, nil)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			out.Header = r.Header.Clone()
+			resp, err := tr.RoundTrip(out)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(resp.StatusCode)
+			w.(http.Flusher).Flush()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := resp.Body.Read(buf)
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+				if err != nil {
+					return
+				}
+			}
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -191,20 +210,23 @@ func rawRequest(t *testing.T, addr, req string, headersOnly bool) rawResult {
 	if err != nil {
 		return rawResult{}
 	}
-	defer resp.Body.Close()
 	res := rawResult{status: resp.StatusCode, header: resp.Header}
-	if !headersOnly {
-		var sb strings.Builder
-		buf := make([]byte, 4096)
-		for sb.Len() < 4096 {
-			n, err := resp.Body.Read(buf)
-			sb.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		res.body = sb.String()
+	if headersOnly {
+		// Closing the body would read the stream to its end.
+		c.Close()
+		return res
 	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for sb.Len() < 4096 {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	res.body = sb.String()
 	return res
 }
 

@@ -308,7 +308,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.endpoint == EndpointEvents {
 		if shareable(d.query) {
-			p.serveSharedEvents(w, r, d.query)
+			p.serveSharedEvents(w, r, d.path, d.query)
 		} else {
 			p.serveStream(w, r, d.endpoint, target)
 		}
