@@ -333,7 +333,6 @@ func (p *Proxy) serveSharedEvents(w http.ResponseWriter, r *http.Request, path, 
 		return
 	}
 	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Now().Add(p.opt.EventWriteTimeout))
 	copyHeader(w.Header(), h.header)
 	w.WriteHeader(http.StatusOK)

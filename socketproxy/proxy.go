@@ -186,13 +186,17 @@ func (p *Proxy) Close() {
 // response except /events, which clears it per stream and bounds each write
 // instead.
 func (p *Proxy) NewServer(tlsConf *tls.Config) *http.Server {
+	errLog, _ := zap.NewStdLogAt(p.log.Named("http"), zap.WarnLevel)
 	return &http.Server{
 		Handler:           p,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      p.opt.UpstreamTimeout + 10*time.Second,
-		IdleTimeout:       90 * time.Second,
+		// Requests have no body, so this bounds the headers too; net/http
+		// clears the read deadline while a handler runs, so it does not
+		// cut event streams.
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: p.opt.UpstreamTimeout + 10*time.Second,
+		IdleTimeout:  90 * time.Second,
 		// Request line and headers together; the query cap is well inside.
 		MaxHeaderBytes: 8 << 10,
 		// HTTP/1.1 only: no h2 (TLSNextProto non-nil and empty), so no
@@ -200,7 +204,7 @@ func (p *Proxy) NewServer(tlsConf *tls.Config) *http.Server {
 		// handler and is denied like everything else.
 		TLSNextProto:                 map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		DisableGeneralOptionsHandler: true,
-		ErrorLog:                     zap.NewStdLog(p.log.Named("http").WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		ErrorLog:                     errLog,
 	}
 }
 
@@ -423,8 +427,8 @@ func endToEnd(h http.Header) http.Header {
 // subscriptions that cannot be shared (since/until).
 func (p *Proxy) serveStream(w http.ResponseWriter, r *http.Request, e Endpoint, target string) {
 	rc := http.NewResponseController(w)
-	// Streams run as long as the client and the Engine want.
-	rc.SetReadDeadline(time.Time{})
+	// Streams run as long as the client and the Engine want; each write is
+	// bounded below instead.
 	rc.SetWriteDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
