@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		slowSubscribers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmgate_socketproxy_event_subscribers_dropped_total",
-			Help: "Event subscribers disconnected because they fell behind or their shared stream could not be resumed.",
+			Help: "Event subscribers disconnected because they fell behind.",
 		}),
 		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmgate_socketproxy_event_resubscribes_total",
