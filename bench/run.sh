@@ -165,6 +165,21 @@ wait_ready() {
 	return 1
 }
 
+# run_wait CMD... runs CMD in the background and waits for it: bash runs no
+# trap while a foreground command runs (and drops a SIGINT that the command
+# survived), so a long wrk or vegeta run in the foreground would delay the
+# cleanup, or skip it, until it ends. In the background it is also on the
+# list of processes that cleanup stops.
+run_wait() {
+	local pid rc=0
+	"$@" &
+	pid=$!
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	forget_pid "$pid"
+	return $rc
+}
+
 # PRIO raises the priority of everything the benchmark runs (proxies, backend,
 # load generators) when we may: on a machine shared with other work, CFS then
 # gives the benchmark most of its cores, and every target gets the same.
@@ -399,7 +414,7 @@ run_wrk() {
 	for attempt in 1 2; do
 		log "$name: wrk -t1 -c$CONNS -d${DURATION}s (attempt $attempt)"
 		snap s0 "$pid"
-		"${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+		run_wait "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
 			wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "$url" >"$TMP/wrk.out" 2>&1 ||
 			log "$name: wrk exited with $?"
 		snap s1 "$pid"
@@ -436,9 +451,10 @@ run_vegeta() {
 	for attempt in 1 2; do
 		log "$name: vegeta ${RATE}/s for ${DURATION}s (attempt $attempt)"
 		snap s0 "$pid"
-		printf 'GET %s\n' "$url" | "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
-			vegeta attack -rate="$RATE" -duration="${DURATION}s" -keepalive=true -timeout=5s \
-			-header "Host: $HOST_HEADER" >"$TMP/vegeta.bin" || log "$name: vegeta exited with $?"
+		printf 'GET %s\n' "$url" >"$TMP/targets"
+		run_wait "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+			vegeta attack -targets="$TMP/targets" -rate="$RATE" -duration="${DURATION}s" -keepalive=true \
+			-timeout=5s -header "Host: $HOST_HEADER" >"$TMP/vegeta.bin" || log "$name: vegeta exited with $?"
 		snap s1 "$pid"
 		vegeta report -type=json <"$TMP/vegeta.bin" >"$TMP/vegeta.json"
 		local vreq
@@ -495,7 +511,7 @@ measure() {
 	wait_quiet
 	if ((WARMUP > 0)); then
 		log "$name: warm-up ${WARMUP}s"
-		"${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((WARMUP + 15)) \
+		run_wait "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((WARMUP + 15)) \
 			wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "Host: $HOST_HEADER" "$url" >/dev/null
 	fi
 	run_wrk "$name" "$url" "$pid"
