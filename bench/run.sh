@@ -483,12 +483,12 @@ run_vegeta() {
 	done
 }
 
-# wait_quiet waits (at most 10 s) until both cores are under 15% busy over
+# wait_quiet waits (at most 5 s) until both cores are under 15% busy over
 # half a second, so that a measurement does not start on top of someone
 # else's build. Only our idle processes are running at that point.
 wait_quiet() {
 	local i a b
-	for ((i = 0; i < 20; i++)); do
+	for ((i = 0; i < 10; i++)); do
 		a="$(core_ticks "$PROXY_CPU") $(core_ticks "$LOAD_CPU")"
 		sleep 0.5
 		b="$(core_ticks "$PROXY_CPU") $(core_ticks "$LOAD_CPU")"
@@ -500,7 +500,7 @@ wait_quiet() {
 			exit !(busy0 < 0.15 && busy1 < 0.15)
 		}' && return 0
 	done
-	log "the machine stayed busy for 10 s; measuring anyway"
+	log "the machine stayed busy for 5 s; measuring anyway"
 }
 
 # measure NAME PORT PID: warm-up, wrk, vegeta; appends one tab-separated
