@@ -27,8 +27,9 @@ const (
 
 // staleAfter is how long a latency sample counts for p2c. An endpoint that
 // lost every comparison for this long is compared by load alone again, so a
-// once-slow endpoint gets an occasional probe instead of no traffic forever.
-const staleAfter = 10 * time.Second
+// once-slow endpoint gets an occasional probe instead of no traffic forever,
+// and one pause cannot starve a healthy endpoint for longer than this.
+const staleAfter = time.Second
 
 // Outcome is how a request to an endpoint ended, as passive health sees it.
 type Outcome int
@@ -130,18 +131,28 @@ func (e *Endpoint) release(latency time.Duration, o Outcome) {
 	}
 }
 
-// observe folds one latency sample into the peak EWMA: a slower sample
-// replaces the average, a faster one moves it a quarter of the way.
+// observe folds one latency sample into the EWMA, quicker to rise than to
+// fall: a slower sample moves the average half of the way up, a faster one a
+// quarter of the way down. (A pure peak, where one slow sample replaces the
+// average, lets a single pause starve an endpoint until its sample is stale.)
 func (e *Endpoint) observe(latency time.Duration, now int64, raiseOnly bool) {
 	s := max(int64(latency), 1) // 0 is reserved for "no sample"
 	for {
 		old := e.ewma.Load()
 		v := s
-		if old != 0 && s < old {
+		switch {
+		case old == 0:
+		case s < old:
 			if raiseOnly {
+				v = old
 				break
 			}
 			v = old + (s-old)/4
+		default:
+			v = old + (s-old)/2
+		}
+		if v == old {
+			break
 		}
 		if e.ewma.CompareAndSwap(old, v) {
 			break

@@ -155,9 +155,9 @@ func TestLatencyEWMA(t *testing.T) {
 	}{
 		{"no sample", nil, 0},
 		{"first sample", []sample{{10 * ms, Success}}, 10 * ms},
-		{"slower replaces", []sample{{10 * ms, Success}, {40 * ms, Success}}, 40 * ms},
+		{"slower moves half", []sample{{10 * ms, Success}, {40 * ms, Success}}, 25 * ms},
 		{"faster moves a quarter", []sample{{40 * ms, Success}, {20 * ms, Success}}, 35 * ms},
-		{"failure raises", []sample{{10 * ms, Success}, {50 * ms, Failure}}, 50 * ms},
+		{"failure raises", []sample{{10 * ms, Success}, {50 * ms, Failure}}, 30 * ms},
 		{"failure never lowers", []sample{{10 * ms, Success}, {1 * ms, Failure}}, 10 * ms},
 		{"connect failure is no sample", []sample{{10 * ms, Success}, {1 * ms, ConnectFailure}}, 10 * ms},
 		{"zero latency is a sample", []sample{{0, Success}}, 1},

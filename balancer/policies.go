@@ -143,7 +143,14 @@ func (P2C) Pick(eps []*Endpoint, _ Hint, now time.Time) *Endpoint {
 	return cheaper(a, b, t)
 }
 
-// cheaper returns the endpoint with the lower cost, a on a tie.
+// costSlack is how much costlier one endpoint must be than the other before
+// p2c prefers the cheaper: latency averages of healthy tasks differ by noise
+// (a GC pause, a cache miss), and preferring the cheaper on noise alone would
+// pile light traffic onto whichever task happened to answer fastest.
+const costSlack = 2
+
+// cheaper returns the endpoint with the lower cost, a on a tie. Costs within
+// costSlack of each other tie on latency and are compared by in-flight count.
 func cheaper(a, b *Endpoint, now int64) *Endpoint {
 	la, lb := a.recentLatency(now), b.recentLatency(now)
 	ia, ib := a.InFlight(), b.InFlight()
@@ -154,10 +161,16 @@ func cheaper(a, b *Endpoint, now int64) *Endpoint {
 		return b
 	}
 	// float64: latency in ns times a large in-flight count could overflow int64.
-	if float64(la)*float64(ia+1) <= float64(lb)*float64(ib+1) {
+	ca, cb := float64(la)*float64(ia+1), float64(lb)*float64(ib+1)
+	switch {
+	case ca*costSlack < cb:
 		return a
+	case cb*costSlack < ca:
+		return b
+	case ib < ia:
+		return b
 	}
-	return b
+	return a
 }
 
 // IPHash is rendezvous (highest random weight) hashing of the client IP over
