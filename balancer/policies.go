@@ -143,14 +143,20 @@ func (P2C) Pick(eps []*Endpoint, _ Hint, now time.Time) *Endpoint {
 	return cheaper(a, b, t)
 }
 
-// costSlack is how much costlier one endpoint must be than the other before
-// p2c prefers the cheaper: latency averages of healthy tasks differ by noise
-// (a GC pause, a cache miss), and preferring the cheaper on noise alone would
-// pile light traffic onto whichever task happened to answer fastest.
-const costSlack = 2
+// costSlack and costFloor say how much costlier one endpoint must be than
+// the other before p2c prefers the cheaper: twice as costly and by more than
+// a millisecond. Latency averages of healthy tasks differ by noise (a GC
+// pause, a cache miss); preferring the cheaper on noise alone would pile light
+// traffic onto whichever task happened to answer fastest, and one pause would
+// starve a task until its sample went stale.
+const (
+	costSlack = 2
+	costFloor = float64(time.Millisecond)
+)
 
-// cheaper returns the endpoint with the lower cost, a on a tie. Costs within
-// costSlack of each other tie on latency and are compared by in-flight count.
+// cheaper returns the endpoint with the lower cost, a on a tie. Costs that
+// are not far apart (costSlack, costFloor) tie and are compared by in-flight
+// count.
 func cheaper(a, b *Endpoint, now int64) *Endpoint {
 	la, lb := a.recentLatency(now), b.recentLatency(now)
 	ia, ib := a.InFlight(), b.InFlight()
@@ -163,9 +169,9 @@ func cheaper(a, b *Endpoint, now int64) *Endpoint {
 	// float64: latency in ns times a large in-flight count could overflow int64.
 	ca, cb := float64(la)*float64(ia+1), float64(lb)*float64(ib+1)
 	switch {
-	case ca*costSlack < cb:
+	case ca*costSlack < cb && cb-ca > costFloor:
 		return a
-	case cb*costSlack < ca:
+	case cb*costSlack < ca && ca-cb > costFloor:
 		return b
 	case ib < ia:
 		return b
