@@ -81,16 +81,23 @@ func TestScaleSpreadsLoad(t *testing.T) {
 	waitStatus(t, "scale.e2e.test", "/", 200, 60*time.Second)
 	mustDocker(t, "service", "scale", "--detach", s.name+"=3")
 	waitTasksRunning(t, s.name, 3, 60*time.Second)
-	var tasks map[string]int
 	waitFor(t, 10*time.Second, "three tasks answering", func() bool {
-		tasks = map[string]int{}
-		for range 300 {
+		seen := map[string]bool{}
+		for range 30 {
 			if code, a, err := get("scale.e2e.test", "/"); err == nil && code == 200 {
-				tasks[a.Task]++
+				seen[a.Task] = true
 			}
 		}
-		return len(tasks) == 3
+		return len(seen) == 3
 	})
+	tasks := map[string]int{}
+	for range 300 {
+		code, a, err := get("scale.e2e.test", "/")
+		if err != nil || code != 200 {
+			t.Fatalf("request failed: %d %v", code, err)
+		}
+		tasks[a.Task]++
+	}
 	t.Logf("300 requests over 3 replicas: %v", tasks)
 	for task, n := range tasks {
 		if n < 60 {
@@ -168,15 +175,16 @@ networks:
 	if _, a, _ := get("app.local", "/myapp/page"); a.Service != "interlock-app" || a.Path != "/page" {
 		t.Errorf("context_root_rewrite: app saw %+v, want path /page", a)
 	}
-	tasks := map[string]bool{}
-	for range 50 {
-		if _, a, err := get("demo.local", "/"); err == nil && a.Service == "interlock-demo" {
-			tasks[a.Task] = true
+	waitTasksRunning(t, prefix+"-stack_demo", 2, 60*time.Second)
+	waitFor(t, 10*time.Second, "demo.local answered by both replicas", func() bool {
+		tasks := map[string]bool{}
+		for range 50 {
+			if _, a, err := get("demo.local", "/"); err == nil && a.Service == "interlock-demo" {
+				tasks[a.Task] = true
+			}
 		}
-	}
-	if len(tasks) != 2 {
-		t.Errorf("demo.local reached %d tasks, want 2", len(tasks))
-	}
+		return len(tasks) == 2
+	})
 }
 
 func TestBadLabelIsReportedAndIsolated(t *testing.T) {

@@ -28,6 +28,7 @@ const (
 	echoImage   = "sg-echo:e2e"     // the test service
 	edgeHTTP    = "127.0.0.1:18080" // edge's :80, published in host mode
 	edgeAdmin   = "127.0.0.1:18081" // edge's :8080
+	edgeHTTPS   = "127.0.0.1:18443" // edge's :443
 	socketProxy = prefix + "-socket-proxy"
 	edgeService = prefix + "-edge"
 )
@@ -87,6 +88,7 @@ func setup() error {
 	if _, err := docker("service", "create", "--detach", "--name", socketProxy, "--no-resolve-image",
 		"--network", network, "--constraint", "node.role==manager",
 		"--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
+		"--endpoint-mode", "dnsrr", // edges dial the task itself: no VIP hop
 		image, "socket-proxy", "--listen", ":2375"); err != nil {
 		return err
 	}
@@ -94,6 +96,7 @@ func setup() error {
 		"--mode", "global", "--network", network,
 		"--publish", "mode=host,target=80,published=18080",
 		"--publish", "mode=host,target=8080,published=18081",
+		"--publish", "mode=host,target=443,published=18443",
 		"--stop-grace-period", "5s",
 		image, "edge", "--http", ":80", "--admin", ":8080",
 		"--docker", "tcp://"+socketProxy+":2375", "--network", network,
@@ -171,17 +174,20 @@ func teardown() {
 	if out, _ := docker("service", "ls", "-q", "--filter", "name="+prefix); out != "" {
 		docker(append([]string{"service", "rm"}, strings.Fields(out)...)...)
 	}
-	for range 30 {
-		if _, err := docker("network", "rm", network); err != nil && strings.Contains(err.Error(), "active endpoints") {
-			time.Sleep(time.Second)
-			continue
+	// Networks can go only once the services' containers are gone.
+	for range 60 {
+		if out, _ := docker("ps", "-aq", "--filter", "name="+prefix); out == "" {
+			break
 		}
-		break
+		time.Sleep(500 * time.Millisecond)
 	}
-	for _, s := range []string{"stack", "net"} { // networks created by stacks
-		if out, _ := docker("network", "ls", "-q", "--filter", "name="+prefix+"-"+s); out != "" {
-			docker(append([]string{"network", "rm"}, strings.Fields(out)...)...)
+	for range 20 {
+		out, _ := docker("network", "ls", "-q", "--filter", "name="+prefix)
+		if out == "" {
+			break
 		}
+		docker(append([]string{"network", "rm"}, strings.Fields(out)...)...)
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

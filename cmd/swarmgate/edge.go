@@ -67,7 +67,7 @@ atomically: no reload, no dropped request.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.httpAddr, "http", ":80", "HTTP listen address")
-	f.StringVar(&o.httpsAddr, "https", ":443", "HTTPS listen address (TLS termination and SNI passthrough); served when there is a certificate source; empty disables")
+	f.StringVar(&o.httpsAddr, "https", ":443", "HTTPS listen address (TLS termination and SNI passthrough); empty disables")
 	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
 	f.StringVar(&o.routes, "routes", "", "YAML routes file, watched for changes")
@@ -130,9 +130,6 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	tlsSet, err := newTLS(runCtx, o.tlsOptions, p, log, reg)
 	if err != nil {
 		return err
-	}
-	if tlsSet == nil {
-		o.httpsAddr = ""
 	}
 	lns, ack, err := listeners(ctx, o, log)
 	if err != nil {

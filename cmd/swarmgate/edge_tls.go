@@ -80,8 +80,8 @@ type tlsSetup struct {
 
 // newTLS builds the certificate selection for the HTTPS listener: the
 // certificate directory (if it exists), ACME for tls=auto routes, and the
-// route certificates of the live table. It returns nil when there is no
-// certificate source at all, so that HTTPS stays off.
+// route certificates of the live table. With no certificate source at all,
+// the listener still routes SNI passthrough and fails other handshakes.
 func newTLS(ctx context.Context, o tlsOptions, p *proxy.Proxy, log *zap.Logger, reg prometheus.Registerer) (*tlsSetup, error) {
 	s := &tlsSetup{}
 	if _, err := os.Stat(o.certs); err == nil {
@@ -139,7 +139,9 @@ func newTLS(ctx context.Context, o tlsOptions, p *proxy.Proxy, log *zap.Logger, 
 	case s.acme != nil:
 		get = s.acme.GetCertificate
 	default:
-		return nil, nil
+		get = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return nil, errors.New("no certificate source: give --certs, --acme or --self-signed")
+		}
 	}
 	s.config = tlsstore.ServerConfig(get, tlsstore.ConfigOptions{ACME: s.acme != nil})
 	return s, nil
