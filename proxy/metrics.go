@@ -13,6 +13,7 @@ type metrics struct {
 	requests       *prometheus.CounterVec   // route, service, code
 	duration       *prometheus.HistogramVec // route
 	upstreamErrors *prometheus.CounterVec   // route, reason
+	retries        *prometheus.CounterVec   // route, result
 	swaps          prometheus.Counter
 	routes         prometheus.Gauge
 	labelErrors    prometheus.Gauge
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "swarmgate_upstream_errors_total",
 			Help: "Failed upstream attempts, by route and reason (connect, protocol, timeout).",
 		}, []string{"route", "reason"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_retries_total",
+			Help: "Retries on another endpoint, by route and result (allowed, or denied by the retry budget).",
+		}, []string{"route", "result"}),
 		swaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmgate_table_swaps_total",
 			Help: "Routing tables built and swapped in.",
@@ -57,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.swaps, m.routes,
+		reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries, m.swaps, m.routes,
 			m.labelErrors, m.connections, m.tunnels)
 	}
 	return m

@@ -41,6 +41,9 @@ type Options struct {
 	// L4 serves the table's TCP and SNI passthrough routes. If nil, those
 	// routes are built but not served.
 	L4 *l4.Engine
+	// BackendDrain is how long tunnels and streamed responses to an endpoint
+	// that left rotation may go on before they are ended cleanly. If zero, 30s.
+	BackendDrain time.Duration
 	// HTTPSPort is the port clients reach the HTTPS listener on, for
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
@@ -63,23 +66,22 @@ type Proxy struct {
 	mu     sync.Mutex
 	health context.CancelFunc // stops the active health checks of the current table
 
-	// hijackedMu guards hijacked, the tunnels (WebSocket and other upgrades)
-	// that http.Server.Shutdown cannot see.
-	hijackedMu sync.Mutex
-	hijacked   map[net.Conn]struct{}
+	long         longSet // tunnels and streams, for the backend drain and shutdown
+	backendDrain time.Duration
+	budgets      sync.Map // route ID -> *retryBudget, kept across tables
 }
 
 // New returns a Proxy serving an empty table (every request gets 404) until
 // the first Update.
 func New(o Options) *Proxy {
 	p := &Proxy{
-		pool:     o.Pool,
-		log:      o.Logger,
-		access:   o.AccessLog,
-		now:      o.Now,
-		maxTry:   o.MaxAttempts,
-		l4:       o.L4,
-		hijacked: make(map[net.Conn]struct{}),
+		pool:         o.Pool,
+		log:          o.Logger,
+		access:       o.AccessLog,
+		now:          o.Now,
+		maxTry:       o.MaxAttempts,
+		l4:           o.L4,
+		backendDrain: o.BackendDrain,
 	}
 	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
 		p.https = ":" + strconv.Itoa(o.HTTPSPort)
@@ -96,13 +98,16 @@ func New(o Options) *Proxy {
 	if p.maxTry <= 0 {
 		p.maxTry = 3
 	}
+	if p.backendDrain <= 0 {
+		p.backendDrain = 30 * time.Second
+	}
 	dial := o.DialTimeout
 	if dial <= 0 {
 		dial = 5 * time.Second
 	}
 	p.tr = newUpstreams(dial)
 	p.metrics = newMetrics(o.Registerer)
-	p.table.Store(buildTable(discovery.Config{}, p.pool, p.tr, p.now()))
+	p.table.Store(buildTable(discovery.Config{}, p.pool, p.tr, p.budget, p.now()))
 	return p
 }
 
@@ -116,7 +121,7 @@ func (p *Proxy) Update(cfg discovery.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := p.now()
-	t := buildTable(cfg, p.pool, p.tr, start)
+	t := buildTable(cfg, p.pool, p.tr, p.budget, start)
 	for _, e := range t.errors {
 		p.log.Warn("route rejected", zap.String("reason", e))
 	}
@@ -131,14 +136,37 @@ func (p *Proxy) Update(cfg discovery.Config) {
 		// http.Transport cannot close the idle connections of one host; closing
 		// all idle ones costs a few reconnects and frees the pool of dead tasks.
 		p.tr.closeIdle()
+		p.drainLater(dropped)
 	}
 	p.restartHealthChecks(t)
+	p.pruneBudgets(t)
 	p.metrics.swapped(t, len(cfg.Errors))
 	p.log.Info("routing table swapped",
 		zap.Int("routes", len(t.targets)),
 		zap.Int("label_errors", len(cfg.Errors)),
 		zap.Int("rejected", len(t.errors)),
 		zap.Duration("build", p.now().Sub(start)))
+}
+
+// budget returns the retry budget of a route, kept across tables so that a
+// swap does not refill it.
+func (p *Proxy) budget(route string) *retryBudget {
+	b, _ := p.budgets.LoadOrStore(route, new(retryBudget))
+	return b.(*retryBudget)
+}
+
+// pruneBudgets forgets the budgets of routes the table no longer has.
+func (p *Proxy) pruneBudgets(t *Table) {
+	in := make(map[string]bool, len(t.targets))
+	for _, tg := range t.targets {
+		in[tg.id] = true
+	}
+	p.budgets.Range(func(k, _ any) bool {
+		if !in[k.(string)] {
+			p.budgets.Delete(k)
+		}
+		return true
+	})
 }
 
 // restartHealthChecks runs the active health checks the table asks for.

@@ -29,6 +29,8 @@ type exchange struct {
 	attempts  int
 	reason    string // why the proxy answered by itself, or why the upstream failed
 	requestID string
+	cancel    context.CancelFunc // ends the upstream exchange
+	drained   atomic.Bool        // set when the backend drain deadline ended a stream
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +112,7 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, reason string
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqPath string, x *exchange) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	x.cancel = cancel
 	var timedOut atomic.Bool
 	timeout := tg.route.Timeout
 	if timeout <= 0 {
@@ -127,6 +130,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		body = &replayGuard{rc: r.Body, sent: func() { timer.Reset(timeout) }}
 		out.Body = body
 	}
+	tg.budget.deposit()
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
 	var tried []*balancer.Endpoint
 	for {
@@ -182,6 +186,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			p.fail(w, x, http.StatusBadGateway, x.reason)
 			return
 		}
+		if !tg.budget.withdraw(p.now()) {
+			p.metrics.retries.WithLabelValues(tg.id, "denied").Inc()
+			p.fail(w, x, http.StatusBadGateway, x.reason+" (retry budget exhausted)")
+			return
+		}
+		p.metrics.retries.WithLabelValues(tg.id, "allowed").Inc()
 		tried = append(tried, ep)
 		p.log.Debug("retrying on another endpoint",
 			zap.String("route", tg.id), zap.String("endpoint", ep.Addr), zap.String("reason", x.reason))
@@ -296,8 +306,16 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 	x.status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
+	if flush {
+		// A stream may outlive its endpoint's place in the table: at the
+		// backend drain deadline it is ended as if the upstream had finished.
+		defer p.hold(&longLived{addr: ep.Addr, stop: func() { x.drained.Store(true); x.cancel() }})()
+	}
 	n, readErr, writeErr := copyBody(w, resp.Body, flush)
 	x.bytes = n
+	if readErr != nil && x.drained.Load() {
+		readErr, x.reason = nil, "ended at the backend drain deadline"
+	}
 	if readErr != nil || writeErr != nil {
 		if readErr != nil {
 			x.reason = "reading upstream response: " + readErr.Error()

@@ -48,6 +48,7 @@ type target struct {
 	transport http.RoundTripper
 	sticky    string // cookie name; "" is off
 	stripLen  int    // bytes of the path prefix to strip; 0 for none
+	budget    *retryBudget
 }
 
 // pick chooses a target by weight, falling back to any other weighted target
@@ -81,7 +82,7 @@ type transports interface {
 // buildTable turns a desired Config into a Table. Endpoints come from pool,
 // so their statistics and connections survive the rebuild. Routes the router
 // rejects are left out and reported; they never affect other routes.
-func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, now time.Time) *Table {
+func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget, now time.Time) *Table {
 	t := &Table{config: cfg, built: now, certs: map[string]string{}, acme: map[string]bool{}}
 	buildL4(t, cfg, pool)
 	type key struct {
@@ -101,7 +102,7 @@ func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, now ti
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
 	})
 	for _, r := range routes {
-		tg, err := newTarget(r, pool, tr)
+		tg, err := newTarget(r, pool, tr, budgets(r.ID()))
 		if err != nil {
 			t.errors = append(t.errors, err.Error())
 			continue
@@ -152,7 +153,7 @@ func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, now ti
 	return t
 }
 
-func newTarget(r *discovery.Route, pool *balancer.Pool, tr transports) (*target, error) {
+func newTarget(r *discovery.Route, pool *balancer.Pool, tr transports, budget *retryBudget) (*target, error) {
 	name := r.Balancer
 	if name == "" {
 		name = "p2c"
@@ -167,6 +168,7 @@ func newTarget(r *discovery.Route, pool *balancer.Pool, tr transports) (*target,
 		policy:    policy,
 		transport: tr.forRoute(r),
 		sticky:    r.Sticky,
+		budget:    budget,
 	}
 	if r.Strip && r.Path != "/" {
 		tg.stripLen = len(normalizePrefix(r.Path))

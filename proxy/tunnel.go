@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // tunnel completes an Upgrade (WebSocket and the like): it writes the
@@ -30,8 +30,15 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, resp *http.Respon
 		return
 	}
 	defer conn.Close()
-	p.track(conn, true)
-	defer p.track(conn, false)
+	p.metrics.tunnels.Inc()
+	defer p.metrics.tunnels.Dec()
+	// At the backend drain deadline the backend side is closed: the client
+	// gets a FIN once the backend's last bytes are through (not a reset), and
+	// has a few seconds to close its side.
+	defer p.hold(&longLived{addr: x.endpoint, conn: conn, stop: func() {
+		backend.Close()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	}})()
 
 	upgrade := resp.Header.Get("Upgrade")
 	removeHopByHop(resp.Header)
@@ -87,28 +94,4 @@ func pipe(dst io.WriteCloser, src io.Reader) int64 {
 		dst.Close()
 	}
 	return n
-}
-
-// track adds or removes a hijacked connection.
-func (p *Proxy) track(c net.Conn, add bool) {
-	p.hijackedMu.Lock()
-	defer p.hijackedMu.Unlock()
-	if add {
-		p.hijacked[c] = struct{}{}
-		p.metrics.tunnels.Inc()
-	} else {
-		delete(p.hijacked, c)
-		p.metrics.tunnels.Dec()
-	}
-}
-
-// CloseTunnels closes every upgraded connection (WebSockets and others).
-// http.Server.Shutdown does not see hijacked connections; call this when the
-// drain deadline has passed.
-func (p *Proxy) CloseTunnels() {
-	p.hijackedMu.Lock()
-	defer p.hijackedMu.Unlock()
-	for c := range p.hijacked {
-		c.Close()
-	}
 }

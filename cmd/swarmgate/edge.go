@@ -38,6 +38,7 @@ type edgeOptions struct {
 	accessLog     bool
 	drainTimeout  time.Duration
 	shutdownDelay time.Duration
+	backendDrain  time.Duration
 	dialTimeout   time.Duration
 	maxBody       int64
 	maxHeader     int
@@ -77,6 +78,7 @@ atomically: no reload, no dropped request.`,
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request (JSON)")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	f.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing before closing listeners")
+	f.DurationVar(&o.backendDrain, "backend-drain-timeout", 30*time.Second, "how long WebSockets and streamed responses to a task that left rotation may go on before they are ended cleanly")
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
@@ -106,12 +108,13 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		TrustedProxies: trusted,
 	})
 	p := proxy.New(proxy.Options{
-		Logger:      log.Named("proxy"),
-		AccessLog:   access,
-		Registerer:  reg,
-		DialTimeout: o.dialTimeout,
-		L4:          engine,
-		HTTPSPort:   portOf(o.httpsAddr),
+		Logger:       log.Named("proxy"),
+		AccessLog:    access,
+		Registerer:   reg,
+		DialTimeout:  o.dialTimeout,
+		L4:           engine,
+		BackendDrain: o.backendDrain,
+		HTTPSPort:    portOf(o.httpsAddr),
 	})
 	defer p.Close()
 	admin := proxy.NewAdmin(p, reg)

@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/swarmgate/swarmgate/discovery"
+)
+
+// startDrainEdge is an edge with a short backend drain deadline.
+func startDrainEdge(t *testing.T, cfg discovery.Config, drain time.Duration) *edge {
+	t.Helper()
+	p := New(Options{Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry(), BackendDrain: drain})
+	p.Update(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.NewServer("http", ServerOptions{})
+	go srv.Serve(ln)
+	e := &edge{p: p, srv: srv, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), client: &http.Client{Transport: &http.Transport{}}}
+	t.Cleanup(func() {
+		srv.Close()
+		p.Close()
+		e.client.CloseIdleConnections()
+	})
+	return e
+}
+
+// TestTunnelEndsCleanlyAtBackendDrainDeadline: a WebSocket to a task that
+// left rotation keeps working until the deadline, then the client sees a
+// clean end of stream, not a reset.
+func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
+	up := websocket.Upgrader{}
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.WriteMessage(mt, msg)
+		}
+	}))
+	defer old.Close()
+	next := backend(t, "next")
+	const drain = 300 * time.Millisecond
+	e := startDrainEdge(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(old))}}, drain)
+	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
+	c, _, err := d.Dial("ws://ws.example.org/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo := func() error {
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			return err
+		}
+		_, _, err := c.ReadMessage()
+		return err
+	}
+	if err := echo(); err != nil {
+		t.Fatal(err)
+	}
+	// The task leaves rotation: the tunnel goes on until the deadline.
+	removed := time.Now()
+	e.p.Update(discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(next))}})
+	if err := echo(); err != nil {
+		t.Fatalf("tunnel closed before the drain deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	waited := time.Since(removed)
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		t.Fatalf("tunnel was reset: %v", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Fatalf("tunnel still open %s after removal (drain %s)", waited, drain)
+	case !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && !websocket.IsCloseError(err, websocket.CloseAbnormalClosure):
+		t.Fatalf("tunnel ended with %v, want a clean end of stream", err)
+	}
+	if waited < drain {
+		t.Fatalf("tunnel ended after %s, before the %s drain deadline", waited, drain)
+	}
+}
+
+// TestStreamEndsCleanlyAtBackendDrainDeadline: a server-sent event stream from
+// a task that left rotation is ended as a complete response at the deadline.
+func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	defer b.Close()
+	e := startDrainEdge(t, discovery.Config{Routes: []discovery.Route{route("sse", []string{"sse.example.org"}, "/", addr(b))}}, 200*time.Millisecond)
+	req, _ := http.NewRequest("GET", e.url+"/", nil)
+	req.Host = "sse.example.org"
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	e.p.Update(discovery.Config{Routes: []discovery.Route{route("sse", []string{"sse.example.org"}, "/", closedAddr(t))}})
+	done := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, rd); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stream ended with %v, want a complete response", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream not ended at the drain deadline")
+	}
+}
