@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ type Admin struct {
 	gatherer prometheus.Gatherer
 	ready    atomic.Bool // set once the first table from every source is in force
 	draining atomic.Bool // set on shutdown: /readyz answers 503
+	pprof    bool
 }
 
 // NewAdmin returns the admin handler for p. g is the registry the metrics
@@ -28,6 +30,10 @@ type Admin struct {
 func NewAdmin(p *Proxy, g prometheus.Gatherer) *Admin {
 	return &Admin{proxy: p, gatherer: g}
 }
+
+// EnablePprof serves net/http/pprof under /debug/pprof/ on the admin
+// listener. Off by default: profiles reveal internals.
+func (a *Admin) EnablePprof() { a.pprof = true }
 
 // SetReady marks the edge ready (or not) to receive traffic.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
@@ -54,6 +60,11 @@ func (a *Admin) Handler() http.Handler {
 			w.Write([]byte("ready\n"))
 		}
 	})
+	if a.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

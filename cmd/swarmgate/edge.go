@@ -43,6 +43,7 @@ type edgeOptions struct {
 	maxBody       int64
 	maxHeader     int
 	handover      string
+	pprof         bool
 }
 
 func newEdgeCmd(logs *logOptions) *cobra.Command {
@@ -82,6 +83,7 @@ atomically: no reload, no dropped request.`,
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
+	f.BoolVar(&o.pprof, "admin-pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener")
 	o.tlsOptions.flags(f)
 	o.dockerTLS.flags(f)
 	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
@@ -118,6 +120,9 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	})
 	defer p.Close()
 	admin := proxy.NewAdmin(p, reg)
+	if o.pprof {
+		admin.EnablePprof()
+	}
 
 	fatal := make(chan error, 8)
 	sources, err := edgeSources(o, log, reg)
