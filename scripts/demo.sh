@@ -18,14 +18,15 @@ trap 'rm -rf "$build"' EXIT
 echo "demo: building swarmgate and the demo service"
 CGO_ENABLED=0 go build -trimpath -o "$build/swarmgate" ./cmd/swarmgate
 CGO_ENABLED=0 go build -trimpath -o "$build/echo" ./e2e/echo
-docker build -q -f deploy/Dockerfile.local -t swarmgate:local "$build" >/dev/null
-docker build -q -f deploy/Dockerfile.local --build-arg BIN=echo -t swarmgate-demo-echo:local "$build" >/dev/null
+quiet() { "$@" >"$build/log" 2>&1 || { cat "$build/log" >&2; exit 1; }; }
+quiet docker build -q -f deploy/Dockerfile.local -t swarmgate:local "$build"
+quiet docker build -q -f deploy/Dockerfile.local --build-arg BIN=echo -t swarmgate-demo-echo:local "$build"
 
 node=$(docker info --format '{{.Swarm.NodeID}}')
 docker node update --label-add swarmgate.edge=true "$node" >/dev/null
 
 echo "demo: deploying the swarmgate stack (edge on :$HTTP_PORT, admin on :$ADMIN_PORT)"
-docker stack deploy --resolve-image never -c deploy/swarmgate-stack.yml swarmgate >/dev/null
+quiet docker stack deploy --resolve-image never -c deploy/swarmgate-stack.yml swarmgate
 
 if docker service inspect hello >/dev/null 2>&1; then
   docker service rm hello >/dev/null
