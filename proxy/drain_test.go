@@ -13,31 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/swarmgate/swarmgate/discovery"
 )
-
-// startDrainEdge is an edge with a short backend drain deadline.
-func startDrainEdge(t *testing.T, cfg discovery.Config, drain time.Duration) *edge {
-	t.Helper()
-	p := New(Options{Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry(), BackendDrain: drain})
-	p.Update(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := p.NewServer("http", ServerOptions{})
-	go srv.Serve(ln)
-	e := &edge{p: p, srv: srv, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), client: &http.Client{Transport: &http.Transport{}}}
-	t.Cleanup(func() {
-		srv.Close()
-		p.Close()
-		e.client.CloseIdleConnections()
-	})
-	return e
-}
 
 // TestTunnelEndsCleanlyAtBackendDrainDeadline: a WebSocket to a task that
 // left rotation keeps working until the deadline, then the client sees a
@@ -61,7 +39,7 @@ func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	defer old.Close()
 	next := backend(t, "next")
 	const drain = 300 * time.Millisecond
-	e := startDrainEdge(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(old))}}, drain)
+	e := startEdgeWith(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(old))}}, Options{BackendDrain: drain})
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, _, err := d.Dial("ws://ws.example.org/", nil)
 	if err != nil {
@@ -117,7 +95,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 		}
 	}))
 	defer b.Close()
-	e := startDrainEdge(t, discovery.Config{Routes: []discovery.Route{route("sse", []string{"sse.example.org"}, "/", addr(b))}}, 200*time.Millisecond)
+	e := startEdgeWith(t, discovery.Config{Routes: []discovery.Route{route("sse", []string{"sse.example.org"}, "/", addr(b))}}, Options{BackendDrain: 200 * time.Millisecond})
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
 	req.Host = "sse.example.org"
 	resp, err := e.client.Do(req)

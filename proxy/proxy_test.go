@@ -40,7 +40,14 @@ type edge struct {
 
 func startEdge(t *testing.T, cfg discovery.Config) *edge {
 	t.Helper()
-	p := New(Options{Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry(), DialTimeout: time.Second})
+	return startEdgeWith(t, cfg, Options{DialTimeout: time.Second})
+}
+
+// startEdgeWith is startEdge with options; logger and registry are the test's.
+func startEdgeWith(t *testing.T, cfg discovery.Config, o Options) *edge {
+	t.Helper()
+	o.Logger, o.Registerer = zaptest.NewLogger(t), prometheus.NewRegistry()
+	p := New(o)
 	p.Update(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
