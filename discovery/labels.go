@@ -56,6 +56,7 @@ const (
 	keySticky         = "sticky"
 	keyTLS            = "tls"
 	keyTLSRedirect    = "tls.redirect"
+	keyHSTS           = "tls.hsts"
 	keyBackendTLS     = "backend.tls"
 	keyH2C            = "backend.h2c"
 	keyHealthPath     = "health.path"
@@ -74,7 +75,7 @@ func routeKeys() []string {
 		keyBackend, keyH2C, keyBackendTLS, keyBalancer, keyCluster, keyDefault,
 		keyHealthInterval, keyHealthPath, keyHosts, keyNetwork, keyPath, keyStrip,
 		keyPort, keyPriority, keyRedirects, keySticky, keyTCPPort, keyTCPSNI,
-		keyTimeout, keyTLS, keyTLSRedirect, keyWeight,
+		keyTimeout, keyTLS, keyHSTS, keyTLSRedirect, keyWeight,
 	}
 }
 
@@ -405,6 +406,8 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 	}
 
 	switch {
+	case has(keyHSTS) && r.TLS == TLSOff:
+		p.failKey(s, keyHSTS, "HSTS needs %s (auto or a certificate name)", s.label(keyTLS))
 	case has(keyTLSRedirect) && r.TLSRedirect && r.TLS == TLSOff:
 		p.failKey(s, keyTLSRedirect, "redirecting to HTTPS needs %s (auto or a certificate name)", s.label(keyTLS))
 	case !has(keyTLSRedirect):
@@ -450,7 +453,7 @@ func (p *parser) balance(s *spec, r *Route) {
 
 // httpOnly rejects the keys that mean nothing to an L4 route.
 func (p *parser) httpOnly(s *spec, r *Route) {
-	for _, k := range []string{keyPath, keyStrip, keySticky, keyTLSRedirect, keyBackendTLS, keyH2C, keyRedirects, keyHealthPath, keyHealthInterval} {
+	for _, k := range []string{keyPath, keyStrip, keySticky, keyTLSRedirect, keyHSTS, keyBackendTLS, keyH2C, keyRedirects, keyHealthPath, keyHealthInterval} {
 		if _, ok := s.keys[k]; ok {
 			p.failKey(s, k, "applies to HTTP routes only (this route has no hosts)")
 		}
@@ -497,6 +500,8 @@ func applyKey(r *Route, key, v string) error {
 		r.TLS, err = parseTLS(v)
 	case keyTLSRedirect:
 		r.TLSRedirect, err = parseBool(v)
+	case keyHSTS:
+		r.HSTS, err = parseHSTS(v)
 	case keyBackendTLS:
 		r.BackendTLS, err = parseBackendTLS(v)
 	case keyH2C:
@@ -890,4 +895,44 @@ func redirectEnd(s string, target bool) (string, error) {
 		p = ""
 	}
 	return u.Scheme + "://" + host + p, nil
+}
+
+// parseHSTS turns a max-age into a Strict-Transport-Security value:
+// "1y", "180d" or a Go duration, optionally followed by ";includeSubDomains"
+// and ";preload" (RFC 6797).
+func parseHSTS(v string) (string, error) {
+	parts := strings.Split(v, ";")
+	age := strings.TrimSpace(parts[0])
+	var d time.Duration
+	switch {
+	case strings.HasSuffix(age, "y"):
+		n, err := strconv.Atoi(strings.TrimSuffix(age, "y"))
+		if err != nil || n < 0 || n > 10 {
+			return "", fmt.Errorf("want a max-age such as 1y, 180d or 720h, optionally ;includeSubDomains;preload")
+		}
+		d = time.Duration(n) * 365 * 24 * time.Hour
+	case strings.HasSuffix(age, "d"):
+		n, err := strconv.Atoi(strings.TrimSuffix(age, "d"))
+		if err != nil || n < 0 || n > 3650 {
+			return "", fmt.Errorf("want a max-age such as 1y, 180d or 720h, optionally ;includeSubDomains;preload")
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	default:
+		var err error
+		if d, err = time.ParseDuration(age); err != nil || d < 0 {
+			return "", fmt.Errorf("want a max-age such as 1y, 180d or 720h, optionally ;includeSubDomains;preload")
+		}
+	}
+	out := "max-age=" + strconv.FormatInt(int64(d/time.Second), 10)
+	for _, f := range parts[1:] {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "includesubdomains":
+			out += "; includeSubDomains"
+		case "preload":
+			out += "; preload"
+		default:
+			return "", fmt.Errorf("unknown directive %q: want includeSubDomains or preload", strings.TrimSpace(f))
+		}
+	}
+	return out, nil
 }

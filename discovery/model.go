@@ -56,6 +56,7 @@ type Route struct {
 
 	TLS         string // TLSOff, TLSAuto, TLSPassthrough or a certificate name
 	TLSRedirect bool   // redirect plain HTTP to HTTPS
+	HSTS        string // Strict-Transport-Security value sent over HTTPS; "" is none
 	BackendTLS  string // BackendTLSOff, BackendTLSOn or BackendTLSInsecure
 	H2C         bool   // cleartext HTTP/2 to the tasks
 

@@ -181,12 +181,20 @@ func teardown() {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The engine's name filter matches whole names of networks with no local
+	// container, so the prefix is matched here.
 	for range 20 {
-		out, _ := docker("network", "ls", "-q", "--filter", "name="+prefix)
-		if out == "" {
+		out, _ := docker("network", "ls", "--format", "{{.Name}}")
+		var ours []string
+		for _, n := range strings.Fields(out) {
+			if strings.HasPrefix(n, prefix) {
+				ours = append(ours, n)
+			}
+		}
+		if len(ours) == 0 {
 			break
 		}
-		docker(append([]string{"network", "rm"}, strings.Fields(out)...)...)
+		docker(append([]string{"network", "rm"}, ours...)...)
 		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -296,6 +296,9 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 	if tg.sticky != "" {
 		setStickyCookie(h, r, tg.sticky, balancer.StickyValue(ep))
 	}
+	if r.TLS != nil && tg.route.HSTS != "" {
+		h.Set("Strict-Transport-Security", tg.route.HSTS)
+	}
 	if len(resp.Trailer) > 0 {
 		keys := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {

@@ -149,7 +149,7 @@ func TestEdgeTLS(t *testing.T) {
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
   - name: web
-    labels: {swarmgate.hosts: secure.example.org, swarmgate.port: "80", swarmgate.tls: secure}
+    labels: {swarmgate.hosts: secure.example.org, swarmgate.port: "80", swarmgate.tls: secure, swarmgate.tls.hsts: 1y}
     endpoints: [%q]
   - name: other
     labels: {swarmgate.hosts: other.example.org, swarmgate.port: "80", swarmgate.tls: other}
@@ -200,6 +200,9 @@ func TestEdgeTLS(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || !strings.Contains(string(body), "/hello") {
 			t.Fatalf("%d %s %q", resp.StatusCode, resp.Proto, body)
+		}
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("Strict-Transport-Security = %q", got)
 		}
 		if got := resp.TLS.PeerCertificates[0].DNSNames[0]; got != "secure.example.org" {
 			t.Errorf("served certificate for %s", got)
