@@ -14,7 +14,9 @@
 #   CONNS=64        wrk connections
 #   BODY=small      response body: small (13 B), 1k, 64k
 #   PROXIES="swarmgate nginx haproxy stdproxy"   which proxies, in order
-#   SUITES=http     http (tls and l4 are placeholders for now)
+#   SUITES=http,tls,l4   suites to run, comma or space separated
+#   TLS_DURATION=5 TLS_CONNS=16 TLS_VERSIONS="1.3 1.2"   TLS suite
+#   L4_BYTES=2G L4_DURATION=10 L4_CONNS=1                L4 suite
 #   PROXY_CPU=0 LOAD_CPU=1                        core pinning
 #   BACKEND_PORT=19000 PROXY_PORT=19001           loopback ports
 #   SWARMGATE_BIN=  a prebuilt binary (default: `make build`, bin/swarmgate)
@@ -29,7 +31,16 @@ RATE=${RATE:-2000}
 CONNS=${CONNS:-64}
 BODY=${BODY:-small}
 PROXIES=${PROXIES:-swarmgate nginx haproxy stdproxy}
-SUITES=${SUITES:-http}
+SUITES=${SUITES:-http,tls,l4}
+SUITES=${SUITES//,/ }
+TLS_DURATION=${TLS_DURATION:-5}
+TLS_DURATION=${TLS_DURATION%s}
+TLS_CONNS=${TLS_CONNS:-16}
+TLS_VERSIONS=${TLS_VERSIONS:-1.3 1.2}
+L4_BYTES=${L4_BYTES:-2G}
+L4_DURATION=${L4_DURATION:-10}
+L4_DURATION=${L4_DURATION%s}
+L4_CONNS=${L4_CONNS:-1}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BACKEND_PORT=${BACKEND_PORT:-19000}
@@ -42,7 +53,7 @@ export PATH="$PATH:/usr/sbin:/sbin:$(go env GOPATH 2>/dev/null || echo "$HOME/go
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in DURATION WARMUP RATE CONNS PROXY_CPU LOAD_CPU BACKEND_PORT PROXY_PORT; do
+for v in DURATION WARMUP RATE CONNS PROXY_CPU LOAD_CPU BACKEND_PORT PROXY_PORT TLS_DURATION TLS_CONNS L4_DURATION L4_CONNS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 case $BODY in
@@ -55,6 +66,12 @@ esac
 ((WARMUP <= 30)) || die "WARMUP must be at most 30 seconds"
 ((RATE > 0 && RATE <= 100000)) || die "RATE must be 1..100000"
 ((CONNS > 0 && CONNS <= 4096)) || die "CONNS must be 1..4096"
+((TLS_DURATION > 0 && TLS_DURATION <= 60)) || die "TLS_DURATION must be 1..60 seconds"
+((TLS_CONNS > 0 && TLS_CONNS <= 1024)) || die "TLS_CONNS must be 1..1024"
+for v in $TLS_VERSIONS; do [[ $v == 1.3 || $v == 1.2 ]] || die "TLS_VERSIONS: 1.3 and/or 1.2, got '$v'"; done
+((L4_DURATION > 0 && L4_DURATION <= 120)) || die "L4_DURATION must be 1..120 seconds"
+((L4_CONNS > 0 && L4_CONNS <= 64)) || die "L4_CONNS must be 1..64"
+[[ $L4_BYTES =~ ^[1-9][0-9]*[KMG]?$ ]] || die "L4_BYTES must look like 2G, 512M or a byte count, got '$L4_BYTES'"
 ((PROXY_CPU != LOAD_CPU)) || die "PROXY_CPU and LOAD_CPU must differ"
 NCPU=$(nproc)
 ((PROXY_CPU < NCPU && LOAD_CPU < NCPU)) || die "this machine has $NCPU cores; set PROXY_CPU/LOAD_CPU"
@@ -121,8 +138,26 @@ setup() {
 	fi
 
 	mkdir -p "$TMP/bin"
-	log "building the backend and stdproxy"
-	(cd "$ROOT" && go build -o "$TMP/bin/" ./bench/cmd/backend ./bench/cmd/stdproxy)
+	# NGINX's stream module (the L4 suite) is a separate package on Debian.
+	NGINX_STREAM=
+	if [[ " $SUITES " == *" l4 "* && " $PROXIES " == *" nginx "* ]]; then
+		if ! nginx -V 2>&1 | grep -q -- '--with-stream\( \|$\)'; then
+			NGINX_STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
+			if [[ ! -e $NGINX_STREAM ]]; then
+				log "installing libnginx-mod-stream"
+				local sudo=
+				((EUID == 0)) || sudo=sudo
+				DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libnginx-mod-stream >/dev/null ||
+					log "libnginx-mod-stream did not install; nginx will fail the L4 suite"
+			fi
+		fi
+	fi
+
+	log "building the backend, stdproxy, tlsload and l4load"
+	(cd "$ROOT" && go build -o "$TMP/bin/" ./bench/cmd/backend ./bench/cmd/stdproxy ./bench/cmd/tlsload ./bench/cmd/l4load)
+	# The TLS suite's certificate: ECDSA P-256 for bench.local, self-signed.
+	"$TMP/bin/tlsload" -gencert "$TMP/certs" -sni "$HOST_HEADER"
+	cat "$TMP/certs/bench.crt" "$TMP/certs/bench.key" >"$TMP/certs/bench.pem" # HAProxy's format
 
 	SWARMGATE_ERR=
 	if [[ " $PROXIES " == *" swarmgate "* && -z $SWARMGATE_BIN ]]; then
@@ -146,16 +181,18 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# wait_ready URL PID LOG: until URL answers 200 through the process PID.
+# wait_ready URL PID LOG [CURL_ARGS...]: until URL answers 200 through the
+# process PID.
 wait_ready() {
 	local url=$1 pid=$2 logf=$3 i
+	shift 3
 	for ((i = 0; i < 100; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "process exited; its log:"
 			sed 's/^/  | /' "$logf" >&2
 			return 1
 		fi
-		if curl -fsS -o /dev/null --noproxy '*' --max-time 1 -H "Host: $HOST_HEADER" "$url" 2>/dev/null; then
+		if curl -fsS -o /dev/null --noproxy '*' --max-time 1 -H "Host: $HOST_HEADER" "$@" "$url" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
@@ -208,12 +245,17 @@ start_backend() {
 # pinned to PROXY_CPU on 127.0.0.1:PROXY_PORT and sets PROXY_PID (the root of
 # its process tree). The TLS and L4 suites will add their listeners here.
 
+# The HTTP suite's listener is PROXY_PORT; the TLS suite's HTTPS listener is
+# PROXY_PORT and its plain HTTP one PROXY_PORT+1; the L4 suite's TCP route
+# listens on PROXY_PORT (plain HTTP on PROXY_PORT+1, no HTTPS listener).
 start_swarmgate() {
-	[[ $1 == http ]] || return 1
 	[[ -z $SWARMGATE_ERR ]] || { log "swarmgate: $SWARMGATE_ERR"; return 1; }
 	local d=$TMP/swarmgate
+	local -a listen
 	mkdir -p "$d"
-	cat >"$d/routes.yaml" <<EOF
+	case $1 in
+	http)
+		cat >"$d/routes.yaml" <<EOF
 services:
   - name: bench
     labels:
@@ -222,7 +264,35 @@ services:
       swarmgate.balancer: round-robin
     endpoints: ["127.0.0.1:$BACKEND_PORT"]
 EOF
-	pinned "$PROXY_CPU" "$SWARMGATE_BIN" edge --http "127.0.0.1:$PROXY_PORT" --admin "" \
+		listen=(--http "127.0.0.1:$PROXY_PORT" --https "")
+		;;
+	tls)
+		cat >"$d/routes.yaml" <<EOF
+services:
+  - name: bench
+    labels:
+      swarmgate.hosts: $HOST_HEADER
+      swarmgate.port: "$BACKEND_PORT"
+      swarmgate.balancer: round-robin
+      swarmgate.tls: bench
+    endpoints: ["127.0.0.1"]
+EOF
+		listen=(--http "127.0.0.1:$((PROXY_PORT + 1))" --https "127.0.0.1:$PROXY_PORT" --certs "$TMP/certs")
+		;;
+	l4)
+		cat >"$d/routes.yaml" <<EOF
+services:
+  - name: bulk
+    labels:
+      swarmgate.tcp.port: "$PROXY_PORT"
+      swarmgate.port: "$BACKEND_PORT"
+    endpoints: ["127.0.0.1"]
+EOF
+		listen=(--http "127.0.0.1:$((PROXY_PORT + 1))" --https "" --tcp-host 127.0.0.1)
+		;;
+	*) return 1 ;;
+	esac
+	pinned "$PROXY_CPU" "$SWARMGATE_BIN" edge "${listen[@]}" --admin "" \
 		--routes "$d/routes.yaml" --access-log=false --log-level warn >"$d/log" 2>&1
 	PROXY_PID=$LAST_PID
 	PROXY_LOG=$d/log
@@ -230,10 +300,52 @@ EOF
 }
 
 start_nginx() {
-	[[ $1 == http ]] || return 1
-	local d=$TMP/nginx user=
+	local d=$TMP/nginx user= listen="listen 127.0.0.1:$PROXY_PORT;" tls= modules=
 	mkdir -p "$d"/{client_body,proxy,fastcgi,uwsgi,scgi}
 	((EUID != 0)) || user="user root;"
+	case $1 in
+	http) ;;
+	tls)
+		# The same listener with TLS, as an operator sets it up: TLS 1.2 and
+		# 1.3, the AEAD suites swarmgate allows, X25519 then P-256, a shared
+		# session cache and (stateless) session tickets.
+		listen="listen 127.0.0.1:$PROXY_PORT ssl;"
+		tls="ssl_certificate $TMP/certs/bench.crt;
+        ssl_certificate_key $TMP/certs/bench.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+        ssl_ecdh_curve X25519:prime256v1;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;
+        ssl_session_tickets on;"
+		;;
+	l4)
+		[[ -z $NGINX_STREAM ]] || modules="load_module $NGINX_STREAM;"
+		cat >"$d/nginx.conf" <<EOF
+$modules
+$user
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events {
+    worker_connections 4096;
+}
+stream {
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        proxy_pass 127.0.0.1:$BACKEND_PORT;
+        proxy_timeout 60s;
+    }
+}
+EOF
+		pinned "$PROXY_CPU" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" -g 'daemon off;' >"$d/log" 2>&1
+		PROXY_PID=$LAST_PID
+		PROXY_LOG=$d/error.log
+		CONFIG_FILE=$d/nginx.conf
+		return 0
+		;;
+	*) return 1 ;;
+	esac
 	# Tuned as an operator tunes a reverse proxy: upstream keep-alive, and no
 	# cap of 1000 requests per connection (nginx's default on both sides,
 	# which the other proxies do not have). The client-side headers are the
@@ -262,7 +374,8 @@ http {
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$PROXY_PORT;
+        $listen
+        $tls
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -284,9 +397,44 @@ EOF
 }
 
 start_haproxy() {
-	[[ $1 == http ]] || return 1
-	local d=$TMP/haproxy
+	local d=$TMP/haproxy bind="bind 127.0.0.1:$PROXY_PORT" proto=http
 	mkdir -p "$d"
+	case $1 in
+	http) ;;
+	tls)
+		# TLS 1.2 and 1.3, the AEAD suites swarmgate allows, X25519 then
+		# P-256; HAProxy's session cache and tickets are on by default.
+		bind+=" ssl crt $TMP/certs/bench.pem ssl-min-ver TLSv1.2 curves X25519:P-256"
+		bind+=" ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+		proto=https
+		;;
+	l4)
+		cat >"$d/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8192
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+
+frontend bulk
+    bind 127.0.0.1:$PROXY_PORT
+    default_backend sink
+
+backend sink
+    server sink 127.0.0.1:$BACKEND_PORT
+EOF
+		pinned "$PROXY_CPU" haproxy -db -f "$d/haproxy.cfg" >"$d/log" 2>&1
+		PROXY_PID=$LAST_PID
+		PROXY_LOG=$d/log
+		CONFIG_FILE=$d/haproxy.cfg
+		return 0
+		;;
+	*) return 1 ;;
+	esac
 	# No "log" line anywhere: HAProxy logs nothing.
 	cat >"$d/haproxy.cfg" <<EOF
 global
@@ -306,8 +454,8 @@ defaults
     unique-id-header X-Request-Id
 
 frontend bench
-    bind 127.0.0.1:$PROXY_PORT
-    http-request set-header X-Forwarded-Proto http
+    $bind
+    http-request set-header X-Forwarded-Proto $proto
     default_backend origin
 
 backend origin
@@ -529,38 +677,289 @@ measure() {
 		"${w[1]}" "${v[1]}" "${w[2]}" "${w[3]}" "$other" $((WRK_NON2XX + WRK_SOCKN + verr)) "$detail" >>"$TMP/results"
 }
 
-# run_proxy SUITE NAME: start, measure, stop.
-run_proxy() {
-	local suite=$1 name=$2
+# proxy_up SUITE NAME RESULTS: start NAME for SUITE and wait until it carries
+# the suite's traffic; on failure, a FAILED row in RESULTS and status 1.
+proxy_up() {
+	local suite=$1 name=$2 results=$3 ok=1
 	port_free "$PROXY_PORT" || die "port $PROXY_PORT is in use (set PROXY_PORT)"
 	PROXY_PID= PROXY_LOG=/dev/null CONFIG_FILE=
 	if ! "start_$name" "$suite"; then
-		printf '%s\tFAILED\t%s\n' "$name" "could not start (see log above)" >>"$TMP/results"
-		FAILED+=("$name")
-		return 0
+		printf '%s\tFAILED\t%s\n' "$name" "could not start (see log above)" >>"$results"
+		FAILED+=("$suite/$name")
+		return 1
 	fi
-	if ! wait_ready "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$PROXY_LOG"; then
-		printf '%s\tFAILED\t%s\n' "$name" "did not answer 200 (see log above)" >>"$TMP/results"
-		FAILED+=("$name")
+	case $suite in
+	http) wait_ready "http://127.0.0.1:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$PROXY_LOG" || ok=0 ;;
+	tls)
+		wait_ready "https://$HOST_HEADER:$PROXY_PORT$BODY_PATH" "$PROXY_PID" "$PROXY_LOG" \
+			--insecure --resolve "$HOST_HEADER:$PROXY_PORT:127.0.0.1" || ok=0
+		;;
+	l4) l4_ready "$PROXY_PORT" "$PROXY_PID" "$PROXY_LOG" || ok=0 ;;
+	esac
+	if ((!ok)); then
+		printf '%s\tFAILED\t%s\n' "$name" "carried no traffic (see log above)" >>"$results"
+		FAILED+=("$suite/$name")
 		stop_pid "$PROXY_PID"
 		forget_pid "$PROXY_PID"
-		return 0
+		return 1
 	fi
 	if [[ -n $CONFIG_FILE ]]; then
-		{ echo "### $name configuration ($CONFIG_FILE)"; cat "$CONFIG_FILE"; echo; } >>"$RAW"
+		{ echo "### $name configuration for the $suite suite ($CONFIG_FILE)"; cat "$CONFIG_FILE"; echo; } >>"$RAW"
 	fi
-	measure "$name" "$PROXY_PORT" "$PROXY_PID"
+}
+
+# proxy_down NAME: keep the end of the proxy's log, stop it.
+proxy_down() {
 	if [[ -s $PROXY_LOG ]]; then
-		{ echo "### $name log (last 50 lines)"; tail -n 50 "$PROXY_LOG"; echo; } >>"$RAW"
+		{ echo "### $1 log (last 50 lines)"; tail -n 50 "$PROXY_LOG"; echo; } >>"$RAW"
 	fi
 	stop_pid "$PROXY_PID"
 	forget_pid "$PROXY_PID"
 }
 
+# run_proxy SUITE NAME: start, measure, stop (the HTTP suite).
+run_proxy() {
+	proxy_up "$1" "$2" "$TMP/results" || return 0
+	measure "$2" "$PROXY_PORT" "$PROXY_PID"
+	proxy_down "$2"
+}
+
+# kv KEY FILE: the value of KEY=VALUE in the last line of FILE that has it.
+kv() {
+	awk -v k="$1" '{ for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) v = substr($i, length(k) + 2) } END { print v }' "$2"
+}
+
+# ---------------------------------------------------------------- TLS suite
+
+# run_tls NAME VERSION MODE PID: one tlsload run (repeated once if noisy);
+# appends a row to $TMP/results_tls.
+run_tls() {
+	local name=$1 ver=$2 mode=$3 pid=$4 s0 s1 attempt u hs keep= keepu= flag=
+	[[ $mode == full ]] || flag=-resume
+	for attempt in 1 2; do
+		wait_quiet
+		log "$name: TLS $ver $mode handshakes, $TLS_CONNS loops for ${TLS_DURATION}s (attempt $attempt)"
+		snap s0 "$pid"
+		run_wait "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((TLS_DURATION + 30)) \
+			"$TMP/bin/tlsload" -addr "127.0.0.1:$PROXY_PORT" -sni "$HOST_HEADER" -cert "$TMP/certs/bench.crt" \
+			-conns "$TLS_CONNS" -duration "${TLS_DURATION}s" -tls "$ver" $flag >"$TMP/tls.out" 2>&1 ||
+			log "$name: tlsload exited with $?"
+		snap s1 "$pid"
+		hs=$(kv handshakes "$TMP/tls.out")
+		u=$(usage "$s0" "$s1" "${hs:-0}" "$pid")
+		{
+			echo "### $name: tlsload TLS $ver $mode -conns $TLS_CONNS -duration ${TLS_DURATION}s (attempt $attempt)"
+			cat "$TMP/tls.out"
+			echo "counters: $s0 -> $s1"
+			echo "usage (proxy_ticks cpu_us/handshake proxy_core% load_core% other%): $u"
+			echo
+		} >>"$RAW"
+		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$keepu"))); then
+			cp "$TMP/tls.out" "$TMP/tls.keep"
+			keepu=$u
+		fi
+		local other
+		other=$(awk '{print $5}' <<<"$u")
+		((other > NOISE)) || break
+		log "$name: $other% of a core went to other processes during the run"
+	done
+	local -a w
+	read -ra w <<<"$keepu"
+	local f=$TMP/tls.keep rate errs resumed detail
+	hs=$(kv handshakes "$f")
+	rate=$(kv rate "$f")
+	errs=$(kv errors "$f")
+	resumed=$(kv resumed "$f")
+	if [[ -z $hs ]]; then
+		printf '%s\tFAILED\t%s\n' "$name" "TLS $ver $mode: $(tail -n 1 "$f")" >>"$TMP/results_tls"
+		FAILED+=("tls/$name")
+		return 0
+	fi
+	detail="resumed $resumed/$hs"
+	[[ -z $(kv first_error "$f") ]] || detail+="; first error: $(kv first_error "$f" | tr _ ' ')"
+	# A resumed run in which the server refused tickets measured full
+	# handshakes: count those as errors.
+	[[ $mode == full ]] || errs=$((errs + hs - resumed))
+	# name mode rate p50 p99 cpu/hs proxy% load% other% errors detail
+	printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n' "$name" "$ver $mode" "$rate" \
+		"$(kv p50us "$f")" "$(kv p99us "$f")" "${w[1]}" "${w[2]}" "${w[3]}" "${w[4]}" "$errs" "$detail" >>"$TMP/results_tls"
+}
+
+suite_tls() {
+	log "suite tls: ECDSA P-256, TLS $TLS_VERSIONS, full and resumed, $TLS_CONNS loops, ${TLS_DURATION}s runs"
+	: >"$TMP/results_tls"
+	start_backend
+	local p v m
+	for p in $PROXIES; do
+		declare -F "start_$p" >/dev/null || die "unknown proxy '$p'"
+		[[ $p != stdproxy ]] || { log "stdproxy: HTTP only, not in the TLS suite"; continue; }
+		proxy_up tls "$p" "$TMP/results_tls" || continue
+		for v in $TLS_VERSIONS; do
+			for m in full resumed; do
+				run_tls "$p" "$v" "$m" "$PROXY_PID"
+			done
+		done
+		proxy_down "$p"
+	done
+	stop_pid "$BACKEND_PID"
+	forget_pid "$BACKEND_PID"
+}
+
+report_tls() {
+	[[ -s $TMP/results_tls ]] || return 0
+	awk -F'\t' -v noise="$NOISE" '
+		function ratio(x, y) { return (y + 0 > 0 && x != "-" && y != "-") ? sprintf("%.2f", x / y) : "-" }
+		$2 == "FAILED" { failed[++nf] = $1 ": " $3; next }
+		{ row[++n] = $0; if ($1 == "nginx") { nrate[$2] = $3; ncpu[$2] = $6 } }
+		END {
+			printf "%-10s %-11s %7s %7s %7s %7s %8s %5s %5s %5s %6s | %6s %6s | %s\n",
+				"target", "handshake", "hs/s", "p50us", "p99us", "cpu/hs", "hs/core", "prx%", "ld%", "oth%", "bound",
+				"thr/ng", "cpu/ng", "errors"
+			for (i = 1; i <= n; i++) {
+				split(row[i], f, "\t")
+				bound = f[9] > noise ? "noisy" : f[7] == "-" ? "-" : f[7] >= 90 ? "proxy" : "load"
+				percore = (f[6] != "-" && f[6] > 0) ? sprintf("%.0f", 1e6 / f[6]) : "-"
+				printf "%-10s %-11s %7d %7d %7d %7s %8s %5s %5s %5s %6s | %6s %6s | %d\n",
+					f[1], f[2], f[3], f[4], f[5], f[6], percore, f[7], f[8], f[9], bound,
+					ratio(f[3], nrate[f[2]]), ratio(f[6], ncpu[f[2]]), f[10]
+			}
+			for (i = 1; i <= nf; i++) printf "%-10s FAILED: %s\n", "", failed[i]
+			print ""
+			print "details:"
+			for (i = 1; i <= n; i++) { split(row[i], f, "\t"); printf "  %-10s %-11s %s\n", f[1], f[2], f[11] }
+		}' "$TMP/results_tls"
+	cat <<EOF
+
+hs/s: handshakes completed per second by tlsload ($TLS_CONNS concurrent loops of connect,
+handshake, close_notify, read to EOF; ECDSA P-256 certificate, X25519 key exchange).
+p50us/p99us: connect + handshake time. full: no session cache; resumed: session tickets
+(a refused ticket counts as an error). cpu/hs: the proxy's CPU in µs per handshake;
+hs/core = 1e6 / cpu/hs, the handshakes one core would sustain. prx%, ld%, oth%, bound
+as in the HTTP table (bound = load: tlsload's core saturated first, hs/s is a lower
+bound). x/ng: ratio to NGINX for the same handshake kind.
+EOF
+}
+
+# ---------------------------------------------------------------- L4 suite
+
+# l4_ready PORT PID LOG: until a 1 KiB segment crosses PORT to the sink.
+l4_ready() {
+	local port=$1 pid=$2 logf=$3 i
+	for ((i = 0; i < 50; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "process exited; its log:"
+			sed 's/^/  | /' "$logf" >&2
+			return 1
+		fi
+		timeout 5 "$TMP/bin/l4load" source -addr "127.0.0.1:$port" -bytes 1K -duration 1s >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	log "no segment crossed 127.0.0.1:$port in 10 s; its log:"
+	sed 's/^/  | /' "$logf" >&2
+	return 1
+}
+
+# run_l4 NAME PORT PID: one bulk transfer (repeated once if noisy); appends a
+# row to $TMP/results_l4. PID is the proxy's, or "-" for none.
+run_l4() {
+	local name=$1 port=$2 pid=$3 s0 s1 attempt u bytes keepu= rc
+	for attempt in 1 2; do
+		wait_quiet
+		log "$name: $L4_BYTES over $L4_CONNS connection(s), at most ${L4_DURATION}s (attempt $attempt)"
+		snap s0 "$pid"
+		rc=0
+		run_wait "${PRIO[@]}" taskset -c "$LOAD_CPU" timeout $((L4_DURATION + 60)) \
+			"$TMP/bin/l4load" source -addr "127.0.0.1:$port" -bytes "$L4_BYTES" -duration "${L4_DURATION}s" \
+			-conns "$L4_CONNS" >"$TMP/l4.out" 2>&1 || rc=$?
+		snap s1 "$pid"
+		bytes=$(kv bytes "$TMP/l4.out")
+		# usage divides by the work done: in GB (10^9 bytes), so its
+		# "per request" figure is µs per GB.
+		u=$(usage "$s0" "$s1" "$(awk -v b="${bytes:-0}" 'BEGIN { print b / 1e9 }')" "$pid")
+		{
+			echo "### $name: l4load source -bytes $L4_BYTES -duration ${L4_DURATION}s -conns $L4_CONNS to 127.0.0.1:$port (attempt $attempt, exit $rc)"
+			cat "$TMP/l4.out"
+			echo "counters: $s0 -> $s1"
+			echo "usage (proxy_ticks cpu_us/GB proxy_core% load_core% other%): $u"
+			echo
+		} >>"$RAW"
+		if ((rc != 0)) || [[ -z $bytes ]]; then
+			log "$name: l4load failed: $(tail -n 1 "$TMP/l4.out")"
+			printf '%s\tFAILED\t%s\n' "$name" "transfer failed: $(tail -n 1 "$TMP/l4.out")" >>"$TMP/results_l4"
+			FAILED+=("l4/$name")
+			return 0
+		fi
+		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$keepu"))); then
+			cp "$TMP/l4.out" "$TMP/l4.keep"
+			keepu=$u
+		fi
+		local other
+		other=$(awk '{print $5}' <<<"$u")
+		((other > NOISE)) || break
+		log "$name: $other% of a core went to other processes during the run"
+	done
+	local -a w
+	read -ra w <<<"$keepu"
+	local cpu=-
+	[[ ${w[1]} == - ]] || cpu=$(awk -v x="${w[1]}" 'BEGIN { printf "%.3f", x / 1e6 }')
+	# name gbps cpu_s/GB proxy% load% other% bytes elapsed
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(kv gbps "$TMP/l4.keep")" "$cpu" "${w[2]}" "${w[3]}" "${w[4]}" \
+		"$(kv bytes "$TMP/l4.keep")" "$(kv elapsed "$TMP/l4.keep")" >>"$TMP/results_l4"
+}
+
+suite_l4() {
+	log "suite l4: $L4_BYTES per target (at most ${L4_DURATION}s), $L4_CONNS connection(s)"
+	: >"$TMP/results_l4"
+	port_free "$BACKEND_PORT" || die "port $BACKEND_PORT is in use (set BACKEND_PORT)"
+	pinned "$LOAD_CPU" "$TMP/bin/l4load" sink -listen "127.0.0.1:$BACKEND_PORT" >"$TMP/sink.log" 2>&1
+	BACKEND_PID=$LAST_PID
+	l4_ready "$BACKEND_PORT" "$BACKEND_PID" "$TMP/sink.log" || die "the L4 sink did not start"
+	run_l4 direct "$BACKEND_PORT" -
+	local p
+	for p in $PROXIES; do
+		declare -F "start_$p" >/dev/null || die "unknown proxy '$p'"
+		[[ $p != stdproxy ]] || { log "stdproxy: HTTP only, not in the L4 suite"; continue; }
+		proxy_up l4 "$p" "$TMP/results_l4" || continue
+		run_l4 "$p" "$PROXY_PORT" "$PROXY_PID"
+		proxy_down "$p"
+	done
+	if [[ -s $TMP/sink.log ]]; then
+		{ echo "### l4 sink log (last 20 lines)"; tail -n 20 "$TMP/sink.log"; echo; } >>"$RAW"
+	fi
+	stop_pid "$BACKEND_PID"
+	forget_pid "$BACKEND_PID"
+}
+
+report_l4() {
+	[[ -s $TMP/results_l4 ]] || return 0
+	awk -F'\t' -v noise="$NOISE" '
+		function ratio(x, y) { return (y + 0 > 0 && x != "-" && y != "-") ? sprintf("%.2f", x / y) : "-" }
+		$2 == "FAILED" { failed[++nf] = $1 ": " $3; next }
+		{ row[++n] = $0; if ($1 == "nginx") { ngb = $2; ncpu = $3 } }
+		END {
+			printf "%-10s %7s %9s %5s %5s %5s %6s | %6s %6s | %s\n",
+				"target", "Gbit/s", "cpu-s/GB", "prx%", "ld%", "oth%", "bound", "thr/ng", "cpu/ng", "bytes in s"
+			for (i = 1; i <= n; i++) {
+				split(row[i], f, "\t")
+				bound = f[6] > noise ? "noisy" : f[4] == "-" ? "-" : f[4] >= 90 ? "proxy" : "load"
+				printf "%-10s %7.2f %9s %5s %5s %5s %6s | %6s %6s | %s in %s\n",
+					f[1], f[2], f[3], f[4], f[5], f[6], bound, ratio(f[2], ngb), ratio(f[3], ncpu), f[7], f[8]
+			}
+			for (i = 1; i <= nf; i++) printf "%-10s FAILED: %s\n", "", failed[i]
+		}' "$TMP/results_l4"
+	cat <<EOF
+
+Gbit/s: bytes the sink acknowledged (l4load, segments of 64 MiB with a byte count
+checked per segment) over the transfer time, $L4_CONNS connection(s). cpu-s/GB: the
+proxy's CPU seconds per 10^9 bytes carried. prx%, ld%, oth%, bound as in the HTTP table
+(ld%: l4load's source and sink on core $LOAD_CPU). x/ng: ratio to NGINX.
+EOF
+}
+
 # ---------------------------------------------------------------- report
 
-# report prints the table of $TMP/results with ratios to NGINX.
-report() {
+# report_http prints the table of $TMP/results with ratios to NGINX.
+report_http() {
 	awk -F'\t' -v noise="$NOISE" '
 		function ratio(x, y) { return (y + 0 > 0 && x != "-" && y != "-") ? sprintf("%.2f", x / y) : "-" }
 		$2 == "FAILED" { failed[++nf] = $1 ": " $3; next }
@@ -584,6 +983,16 @@ report() {
 			print "errors:"
 			for (i = 1; i <= n; i++) { split(row[i], f, "\t"); printf "  %-10s %s\n", f[1], f[11] }
 		}' "$TMP/results"
+	cat <<EOF
+
+req/s: wrk max throughput (closed loop, $CONNS connections). p50us/p99us: vegeta latency
+at a fixed $RATE req/s (open loop). cpu/req: the proxy's user+system CPU in µs per request
+during the wrk run (@rate: during the vegeta run). prx%: the proxy's share of core
+$PROXY_CPU during the wrk run; ld%: core $LOAD_CPU busy (backend + load generator);
+oth%: the largest share of either core taken by other processes. bound: what limited the
+wrk run (proxy: it had >= 90% of its core; load: the load core saturated first, so req/s
+is a lower bound; noisy: oth% > $NOISE, figures disturbed). x/ng: ratio to NGINX.
+EOF
 }
 
 suite_http() {
@@ -599,12 +1008,6 @@ suite_http() {
 	forget_pid "$BACKEND_PID"
 }
 
-# The TLS (handshakes/s per core, full and resumed, ECDSA P-256) and L4
-# (Gbit/s and CPU per GB through a TCP route) suites arrive with the TLS/L4
-# work: each will be a suite_NAME function using the same start_PROXY hooks
-# (which receive the suite name), measure-style helpers and report.
-suite_tls() { log "suite tls: not implemented yet"; return 1; }
-suite_l4() { log "suite l4: not implemented yet"; return 1; }
 
 main() {
 	local stamp
@@ -612,9 +1015,17 @@ main() {
 	mkdir -p "$ROOT/bench/results"
 	RAW=$ROOT/bench/results/$stamp.txt
 	FAILED=()
-	local per=$((WARMUP + 2 * DURATION)) n
-	n=$(($(wc -w <<<"$PROXIES") + 1))
-	log "about $((per * n + 5 * n)) s of measuring for $n targets (more if noisy runs are repeated)"
+	local n secs=0 s
+	n=$(wc -w <<<"$PROXIES")
+	for s in $SUITES; do
+		declare -F "suite_$s" >/dev/null || die "unknown suite '$s' (http, tls, l4)"
+		case $s in
+		http) secs=$((secs + (WARMUP + 2 * DURATION + 5) * (n + 1))) ;;
+		tls) secs=$((secs + (TLS_DURATION + 1) * 2 * $(wc -w <<<"$TLS_VERSIONS") * n)) ;;
+		l4) secs=$((secs + (L4_DURATION + 2) * (n + 1))) ;;
+		esac
+	done
+	log "suites $SUITES: at most about $secs s of measuring (more if noisy runs are repeated)"
 
 	setup
 	{
@@ -623,30 +1034,24 @@ main() {
 		echo "machine: $NCPU cores, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 		echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "tools: $(nginx -v 2>&1 | sed 's/.*version: //'), $(haproxy -v 2>&1 | awk 'NR==1{print $1, $3}'), $(wrk -v 2>&1 | awk 'NR==1{print $1, $2}'), vegeta v12.13.0 (go install), $(go version | awk '{print $3}')"
-		echo "knobs: DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE CONNS=$CONNS BODY=$BODY PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU"
+		echo "knobs: SUITES='$SUITES' DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE CONNS=$CONNS BODY=$BODY PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU"
+		echo "       TLS_DURATION=$TLS_DURATION TLS_CONNS=$TLS_CONNS TLS_VERSIONS='$TLS_VERSIONS' L4_BYTES=$L4_BYTES L4_DURATION=$L4_DURATION L4_CONNS=$L4_CONNS"
 		echo
 	} >"$RAW"
 
 	: >"$TMP/results"
-	local s status=0
+	local status=0
 	for s in $SUITES; do
-		declare -F "suite_$s" >/dev/null || die "unknown suite '$s'"
 		"suite_$s" || status=1
 	done
 
 	local summary
 	summary=$(
-		report
-		cat <<EOF
-
-req/s: wrk max throughput (closed loop, $CONNS connections). p50us/p99us: vegeta latency
-at a fixed $RATE req/s (open loop). cpu/req: the proxy's user+system CPU in µs per request
-during the wrk run (@rate: during the vegeta run). prx%: the proxy's share of core
-$PROXY_CPU during the wrk run; ld%: core $LOAD_CPU busy (backend + load generator);
-oth%: the largest share of either core taken by other processes. bound: what limited the
-wrk run (proxy: it had >= 90% of its core; load: the load core saturated first, so req/s
-is a lower bound; noisy: oth% > $NOISE, figures disturbed). x/ng: ratio to NGINX.
-EOF
+		for s in $SUITES; do
+			echo "== $s"
+			"report_$s"
+			echo
+		done
 	)
 	{
 		echo "### summary"
