@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // longLived is an exchange that may outlive its endpoint's place in the
@@ -63,6 +65,15 @@ func (p *Proxy) drainLater(addrs []string) {
 		for _, l := range stop {
 			p.log.Debug("backend drain deadline passed; ending a long-lived exchange")
 			l.stop()
+		}
+		if p.l4 != nil && len(gone) > 0 {
+			list := make([]string, 0, len(gone))
+			for a := range gone {
+				list = append(list, a)
+			}
+			if n := p.l4.EndEndpoints(list); n > 0 {
+				p.log.Info("backend drain deadline passed; TCP connections ended", zap.Int("connections", n))
+			}
 		}
 	})
 }

@@ -80,14 +80,14 @@ func (e *Engine) serve(s *session, in *inbound, r *Route) {
 	m := e.metrics.route(r)
 	m.open.Inc()
 	defer m.open.Dec()
-	backend, release, latency, err := e.dial(in, r, m)
+	backend, endpoint, release, latency, err := e.dial(in, r, m)
 	if err != nil {
 		e.log.Debug("l4: no backend", zap.String("route", r.ID), zap.Stringer("client", in.remote), zap.Error(err))
 		return
 	}
 	outcome := balancer.Success
 	defer func() { release(latency, outcome) }()
-	if !s.attach(backend) {
+	if !s.attach(backend, endpoint) {
 		return // Drain closed the session while we dialed
 	}
 	// The PROXY header and the replayed bytes go in one write, so the
@@ -116,7 +116,7 @@ func (e *Engine) serve(s *session, in *inbound, r *Route) {
 // dial connects to one of the route's endpoints. A failed connect is
 // retried on another endpoint (nothing has been sent yet, so this is always
 // safe) until every endpoint has been tried once.
-func (e *Engine) dial(in *inbound, r *Route, m *routeMetrics) (net.Conn, func(time.Duration, balancer.Outcome), time.Duration, error) {
+func (e *Engine) dial(in *inbound, r *Route, m *routeMetrics) (net.Conn, string, func(time.Duration, balancer.Outcome), time.Duration, error) {
 	hint := balancer.Hint{ClientIP: in.remote.Addr().Unmap().String()}
 	cands := r.Endpoints
 	owned := false // cands aliases r.Endpoints until the first removal
@@ -131,7 +131,7 @@ func (e *Engine) dial(in *inbound, r *Route, m *routeMetrics) (net.Conn, func(ti
 		c, err := e.dialer.Dial("tcp", ep.Addr)
 		latency := time.Since(start)
 		if err == nil {
-			return c, release, latency, nil
+			return c, ep.Addr, release, latency, nil
 		}
 		release(latency, balancer.ConnectFailure)
 		m.connectErrors.Inc()
@@ -151,7 +151,7 @@ func (e *Engine) dial(in *inbound, r *Route, m *routeMetrics) (net.Conn, func(ti
 	if lastErr == nil {
 		lastErr = errors.New("no endpoint available")
 	}
-	return nil, nil, 0, fmt.Errorf("l4: route %s: %w", r.ID, lastErr)
+	return nil, "", nil, 0, fmt.Errorf("l4: route %s: %w", r.ID, lastErr)
 }
 
 // pick asks the policy, or takes the first available endpoint when the
@@ -306,15 +306,16 @@ func (r *activityReader) Close() error { return r.c.Close() }
 // session is one client connection, and its backend once dialed, as seen
 // by Drain.
 type session struct {
-	mu       sync.Mutex // guards conns and closed
+	mu       sync.Mutex // guards conns, endpoint and closed
 	conns    [2]net.Conn
+	endpoint string // the backend's address once dialed
 	closed   bool
 	detached bool // handed to the caller: not ours to close
 }
 
-// attach adds the backend conn; false (and the conn closed) if the
-// session was closed meanwhile.
-func (s *session) attach(c net.Conn) bool {
+// attach adds the backend conn, dialed to endpoint; false (and the conn
+// closed) if the session was closed meanwhile.
+func (s *session) attach(c net.Conn, endpoint string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -322,7 +323,26 @@ func (s *session) attach(c net.Conn) bool {
 		return false
 	}
 	s.conns[1] = c
+	s.endpoint = endpoint
 	return true
+}
+
+// endClean ends a spliced session without a reset: the client gets a FIN
+// after the bytes already on their way, has a few seconds to close its side,
+// and the backend connection is closed.
+func (s *session) endClean() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.detached {
+		return
+	}
+	if cw, ok := s.conns[0].(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	s.conns[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if s.conns[1] != nil {
+		s.conns[1].Close()
+	}
 }
 
 // detach gives the client conn away (to the caller's Accept).
@@ -366,6 +386,24 @@ func (ss *sessionSet) done(s *session) {
 	delete(ss.m, s)
 	ss.mu.Unlock()
 	ss.wg.Done()
+}
+
+// endpointsGone ends, cleanly, the sessions spliced to any of addrs.
+func (ss *sessionSet) endpointsGone(addrs map[string]bool) int {
+	ss.mu.Lock()
+	var end []*session
+	for s := range ss.m {
+		s.mu.Lock()
+		if addrs[s.endpoint] {
+			end = append(end, s)
+		}
+		s.mu.Unlock()
+	}
+	ss.mu.Unlock()
+	for _, s := range end {
+		s.endClean()
+	}
+	return len(end)
 }
 
 func (ss *sessionSet) closeAll() {

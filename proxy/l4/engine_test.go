@@ -782,3 +782,34 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestEndEndpointsEndsCleanly: at the backend drain deadline a connection
+// spliced to a task that left rotation gets a FIN, not a reset, and other
+// connections are untouched.
+func TestEndEndpointsEndsCleanly(t *testing.T) {
+	h := newHarness(t, Options{})
+	a := serve(t, echo("a:"))
+	b := serve(t, echo("b:"))
+	addrA := h.tcpRoute(h.route("pg", a))
+	c, r := dial(t, addrA)
+	if got := roundTrip(t, c, r, "hello"); got != "a:hello" {
+		t.Fatalf("got %q", got)
+	}
+	if err := h.e.Update(&Table{TCP: map[int]*Route{0: h.route("pg", b)}}); err != nil {
+		t.Fatal(err)
+	}
+	c2, r2 := dial(t, addrA)
+	if got := roundTrip(t, c2, r2, "new"); got != "b:new" {
+		t.Fatalf("got %q", got)
+	}
+	if n := h.e.EndEndpoints([]string{a}); n != 1 {
+		t.Fatalf("ended %d connections, want 1", n)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("ended connection read %v, want a clean EOF", err)
+	}
+	if got := roundTrip(t, c2, r2, "still"); got != "b:still" {
+		t.Fatalf("other connection: got %q", got)
+	}
+}

@@ -357,3 +357,14 @@ func isTemporary(err error) bool {
 	t, ok := err.(interface{ Temporary() bool })
 	return ok && t.Temporary()
 }
+
+// EndEndpoints ends, without a reset, the connections spliced to any of
+// addrs ("host:port"): the backend drain deadline of tasks that left
+// rotation. It returns how many it ended.
+func (e *Engine) EndEndpoints(addrs []string) int {
+	set := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		set[a] = true
+	}
+	return e.sessions.endpointsGone(set)
+}
