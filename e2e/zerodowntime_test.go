@@ -385,6 +385,12 @@ func TestZeroDowntimeSIGKILL(t *testing.T) {
 	res := load.stop(t)
 	t.Logf("SIGKILL: %d requests, %d errors (%.0f req/s; non-2xx %v; transport %d %q; tasks %v)",
 		res.Requests, res.Errors(), res.RatePerSec(), res.Status, res.Transport, res.Messages, res.Tasks)
+	// The task host name is its container's short id: the victim must have
+	// been in rotation when it was killed.
+	if res.Tasks[victims[0]] == 0 {
+		t.Errorf("SIGKILL: the killed task %s answered nothing under load; the scenario did not test a kill in rotation", victims[0])
+	}
+	t.Logf("SIGKILL: the killed task answered %d requests before it died", res.Tasks[victims[0]])
 	if res.Errors() > bound {
 		t.Errorf("SIGKILL: %d requests failed; GETs are retried, so at most %d may", res.Errors(), bound)
 	}
