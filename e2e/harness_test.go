@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,6 +37,14 @@ const (
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 func TestMain(m *testing.M) {
+	// One suite at a time per engine: runs share names and ports, and each
+	// setup removes what the last run left.
+	unlock, err := lockEngine()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	defer unlock()
 	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup failed:", err)
 		teardown()
@@ -46,7 +55,25 @@ func TestMain(m *testing.M) {
 		dumpLogs()
 	}
 	teardown()
+	unlock()
 	os.Exit(code)
+}
+
+// lockEngine takes an exclusive lock for the suite, waiting for another run
+// on this machine to finish.
+func lockEngine() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "swarmgate-e2e.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: another run holds the engine; waiting")
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 // run executes a command and returns its trimmed standard output.
