@@ -21,22 +21,7 @@ import (
 // left rotation keeps working until the deadline, then the client sees a
 // clean end of stream, not a reset.
 func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
-	up := websocket.Upgrader{}
-	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.WriteMessage(mt, msg)
-		}
-	}))
-	defer old.Close()
+	old := wsEcho(t, "")
 	next := backend(t, "next")
 	const drain = 300 * time.Millisecond
 	e := startEdgeWith(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(old))}}, Options{BackendDrain: drain})

@@ -216,7 +216,9 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
-func TestWebSocketEcho(t *testing.T) {
+// wsEcho is a WebSocket backend that answers every message with prefix+message.
+func wsEcho(t *testing.T, prefix string) *httptest.Server {
+	t.Helper()
 	up := websocket.Upgrader{}
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
@@ -229,12 +231,17 @@ func TestWebSocketEcho(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if err := c.WriteMessage(mt, append([]byte("echo: "), msg...)); err != nil {
+			if err := c.WriteMessage(mt, append([]byte(prefix), msg...)); err != nil {
 				return
 			}
 		}
 	}))
-	defer b.Close()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	b := wsEcho(t, "echo: ")
 	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(b))}})
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, resp, err := d.Dial("ws://ws.example.org/chat", nil)
