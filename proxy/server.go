@@ -35,6 +35,9 @@ type Server struct {
 	// yet; freshN counts them.
 	fresh  sync.Map
 	freshN atomic.Int64
+	// serving counts Serve calls still accepting: a closed listener may
+	// still deliver connections it had accepted (see l4's wrapped listeners).
+	serving atomic.Int64
 	// mu guards listeners and closing.
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -120,8 +123,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	s.listeners = append(s.listeners, ln)
+	s.serving.Add(1)
 	s.mu.Unlock()
 	err := s.Server.Serve(ln)
+	s.serving.Add(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || errors.Is(err, http.ErrServerClosed) {
@@ -142,8 +147,9 @@ func (s *Server) settled(c net.Conn) {
 // drops a request that it reads after shutdown began, so a connection that
 // was accepted a moment before would see its first request go unanswered.
 // Instead: the listeners close first (a successor that inherited them keeps
-// accepting), connections already accepted get up to a second to send their
-// first request, and only then does the graceful shutdown start. Requests in
+// accepting); once every Serve has returned (a wrapping listener delivers
+// what it had accepted first) and the connections accepted have sent their
+// first request, or a second has passed, the graceful shutdown starts. Requests in
 // flight get until ctx is done; then every connection, tunnels included, is
 // closed.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -158,7 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 wait:
-	for s.freshN.Load() > 0 {
+	for s.freshN.Load() > 0 || s.serving.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-grace.C:

@@ -146,20 +146,13 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	httpLn, adminLn := lns["http"], lns["admin"]
 	limits := proxy.ServerOptions{MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader}
 	srv := p.NewServer("http", limits)
-	if tlsSet != nil && tlsSet.acme != nil {
+	if tlsSet.acme != nil {
 		srv.Handler = tlsSet.acme.HTTPHandler(srv.Handler) // HTTP-01 challenges
 	}
 	var httpsSrv *proxy.Server
-	if ln := lns["https"]; ln != nil {
+	if lns["https"] != nil {
 		httpsSrv = p.NewServer("https", limits)
 		httpsSrv.TLSConfig = tlsSet.config
-		go func() {
-			// Passthrough names are spliced by the L4 engine; the rest is
-			// terminated here.
-			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(ln), tlsSet.config)); err != nil {
-				fatal <- fmt.Errorf("edge: https listener: %w", err)
-			}
-		}()
 	}
 	var adminSrv *http.Server
 	if adminLn != nil {
@@ -184,11 +177,6 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 			}
 		}()
 	}
-	go func() {
-		if err := srv.Serve(engine.ProxyListener(httpLn)); err != nil {
-			fatal <- fmt.Errorf("edge: http listener: %w", err)
-		}
-	}()
 	if adminSrv != nil {
 		go func() {
 			if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -196,16 +184,38 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 			}
 		}()
 	}
+	// Traffic is accepted once the first table is in force: a successor
+	// shares its inherited sockets with the running edge, and must not answer
+	// its share of them from an empty table.
+	select {
+	case <-merge.ready:
+	case <-time.After(30 * time.Second):
+		log.Warn("no routing table after 30s; serving anyway")
+	case <-ctx.Done():
+	case err := <-fatal:
+		fatal <- err // for the wait below
+	}
+	if len(trusted) > 0 {
+		httpLn = engine.ProxyListener(httpLn) // read PROXY headers
+	}
+	go func() {
+		if err := srv.Serve(httpLn); err != nil {
+			fatal <- fmt.Errorf("edge: http listener: %w", err)
+		}
+	}()
+	if httpsSrv != nil {
+		go func() {
+			// Passthrough names are spliced by the L4 engine; the rest is
+			// terminated here.
+			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(lns["https"]), tlsSet.config)); err != nil {
+				fatal <- fmt.Errorf("edge: https listener: %w", err)
+			}
+		}()
+	}
 	log.Info("edge started", zap.String("http", httpLn.Addr().String()), zap.String("admin", o.adminAddr),
 		zap.Int("sources", len(sources)), zap.String("cluster", o.cluster), zap.String("version", version))
 	if ack != nil {
-		// The predecessor drains once we ack: not before our first table is
-		// in force, or requests would meet an empty table.
-		select {
-		case <-merge.ready:
-		case <-time.After(30 * time.Second):
-			log.Warn("no routing table after 30s; taking over anyway")
-		}
+		// Serving from a full table now: the predecessor may drain.
 		if err := ack(); err != nil {
 			log.Warn("predecessor did not take the ack; it keeps serving too", zap.Error(err))
 		}
@@ -254,9 +264,11 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 			}
 		}()
 	}
+	drain.Wait()
+	// After the servers: closing the engine abandons connections its wrapped
+	// listeners have accepted but not delivered yet.
 	engine.Close()
 	engine.Drain(drainCtx)
-	drain.Wait()
 	cancel()
 	wg.Wait()
 	if adminSrv != nil {

@@ -327,7 +327,8 @@ func TestIdleTimeout(t *testing.T) {
 	if idleAfter == 0 {
 		idleAfter = <-closed
 	}
-	if idleAfter < 300*time.Millisecond || idleAfter > 2*time.Second {
+	// The timer starts at accept, a little before start was taken.
+	if idleAfter < 250*time.Millisecond || idleAfter > 2*time.Second {
 		t.Errorf("idle conn closed after %v, want about 300ms", idleAfter)
 	}
 	if got := value(h.e.metrics.idleClosed.WithLabelValues("idle")); got != 1 {

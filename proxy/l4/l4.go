@@ -208,6 +208,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	for _, w := range wrapped {
 		w.Close()
+		w.giveUp()
 	}
 	e.loops.Wait()
 	return errors.Join(errs...)

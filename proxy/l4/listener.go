@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -36,25 +38,37 @@ func (e *Engine) TLSListener(ln net.Listener) net.Listener { return e.wrap(ln, t
 func (e *Engine) ProxyListener(ln net.Listener) net.Listener { return e.wrap(ln, false) }
 
 // wrapListener is the listener returned by TLSListener and ProxyListener.
+//
+// Closing it stops accepting at once, but the connections already accepted
+// (a ClientHello or PROXY header still being read) are still delivered to
+// Accept, which returns an error only once none is left: a listener handed
+// over to a successor, or closed for a graceful shutdown, drops nothing that
+// the kernel had already given it.
 type wrapListener struct {
 	inner   net.Listener
 	peekTLS bool
 	conns   chan net.Conn // connections for the caller; unbuffered
 	done    chan struct{} // closed by Close or when inner fails for good
+	abandon chan struct{} // closed once Accept takes no more connections
+	looped  chan struct{} // closed when the accept loop has returned
+	pending atomic.Int64  // accepted connections not yet delivered, spliced or dropped
 
-	once sync.Once
-	mu   sync.Mutex // guards err
-	err  error      // why Accept returns an error
+	once        sync.Once
+	abandonOnce sync.Once
+	mu          sync.Mutex // guards err
+	err         error      // why Accept returns an error
 }
 
 var _ net.Listener = (*wrapListener)(nil)
 
 func (e *Engine) wrap(ln net.Listener, peekTLS bool) *wrapListener {
-	w := &wrapListener{inner: ln, peekTLS: peekTLS, conns: make(chan net.Conn), done: make(chan struct{})}
+	w := &wrapListener{inner: ln, peekTLS: peekTLS, conns: make(chan net.Conn), done: make(chan struct{}), abandon: make(chan struct{}), looped: make(chan struct{})}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		w.shut(net.ErrClosed)
+		w.giveUp()
+		close(w.looped)
 		return w
 	}
 	e.wrapped = append(e.wrapped, w)
@@ -63,12 +77,15 @@ func (e *Engine) wrap(ln net.Listener, peekTLS bool) *wrapListener {
 		defer e.loops.Done()
 		acceptLoop(ln, e.log, func(c net.Conn) {
 			s := e.sessions.add(c)
+			w.pending.Add(1)
 			go func() {
 				defer e.sessions.done(s)
+				defer w.pending.Add(-1)
 				e.handleWrapped(w, s, c)
 			}()
 		})
 		w.shut(net.ErrClosed)
+		close(w.looped)
 	}()
 	return w
 }
@@ -131,7 +148,7 @@ func (w *wrapListener) handoff(s *session, in *inbound) {
 	select {
 	case w.conns <- c:
 		s.detach()
-	case <-w.done:
+	case <-w.abandon:
 	}
 }
 
@@ -140,14 +157,46 @@ func (w *wrapListener) Accept() (net.Conn, error) {
 	case c := <-w.conns:
 		return c, nil
 	case <-w.done:
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return nil, w.err
 	}
+	// Closed: deliver what was accepted before, then fail. The accept loop
+	// counts a connection only after inner.Accept returned it, so pending is
+	// final only once the loop has returned.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case c := <-w.conns:
+			return c, nil
+		case <-w.looped:
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	for w.pending.Load() > 0 {
+		select {
+		case c := <-w.conns:
+			return c, nil
+		case <-tick.C:
+		}
+	}
+	w.giveUp()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return nil, w.err
 }
+
+// Pending reports the connections accepted but not yet delivered: a server
+// shutting down waits for them before it stops reading requests.
+func (w *wrapListener) Pending() int { return int(w.pending.Load()) }
+
+// giveUp makes handoffs still in progress drop their connection.
+func (w *wrapListener) giveUp() { w.abandonOnce.Do(func() { close(w.abandon) }) }
 
 func (w *wrapListener) Close() error {
 	w.shut(net.ErrClosed)
+	// If nobody calls Accept again, handoffs must not wait forever.
+	time.AfterFunc(10*time.Second, w.giveUp)
 	err := w.inner.Close()
 	if errors.Is(err, net.ErrClosed) {
 		return nil
