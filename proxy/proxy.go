@@ -229,7 +229,8 @@ func (tg *target) scheme() string {
 // upstreams holds the shared transports: one per kind of upstream protocol, so
 // every route of a kind shares one connection pool per endpoint.
 type upstreams struct {
-	plain, h2c, tls, tlsInsecure *http.Transport
+	plain                 *h1Transport // HTTP/1.1; upgrades go to its fallback
+	h2c, tls, tlsInsecure *http.Transport
 }
 
 func newUpstreams(dialTimeout time.Duration) *upstreams {
@@ -249,7 +250,8 @@ func newUpstreams(dialTimeout time.Duration) *upstreams {
 			ReadBufferSize:         32 << 10,
 		}
 	}
-	u := &upstreams{plain: base(), h2c: base(), tls: base(), tlsInsecure: base()}
+	u := &upstreams{h2c: base(), tls: base(), tlsInsecure: base()}
+	u.plain = &h1Transport{dialer: dialer, fallback: base(), maxIdle: 256, idleTimeout: 90 * time.Second}
 	u.h2c.Protocols = new(http.Protocols)
 	u.h2c.Protocols.SetUnencryptedHTTP2(true)
 	u.tls.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -272,7 +274,8 @@ func (u *upstreams) forRoute(r *discovery.Route) http.RoundTripper {
 }
 
 func (u *upstreams) closeIdle() {
-	for _, t := range []*http.Transport{u.plain, u.h2c, u.tls, u.tlsInsecure} {
+	u.plain.CloseIdleConnections()
+	for _, t := range []*http.Transport{u.h2c, u.tls, u.tlsInsecure} {
 		t.CloseIdleConnections()
 	}
 }
