@@ -2,57 +2,10 @@ package discovery
 
 import (
 	"maps"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
-
-// labels returns the minimal HTTP service (app.example.org -> :8080) plus kv
-// pairs; a pair whose value is "<unset>" removes the label.
-func labels(kv ...string) map[string]string {
-	m := map[string]string{"swarmgate.hosts": "app.example.org", "swarmgate.port": "8080"}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<unset>" {
-			delete(m, kv[i])
-			continue
-		}
-		m[kv[i]] = kv[i+1]
-	}
-	return m
-}
-
-// only returns exactly the kv pairs.
-func only(kv ...string) map[string]string {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return m
-}
-
-// httpRoute is the route that labels() yields, changed by mod.
-func httpRoute(mod func(*Route)) Route {
-	r := Route{
-		Service: "web", Hosts: []string{"app.example.org"}, Path: "/", Weight: DefaultWeight,
-		Port: 8080, Backend: BackendTask, Balancer: BalancerP2C, TLS: TLSOff,
-		BackendTLS: BackendTLSOff, Timeout: DefaultTimeout,
-	}
-	if mod != nil {
-		mod(&r)
-	}
-	return r
-}
-
-// l4Route is a route with no HTTP side, changed by mod.
-func l4Route(mod func(*Route)) Route {
-	r := Route{
-		Service: "web", Weight: DefaultWeight, Port: 8080, Backend: BackendTask,
-		Balancer: BalancerP2C, TLS: TLSOff, BackendTLS: BackendTLSOff, Timeout: DefaultTimeout,
-	}
-	mod(&r)
-	return r
-}
 
 func TestParseLabelsRoutes(t *testing.T) {
 	tests := []struct {
@@ -197,13 +150,7 @@ func TestParseLabelsRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, errs := ParseLabels("web", tt.labels)
-			for _, e := range errs {
-				t.Errorf("unexpected error: %v", e)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("routes:\n got %+v\nwant %+v", got, tt.want)
-			}
+			got := checkRoutes(t, tt.labels, tt.want)
 			for _, r := range got {
 				if wantHTTP := len(r.SNI) == 0 && r.TCPPort == 0; r.IsHTTP() != wantHTTP {
 					t.Errorf("route %s: IsHTTP() = %v, want %v", r.ID(), r.IsHTTP(), wantHTTP)
@@ -278,19 +225,10 @@ func TestParseLabelsNamedRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, errs := ParseLabels("web", tt.labels)
-			for _, e := range errs {
-				t.Errorf("unexpected error: %v", e)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("routes:\n got %+v\nwant %+v", got, tt.want)
-			}
+			checkRoutes(t, tt.labels, tt.want)
 		})
 	}
 }
-
-// wantErr is one expected error: its label and a fragment of its reason.
-type wantErr struct{ label, reason string }
 
 func TestParseLabelsErrors(t *testing.T) {
 	long := strings.Repeat("a", 64)
@@ -475,39 +413,8 @@ func TestParseLabelsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, errs := ParseLabels("web", tt.labels)
-			if got != nil {
-				t.Errorf("routes = %+v, want nil", got)
-			}
-			checkErrors(t, "web", tt.labels, errs, tt.want)
+			checkRejected(t, tt.labels, tt.want)
 		})
-	}
-}
-
-// checkErrors asserts that errs are exactly want (in order), and that each
-// names the service, the label and that label's value as written.
-func checkErrors(t *testing.T, service string, labels map[string]string, errs []*LabelError, want []wantErr) {
-	t.Helper()
-	if len(errs) != len(want) {
-		t.Errorf("got %d errors, want %d:", len(errs), len(want))
-		for _, e := range errs {
-			t.Errorf("  %v", e)
-		}
-		return
-	}
-	for i, e := range errs {
-		if e.Label != want[i].label || !strings.Contains(e.Reason, want[i].reason) {
-			t.Errorf("error %d = %v; want label %s, reason containing %q", i, e, want[i].label, want[i].reason)
-		}
-		if e.Service != service {
-			t.Errorf("error %d names service %q, want %q", i, e.Service, service)
-		}
-		if v, ok := labels[e.Label]; (ok && e.Value != v) || (!ok && e.Value != "") {
-			t.Errorf("error %d value %q, want the label's value %q", i, e.Value, v)
-		}
-		if !strings.Contains(e.Error(), service) || !strings.Contains(e.Error(), e.Label) {
-			t.Errorf("error %d text %q does not name service and label", i, e.Error())
-		}
 	}
 }
 
