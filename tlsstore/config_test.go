@@ -3,7 +3,6 @@ package tlsstore
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -27,33 +26,12 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // handshake (so that TLS 1.3 clients read the session tickets sent before
 // it) and waits for the client to close.
 func serveGreeting(t *testing.T, cfg *tls.Config) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("accept: %v", err)
-				}
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, err := c.Write([]byte("x")); err != nil {
-					return // failed handshake; the client reports it
-				}
-				_, _ = io.Copy(io.Discard, c)
-			})
+	return serveTLS(t, cfg, func(c *tls.Conn) {
+		if _, err := c.Write([]byte("x")); err != nil {
+			return // failed handshake; the client reports it
 		}
+		_, _ = io.Copy(io.Discard, c)
 	})
-	return ln.Addr().String()
 }
 
 func dialGreeting(addr string, cfg *tls.Config) (tls.ConnectionState, error) {

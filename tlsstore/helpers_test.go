@@ -7,10 +7,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,33 +35,14 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newCA(t testing.TB, cn string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          randSerial(t),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der), pool: pool}
-}
+func newCA(t testing.TB, cn string) *testCA { return makeCA(t, cn, nil) }
 
 // intermediate returns a CA signed by ca.
-func (ca *testCA) intermediate(t testing.TB, cn string) *testCA {
+func (ca *testCA) intermediate(t testing.TB, cn string) *testCA { return makeCA(t, cn, ca) }
+
+// makeCA returns a CA signed by parent that trusts parent's pool, or a
+// self-signed root with a pool of its own when parent is nil.
+func makeCA(t testing.TB, cn string, parent *testCA) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -73,12 +57,23 @@ func (ca *testCA) intermediate(t testing.TB, cn string) *testCA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	issuer, issuerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		issuer, issuerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der), pool: ca.pool}
+	ca := &testCA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der)}
+	if parent != nil {
+		ca.pool = parent.pool
+	} else {
+		ca.pool = x509.NewCertPool()
+		ca.pool.AddCert(cert)
+	}
+	return ca
 }
 
 // leaf is an issued certificate with its PEM encodings.
@@ -221,4 +216,33 @@ func count(c prometheus.Collector) int {
 		n++
 	}
 	return n
+}
+
+// serveTLS accepts TLS connections on loopback until the test ends and hands
+// each to handle under a 5 s deadline, closing it when handle returns.
+func serveTLS(t *testing.T, cfg *tls.Config, handle func(c *tls.Conn)) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					t.Errorf("accept: %v", err)
+				}
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				handle(c.(*tls.Conn))
+			})
+		}
+	})
+	return ln.Addr().String()
 }

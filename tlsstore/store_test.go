@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -233,7 +232,12 @@ func TestHotReload(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { s.Run(ctx) })
-	addr := serveTLS(t, ServerConfig(s.GetCertificate, ConfigOptions{}))
+	addr := serveTLS(t, ServerConfig(s.GetCertificate, ConfigOptions{}), func(c *tls.Conn) {
+		_ = c.Handshake() // the client reports failures
+		// Read until the client closes, so that TLS 1.3 session
+		// tickets are sent and no RST races the client's read.
+		_, _ = c.Read(make([]byte, 1))
+	})
 
 	const (
 		maxHandshakes = 3000
@@ -307,36 +311,4 @@ func TestHotReload(t *testing.T) {
 	if got, _ := s.Lookup("app"); !got.Leaf.Equal(v2.cert) {
 		t.Error("Lookup still returns the old certificate")
 	}
-}
-
-// serveTLS accepts TLS connections on loopback, completes each handshake
-// and closes it, until the test ends.
-func serveTLS(t *testing.T, cfg *tls.Config) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("accept: %v", err)
-				}
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				_ = c.(*tls.Conn).Handshake() // the client reports failures
-				// Read until the client closes, so that TLS 1.3 session
-				// tickets are sent and no RST races the client's read.
-				_, _ = c.Read(make([]byte, 1))
-			})
-		}
-	})
-	return ln.Addr().String()
 }
