@@ -556,6 +556,18 @@ usage() {
 # and the noise is reported either way.
 NOISE=10
 
+# quieter U KEPT: whether usage line U left less to other processes than KEPT.
+quieter() { (($(awk '{print $5}' <<<"$1") < $(awk '{print $5}' <<<"$2"))); }
+
+# noisy NAME U: whether usage line U gave more than NOISE percent of a core to
+# other processes; says so if it did.
+noisy() {
+	local other
+	other=$(awk '{print $5}' <<<"$2")
+	((other > NOISE)) || return 1
+	log "$1: $other% of a core went to other processes during the run"
+}
+
 # run_wrk NAME URL PID: the closed-loop throughput run. Sets WRK_* globals.
 run_wrk() {
 	local name=$1 url=$2 pid=$3 s0 s1 attempt u
@@ -581,14 +593,11 @@ run_wrk() {
 			echo "usage (proxy_ticks cpu_us/req proxy_core% load_core% other%): $u"
 			echo
 		} >>"$RAW"
-		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$WRK_USAGE"))); then
+		if ((attempt == 1)) || quieter "$u" "$WRK_USAGE"; then
 			WRK_REQS=${reqs:-0} WRK_RPS=${rps:-0} WRK_NON2XX=${non2xx:-0}
 			WRK_SOCK=${sock:-none} WRK_SOCKN=${sockn:-0} WRK_USAGE=$u
 		fi
-		local other
-		other=$(awk '{print $5}' <<<"$u")
-		((other > NOISE)) || break
-		log "$name: $other% of a core went to other processes during the run"
+		noisy "$name" "$u" || break
 		((attempt == 2)) || wait_quiet
 	done
 }
@@ -615,7 +624,7 @@ run_vegeta() {
 			echo "usage (proxy_ticks cpu_us/req proxy_core% load_core% other%): $u"
 			echo
 		} >>"$RAW"
-		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$VEG_USAGE"))); then
+		if ((attempt == 1)) || quieter "$u" "$VEG_USAGE"; then
 			VEG_REQ=$vreq
 			VEG_OK=$(jq -r '.status_codes["200"] // 0' "$TMP/vegeta.json")
 			VEG_P50=$(jq -r '.latencies["50th"] / 1000' "$TMP/vegeta.json")
@@ -623,10 +632,7 @@ run_vegeta() {
 			VEG_ERRS=$(jq -r '(.errors // []) | join("; ")' "$TMP/vegeta.json")
 			VEG_USAGE=$u
 		fi
-		local other
-		other=$(awk '{print $5}' <<<"$u")
-		((other > NOISE)) || break
-		log "$name: $other% of a core went to other processes during the run"
+		noisy "$name" "$u" || break
 		((attempt == 2)) || wait_quiet
 	done
 }
@@ -754,14 +760,11 @@ run_tls() {
 			echo "usage (proxy_ticks cpu_us/handshake proxy_core% load_core% other%): $u"
 			echo
 		} >>"$RAW"
-		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$keepu"))); then
+		if ((attempt == 1)) || quieter "$u" "$keepu"; then
 			cp "$TMP/tls.out" "$TMP/tls.keep"
 			keepu=$u
 		fi
-		local other
-		other=$(awk '{print $5}' <<<"$u")
-		((other > NOISE)) || break
-		log "$name: $other% of a core went to other processes during the run"
+		noisy "$name" "$u" || break
 	done
 	local -a w
 	read -ra w <<<"$keepu"
@@ -889,14 +892,11 @@ run_l4() {
 			FAILED+=("l4/$name")
 			return 0
 		fi
-		if ((attempt == 1)) || (($(awk '{print $5}' <<<"$u") < $(awk '{print $5}' <<<"$keepu"))); then
+		if ((attempt == 1)) || quieter "$u" "$keepu"; then
 			cp "$TMP/l4.out" "$TMP/l4.keep"
 			keepu=$u
 		fi
-		local other
-		other=$(awk '{print $5}' <<<"$u")
-		((other > NOISE)) || break
-		log "$name: $other% of a core went to other processes during the run"
+		noisy "$name" "$u" || break
 	done
 	local -a w
 	read -ra w <<<"$keepu"
