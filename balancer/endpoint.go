@@ -103,6 +103,25 @@ func (e *Endpoint) available(now int64) bool {
 // SetHealthy records the result of an active health check.
 func (e *Endpoint) SetHealthy(ok bool) { e.down.Store(!ok) }
 
+// LeastEjected returns, among endpoints that the active health check has not
+// marked down, the one whose passive ejection ends first; nil if there is
+// none. It is the fallback when every endpoint is ejected (Envoy's "panic
+// routing"): ejections after a blip, or of a task that was not listening
+// yet, must not turn into a 503 for the whole ejection window.
+func LeastEjected(eps []*Endpoint) *Endpoint {
+	var best *Endpoint
+	var until int64
+	for _, e := range eps {
+		if e.down.Load() {
+			continue
+		}
+		if u := e.ejectedUntil.Load(); best == nil || u < until {
+			best, until = e, u
+		}
+	}
+	return best
+}
+
 // Acquire counts a request in flight. The returned func must be called
 // exactly once, when the request finishes, with its latency (time to
 // response headers) and outcome. It allocates nothing.

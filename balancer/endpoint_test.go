@@ -245,3 +245,24 @@ func TestOutcomeString(t *testing.T) {
 		}
 	}
 }
+
+func TestLeastEjected(t *testing.T) {
+	clk := newFakeClock()
+	p := NewPool(PoolOptions{Now: clk.Now})
+	a, b, c := p.Endpoint("10.0.0.1:80"), p.Endpoint("10.0.0.2:80"), p.Endpoint("10.0.0.3:80")
+	if got := LeastEjected(nil); got != nil {
+		t.Fatalf("no endpoints: got %v", got)
+	}
+	a.Acquire()(time.Millisecond, ConnectFailure) // ejected until t+1s
+	clk.Advance(100 * time.Millisecond)
+	b.Acquire()(time.Millisecond, ConnectFailure) // ejected until t+1.1s
+	c.SetHealthy(false)                           // down by the active check: never
+	if got := LeastEjected([]*Endpoint{b, a, c}); got != a {
+		t.Fatalf("got %v, want the endpoint whose ejection ends first", got)
+	}
+	a.SetHealthy(false)
+	b.SetHealthy(false)
+	if got := LeastEjected([]*Endpoint{a, b, c}); got != nil {
+		t.Fatalf("all down: got %v", got.Addr)
+	}
+}

@@ -632,3 +632,25 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		t.Fatal("listener still accepting after shutdown")
 	}
 }
+
+// TestEjectedEndpointsAreTriedRatherThan503: a task that refused the first
+// connection (its process was not listening yet) is ejected; when every
+// endpoint is ejected the least ejected one is tried anyway, so the route
+// answers as soon as the task listens instead of 503 for the ejection window.
+func TestEjectedEndpointsAreTriedRatherThan503(t *testing.T) {
+	a := closedAddr(t)
+	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("late", []string{"late.example.org"}, "/", a)}})
+	if resp, _ := e.do(t, "GET", "late.example.org", "/", nil); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("nothing listening: %d, want 502", resp.StatusCode)
+	}
+	ln, err := net.Listen("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }), ReadHeaderTimeout: time.Second}
+	go s.Serve(ln)
+	defer s.Close()
+	if resp, body := e.do(t, "GET", "late.example.org", "/", nil); resp.StatusCode != 200 || body != "up" {
+		t.Fatalf("task listening now, still ejected: %d %q", resp.StatusCode, body)
+	}
+}

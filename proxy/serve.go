@@ -217,7 +217,13 @@ func (p *Proxy) pickEndpoint(r *http.Request, tg *target, h balancer.Hint, tried
 			}
 		}
 	}
-	return tg.policy.Pick(eps, h, now)
+	if e := tg.policy.Pick(eps, h, now); e != nil {
+		return e
+	}
+	if len(tried) == 0 {
+		return balancer.LeastEjected(eps)
+	}
+	return nil
 }
 
 func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {

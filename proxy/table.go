@@ -62,6 +62,11 @@ func (g *group) pick(now time.Time) *target {
 			return t
 		}
 	}
+	// Every endpoint is ejected: take the weighted pick anyway, and let
+	// pickEndpoint try its least ejected endpoint (see balancer.LeastEjected).
+	if t, ok := g.weighted.Pick(); ok && len(t.endpoints) > 0 {
+		return t
+	}
 	return nil
 }
 
