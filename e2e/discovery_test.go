@@ -161,14 +161,13 @@ networks:
 	// the proxy joined the network itself; swarmgate's edges hold no Docker
 	// API access, so the network is created first and the edge joins it.
 	mustDocker(t, "network", "create", "--driver", "overlay", "--attachable", prefix+"-stack_net")
-	mustDocker(t, "service", "update", "--detach", "--network-add", prefix+"-stack_net", edgeService)
+	// Joining a network replaces the edge task: wait for the new one, and
+	// again when leaving it, so that later tests do not meet a restart.
+	updateEdge(t, "--network-add", prefix+"-stack_net")
 	t.Cleanup(func() {
 		docker("stack", "rm", prefix+"-stack")
-		docker("service", "update", "--detach", "--network-rm", prefix+"-stack_net", edgeService)
+		updateEdge(t, "--network-rm", prefix+"-stack_net")
 	})
-	if err := waitReady(60 * time.Second); err != nil {
-		t.Fatal(err)
-	}
 	mustDocker(t, "stack", "deploy", "--resolve-image", "never", "-c", file, prefix+"-stack")
 	waitStatus(t, "demo.local", "/", 200, 90*time.Second)
 	waitStatus(t, "app.local", "/myapp/page", 200, 90*time.Second)
