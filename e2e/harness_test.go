@@ -76,9 +76,16 @@ func lockEngine() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// runTimeout bounds every command the suite runs: `docker service logs`
+// has been seen to hang on this engine after the service's tasks changed.
+const runTimeout = 2 * time.Minute
+
 // run executes a command and returns its trimmed standard output.
 func run(name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -228,7 +235,7 @@ func teardown() {
 
 func dumpLogs() {
 	for _, s := range []string{edgeService, socketProxy} {
-		out, _ := run("sh", "-c", "docker service logs --raw --tail 60 "+s+" 2>&1")
+		out, _ := run("sh", "-c", "timeout 20 docker service logs --raw --tail 60 "+s+" 2>&1")
 		fmt.Fprintf(os.Stderr, "---- last log lines of %s\n%s\n", s, out)
 	}
 }
