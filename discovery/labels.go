@@ -66,6 +66,7 @@ const (
 	keyCluster        = "cluster"
 	keyTCPPort        = "tcp.port"
 	keyTCPSNI         = "tcp.sni"
+	keyProxyProtocol  = "tcp.proxy-protocol"
 	keyDefault        = "default"
 )
 
@@ -74,7 +75,7 @@ func routeKeys() []string {
 	return []string{
 		keyBackend, keyH2C, keyBackendTLS, keyBalancer, keyCluster, keyDefault,
 		keyHealthInterval, keyHealthPath, keyHosts, keyNetwork, keyPath, keyStrip,
-		keyPort, keyPriority, keyRedirects, keySticky, keyTCPPort, keyTCPSNI,
+		keyPort, keyPriority, keyProxyProtocol, keyRedirects, keySticky, keyTCPPort, keyTCPSNI,
 		keyTimeout, keyTLS, keyHSTS, keyTLSRedirect, keyWeight,
 	}
 }
@@ -398,6 +399,9 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 		r.Hosts = nil
 		r.TLS = TLSPassthrough
 	}
+	if http && has(keyProxyProtocol) {
+		p.failKey(s, keyProxyProtocol, "applies to L4 routes only (tcp.port or tcp.sni)")
+	}
 	if !http {
 		p.httpOnly(s, &r)
 		r.Path = ""
@@ -523,6 +527,8 @@ func applyKey(r *Route, key, v string) error {
 		}
 	case keyTCPSNI:
 		r.SNI, err = parseHosts(v)
+	case keyProxyProtocol:
+		r.ProxyProtocol, err = parseProxyProtocol(v)
 	case keyDefault:
 		r.Default, err = parseBool(v)
 	}
@@ -935,4 +941,18 @@ func parseHSTS(v string) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseProxyProtocol reads the PROXY protocol version sent to the tasks of
+// an L4 route: off, v1 (text) or v2 (binary).
+func parseProxyProtocol(v string) (int, error) {
+	switch strings.ToLower(v) {
+	case "off", "false", "0":
+		return 0, nil
+	case "v1", "1":
+		return 1, nil
+	case "v2", "2":
+		return 2, nil
+	}
+	return 0, fmt.Errorf("want off, v1 or v2")
 }

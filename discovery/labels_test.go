@@ -122,6 +122,12 @@ func TestParseLabelsRoutes(t *testing.T) {
 			[]Route{l4Route(func(r *Route) {
 				r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org", "*.db.example.org"}, TLSPassthrough
 			})}},
+		{"tcp.proxy-protocol v2", only("swarmgate.tcp.port", "5432", "swarmgate.port", "5432", "swarmgate.tcp.proxy-protocol", "V2"),
+			[]Route{l4Route(func(r *Route) { r.TCPPort, r.Port, r.ProxyProtocol = 5432, 5432, 2 })}},
+		{"tcp.proxy-protocol 1 on sni", only("swarmgate.tcp.sni", "db.example.org", "swarmgate.port", "8443", "swarmgate.tcp.proxy-protocol", "1"),
+			[]Route{l4Route(func(r *Route) {
+				r.Port, r.SNI, r.TLS, r.ProxyProtocol = 8443, []string{"db.example.org"}, TLSPassthrough, 1
+			})}},
 		{"tcp.sni with tls passthrough", only("swarmgate.tcp.sni", "db.example.org", "swarmgate.tls", "passthrough", "swarmgate.port", "8443"),
 			[]Route{l4Route(func(r *Route) { r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org"}, TLSPassthrough })}},
 		{"tls passthrough with hosts means tcp.sni", labels("swarmgate.tls", "passthrough"),
@@ -339,6 +345,10 @@ func TestParseLabelsErrors(t *testing.T) {
 		// tcp
 		{"tcp.port 80", only("swarmgate.tcp.port", "80", "swarmgate.port", "80"), []wantErr{{"swarmgate.tcp.port", "HTTP/HTTPS listeners"}}},
 		{"tcp.port 443", only("swarmgate.tcp.port", "443", "swarmgate.port", "80"), []wantErr{{"swarmgate.tcp.port", "tcp.sni"}}},
+		{"tcp.proxy-protocol bad", only("swarmgate.tcp.port", "5432", "swarmgate.port", "5432", "swarmgate.tcp.proxy-protocol", "v3"),
+			[]wantErr{{"swarmgate.tcp.proxy-protocol", "off, v1 or v2"}}},
+		{"tcp.proxy-protocol on HTTP", labels("swarmgate.tcp.proxy-protocol", "v1"),
+			[]wantErr{{"swarmgate.tcp.proxy-protocol", "L4 routes only"}}},
 		{"tcp.port range", only("swarmgate.tcp.port", "70000", "swarmgate.port", "80"), []wantErr{{"swarmgate.tcp.port", "1 to 65535"}}},
 		{"tcp.port with hosts", labels("swarmgate.tcp.port", "2222"), []wantErr{{"swarmgate.tcp.port", "either TCP"}}},
 		{"tcp.port with sni", only("swarmgate.tcp.port", "2222", "swarmgate.tcp.sni", "a.org", "swarmgate.port", "1"),

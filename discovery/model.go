@@ -69,6 +69,9 @@ type Route struct {
 
 	TCPPort int      // L4: edge listens on this port and forwards raw TCP to Port
 	SNI     []string // L4: TLS server names routed on :443 without termination
+	// ProxyProtocol is the PROXY protocol version (1 or 2) sent to the tasks
+	// of an L4 route before the client's bytes; 0 is off.
+	ProxyProtocol int
 
 	// Endpoints are the "host:port" addresses of the tasks in rotation (or the VIP),
 	// filled in by the source after parsing.

@@ -232,7 +232,7 @@ func buildL4(t *Table, cfg discovery.Config, pool *balancer.Pool) {
 			t.errors = append(t.errors, fmt.Sprintf("route %s: %v", r.ID(), err))
 			continue
 		}
-		lr := &l4.Route{ID: r.ID(), Service: r.Service, Policy: policy}
+		lr := &l4.Route{ID: r.ID(), Service: r.Service, Policy: policy, ProxyProtocol: r.ProxyProtocol}
 		for _, addr := range r.Endpoints {
 			lr.Endpoints = append(lr.Endpoints, pool.Endpoint(addr))
 		}
