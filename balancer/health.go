@@ -8,12 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Active health-check defaults, used where HealthCheck leaves a field zero.
-const (
-	DefaultHealthInterval = 10 * time.Second
-	DefaultHealthTimeout  = 5 * time.Second
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // healthBodyLimit is how much of a check's response body is read, so the
@@ -27,8 +23,8 @@ const healthBodyLimit = 4 << 10
 // it back.
 type HealthCheck struct {
 	Path     string        // request path and query; "" is "/"
-	Interval time.Duration // between rounds; zero is DefaultHealthInterval
-	Timeout  time.Duration // per check; zero is DefaultHealthTimeout, never more than Interval
+	Interval time.Duration // between rounds; zero is route.DefaultHealthInterval
+	Timeout  time.Duration // per check; zero is route.DefaultHealthTimeout, never more than Interval
 
 	// Client sends the checks; its Transport decides TLS and HTTP/2. If nil,
 	// Run uses a private client without proxy and closes its idle
@@ -49,10 +45,10 @@ type HealthCheck struct {
 // their last result: call SetHealthy(true) on an endpoint no longer checked.
 func (h HealthCheck) Run(ctx context.Context, eps []*Endpoint) {
 	if h.Interval <= 0 {
-		h.Interval = DefaultHealthInterval
+		h.Interval = route.DefaultHealthInterval
 	}
 	if h.Timeout <= 0 {
-		h.Timeout = DefaultHealthTimeout
+		h.Timeout = route.DefaultHealthTimeout
 	}
 	h.Timeout = min(h.Timeout, h.Interval)
 	if h.Scheme == "" {

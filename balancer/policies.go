@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // Hint is what a policy may use from the request.
@@ -23,22 +25,22 @@ type Policy interface {
 // ErrUnknownPolicy is returned by New for a name it does not know.
 var ErrUnknownPolicy = errors.New("unknown policy")
 
-// DefaultPolicy is the policy New returns for an empty name.
-const DefaultPolicy = "p2c"
-
-// New returns a fresh policy by its label name: "round-robin", "least-conn",
-// "p2c", "ip-hash" or "cookie". "cookie" picks like "p2c"; its stickiness is
-// FindSticky and StickyValue, applied before the policy. "" is DefaultPolicy.
-// Each call returns independent state (round-robin's counter).
+// New returns a fresh policy by its label name (route.Balancers). "cookie"
+// picks like "p2c"; its stickiness is FindSticky and StickyValue, applied
+// before the policy. "" is route.DefaultBalancer. Each call returns
+// independent state (round-robin's counter).
 func New(name string) (Policy, error) {
+	if name == "" {
+		name = route.DefaultBalancer
+	}
 	switch name {
-	case "round-robin":
+	case route.BalancerRoundRobin:
 		return new(RoundRobin), nil
-	case "least-conn":
+	case route.BalancerLeastConn:
 		return new(LeastConn), nil
-	case "p2c", "cookie", "":
+	case route.BalancerP2C, route.BalancerCookie:
 		return new(P2C), nil
-	case "ip-hash":
+	case route.BalancerIPHash:
 		return new(IPHash), nil
 	}
 	return nil, fmt.Errorf("balancer: policy %q: %w", name, ErrUnknownPolicy)

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // maxRoutesFile bounds the size of a routes file.
@@ -34,21 +36,21 @@ type fileService struct {
 // ParseRoutesFile parses a routes file. A service with bad labels or bad
 // endpoints is skipped and reported in Config.Errors; a file that is not valid
 // YAML of the right shape is an error, so that the caller keeps its last table.
-func ParseRoutesFile(data []byte) (Config, error) {
+func ParseRoutesFile(data []byte) (route.Config, error) {
 	var f routesFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("discovery: routes file: %w", err)
+		return route.Config{}, fmt.Errorf("discovery: routes file: %w", err)
 	}
-	cfg := Config{Routes: []Route{}}
+	cfg := route.Config{Routes: []route.Route{}}
 	seen := make(map[string]bool)
 	for i, s := range f.Services {
 		if s.Name == "" {
-			return Config{}, fmt.Errorf("discovery: routes file: service #%d has no name", i+1)
+			return route.Config{}, fmt.Errorf("discovery: routes file: service #%d has no name", i+1)
 		}
 		if seen[s.Name] {
-			return Config{}, fmt.Errorf("discovery: routes file: service %q is listed twice", s.Name)
+			return route.Config{}, fmt.Errorf("discovery: routes file: service %q is listed twice", s.Name)
 		}
 		seen[s.Name] = true
 		routes, errs := ParseLabels(s.Name, s.Labels)
@@ -70,15 +72,15 @@ func ParseRoutesFile(data []byte) (Config, error) {
 
 // resolveFileEndpoints fills each route's endpoints: "host:port" as written,
 // a bare host with the route's port.
-func resolveFileEndpoints(s fileService, routes []Route) []*LabelError {
-	var errs []*LabelError
+func resolveFileEndpoints(s fileService, routes []route.Route) []*route.LabelError {
+	var errs []*route.LabelError
 	for i := range routes {
 		r := &routes[i]
 		r.Endpoints = make([]string, 0, len(s.Endpoints))
 		for _, ep := range s.Endpoints {
 			addr, err := endpointAddr(ep, r.Port)
 			if err != nil {
-				errs = append(errs, &LabelError{Service: s.Name, Label: "endpoints", Value: ep, Reason: err.Error()})
+				errs = append(errs, &route.LabelError{Service: s.Name, Label: "endpoints", Value: ep, Reason: err.Error()})
 				continue
 			}
 			r.Endpoints = append(r.Endpoints, addr)
@@ -146,7 +148,7 @@ func (f *File) Name() string { return "file:" + f.o.Path }
 // Run loads the file, calls update, and then calls it again whenever the
 // file's content changes. The first load's error is returned; later errors are
 // logged and the last good Config stays in force.
-func (f *File) Run(ctx context.Context, update func(Config)) error {
+func (f *File) Run(ctx context.Context, update func(route.Config)) error {
 	cfg, _, err := f.load()
 	if err != nil {
 		return err
@@ -173,26 +175,26 @@ func (f *File) Run(ctx context.Context, update func(Config)) error {
 
 // load reads and parses the file if its content changed since the last
 // successful load.
-func (f *File) load() (Config, bool, error) {
+func (f *File) load() (route.Config, bool, error) {
 	fh, err := os.Open(f.o.Path)
 	if err != nil {
-		return Config{}, false, fmt.Errorf("discovery: routes file: %w", err)
+		return route.Config{}, false, fmt.Errorf("discovery: routes file: %w", err)
 	}
 	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, maxRoutesFile+1))
 	if err != nil {
-		return Config{}, false, fmt.Errorf("discovery: routes file: %w", err)
+		return route.Config{}, false, fmt.Errorf("discovery: routes file: %w", err)
 	}
 	if len(data) > maxRoutesFile {
-		return Config{}, false, fmt.Errorf("discovery: routes file: larger than %d bytes", maxRoutesFile)
+		return route.Config{}, false, fmt.Errorf("discovery: routes file: larger than %d bytes", maxRoutesFile)
 	}
 	sum := sha256.Sum256(data)
 	if sum == f.last {
-		return Config{}, false, nil
+		return route.Config{}, false, nil
 	}
 	cfg, err := ParseRoutesFile(data)
 	if err != nil {
-		return Config{}, false, err
+		return route.Config{}, false, err
 	}
 	for _, e := range cfg.Errors {
 		f.log.Warn("service skipped: invalid labels", zap.String("service", e.Service),
@@ -205,8 +207,8 @@ func (f *File) load() (Config, bool, error) {
 // Merge combines the Configs of several sources into the one an edge serves:
 // the routes of cluster (DefaultCluster for edges started without --cluster)
 // and every label error.
-func Merge(cluster string, cfgs ...Config) Config {
-	out := Config{Routes: []Route{}}
+func Merge(cluster string, cfgs ...route.Config) route.Config {
+	out := route.Config{Routes: []route.Route{}}
 	for _, c := range cfgs {
 		for _, r := range c.Routes {
 			if r.Cluster == cluster {

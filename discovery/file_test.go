@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 const goodFile = `
@@ -103,12 +105,12 @@ func TestFileSourceKeepsLastGoodTable(t *testing.T) {
 	write(one)
 	f := NewFile(FileOptions{Path: path, Interval: 5 * time.Millisecond, Logger: zaptest.NewLogger(t)})
 	var mu sync.Mutex
-	var got []Config
+	var got []route.Config
 	updates := make(chan struct{}, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
-		done <- f.Run(ctx, func(c Config) {
+		done <- f.Run(ctx, func(c route.Config) {
 			mu.Lock()
 			got = append(got, c)
 			mu.Unlock()
@@ -147,15 +149,15 @@ func TestFileSourceKeepsLastGoodTable(t *testing.T) {
 
 func TestFileSourceFirstLoadErrorIsFatal(t *testing.T) {
 	f := NewFile(FileOptions{Path: filepath.Join(t.TempDir(), "missing.yaml")})
-	if err := f.Run(context.Background(), func(Config) { t.Error("update called") }); err == nil {
+	if err := f.Run(context.Background(), func(route.Config) { t.Error("update called") }); err == nil {
 		t.Fatal("missing file: want an error")
 	}
 }
 
 func TestMergeFiltersCluster(t *testing.T) {
-	a := Config{Routes: []Route{{Service: "a"}, {Service: "b", Cluster: "blue"}}}
-	b := Config{Routes: []Route{{Service: "c"}}, Errors: []*LabelError{{Service: "x"}}}
-	got := Merge(DefaultCluster, a, b)
+	a := route.Config{Routes: []route.Route{{Service: "a"}, {Service: "b", Cluster: "blue"}}}
+	b := route.Config{Routes: []route.Route{{Service: "c"}}, Errors: []*route.LabelError{{Service: "x"}}}
+	got := Merge(route.DefaultCluster, a, b)
 	if len(got.Routes) != 2 || got.Routes[0].Service != "a" || got.Routes[1].Service != "c" || len(got.Errors) != 1 {
 		t.Errorf("default cluster: %+v", got)
 	}

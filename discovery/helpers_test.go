@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // labels returns the minimal HTTP service (app.example.org -> :8080) plus kv
@@ -37,11 +39,11 @@ func withPairs(m map[string]string, kv ...string) map[string]string {
 }
 
 // httpRoute is the route that labels() yields, changed by mod.
-func httpRoute(mod func(*Route)) Route {
-	r := Route{
-		Service: "web", Hosts: []string{"app.example.org"}, Path: "/", Weight: DefaultWeight,
-		Port: 8080, Backend: BackendTask, Balancer: BalancerP2C, TLS: TLSOff,
-		BackendTLS: BackendTLSOff, Timeout: DefaultTimeout,
+func httpRoute(mod func(*route.Route)) route.Route {
+	r := route.Route{
+		Service: "web", Hosts: []string{"app.example.org"}, Path: "/", Weight: route.DefaultWeight,
+		Port: 8080, Backend: route.BackendTask, Balancer: route.BalancerP2C, TLS: route.TLSOff,
+		BackendTLS: route.BackendTLSOff, Timeout: route.DefaultTimeout,
 	}
 	if mod != nil {
 		mod(&r)
@@ -50,10 +52,10 @@ func httpRoute(mod func(*Route)) Route {
 }
 
 // l4Route is a route with no HTTP side, changed by mod.
-func l4Route(mod func(*Route)) Route {
-	r := Route{
-		Service: "web", Weight: DefaultWeight, Port: 8080, Backend: BackendTask,
-		Balancer: BalancerP2C, TLS: TLSOff, BackendTLS: BackendTLSOff, Timeout: DefaultTimeout,
+func l4Route(mod func(*route.Route)) route.Route {
+	r := route.Route{
+		Service: "web", Weight: route.DefaultWeight, Port: 8080, Backend: route.BackendTask,
+		Balancer: route.BalancerP2C, TLS: route.TLSOff, BackendTLS: route.BackendTLSOff, Timeout: route.DefaultTimeout,
 	}
 	mod(&r)
 	return r
@@ -61,7 +63,7 @@ func l4Route(mod func(*Route)) Route {
 
 // checkRoutes asserts that service "web" with labels parses to exactly want,
 // without errors, and returns what it parsed to.
-func checkRoutes(t *testing.T, labels map[string]string, want []Route) []Route {
+func checkRoutes(t *testing.T, labels map[string]string, want []route.Route) []route.Route {
 	t.Helper()
 	got, errs := ParseLabels("web", labels)
 	for _, e := range errs {

@@ -3,6 +3,8 @@ package discovery
 import (
 	"fmt"
 	"strings"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // Docker Enterprise Interlock labels (com.docker.lb.<key>), read so that an
@@ -149,18 +151,18 @@ func (p *parser) interlock(labels map[string]string, names []string) map[string]
 			p.fail(raw[ilSSLPassthrough].label, raw[ilSSLPassthrough].orig,
 				"passthrough leaves TLS to the service; it contradicts %s%s", interlockPrefix, ilSSLCert)
 		} else {
-			set(keyTLS, raw[ilSSLPassthrough], TLSPassthrough)
+			set(keyTLS, raw[ilSSLPassthrough], route.TLSPassthrough)
 		}
 	}
 
 	// Re-encryption to the tasks. Interlock's verify modes are "none" (its
 	// default) and "required".
-	verify := BackendTLSInsecure
+	verify := route.BackendTLSInsecure
 	if o, ok := raw[ilSSLBackendVerify]; ok {
 		switch strings.ToLower(o.value) {
 		case "none":
 		case "required":
-			verify = BackendTLSOn
+			verify = route.BackendTLSOn
 		default:
 			p.fail(o.label, o.orig, "want none or required")
 		}
@@ -173,16 +175,16 @@ func (p *parser) interlock(labels map[string]string, names []string) map[string]
 		if _, sticky := raw[ilStickyCookie]; sticky {
 			p.fail(raw[ilIPHash].label, raw[ilIPHash].orig, "contradicts %s%s: choose one kind of affinity", interlockPrefix, ilStickyCookie)
 		} else {
-			set(keyBalancer, raw[ilIPHash], BalancerIPHash)
+			set(keyBalancer, raw[ilIPHash], route.BalancerIPHash)
 		}
 	}
 
 	if o, ok := raw[ilBackendMode]; ok {
 		switch strings.ToLower(o.value) {
-		case "default", BackendTask: // Interlock documents "default" as task mode
-			set(keyBackend, o, BackendTask)
-		case BackendVIP:
-			set(keyBackend, o, BackendVIP)
+		case "default", route.BackendTask: // Interlock documents "default" as task mode
+			set(keyBackend, o, route.BackendTask)
+		case route.BackendVIP:
+			set(keyBackend, o, route.BackendVIP)
 		default:
 			p.fail(o.label, o.orig, "want task, vip or default")
 		}

@@ -1,10 +1,14 @@
 package discovery
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/swarmgate/swarmgate/route"
+)
 
 // iRoute is the route that ilabels() yields, changed by mod.
-func iRoute(mod func(*Route)) Route {
-	return httpRoute(func(r *Route) {
+func iRoute(mod func(*route.Route)) route.Route {
+	return httpRoute(func(r *route.Route) {
 		r.Hosts = []string{"demo.local"}
 		if mod != nil {
 			mod(r)
@@ -16,64 +20,64 @@ func TestInterlockLabels(t *testing.T) {
 	tests := []struct {
 		name   string
 		labels map[string]string
-		want   []Route
+		want   []route.Route
 	}{
-		{"hosts and port", ilabels(), []Route{iRoute(nil)}},
+		{"hosts and port", ilabels(), []route.Route{iRoute(nil)}},
 		{"hosts with spaces, as Interlock's docs write them", ilabels("com.docker.lb.hosts", "example.com, Test.com"),
-			[]Route{iRoute(func(r *Route) { r.Hosts = []string{"example.com", "test.com"} })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Hosts = []string{"example.com", "test.com"} })}},
 		{"network", ilabels("com.docker.lb.network", "app-network-a"),
-			[]Route{iRoute(func(r *Route) { r.Network = "app-network-a" })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Network = "app-network-a" })}},
 		{"context_root", ilabels("com.docker.lb.context_root", "/app"),
-			[]Route{iRoute(func(r *Route) { r.Path = "/app" })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Path = "/app" })}},
 		{"context_root_rewrite strips the prefix", ilabels("com.docker.lb.context_root", "/app/", "com.docker.lb.context_root_rewrite", "true"),
-			[]Route{iRoute(func(r *Route) { r.Path, r.Strip = "/app", true })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Path, r.Strip = "/app", true })}},
 		{"ssl_cert and ssl_key name the certificate", ilabels("com.docker.lb.ssl_cert", "demo_app.example.org.cert",
 			"com.docker.lb.ssl_key", "demo_app.example.org.key"),
-			[]Route{iRoute(func(r *Route) { r.TLS, r.TLSRedirect = "demo_app.example.org", true })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = "demo_app.example.org", true })}},
 		{"ssl_cert .pem", ilabels("com.docker.lb.ssl_cert", "site.pem", "com.docker.lb.ssl_key", "site-key"),
-			[]Route{iRoute(func(r *Route) { r.TLS, r.TLSRedirect = "site", true })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = "site", true })}},
 		{"ssl_cert without extension", ilabels("com.docker.lb.ssl_cert", "site", "com.docker.lb.ssl_key", "site.key"),
-			[]Route{iRoute(func(r *Route) { r.TLS, r.TLSRedirect = "site", true })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = "site", true })}},
 		{"ssl_passthrough means SNI routing", ilabels("com.docker.lb.ssl_passthrough", "true"),
-			[]Route{l4Route(func(r *Route) { r.SNI, r.TLS = []string{"demo.local"}, TLSPassthrough })}},
-		{"ssl_passthrough false", ilabels("com.docker.lb.ssl_passthrough", "false"), []Route{iRoute(nil)}},
+			[]route.Route{l4Route(func(r *route.Route) { r.SNI, r.TLS = []string{"demo.local"}, route.TLSPassthrough })}},
+		{"ssl_passthrough false", ilabels("com.docker.lb.ssl_passthrough", "false"), []route.Route{iRoute(nil)}},
 		{"ssl_backend without verification, Interlock's default", ilabels("com.docker.lb.ssl_backend", "true"),
-			[]Route{iRoute(func(r *Route) { r.BackendTLS = BackendTLSInsecure })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSInsecure })}},
 		{"ssl_backend verify none", ilabels("com.docker.lb.ssl_backend", "true", "com.docker.lb.ssl_backend_tls_verify", "none"),
-			[]Route{iRoute(func(r *Route) { r.BackendTLS = BackendTLSInsecure })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSInsecure })}},
 		{"ssl_backend verify required", ilabels("com.docker.lb.ssl_backend", "true", "com.docker.lb.ssl_backend_tls_verify", "Required"),
-			[]Route{iRoute(func(r *Route) { r.BackendTLS = BackendTLSOn })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSOn })}},
 		{"ssl_backend false", ilabels("com.docker.lb.ssl_backend", "false", "com.docker.lb.ssl_backend_tls_verify", "required"),
-			[]Route{iRoute(nil)}},
+			[]route.Route{iRoute(nil)}},
 		{"sticky_session_cookie", ilabels("com.docker.lb.sticky_session_cookie", "session"),
-			[]Route{iRoute(func(r *Route) { r.Sticky, r.Balancer = "session", BalancerCookie })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Sticky, r.Balancer = "session", route.BalancerCookie })}},
 		{"ip_hash", ilabels("com.docker.lb.ip_hash", "true"),
-			[]Route{iRoute(func(r *Route) { r.Balancer = BalancerIPHash })}},
-		{"ip_hash false", ilabels("com.docker.lb.ip_hash", "false"), []Route{iRoute(nil)}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Balancer = route.BalancerIPHash })}},
+		{"ip_hash false", ilabels("com.docker.lb.ip_hash", "false"), []route.Route{iRoute(nil)}},
 		{"redirects, 302 like Interlock", ilabels("com.docker.lb.hosts", "old.local,new.local",
 			"com.docker.lb.redirects", "http://old.local,http://new.local"),
-			[]Route{iRoute(func(r *Route) {
+			[]route.Route{iRoute(func(r *route.Route) {
 				r.Hosts = []string{"old.local", "new.local"}
-				r.Redirects = []Redirect{{From: "http://old.local", To: "http://new.local", Code: 302}}
+				r.Redirects = []route.Redirect{{From: "http://old.local", To: "http://new.local", Code: 302}}
 			})}},
 		{"several redirects with the trailing separator of the docs",
 			ilabels("com.docker.lb.redirects", "http://old.example.com,http://new.example.com; https://a.example.com/x, https://b.example.com/y;"),
-			[]Route{iRoute(func(r *Route) {
-				r.Redirects = []Redirect{
+			[]route.Route{iRoute(func(r *route.Route) {
+				r.Redirects = []route.Redirect{
 					{From: "http://old.example.com", To: "http://new.example.com", Code: 302},
 					{From: "https://a.example.com/x", To: "https://b.example.com/y", Code: 302},
 				}
 			})}},
 		{"websocket_endpoints are accepted and change nothing", ilabels("com.docker.lb.websocket_endpoints", "/ws,/foo"),
-			[]Route{iRoute(nil)}},
+			[]route.Route{iRoute(nil)}},
 		{"service_cluster", ilabels("com.docker.lb.service_cluster", "us-east"),
-			[]Route{iRoute(func(r *Route) { r.Cluster = "us-east" })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Cluster = "us-east" })}},
 		{"backend_mode vip", ilabels("com.docker.lb.backend_mode", "vip"),
-			[]Route{iRoute(func(r *Route) { r.Backend = BackendVIP })}},
-		{"backend_mode task", ilabels("com.docker.lb.backend_mode", "task"), []Route{iRoute(nil)}},
-		{"backend_mode default", ilabels("com.docker.lb.backend_mode", "default"), []Route{iRoute(nil)}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Backend = route.BackendVIP })}},
+		{"backend_mode task", ilabels("com.docker.lb.backend_mode", "task"), []route.Route{iRoute(nil)}},
+		{"backend_mode default", ilabels("com.docker.lb.backend_mode", "default"), []route.Route{iRoute(nil)}},
 		{"default_backend", map[string]string{"com.docker.lb.default_backend": "true", "com.docker.lb.port": "8080"},
-			[]Route{httpRoute(func(r *Route) { r.Hosts, r.Default = nil, true })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Hosts, r.Default = nil, true })}},
 		// Precedence: swarmgate.* wins key by key; the rest still applies.
 		{"swarmgate wins where both are set", ilabels(
 			"swarmgate.hosts", "app.example.org", "swarmgate.port", "9000", "swarmgate.path", "/new",
@@ -81,13 +85,13 @@ func TestInterlockLabels(t *testing.T) {
 			"swarmgate.tls", "auto", "com.docker.lb.ssl_cert", "x.cert", "com.docker.lb.ssl_key", "x.key",
 			"swarmgate.balancer", "least-conn", "com.docker.lb.ip_hash", "true",
 			"swarmgate.backend", "task", "com.docker.lb.backend_mode", "vip"),
-			[]Route{httpRoute(func(r *Route) {
-				r.Port, r.Path, r.Network, r.TLS, r.TLSRedirect, r.Balancer = 9000, "/new", "inet", TLSAuto, true, BalancerLeastConn
+			[]route.Route{httpRoute(func(r *route.Route) {
+				r.Port, r.Path, r.Network, r.TLS, r.TLSRedirect, r.Balancer = 9000, "/new", "inet", route.TLSAuto, true, route.BalancerLeastConn
 			})}},
 		{"swarmgate tls wins over ssl_passthrough", ilabels("com.docker.lb.ssl_passthrough", "true", "swarmgate.tls", "off"),
-			[]Route{iRoute(nil)}},
+			[]route.Route{iRoute(nil)}},
 		{"swarmgate labels add to an Interlock route", ilabels("swarmgate.weight", "10", "swarmgate.timeout", "5m"),
-			[]Route{iRoute(func(r *Route) { r.Weight, r.Timeout = 10, 300e9 })}},
+			[]route.Route{iRoute(func(r *route.Route) { r.Weight, r.Timeout = 10, 300e9 })}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // Label prefixes. Labels outside them are none of our business.
@@ -27,19 +29,6 @@ const (
 	maxHealthInterval = time.Hour
 	maxPathLen        = 1024
 	maxNameLen        = 128 // route, network, cluster and certificate names
-
-	// DefaultHealthInterval is the active health check period when
-	// swarmgate.health.path is set without swarmgate.health.interval.
-	DefaultHealthInterval = 10 * time.Second
-)
-
-// Balancer names accepted by swarmgate.balancer.
-const (
-	BalancerRoundRobin = "round-robin"
-	BalancerLeastConn  = "least-conn"
-	BalancerP2C        = "p2c"
-	BalancerIPHash     = "ip-hash"
-	BalancerCookie     = "cookie"
 )
 
 // Route keys: what follows "swarmgate." or "swarmgate.routes.<name>.".
@@ -78,10 +67,6 @@ func routeKeys() []string {
 		keyPort, keyPriority, keyProxyProtocol, keyRedirects, keySticky, keyTCPPort, keyTCPSNI,
 		keyTimeout, keyTLS, keyHSTS, keyTLSRedirect, keyWeight,
 	}
-}
-
-func balancers() []string {
-	return []string{BalancerCookie, BalancerIPHash, BalancerLeastConn, BalancerP2C, BalancerRoundRobin}
 }
 
 // inherited are the keys a named route takes from the service level when it
@@ -134,14 +119,14 @@ func (s *spec) label(key string) string {
 // parser collects the errors of one service.
 type parser struct {
 	service string
-	errs    []*LabelError
+	errs    []*route.LabelError
 	// basePort is set once the service-level port label has been seen (valid
 	// or not), so that named routes do not report it missing again.
 	basePort bool
 }
 
 func (p *parser) fail(label, value, format string, args ...any) {
-	p.errs = append(p.errs, &LabelError{Service: p.service, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &route.LabelError{Service: p.service, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) failKey(s *spec, key, format string, args ...any) {
@@ -160,7 +145,7 @@ func (p *parser) failKey(s *spec, key, format string, args ...any) {
 // (swarmgate.routes.<name>.<key>) states its own keys; only port, network,
 // backend and cluster default to the service-level values. Routes come back
 // sorted by name, the default route ("") first.
-func ParseLabels(service string, labels map[string]string) (routes []Route, errs []*LabelError) {
+func ParseLabels(service string, labels map[string]string) (routes []route.Route, errs []*route.LabelError) {
 	p := &parser{service: service}
 	names := make([]string, 0, len(labels))
 	for k := range labels {
@@ -347,17 +332,17 @@ func editDistance(a, b string) int {
 // named route inherits; it is nil for the default route. Without publish,
 // only the values are checked: the route will not be served, so how its keys
 // fit together does not matter.
-func (p *parser) build(s *spec, base *Route, publish bool) Route {
-	r := Route{
+func (p *parser) build(s *spec, base *route.Route, publish bool) route.Route {
+	r := route.Route{
 		Service:    p.service,
 		Name:       s.name,
 		Path:       "/",
-		Weight:     DefaultWeight,
-		Backend:    BackendTask,
-		TLS:        TLSOff,
-		Timeout:    DefaultTimeout,
-		Cluster:    DefaultCluster,
-		BackendTLS: BackendTLSOff,
+		Weight:     route.DefaultWeight,
+		Backend:    route.BackendTask,
+		TLS:        route.TLSOff,
+		Timeout:    route.DefaultTimeout,
+		Cluster:    route.DefaultCluster,
+		BackendTLS: route.BackendTLSOff,
 	}
 	if base != nil {
 		r.Port, r.Network, r.Backend, r.Cluster = base.Port, base.Network, base.Backend, base.Cluster
@@ -375,7 +360,7 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 		p.fail(s.label(keyPort), "", "required: the container port to send traffic to")
 	}
 
-	tcp, sni, passthrough := has(keyTCPPort), has(keyTCPSNI), r.TLS == TLSPassthrough
+	tcp, sni, passthrough := has(keyTCPPort), has(keyTCPSNI), r.TLS == route.TLSPassthrough
 	http := has(keyHosts) && !passthrough || r.Default
 	switch {
 	case tcp && (has(keyHosts) || sni || r.Default):
@@ -387,7 +372,7 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 	case passthrough && tcp:
 		p.failKey(s, keyTLS, "passthrough is for TLS on :443; a tcp.port route forwards raw TCP already")
 	}
-	if sni && has(keyTLS) && r.TLS != TLSPassthrough {
+	if sni && has(keyTLS) && r.TLS != route.TLSPassthrough {
 		p.failKey(s, keyTLS, "tcp.sni routes are not terminated; leave tls unset or passthrough")
 	}
 
@@ -397,7 +382,7 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 		// sees the route and IsHTTP is false.
 		r.SNI = mergeHosts(r.SNI, r.Hosts)
 		r.Hosts = nil
-		r.TLS = TLSPassthrough
+		r.TLS = route.TLSPassthrough
 	}
 	if http && has(keyProxyProtocol) {
 		p.failKey(s, keyProxyProtocol, "applies to L4 routes only (tcp.port or tcp.sni)")
@@ -410,21 +395,21 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 	}
 
 	switch {
-	case has(keyHSTS) && r.TLS == TLSOff:
+	case has(keyHSTS) && r.TLS == route.TLSOff:
 		p.failKey(s, keyHSTS, "HSTS needs %s (auto or a certificate name)", s.label(keyTLS))
-	case has(keyTLSRedirect) && r.TLSRedirect && r.TLS == TLSOff:
+	case has(keyTLSRedirect) && r.TLSRedirect && r.TLS == route.TLSOff:
 		p.failKey(s, keyTLSRedirect, "redirecting to HTTPS needs %s (auto or a certificate name)", s.label(keyTLS))
 	case !has(keyTLSRedirect):
-		r.TLSRedirect = r.TLS != TLSOff
+		r.TLSRedirect = r.TLS != route.TLSOff
 	}
-	if r.H2C && r.BackendTLS != BackendTLSOff {
+	if r.H2C && r.BackendTLS != route.BackendTLSOff {
 		p.failKey(s, keyH2C, "h2c is cleartext HTTP/2; it contradicts %s=%s", s.label(keyBackendTLS), r.BackendTLS)
 	}
 	if has(keyHealthInterval) && r.HealthPath == "" {
 		p.failKey(s, keyHealthInterval, "needs %s", s.label(keyHealthPath))
 	}
 	if r.HealthPath != "" && r.HealthInterval == 0 {
-		r.HealthInterval = DefaultHealthInterval
+		r.HealthInterval = route.DefaultHealthInterval
 	}
 	if has(keyStrip) && r.Strip && r.Path == "/" {
 		p.failKey(s, keyStrip, "there is no prefix to strip: %s is /", s.label(keyPath))
@@ -435,9 +420,9 @@ func (p *parser) build(s *spec, base *Route, publish bool) Route {
 
 // balance settles the balancer: sticky implies cookie, cookie needs sticky,
 // and the VIP is balanced by Swarm, not by the edge.
-func (p *parser) balance(s *spec, r *Route) {
+func (p *parser) balance(s *spec, r *route.Route) {
 	_, setBalancer := s.keys[keyBalancer]
-	if r.Backend == BackendVIP {
+	if r.Backend == route.BackendVIP {
 		if r.Sticky != "" {
 			p.failKey(s, keySticky, "session affinity needs %s=task: behind the VIP Swarm picks the task", s.label(keyBackend))
 		}
@@ -447,34 +432,34 @@ func (p *parser) balance(s *spec, r *Route) {
 	}
 	switch {
 	case r.Balancer == "" && r.Sticky != "":
-		r.Balancer = BalancerCookie
+		r.Balancer = route.BalancerCookie
 	case r.Balancer == "":
-		r.Balancer = BalancerP2C
-	case r.Balancer == BalancerCookie && r.Sticky == "":
+		r.Balancer = route.BalancerP2C
+	case r.Balancer == route.BalancerCookie && r.Sticky == "":
 		p.failKey(s, keyBalancer, "cookie balancing needs %s (the cookie name)", s.label(keySticky))
 	}
 }
 
 // httpOnly rejects the keys that mean nothing to an L4 route.
-func (p *parser) httpOnly(s *spec, r *Route) {
+func (p *parser) httpOnly(s *spec, r *route.Route) {
 	for _, k := range []string{keyPath, keyStrip, keySticky, keyTLSRedirect, keyHSTS, keyBackendTLS, keyH2C, keyRedirects, keyHealthPath, keyHealthInterval} {
 		if _, ok := s.keys[k]; ok {
 			p.failKey(s, k, "applies to HTTP routes only (this route has no hosts)")
 		}
 	}
-	if _, ok := s.keys[keyTLS]; ok && r.TLS != TLSPassthrough {
+	if _, ok := s.keys[keyTLS]; ok && r.TLS != route.TLSPassthrough {
 		p.failKey(s, keyTLS, "applies to HTTP routes only (this route has no hosts)")
 	}
-	if r.Balancer == BalancerCookie {
+	if r.Balancer == route.BalancerCookie {
 		p.failKey(s, keyBalancer, "cookie balancing applies to HTTP routes only")
 	}
 	if r.Balancer == "" {
-		r.Balancer = BalancerP2C
+		r.Balancer = route.BalancerP2C
 	}
 }
 
 // applyKey parses one value into r.
-func applyKey(r *Route, key, v string) error {
+func applyKey(r *route.Route, key, v string) error {
 	if v == "" {
 		return errors.New("empty value")
 	}
@@ -493,11 +478,11 @@ func applyKey(r *Route, key, v string) error {
 	case keyWeight:
 		r.Weight, err = parseInt(v, 0, maxWeight)
 	case keyBackend:
-		r.Backend, err = keyword(v, BackendTask, BackendVIP)
+		r.Backend, err = keyword(v, route.BackendTask, route.BackendVIP)
 	case keyNetwork:
 		r.Network, err = parseName(v, "network")
 	case keyBalancer:
-		r.Balancer, err = keyword(v, balancers()...)
+		r.Balancer, err = keyword(v, route.Balancers()...)
 	case keySticky:
 		r.Sticky, err = parseCookieName(v)
 	case keyTLS:
@@ -583,7 +568,7 @@ func keyword(v string, set ...string) (string, error) {
 
 func parseTLS(v string) (string, error) {
 	switch lv := strings.ToLower(v); lv {
-	case TLSOff, TLSAuto, TLSPassthrough:
+	case route.TLSOff, route.TLSAuto, route.TLSPassthrough:
 		return lv, nil
 	}
 	if !validCertName(v) {
@@ -594,12 +579,12 @@ func parseTLS(v string) (string, error) {
 
 func parseBackendTLS(v string) (string, error) {
 	switch strings.ToLower(v) {
-	case BackendTLSOff, "false":
-		return BackendTLSOff, nil
-	case BackendTLSOn, "true":
-		return BackendTLSOn, nil
-	case BackendTLSInsecure:
-		return BackendTLSInsecure, nil
+	case route.BackendTLSOff, "false":
+		return route.BackendTLSOff, nil
+	case route.BackendTLSOn, "true":
+		return route.BackendTLSOn, nil
+	case route.BackendTLSInsecure:
+		return route.BackendTLSInsecure, nil
 	}
 	return "", errors.New("want off, on or insecure")
 }
@@ -806,8 +791,8 @@ func parseHealthPath(v string) (string, error) {
 // a path; they are stored normalized (lower-case scheme and host, no
 // trailing slash except a root path) because the proxy matches FROM as a
 // prefix of "scheme://host/path" or of the path.
-func parseRedirects(v string) ([]Redirect, error) {
-	var out []Redirect
+func parseRedirects(v string) ([]route.Redirect, error) {
+	var out []route.Redirect
 	rules := strings.Split(v, ";")
 	for i, rule := range rules {
 		rule = strings.TrimSpace(rule)
@@ -826,8 +811,8 @@ func parseRedirects(v string) ([]Redirect, error) {
 	return out, nil
 }
 
-func parseRedirect(rule string) (Redirect, error) {
-	rd := Redirect{Code: 301}
+func parseRedirect(rule string) (route.Redirect, error) {
+	rd := route.Redirect{Code: 301}
 	if i := strings.LastIndexAny(rule, " \t"); i >= 0 {
 		code := rule[i+1:]
 		if n, err := strconv.Atoi(code); err == nil {

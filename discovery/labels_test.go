@@ -5,153 +5,155 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 func TestParseLabelsRoutes(t *testing.T) {
 	tests := []struct {
 		name   string
 		labels map[string]string
-		want   []Route
+		want   []route.Route
 	}{
-		{"defaults", labels(), []Route{httpRoute(nil)}},
+		{"defaults", labels(), []route.Route{httpRoute(nil)}},
 		{"hosts lower-cased, trimmed, deduplicated, trailing dot dropped",
 			labels("swarmgate.hosts", " App.Example.ORG , www.example.org.,*.Apps.example.org,app.example.org"),
-			[]Route{httpRoute(func(r *Route) {
+			[]route.Route{httpRoute(func(r *route.Route) {
 				r.Hosts = []string{"app.example.org", "www.example.org", "*.apps.example.org"}
 			})}},
 		{"host that is an IPv4 address", labels("swarmgate.hosts", "10.0.0.1"),
-			[]Route{httpRoute(func(r *Route) { r.Hosts = []string{"10.0.0.1"} })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Hosts = []string{"10.0.0.1"} })}},
 		{"punycode host", labels("swarmgate.hosts", "xn--bcher-kva.example"),
-			[]Route{httpRoute(func(r *Route) { r.Hosts = []string{"xn--bcher-kva.example"} })}},
-		{"port bounds low", labels("swarmgate.port", "1"), []Route{httpRoute(func(r *Route) { r.Port = 1 })}},
-		{"port bounds high", labels("swarmgate.port", " 65535 "), []Route{httpRoute(func(r *Route) { r.Port = 65535 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Hosts = []string{"xn--bcher-kva.example"} })}},
+		{"port bounds low", labels("swarmgate.port", "1"), []route.Route{httpRoute(func(r *route.Route) { r.Port = 1 })}},
+		{"port bounds high", labels("swarmgate.port", " 65535 "), []route.Route{httpRoute(func(r *route.Route) { r.Port = 65535 })}},
 		{"path trailing slash dropped", labels("swarmgate.path", "/api/"),
-			[]Route{httpRoute(func(r *Route) { r.Path = "/api" })}},
-		{"root path kept", labels("swarmgate.path", "/"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Path = "/api" })}},
+		{"root path kept", labels("swarmgate.path", "/"), []route.Route{httpRoute(nil)}},
 		{"path with percent-encoding and dots inside segments", labels("swarmgate.path", "/a%20b/v1.2..3"),
-			[]Route{httpRoute(func(r *Route) { r.Path = "/a%20b/v1.2..3" })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Path = "/a%20b/v1.2..3" })}},
 		{"path.strip", labels("swarmgate.path", "/api", "swarmgate.path.strip", "true"),
-			[]Route{httpRoute(func(r *Route) { r.Path, r.Strip = "/api", true })}},
-		{"path.strip false on root", labels("swarmgate.path.strip", "0"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Path, r.Strip = "/api", true })}},
+		{"path.strip false on root", labels("swarmgate.path.strip", "0"), []route.Route{httpRoute(nil)}},
 		{"priority negative", labels("swarmgate.priority", "-5"),
-			[]Route{httpRoute(func(r *Route) { r.Priority = -5 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Priority = -5 })}},
 		{"priority positive", labels("swarmgate.priority", "1000000"),
-			[]Route{httpRoute(func(r *Route) { r.Priority = 1000000 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Priority = 1000000 })}},
 		{"weight 0 drains", labels("swarmgate.weight", "0"),
-			[]Route{httpRoute(func(r *Route) { r.Weight = 0 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Weight = 0 })}},
 		{"weight max", labels("swarmgate.weight", "10000"),
-			[]Route{httpRoute(func(r *Route) { r.Weight = 10000 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Weight = 10000 })}},
 		{"backend vip", labels("swarmgate.backend", "VIP"),
-			[]Route{httpRoute(func(r *Route) { r.Backend = BackendVIP })}},
-		{"backend task", labels("swarmgate.backend", "task"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Backend = route.BackendVIP })}},
+		{"backend task", labels("swarmgate.backend", "task"), []route.Route{httpRoute(nil)}},
 		{"network", labels("swarmgate.network", "front_net-1.a"),
-			[]Route{httpRoute(func(r *Route) { r.Network = "front_net-1.a" })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Network = "front_net-1.a" })}},
 		{"balancer round-robin", labels("swarmgate.balancer", "round-robin"),
-			[]Route{httpRoute(func(r *Route) { r.Balancer = BalancerRoundRobin })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Balancer = route.BalancerRoundRobin })}},
 		{"balancer least-conn any case", labels("swarmgate.balancer", "Least-Conn"),
-			[]Route{httpRoute(func(r *Route) { r.Balancer = BalancerLeastConn })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Balancer = route.BalancerLeastConn })}},
 		{"balancer ip-hash", labels("swarmgate.balancer", "ip-hash"),
-			[]Route{httpRoute(func(r *Route) { r.Balancer = BalancerIPHash })}},
-		{"balancer p2c", labels("swarmgate.balancer", "p2c"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Balancer = route.BalancerIPHash })}},
+		{"balancer p2c", labels("swarmgate.balancer", "p2c"), []route.Route{httpRoute(nil)}},
 		{"sticky makes the balancer cookie", labels("swarmgate.sticky", "SESSION_id"),
-			[]Route{httpRoute(func(r *Route) { r.Sticky, r.Balancer = "SESSION_id", BalancerCookie })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Sticky, r.Balancer = "SESSION_id", route.BalancerCookie })}},
 		{"sticky keeps an explicit balancer", labels("swarmgate.sticky", "sid", "swarmgate.balancer", "least-conn"),
-			[]Route{httpRoute(func(r *Route) { r.Sticky, r.Balancer = "sid", BalancerLeastConn })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Sticky, r.Balancer = "sid", route.BalancerLeastConn })}},
 		{"balancer cookie with sticky", labels("swarmgate.sticky", "sid", "swarmgate.balancer", "cookie"),
-			[]Route{httpRoute(func(r *Route) { r.Sticky, r.Balancer = "sid", BalancerCookie })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Sticky, r.Balancer = "sid", route.BalancerCookie })}},
 		{"tls auto redirects by default", labels("swarmgate.tls", "auto"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect = TLSAuto, true })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = route.TLSAuto, true })}},
 		{"tls certificate name", labels("swarmgate.tls", "Example.org_2026-wild"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect = "Example.org_2026-wild", true })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = "Example.org_2026-wild", true })}},
 		{"tls keyword any case", labels("swarmgate.tls", "AUTO"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect = TLSAuto, true })}},
-		{"tls off explicit", labels("swarmgate.tls", "off"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = route.TLSAuto, true })}},
+		{"tls off explicit", labels("swarmgate.tls", "off"), []route.Route{httpRoute(nil)}},
 		{"tls.redirect false", labels("swarmgate.tls", "auto", "swarmgate.tls.redirect", "false"),
-			[]Route{httpRoute(func(r *Route) { r.TLS = TLSAuto })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS = route.TLSAuto })}},
 		{"tls.redirect true", labels("swarmgate.tls", "site", "swarmgate.tls.redirect", "TRUE"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect = "site", true })}},
-		{"tls.redirect false without tls", labels("swarmgate.tls.redirect", "false"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = "site", true })}},
+		{"tls.redirect false without tls", labels("swarmgate.tls.redirect", "false"), []route.Route{httpRoute(nil)}},
 		{"tls.hsts years", labels("swarmgate.tls", "auto", "swarmgate.tls.hsts", "1y"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect, r.HSTS = TLSAuto, true, "max-age=31536000" })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect, r.HSTS = route.TLSAuto, true, "max-age=31536000" })}},
 		{"tls.hsts days and directives", labels("swarmgate.tls", "site", "swarmgate.tls.hsts", "180d; includeSubDomains ;PRELOAD"),
-			[]Route{httpRoute(func(r *Route) {
+			[]route.Route{httpRoute(func(r *route.Route) {
 				r.TLS, r.TLSRedirect, r.HSTS = "site", true, "max-age=15552000; includeSubDomains; preload"
 			})}},
 		{"tls.hsts duration", labels("swarmgate.tls", "site", "swarmgate.tls.hsts", "1h"),
-			[]Route{httpRoute(func(r *Route) { r.TLS, r.TLSRedirect, r.HSTS = "site", true, "max-age=3600" })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect, r.HSTS = "site", true, "max-age=3600" })}},
 		{"backend.tls on", labels("swarmgate.backend.tls", "on"),
-			[]Route{httpRoute(func(r *Route) { r.BackendTLS = BackendTLSOn })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSOn })}},
 		{"backend.tls true", labels("swarmgate.backend.tls", "true"),
-			[]Route{httpRoute(func(r *Route) { r.BackendTLS = BackendTLSOn })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSOn })}},
 		{"backend.tls insecure", labels("swarmgate.backend.tls", "insecure"),
-			[]Route{httpRoute(func(r *Route) { r.BackendTLS = BackendTLSInsecure })}},
-		{"backend.tls false", labels("swarmgate.backend.tls", "false"), []Route{httpRoute(nil)}},
-		{"backend.tls off", labels("swarmgate.backend.tls", "off"), []Route{httpRoute(nil)}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.BackendTLS = route.BackendTLSInsecure })}},
+		{"backend.tls false", labels("swarmgate.backend.tls", "false"), []route.Route{httpRoute(nil)}},
+		{"backend.tls off", labels("swarmgate.backend.tls", "off"), []route.Route{httpRoute(nil)}},
 		{"backend.h2c", labels("swarmgate.backend.h2c", "1"),
-			[]Route{httpRoute(func(r *Route) { r.H2C = true })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.H2C = true })}},
 		{"health.path with the default interval", labels("swarmgate.health.path", "/healthz?full=1"),
-			[]Route{httpRoute(func(r *Route) { r.HealthPath, r.HealthInterval = "/healthz?full=1", DefaultHealthInterval })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.HealthPath, r.HealthInterval = "/healthz?full=1", route.DefaultHealthInterval })}},
 		{"health.interval", labels("swarmgate.health.path", "/ping", "swarmgate.health.interval", "2s"),
-			[]Route{httpRoute(func(r *Route) { r.HealthPath, r.HealthInterval = "/ping", 2*time.Second })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.HealthPath, r.HealthInterval = "/ping", 2*time.Second })}},
 		{"timeout", labels("swarmgate.timeout", "1m30s"),
-			[]Route{httpRoute(func(r *Route) { r.Timeout = 90 * time.Second })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Timeout = 90 * time.Second })}},
 		{"timeout upper bound", labels("swarmgate.timeout", "1h"),
-			[]Route{httpRoute(func(r *Route) { r.Timeout = time.Hour })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Timeout = time.Hour })}},
 		{"redirects: URLs and paths, codes, trailing separator",
 			labels("swarmgate.redirects", "HTTP://Old.Example.org/ => https://new.example.org:8443/x/ 302 ; /a/=>/b;/c=>https://c.example.org;"),
-			[]Route{httpRoute(func(r *Route) {
-				r.Redirects = []Redirect{
+			[]route.Route{httpRoute(func(r *route.Route) {
+				r.Redirects = []route.Redirect{
 					{From: "http://old.example.org", To: "https://new.example.org:8443/x", Code: 302},
 					{From: "/a", To: "/b", Code: 301},
 					{From: "/c", To: "https://c.example.org", Code: 301},
 				}
 			})}},
 		{"redirects explicit 301", labels("swarmgate.redirects", "/old=>/new 301"),
-			[]Route{httpRoute(func(r *Route) { r.Redirects = []Redirect{{From: "/old", To: "/new", Code: 301}} })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Redirects = []route.Redirect{{From: "/old", To: "/new", Code: 301}} })}},
 		{"cluster", labels("swarmgate.cluster", "east"),
-			[]Route{httpRoute(func(r *Route) { r.Cluster = "east" })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Cluster = "east" })}},
 		{"tcp.port", only("swarmgate.tcp.port", "15432", "swarmgate.port", "5432", "unrelated", "x"),
-			[]Route{l4Route(func(r *Route) { r.TCPPort, r.Port = 15432, 5432 })}},
+			[]route.Route{l4Route(func(r *route.Route) { r.TCPPort, r.Port = 15432, 5432 })}},
 		{"tcp.port with weight, priority, timeout, balancer",
 			only("swarmgate.tcp.port", "2222", "swarmgate.port", "22", "swarmgate.weight", "5",
 				"swarmgate.priority", "1", "swarmgate.timeout", "5s", "swarmgate.balancer", "least-conn"),
-			[]Route{l4Route(func(r *Route) {
-				r.TCPPort, r.Port, r.Weight, r.Priority, r.Timeout, r.Balancer = 2222, 22, 5, 1, 5*time.Second, BalancerLeastConn
+			[]route.Route{l4Route(func(r *route.Route) {
+				r.TCPPort, r.Port, r.Weight, r.Priority, r.Timeout, r.Balancer = 2222, 22, 5, 1, 5*time.Second, route.BalancerLeastConn
 			})}},
 		{"tcp.sni", only("swarmgate.tcp.sni", "DB.example.org,*.db.example.org", "swarmgate.port", "8443"),
-			[]Route{l4Route(func(r *Route) {
-				r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org", "*.db.example.org"}, TLSPassthrough
+			[]route.Route{l4Route(func(r *route.Route) {
+				r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org", "*.db.example.org"}, route.TLSPassthrough
 			})}},
 		{"tcp.proxy-protocol v2", only("swarmgate.tcp.port", "5432", "swarmgate.port", "5432", "swarmgate.tcp.proxy-protocol", "V2"),
-			[]Route{l4Route(func(r *Route) { r.TCPPort, r.Port, r.ProxyProtocol = 5432, 5432, 2 })}},
+			[]route.Route{l4Route(func(r *route.Route) { r.TCPPort, r.Port, r.ProxyProtocol = 5432, 5432, 2 })}},
 		{"tcp.proxy-protocol 1 on sni", only("swarmgate.tcp.sni", "db.example.org", "swarmgate.port", "8443", "swarmgate.tcp.proxy-protocol", "1"),
-			[]Route{l4Route(func(r *Route) {
-				r.Port, r.SNI, r.TLS, r.ProxyProtocol = 8443, []string{"db.example.org"}, TLSPassthrough, 1
+			[]route.Route{l4Route(func(r *route.Route) {
+				r.Port, r.SNI, r.TLS, r.ProxyProtocol = 8443, []string{"db.example.org"}, route.TLSPassthrough, 1
 			})}},
 		{"tcp.sni with tls passthrough", only("swarmgate.tcp.sni", "db.example.org", "swarmgate.tls", "passthrough", "swarmgate.port", "8443"),
-			[]Route{l4Route(func(r *Route) { r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org"}, TLSPassthrough })}},
+			[]route.Route{l4Route(func(r *route.Route) { r.Port, r.SNI, r.TLS = 8443, []string{"db.example.org"}, route.TLSPassthrough })}},
 		{"tls passthrough with hosts means tcp.sni", labels("swarmgate.tls", "passthrough"),
-			[]Route{l4Route(func(r *Route) { r.SNI, r.TLS = []string{"app.example.org"}, TLSPassthrough })}},
+			[]route.Route{l4Route(func(r *route.Route) { r.SNI, r.TLS = []string{"app.example.org"}, route.TLSPassthrough })}},
 		{"tls passthrough merges hosts into tcp.sni",
 			labels("swarmgate.tls", "passthrough", "swarmgate.tcp.sni", "b.example.org,app.example.org"),
-			[]Route{l4Route(func(r *Route) {
-				r.SNI, r.TLS = []string{"b.example.org", "app.example.org"}, TLSPassthrough
+			[]route.Route{l4Route(func(r *route.Route) {
+				r.SNI, r.TLS = []string{"b.example.org", "app.example.org"}, route.TLSPassthrough
 			})}},
 		{"default backend without hosts", only("swarmgate.default", "true", "swarmgate.port", "80"),
-			[]Route{httpRoute(func(r *Route) { r.Hosts, r.Default, r.Port = nil, true, 80 })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Hosts, r.Default, r.Port = nil, true, 80 })}},
 		{"default backend with hosts", labels("swarmgate.default", "true"),
-			[]Route{httpRoute(func(r *Route) { r.Default = true })}},
+			[]route.Route{httpRoute(func(r *route.Route) { r.Default = true })}},
 		{"all HTTP keys at once",
 			labels("swarmgate.path", "/shop", "swarmgate.path.strip", "true", "swarmgate.priority", "3",
 				"swarmgate.weight", "20", "swarmgate.network", "shop", "swarmgate.sticky", "s",
 				"swarmgate.tls", "shop-cert", "swarmgate.tls.redirect", "false", "swarmgate.backend.tls", "insecure",
 				"swarmgate.health.path", "/h", "swarmgate.health.interval", "1h", "swarmgate.timeout", "10ms",
 				"swarmgate.redirects", "/old-shop=>/shop", "swarmgate.cluster", "c1"),
-			[]Route{httpRoute(func(r *Route) {
+			[]route.Route{httpRoute(func(r *route.Route) {
 				r.Path, r.Strip, r.Priority, r.Weight, r.Network = "/shop", true, 3, 20, "shop"
-				r.Sticky, r.Balancer, r.TLS, r.BackendTLS = "s", BalancerCookie, "shop-cert", BackendTLSInsecure
+				r.Sticky, r.Balancer, r.TLS, r.BackendTLS = "s", route.BalancerCookie, "shop-cert", route.BackendTLSInsecure
 				r.HealthPath, r.HealthInterval, r.Timeout, r.Cluster = "/h", time.Hour, 10*time.Millisecond, "c1"
-				r.Redirects = []Redirect{{From: "/old-shop", To: "/shop", Code: 301}}
+				r.Redirects = []route.Redirect{{From: "/old-shop", To: "/shop", Code: 301}}
 			})}},
 	}
 	for _, tt := range tests {
@@ -183,7 +185,7 @@ func TestParseLabelsNamedRoutes(t *testing.T) {
 	tests := []struct {
 		name   string
 		labels map[string]string
-		want   []Route
+		want   []route.Route
 	}{
 		{
 			name: "service-level port, network, backend, cluster are inherited; nothing else is",
@@ -195,13 +197,13 @@ func TestParseLabelsNamedRoutes(t *testing.T) {
 				"swarmgate.routes.api.backend", "task", "swarmgate.routes.api.cluster", "west",
 				"swarmgate.routes.api.sticky", "sid",
 			),
-			want: []Route{
-				httpRoute(func(r *Route) {
+			want: []route.Route{
+				httpRoute(func(r *route.Route) {
 					r.Name, r.Hosts, r.Path, r.Port, r.Network, r.Cluster = "api", []string{"api.example.org"}, "/v1", 9090, "apinet", "west"
-					r.Sticky, r.Balancer = "sid", BalancerCookie
+					r.Sticky, r.Balancer = "sid", route.BalancerCookie
 				}),
-				httpRoute(func(r *Route) {
-					r.Name, r.Hosts, r.Network, r.Backend, r.Cluster = "web", []string{"www.example.org"}, "net", BackendVIP, "east"
+				httpRoute(func(r *route.Route) {
+					r.Name, r.Hosts, r.Network, r.Backend, r.Cluster = "web", []string{"www.example.org"}, "net", route.BackendVIP, "east"
 				}),
 			},
 		},
@@ -213,18 +215,18 @@ func TestParseLabelsNamedRoutes(t *testing.T) {
 				"swarmgate.routes.a-1.tcp.port", "2222", "swarmgate.routes.a-1.port", "22",
 				"swarmgate.routes.B_2.tcp.sni", "b.example.org",
 			),
-			want: []Route{
-				httpRoute(func(r *Route) { r.TLS, r.TLSRedirect = TLSAuto, true }),
-				l4Route(func(r *Route) { r.Name, r.SNI, r.TLS = "B_2", []string{"b.example.org"}, TLSPassthrough }),
-				l4Route(func(r *Route) { r.Name, r.TCPPort, r.Port = "a-1", 2222, 22 }),
-				httpRoute(func(r *Route) { r.Name, r.Hosts = "z", []string{"z.example.org"} }),
+			want: []route.Route{
+				httpRoute(func(r *route.Route) { r.TLS, r.TLSRedirect = route.TLSAuto, true }),
+				l4Route(func(r *route.Route) { r.Name, r.SNI, r.TLS = "B_2", []string{"b.example.org"}, route.TLSPassthrough }),
+				l4Route(func(r *route.Route) { r.Name, r.TCPPort, r.Port = "a-1", 2222, 22 }),
+				httpRoute(func(r *route.Route) { r.Name, r.Hosts = "z", []string{"z.example.org"} }),
 			},
 		},
 		{
 			name: "Interlock service-level values are inherited too",
 			labels: only("com.docker.lb.port", "7000", "com.docker.lb.network", "inet",
 				"swarmgate.routes.x.hosts", "x.example.org"),
-			want: []Route{httpRoute(func(r *Route) {
+			want: []route.Route{httpRoute(func(r *route.Route) {
 				r.Name, r.Hosts, r.Port, r.Network = "x", []string{"x.example.org"}, 7000, "inet"
 			})},
 		},

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 func readStack(t *testing.T, name string) []StackService {
@@ -22,9 +24,9 @@ func readStack(t *testing.T, name string) []StackService {
 }
 
 // parseAll runs every stack service through ParseLabels, failing on errors.
-func parseAll(t *testing.T, svcs []StackService) map[string][]Route {
+func parseAll(t *testing.T, svcs []StackService) map[string][]route.Route {
 	t.Helper()
-	out := map[string][]Route{}
+	out := map[string][]route.Route{}
 	for _, s := range svcs {
 		routes, errs := ParseLabels(s.Name, s.Labels)
 		for _, e := range errs {
@@ -59,19 +61,19 @@ func TestParseStackSwarmgate(t *testing.T) {
 	}
 
 	routes := parseAll(t, svcs)
-	wantRoutes := map[string][]Route{
-		"api": {httpRoute(func(r *Route) {
+	wantRoutes := map[string][]route.Route{
+		"api": {httpRoute(func(r *route.Route) {
 			r.Service, r.Hosts, r.Port, r.H2C = "api", []string{"api.shop.example.org"}, 9000, true
-			r.Redirects = []Redirect{{From: "/v1", To: "/v2", Code: 302}}
+			r.Redirects = []route.Redirect{{From: "/v1", To: "/v2", Code: 302}}
 		})},
 		"db": nil,
 		"web": {
-			httpRoute(func(r *Route) {
+			httpRoute(func(r *route.Route) {
 				r.Service, r.Hosts = "web", []string{"shop.example.org", "www.shop.example.org"}
-				r.Network, r.Cluster, r.TLS, r.TLSRedirect = "shop-net", "public", TLSAuto, true
-				r.Sticky, r.Balancer = "shop_session", BalancerCookie
+				r.Network, r.Cluster, r.TLS, r.TLSRedirect = "shop-net", "public", route.TLSAuto, true
+				r.Sticky, r.Balancer = "shop_session", route.BalancerCookie
 			}),
-			httpRoute(func(r *Route) {
+			httpRoute(func(r *route.Route) {
 				r.Service, r.Name, r.Hosts, r.Path = "web", "admin", []string{"admin.shop.example.org"}, "/admin"
 				r.Network, r.Cluster = "shop-net", "public"
 			}),
@@ -102,24 +104,24 @@ func TestParseStackInterlock(t *testing.T) {
 	}
 
 	routes := parseAll(t, svcs)
-	want := map[string][]Route{
-		"catalog": {httpRoute(func(r *Route) {
+	want := map[string][]route.Route{
+		"catalog": {httpRoute(func(r *route.Route) {
 			r.Service, r.Hosts, r.Port, r.Network = "catalog", []string{"store.acme.test"}, 8000, "store-net"
-			r.Path, r.Strip, r.Backend = "/catalog", true, BackendVIP
+			r.Path, r.Strip, r.Backend = "/catalog", true, route.BackendVIP
 		})},
-		"fallback": {httpRoute(func(r *Route) {
-			r.Service, r.Hosts, r.Default, r.BackendTLS = "fallback", nil, true, BackendTLSOn
+		"fallback": {httpRoute(func(r *route.Route) {
+			r.Service, r.Hosts, r.Default, r.BackendTLS = "fallback", nil, true, route.BackendTLSOn
 		})},
-		"legacy": {httpRoute(func(r *Route) {
-			r.Service, r.Hosts, r.Balancer, r.Cluster = "legacy", []string{"old.acme.test", "new.acme.test"}, BalancerIPHash, "us-east"
-			r.Redirects = []Redirect{{From: "http://old.acme.test", To: "http://new.acme.test", Code: 302}}
+		"legacy": {httpRoute(func(r *route.Route) {
+			r.Service, r.Hosts, r.Balancer, r.Cluster = "legacy", []string{"old.acme.test", "new.acme.test"}, route.BalancerIPHash, "us-east"
+			r.Redirects = []route.Redirect{{From: "http://old.acme.test", To: "http://new.acme.test", Code: 302}}
 		})},
-		"storefront": {httpRoute(func(r *Route) {
+		"storefront": {httpRoute(func(r *route.Route) {
 			r.Service, r.Hosts, r.Network = "storefront", []string{"store.acme.test"}, "store-net"
-			r.TLS, r.TLSRedirect, r.Sticky, r.Balancer = "acme_store.acme.test", true, "cart", BalancerCookie
+			r.TLS, r.TLSRedirect, r.Sticky, r.Balancer = "acme_store.acme.test", true, "cart", route.BalancerCookie
 		})},
-		"vault": {l4Route(func(r *Route) {
-			r.Service, r.SNI, r.TLS, r.Port, r.Network = "vault", []string{"vault.acme.test"}, TLSPassthrough, 8443, "store-net"
+		"vault": {l4Route(func(r *route.Route) {
+			r.Service, r.SNI, r.TLS, r.Port, r.Network = "vault", []string{"vault.acme.test"}, route.TLSPassthrough, 8443, "store-net"
 		})},
 	}
 	if !reflect.DeepEqual(routes, want) {

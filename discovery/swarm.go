@@ -17,6 +17,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // Defaults of SwarmOptions and fixed timings of the Swarm source.
@@ -68,7 +70,7 @@ type Swarm struct {
 	m   *swarmMetrics
 }
 
-var _ Source = (*Swarm)(nil)
+var _ route.Source = (*Swarm)(nil)
 
 // NewSwarm returns a Swarm source. It does not contact the API: Run and
 // Snapshot do.
@@ -123,11 +125,11 @@ func (s *Swarm) Close() error { return s.cli.Close() }
 
 // Snapshot does one synchronous listing of services, tasks, networks and
 // nodes and returns the Config it yields.
-func (s *Swarm) Snapshot(ctx context.Context) (Config, error) {
+func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 	var c swarmCache
 	st, err := s.list(ctx, true, &c)
 	if err != nil {
-		return Config{}, err
+		return route.Config{}, err
 	}
 	return buildSwarmConfig(st, s.o.Network).Config, nil
 }
@@ -136,7 +138,7 @@ func (s *Swarm) Snapshot(ctx context.Context) (Config, error) {
 // again whenever it changes, until ctx is done; it returns nil then. While the
 // API is unreachable it keeps quiet (the last Config stays in force), logs
 // once, and reconnects with exponential backoff.
-func (s *Swarm) Run(ctx context.Context, update func(Config)) error {
+func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
 	r := &swarmRun{s: s, update: update, logged: map[string]bool{}}
 	backoff := swarmMinBackoff
 	var downSince time.Time
@@ -171,12 +173,12 @@ func (s *Swarm) Run(ctx context.Context, update func(Config)) error {
 // swarmRun is the state of one Run: what was last sent and logged.
 type swarmRun struct {
 	s          *Swarm
-	update     func(Config)
+	update     func(route.Config)
 	cache      swarmCache
 	sent       bool
-	last       Config
+	last       route.Config
 	converging bool
-	logged     map[string]bool // label errors already logged (LabelError.Error())
+	logged     map[string]bool // label errors already logged (route.LabelError.Error())
 }
 
 // session subscribes to events, lists everything, and then follows the
@@ -281,7 +283,7 @@ func (r *swarmRun) sync(ctx context.Context, full bool) error {
 
 // logLabelErrors logs each label error once, when it appears, rather than on
 // every listing, and sets the skipped-services gauge.
-func (r *swarmRun) logLabelErrors(errs []*LabelError) {
+func (r *swarmRun) logLabelErrors(errs []*route.LabelError) {
 	now := make(map[string]bool, len(errs))
 	services := map[string]bool{}
 	for _, e := range errs {
@@ -386,7 +388,7 @@ func newSwarmMetrics(reg prometheus.Registerer) (*swarmMetrics, error) {
 		}, []string{"kind"}),
 		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swarmgate_swarm_sync_errors_total",
-			Help: "Listings of the Swarm that failed (the last Config stays in force).",
+			Help: "Listings of the Swarm that failed (the last route.Config stays in force).",
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "swarmgate_swarm_api_requests_total",

@@ -10,6 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // swarmState is one listing of the cluster: everything a Swarm Config is
@@ -24,7 +26,7 @@ type swarmState struct {
 
 // swarmResult is what one listing yields.
 type swarmResult struct {
-	Config Config
+	Config route.Config
 	// Converging names the published services whose tasks are still moving
 	// (an update in progress, replicas not all running, a VIP not yet
 	// allocated): while any is, tasks are polled fast.
@@ -67,7 +69,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 		return services[i].ID < services[j].ID
 	})
 
-	res := swarmResult{Config: Config{Routes: []Route{}}}
+	res := swarmResult{Config: route.Config{Routes: []route.Route{}}}
 	for i := range services {
 		svc := &services[i]
 		routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
@@ -88,7 +90,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 			n, lerr := chooseNetwork(svc, r, attached, byName, edgeNetwork)
 			if lerr == nil {
 				r.Network = n.Name
-				if r.Backend == BackendVIP {
+				if r.Backend == route.BackendVIP {
 					var ok bool
 					r.Endpoints, ok, lerr = vipEndpoints(svc, r, n)
 					pending = pending || !ok
@@ -146,10 +148,10 @@ func attachedNetworks(svc *swarm.Service, nets, byName map[string]network.Summar
 // labels name, else the edge's network when the service is attached to it,
 // else the service's only network. Anything else is an error on the service,
 // never a guess: a wrong pick would route to addresses the edge cannot reach.
-func chooseNetwork(svc *swarm.Service, r *Route, attached []netRef, byName map[string]network.Summary, edge string) (netRef, *LabelError) {
+func chooseNetwork(svc *swarm.Service, r *route.Route, attached []netRef, byName map[string]network.Summary, edge string) (netRef, *route.LabelError) {
 	label, value := routeLabel(svc.Spec.Labels, r.Name, keyNetwork)
-	fail := func(format string, args ...any) (netRef, *LabelError) {
-		return netRef{}, &LabelError{Service: svc.Spec.Name, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)}
+	fail := func(format string, args ...any) (netRef, *route.LabelError) {
+		return netRef{}, &route.LabelError{Service: svc.Spec.Name, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)}
 	}
 	if r.Network != "" {
 		for _, n := range attached {
@@ -244,10 +246,10 @@ func taskEndpoints(tasks []swarm.Task, netID string, port int, down map[string]b
 
 // vipEndpoints returns the service's virtual IP on the network. ok is false
 // while Swarm has not allocated it yet (just after the service is created).
-func vipEndpoints(svc *swarm.Service, r *Route, n netRef) (eps []string, ok bool, _ *LabelError) {
+func vipEndpoints(svc *swarm.Service, r *route.Route, n netRef) (eps []string, ok bool, _ *route.LabelError) {
 	if svc.Spec.EndpointSpec != nil && svc.Spec.EndpointSpec.Mode == swarm.ResolutionModeDNSRR {
 		label, value := routeLabel(svc.Spec.Labels, r.Name, keyBackend)
-		return nil, true, &LabelError{Service: svc.Spec.Name, Label: label, Value: value,
+		return nil, true, &route.LabelError{Service: svc.Spec.Name, Label: label, Value: value,
 			Reason: "backend vip needs a virtual IP, but the service uses endpoint mode dnsrr; use backend task"}
 	}
 	for _, v := range svc.Endpoint.VirtualIPs {

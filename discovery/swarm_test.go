@@ -34,6 +34,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // These tests run against the Docker Engine in swarm mode at DOCKER_HOST
@@ -271,14 +273,14 @@ func removeTestImage() {
 // recorder keeps every Config a source sent, with the time it arrived.
 type recorder struct {
 	mu      sync.Mutex
-	configs []Config
+	configs []route.Config
 	times   []time.Time
 	notify  chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
 
-func (r *recorder) update(c Config) {
+func (r *recorder) update(c route.Config) {
 	r.mu.Lock()
 	r.configs = append(r.configs, c)
 	r.times = append(r.times, time.Now())
@@ -297,7 +299,7 @@ func (r *recorder) count() int {
 
 // waitFor returns the first Config from index from on that satisfies ok,
 // its index and arrival time.
-func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what string, ok func(Config) bool) (Config, int, time.Time) {
+func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what string, ok func(route.Config) bool) (route.Config, int, time.Time) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -316,7 +318,7 @@ func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what s
 		case <-r.notify:
 		case <-deadline.C:
 			r.mu.Lock()
-			var last Config
+			var last route.Config
 			if len(r.configs) > 0 {
 				last = r.configs[len(r.configs)-1]
 			}
@@ -326,7 +328,7 @@ func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what s
 	}
 }
 
-func routeOf(c Config, service string) *Route {
+func routeOf(c route.Config, service string) *route.Route {
 	for i := range c.Routes {
 		if c.Routes[i].Service == service {
 			return &c.Routes[i]
@@ -335,8 +337,8 @@ func routeOf(c Config, service string) *Route {
 	return nil
 }
 
-func endpointCount(service string, n int) func(Config) bool {
-	return func(c Config) bool {
+func endpointCount(service string, n int) func(route.Config) bool {
+	return func(c route.Config) bool {
 		r := routeOf(c, service)
 		return r != nil && len(r.Endpoints) == n
 	}
@@ -386,7 +388,7 @@ func TestSwarmSnapshot(t *testing.T) {
 	s := newTestSwarm(t, SwarmOptions{Host: e.host, Network: nw})
 
 	// Snapshot is a single listing: ask until both tasks run (bounded).
-	var cfg Config
+	var cfg route.Config
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var err error
@@ -415,7 +417,7 @@ func TestSwarmSnapshot(t *testing.T) {
 		t.Errorf("endpoints %v, want the containers' addresses %v", r.Endpoints, want)
 	}
 
-	if v := routeOf(cfg, vipSvc); v == nil || len(v.Endpoints) != 1 || !strings.HasSuffix(v.Endpoints[0], ":80") || v.Backend != BackendVIP {
+	if v := routeOf(cfg, vipSvc); v == nil || len(v.Endpoints) != 1 || !strings.HasSuffix(v.Endpoints[0], ":80") || v.Backend != route.BackendVIP {
 		t.Errorf("vip route (no tasks, VIP still answers): %+v", v)
 	}
 	if routeOf(cfg, bad) != nil {
@@ -444,7 +446,7 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	})
 	rec := newRecorder()
 	startRun(t, s, rec)
-	rec.waitFor(t, 0, 10*time.Second, "the first listing", func(Config) bool { return true })
+	rec.waitFor(t, 0, 10*time.Second, "the first listing", func(route.Config) bool { return true })
 
 	// Event: the route exists as soon as the service does, before any task runs.
 	name := e.prefix + "app"
@@ -452,7 +454,7 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	created := time.Now()
 	e.service("app", nw, 1, "swarmgate.hosts=app.sgtest.example", "swarmgate.port=8080")
 	returned := time.Now()
-	_, i, at := rec.waitFor(t, from, 5*time.Second, "the new route", func(c Config) bool { return routeOf(c, name) != nil })
+	_, i, at := rec.waitFor(t, from, 5*time.Second, "the new route", func(c route.Config) bool { return routeOf(c, name) != nil })
 	t.Logf("service create: CLI took %v; route %v after it returned (event-driven)", returned.Sub(created).Round(time.Millisecond), at.Sub(returned).Round(time.Millisecond))
 	if d := at.Sub(returned); d > time.Second {
 		t.Errorf("event-to-update latency %v, want under 1s", d)
@@ -505,7 +507,7 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	// logged once however many listings follow.
 	from = rec.count()
 	e.docker("service", "update", "--detach", "--label-add", "swarmgate.weight=heavy", name)
-	rec.waitFor(t, from, 5*time.Second, "the label error", func(c Config) bool {
+	rec.waitFor(t, from, 5*time.Second, "the label error", func(c route.Config) bool {
 		return routeOf(c, name) == nil && len(c.Errors) == 1 && c.Errors[0].Service == name && c.Errors[0].Label == "swarmgate.weight"
 	})
 	fulls = metricValue(s.m.syncs.WithLabelValues("full"))
@@ -524,7 +526,7 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	_, i, _ = rec.waitFor(t, from, 5*time.Second, "the route back", endpointCount(name, 1))
 	changed := time.Now()
 	e.docker("service", "update", "--detach", "--label-rm", "swarmgate.hosts", "--label-rm", "swarmgate.port", name)
-	_, _, at = rec.waitFor(t, i, 5*time.Second, "the route gone", func(c Config) bool { return routeOf(c, name) == nil && len(c.Errors) == 0 })
+	_, _, at = rec.waitFor(t, i, 5*time.Second, "the route gone", func(c route.Config) bool { return routeOf(c, name) == nil && len(c.Errors) == 0 })
 	t.Logf("labels removed: route gone %v after the command", at.Sub(changed).Round(time.Millisecond))
 	if d := at.Sub(changed); d > time.Second {
 		t.Errorf("label removal to update: %v, want under 1s", d)

@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
-	"github.com/swarmgate/swarmgate/discovery"
-	"github.com/swarmgate/swarmgate/proxy/l4"
+	"github.com/swarmgate/swarmgate/l4"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // Options configure a Proxy. The zero value of each field is a working default.
@@ -107,7 +107,7 @@ func New(o Options) *Proxy {
 	}
 	p.tr = newUpstreams(dial)
 	p.metrics = newMetrics(o.Registerer)
-	p.table.Store(buildTable(discovery.Config{}, p.pool, p.tr, p.budget, p.now()))
+	p.table.Store(buildTable(route.Config{}, p.pool, p.tr, p.budget, p.now()))
 	return p
 }
 
@@ -117,7 +117,7 @@ func (p *Proxy) Table() *Table { return p.table.Load() }
 // Update builds a table from cfg and swaps it in. Requests in flight finish on
 // the table they started with. Routes that cannot be built are logged and left
 // out; the rest of the table is unaffected.
-func (p *Proxy) Update(cfg discovery.Config) {
+func (p *Proxy) Update(cfg route.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := p.now()
@@ -191,7 +191,7 @@ func (p *Proxy) restartHealthChecks(t *Table) {
 		hc := balancer.HealthCheck{
 			Path:     r.HealthPath,
 			Interval: r.HealthInterval,
-			Timeout:  min(r.Timeout, 5*time.Second),
+			Timeout:  min(r.Timeout, route.DefaultHealthTimeout),
 			Client:   &http.Client{Transport: tg.transport},
 			Scheme:   tg.scheme(),
 		}
@@ -220,7 +220,7 @@ func (p *Proxy) Close() {
 }
 
 func (tg *target) scheme() string {
-	if tg.route.BackendTLS == discovery.BackendTLSOn || tg.route.BackendTLS == discovery.BackendTLSInsecure {
+	if tg.route.BackendTLS == route.BackendTLSOn || tg.route.BackendTLS == route.BackendTLSInsecure {
 		return "https"
 	}
 	return "http"
@@ -261,11 +261,11 @@ func newUpstreams(dialTimeout time.Duration) *upstreams {
 	return u
 }
 
-func (u *upstreams) forRoute(r *discovery.Route) http.RoundTripper {
+func (u *upstreams) forRoute(r *route.Route) http.RoundTripper {
 	switch {
-	case r.BackendTLS == discovery.BackendTLSOn:
+	case r.BackendTLS == route.BackendTLSOn:
 		return u.tls
-	case r.BackendTLS == discovery.BackendTLSInsecure:
+	case r.BackendTLS == route.BackendTLSInsecure:
 		return u.tlsInsecure
 	case r.H2C:
 		return u.h2c

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 func TestMain(m *testing.M) {
@@ -38,13 +38,13 @@ type edge struct {
 	client *http.Client
 }
 
-func startEdge(t *testing.T, cfg discovery.Config) *edge {
+func startEdge(t *testing.T, cfg route.Config) *edge {
 	t.Helper()
 	return startEdgeWith(t, cfg, Options{DialTimeout: time.Second})
 }
 
 // startEdgeWith is startEdge with options; logger and registry are the test's.
-func startEdgeWith(t *testing.T, cfg discovery.Config, o Options) *edge {
+func startEdgeWith(t *testing.T, cfg route.Config, o Options) *edge {
 	t.Helper()
 	o.Logger, o.Registerer = zaptest.NewLogger(t), prometheus.NewRegistry()
 	p := New(o)
@@ -100,10 +100,10 @@ func backend(t *testing.T, name string) *httptest.Server {
 
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-func route(service string, hosts []string, path string, eps ...string) discovery.Route {
-	return discovery.Route{
-		Service: service, Hosts: hosts, Path: path, Port: 80, Weight: discovery.DefaultWeight,
-		Backend: discovery.BackendTask, Balancer: "round-robin", Timeout: 5 * time.Second, Endpoints: eps,
+func testRoute(service string, hosts []string, path string, eps ...string) route.Route {
+	return route.Route{
+		Service: service, Hosts: hosts, Path: path, Port: 80, Weight: route.DefaultWeight,
+		Backend: route.BackendTask, Balancer: "round-robin", Timeout: 5 * time.Second, Endpoints: eps,
 	}
 }
 
@@ -121,15 +121,15 @@ func closedAddr(t *testing.T) string {
 
 func TestRoutingByHostAndPath(t *testing.T) {
 	web, api, v2, wild, def := backend(t, "web"), backend(t, "api"), backend(t, "v2"), backend(t, "wild"), backend(t, "default")
-	strip := route("strip", []string{"app.example.org"}, "/static", addr(web))
+	strip := testRoute("strip", []string{"app.example.org"}, "/static", addr(web))
 	strip.Strip = true
-	fallback := route("fallback", nil, "/", addr(def))
+	fallback := testRoute("fallback", nil, "/", addr(def))
 	fallback.Default = true
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{
-		route("web", []string{"app.example.org", "www.example.org"}, "/", addr(web)),
-		route("api", []string{"app.example.org"}, "/api", addr(api)),
-		route("v2", []string{"app.example.org"}, "/api/v2", addr(v2)),
-		route("wild", []string{"*.example.org"}, "/", addr(wild)),
+	e := startEdge(t, route.Config{Routes: []route.Route{
+		testRoute("web", []string{"app.example.org", "www.example.org"}, "/", addr(web)),
+		testRoute("api", []string{"app.example.org"}, "/api", addr(api)),
+		testRoute("v2", []string{"app.example.org"}, "/api/v2", addr(v2)),
+		testRoute("wild", []string{"*.example.org"}, "/", addr(wild)),
 		strip, fallback,
 	}})
 	tests := []struct {
@@ -165,7 +165,7 @@ func TestRoutingByHostAndPath(t *testing.T) {
 
 func TestNoRouteIs404(t *testing.T) {
 	web := backend(t, "web")
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("web", []string{"app.example.org"}, "/api", addr(web))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/api", addr(web))}})
 	for _, tt := range []struct{ host, path string }{{"other.org", "/api"}, {"app.example.org", "/"}, {"app.example.org", "/apix"}} {
 		if resp, _ := e.do(t, "GET", tt.host, tt.path, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s%s: got %d, want 404", tt.host, tt.path, resp.StatusCode)
@@ -184,7 +184,7 @@ func TestForwardedHeaders(t *testing.T) {
 		w.Header().Set("Keep-Alive", "timeout=5")
 	}))
 	defer b.Close()
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("web", []string{"app.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(b))}})
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
 	req.Host = "app.example.org"
 	req.Header.Set("Connection", "X-Custom-Hop")
@@ -242,7 +242,7 @@ func wsEcho(t *testing.T, prefix string) *httptest.Server {
 
 func TestWebSocketEcho(t *testing.T) {
 	b := wsEcho(t, "echo: ")
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("ws", []string{"ws.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(b))}})
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, resp, err := d.Dial("ws://ws.example.org/chat", nil)
 	if err != nil {
@@ -283,7 +283,7 @@ func TestServerSentEventsStreamIncrementally(t *testing.T) {
 		}
 	}))
 	defer b.Close()
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("sse", []string{"sse.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", addr(b))}})
 	req, _ := http.NewRequest("GET", e.url+"/events", nil)
 	req.Host = "sse.example.org"
 	resp, err := e.client.Do(req)
@@ -334,9 +334,9 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	b.Config.Protocols.SetUnencryptedHTTP2(true)
 	b.Start()
 	defer b.Close()
-	r := route("grpc", []string{"grpc.example.org"}, "/", addr(b))
+	r := testRoute("grpc", []string{"grpc.example.org"}, "/", addr(b))
 	r.H2C = true
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{r}})
+	e := startEdge(t, route.Config{Routes: []route.Route{r}})
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()
@@ -416,7 +416,7 @@ func TestLargeUploadAndDownloadStream(t *testing.T) {
 		io.Copy(w, io.LimitReader(&pattern{}, size))
 	}))
 	defer b.Close()
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("big", []string{"big.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("big", []string{"big.example.org"}, "/", addr(b))}})
 
 	stop := heapWatch()
 	resp, body := e.do(t, "POST", "big.example.org", "/upload", io.LimitReader(&pattern{}, size))
@@ -442,8 +442,8 @@ func TestLargeUploadAndDownloadStream(t *testing.T) {
 
 func TestRetryOnRefusedConnect(t *testing.T) {
 	live := backend(t, "live")
-	r := route("web", []string{"app.example.org"}, "/", closedAddr(t), closedAddr(t), addr(live))
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{r}})
+	r := testRoute("web", []string{"app.example.org"}, "/", closedAddr(t), closedAddr(t), addr(live))
+	e := startEdge(t, route.Config{Routes: []route.Route{r}})
 	for i := range 20 {
 		method, body := "GET", io.Reader(nil)
 		if i%2 == 1 {
@@ -476,12 +476,12 @@ func TestErrorStatuses(t *testing.T) {
 			go func() { bufio.NewReader(c).ReadString('\n'); c.Close() }()
 		}
 	}()
-	timeout := route("slow", []string{"slow.example.org"}, "/", addr(slow))
+	timeout := testRoute("slow", []string{"slow.example.org"}, "/", addr(slow))
 	timeout.Timeout = 100 * time.Millisecond
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{
-		route("down", []string{"down.example.org"}, "/", closedAddr(t)),
-		route("empty", []string{"empty.example.org"}, "/"),
-		route("hangup", []string{"hangup.example.org"}, "/", hangupLn.Addr().String()),
+	e := startEdge(t, route.Config{Routes: []route.Route{
+		testRoute("down", []string{"down.example.org"}, "/", closedAddr(t)),
+		testRoute("empty", []string{"empty.example.org"}, "/"),
+		testRoute("hangup", []string{"hangup.example.org"}, "/", hangupLn.Addr().String()),
 		timeout,
 	}})
 	tests := []struct {
@@ -507,7 +507,7 @@ func TestOversizedRequests(t *testing.T) {
 	b := backend(t, "b")
 	p := New(Options{Registerer: prometheus.NewRegistry()})
 	defer p.Close()
-	p.Update(discovery.Config{Routes: []discovery.Route{route("b", []string{"b.example.org"}, "/", addr(b))}})
+	p.Update(route.Config{Routes: []route.Route{testRoute("b", []string{"b.example.org"}, "/", addr(b))}})
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = p.NewServer("http", ServerOptions{MaxBodyBytes: 1024, MaxHeaderBytes: 4096}).Server
 	srv.Start()
@@ -538,10 +538,10 @@ func TestOversizedRequests(t *testing.T) {
 
 func TestTableSwapUnderLoadLosesNothing(t *testing.T) {
 	a, b := backend(t, "a"), backend(t, "b")
-	cfgA := discovery.Config{Routes: []discovery.Route{route("web", []string{"app.example.org"}, "/", addr(a))}}
-	cfgB := discovery.Config{Routes: []discovery.Route{
-		route("web", []string{"app.example.org"}, "/", addr(b)),
-		route("other", []string{"other.example.org"}, "/", addr(a)),
+	cfgA := route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(a))}}
+	cfgB := route.Config{Routes: []route.Route{
+		testRoute("web", []string{"app.example.org"}, "/", addr(b)),
+		testRoute("other", []string{"other.example.org"}, "/", addr(a)),
 	}}
 	e := startEdge(t, cfgA)
 	var ok, failed atomic.Int64
@@ -596,7 +596,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	defer b.Close()
 	p := New(Options{Registerer: prometheus.NewRegistry()})
 	defer p.Close()
-	p.Update(discovery.Config{Routes: []discovery.Route{route("slow", []string{"slow.example.org"}, "/", addr(b))}})
+	p.Update(route.Config{Routes: []route.Route{testRoute("slow", []string{"slow.example.org"}, "/", addr(b))}})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	srv := p.NewServer("http", ServerOptions{})
 	go srv.Serve(ln)
@@ -639,7 +639,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 // answers as soon as the task listens instead of 503 for the ejection window.
 func TestEjectedEndpointsAreTriedRatherThan503(t *testing.T) {
 	a := closedAddr(t)
-	e := startEdge(t, discovery.Config{Routes: []discovery.Route{route("late", []string{"late.example.org"}, "/", a)}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("late", []string{"late.example.org"}, "/", a)}})
 	if resp, _ := e.do(t, "GET", "late.example.org", "/", nil); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("nothing listening: %d, want 502", resp.StatusCode)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // exchange is the state of one proxied request, for the error handler, the
@@ -116,7 +117,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	var timedOut atomic.Bool
 	timeout := tg.route.Timeout
 	if timeout <= 0 {
-		timeout = 60 * time.Second
+		timeout = route.DefaultTimeout
 	}
 	// The timeout is for the response: it runs from the end of the request
 	// body (a 100 MB upload may take longer than the timeout to send).

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/balancer"
-	"github.com/swarmgate/swarmgate/discovery"
-	"github.com/swarmgate/swarmgate/proxy/l4"
+	"github.com/swarmgate/swarmgate/l4"
+	"github.com/swarmgate/swarmgate/route"
 	"github.com/swarmgate/swarmgate/router"
 )
 
@@ -21,7 +21,7 @@ type Table struct {
 	targets  []*target // every HTTP target, for health checks and the admin API
 	l4       *l4.Table
 	l4routes []l4entry // for the admin API
-	config   discovery.Config
+	config   route.Config
 	errors   []string // routes the table refused (conflicts the label parser cannot see)
 	built    time.Time
 
@@ -41,7 +41,7 @@ type group struct {
 
 // target is one route of one service with its resolved endpoints.
 type target struct {
-	route     *discovery.Route
+	route     *route.Route
 	id        string // route ID, the "route" metric and log label
 	policy    balancer.Policy
 	endpoints []*balancer.Endpoint
@@ -81,13 +81,13 @@ func (t *target) available(now time.Time) bool {
 
 // transports chooses the upstream transport for a route.
 type transports interface {
-	forRoute(r *discovery.Route) http.RoundTripper
+	forRoute(r *route.Route) http.RoundTripper
 }
 
 // buildTable turns a desired Config into a Table. Endpoints come from pool,
 // so their statistics and connections survive the rebuild. Routes the router
 // rejects are left out and reported; they never affect other routes.
-func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget, now time.Time) *Table {
+func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget, now time.Time) *Table {
 	t := &Table{config: cfg, built: now, certs: map[string]string{}, acme: map[string]bool{}}
 	buildL4(t, cfg, pool)
 	type key struct {
@@ -96,14 +96,14 @@ func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, budget
 	}
 	groups := make(map[key]*group)
 	var order []key
-	routes := make([]*discovery.Route, 0, len(cfg.Routes))
+	routes := make([]*route.Route, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		if cfg.Routes[i].IsHTTP() {
 			routes = append(routes, &cfg.Routes[i])
 		}
 	}
 	// Older routes first, so that group members and listings are deterministic.
-	slices.SortStableFunc(routes, func(a, b *discovery.Route) int {
+	slices.SortStableFunc(routes, func(a, b *route.Route) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
 	})
 	for _, r := range routes {
@@ -116,8 +116,8 @@ func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, budget
 		for _, h := range r.Hosts {
 			h = strings.ToLower(h)
 			switch r.TLS {
-			case "", discovery.TLSOff, discovery.TLSPassthrough:
-			case discovery.TLSAuto:
+			case "", route.TLSOff, route.TLSPassthrough:
+			case route.TLSAuto:
 				if !strings.HasPrefix(h, "*.") {
 					t.acme[h] = true
 				}
@@ -158,12 +158,8 @@ func buildTable(cfg discovery.Config, pool *balancer.Pool, tr transports, budget
 	return t
 }
 
-func newTarget(r *discovery.Route, pool *balancer.Pool, tr transports, budget *retryBudget) (*target, error) {
-	name := r.Balancer
-	if name == "" {
-		name = "p2c"
-	}
-	policy, err := balancer.New(name)
+func newTarget(r *route.Route, pool *balancer.Pool, tr transports, budget *retryBudget) (*target, error) {
+	policy, err := balancer.New(r.Balancer)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", r.ID(), err)
 	}
@@ -214,15 +210,15 @@ func (t *Table) endpointsInUse() map[string]bool {
 // buildL4 adds the table's Layer 4 routes: TCP ports and SNI passthrough
 // names. Two routes that claim the same port or name conflict: the older one
 // keeps it and the newer one is rejected, deterministically.
-func buildL4(t *Table, cfg discovery.Config, pool *balancer.Pool) {
+func buildL4(t *Table, cfg route.Config, pool *balancer.Pool) {
 	t.l4 = &l4.Table{TCP: map[int]*l4.Route{}, SNI: map[string]*l4.Route{}}
-	routes := make([]*discovery.Route, 0)
+	routes := make([]*route.Route, 0)
 	for i := range cfg.Routes {
 		if r := &cfg.Routes[i]; r.TCPPort > 0 || len(r.SNI) > 0 {
 			routes = append(routes, r)
 		}
 	}
-	slices.SortStableFunc(routes, func(a, b *discovery.Route) int {
+	slices.SortStableFunc(routes, func(a, b *route.Route) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
 	})
 	owner := map[string]string{}

@@ -5,14 +5,14 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/balancer"
-	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // TestBuildL4 checks the L4 part of a table: ports and SNI names, the
 // older route keeping a contested port, and the PROXY protocol setting.
 func TestBuildL4(t *testing.T) {
 	pool := balancer.NewPool(balancer.PoolOptions{})
-	cfg := discovery.Config{Routes: []discovery.Route{
+	cfg := route.Config{Routes: []route.Route{
 		{Service: "db", TCPPort: 5432, Port: 5432, Balancer: "p2c", ProxyProtocol: 2, Endpoints: []string{"10.0.0.1:5432"}, CreatedAt: time.Unix(1, 0)},
 		{Service: "db-new", TCPPort: 5432, Port: 5432, Balancer: "p2c", Endpoints: []string{"10.0.0.2:5432"}, CreatedAt: time.Unix(2, 0)},
 		{Service: "vault", SNI: []string{"Vault.example.org"}, Port: 8200, Balancer: "p2c", Endpoints: []string{"10.0.0.3:8200"}},

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // maxStackFile bounds what check reads from one file (or stdin).
@@ -150,7 +151,7 @@ func checkFiles(r io.Reader, files []string) (checkReport, error) {
 		}
 		for _, s := range services {
 			routes, errs := discovery.ParseLabels(s.Name, s.Labels)
-			rep.add(name, discovery.Config{Routes: routes, Errors: errs})
+			rep.add(name, route.Config{Routes: routes, Errors: errs})
 			for _, w := range s.Warnings {
 				rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
 			}
@@ -202,7 +203,7 @@ func checkDocker(ctx context.Context, logs *logOptions, host string, o checkOpti
 	return rep, nil
 }
 
-func (rep *checkReport) add(source string, cfg discovery.Config) {
+func (rep *checkReport) add(source string, cfg route.Config) {
 	for _, r := range cfg.Routes {
 		rep.Routes = append(rep.Routes, checkRoute{
 			Source: source, Service: r.Service, Route: r.ID(),

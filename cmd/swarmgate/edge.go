@@ -18,9 +18,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/handover"
+	"github.com/swarmgate/swarmgate/l4"
 	"github.com/swarmgate/swarmgate/proxy"
-	"github.com/swarmgate/swarmgate/proxy/handover"
-	"github.com/swarmgate/swarmgate/proxy/l4"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // edgeOptions are the flags of `swarmgate edge`.
@@ -333,8 +334,8 @@ func portOf(addr string) int {
 }
 
 // edgeSources builds the route sources the flags ask for.
-func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]discovery.Source, error) {
-	var sources []discovery.Source
+func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]route.Source, error) {
+	var sources []route.Source
 	if o.routes != "" {
 		sources = append(sources, discovery.NewFile(discovery.FileOptions{
 			Path: o.routes, Interval: o.routesPoll, Logger: log.Named("discovery"),
@@ -353,7 +354,7 @@ func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]d
 // merger keeps the latest Config of every source and swaps in their merge.
 type merger struct {
 	mu      sync.Mutex // serialises merges; never taken on the request path
-	latest  []discovery.Config
+	latest  []route.Config
 	got     []bool
 	cluster string
 	proxy   *proxy.Proxy
@@ -362,12 +363,12 @@ type merger struct {
 }
 
 func newMerger(n int, cluster string, p *proxy.Proxy, a *proxy.Admin) *merger {
-	return &merger{latest: make([]discovery.Config, n), got: make([]bool, n), cluster: cluster,
+	return &merger{latest: make([]route.Config, n), got: make([]bool, n), cluster: cluster,
 		proxy: p, admin: a, ready: make(chan struct{})}
 }
 
-func (m *merger) update(i int) func(discovery.Config) {
-	return func(c discovery.Config) {
+func (m *merger) update(i int) func(route.Config) {
+	return func(c route.Config) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.latest[i], m.got[i] = c, true

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // dockerTLSOptions are the client side of the socket-proxy's mutual TLS.
@@ -55,7 +56,7 @@ func (o *dockerTLSOptions) config() (*tls.Config, error) {
 }
 
 // dockerSource returns the Docker Engine API source for --docker.
-func dockerSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (discovery.Source, error) {
+func dockerSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (route.Source, error) {
 	tlsCfg, err := o.dockerTLS.config()
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)

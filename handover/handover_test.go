@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +46,7 @@ func TestHandOverUnderLoad(t *testing.T) {
 		t.Cleanup(b.Close)
 		p := proxy.New(proxy.Options{})
 		t.Cleanup(p.Close)
-		p.Update(discovery.Config{Routes: []discovery.Route{{
+		p.Update(route.Config{Routes: []route.Route{{
 			Service: name, Path: "/", Default: true, Weight: 100, Balancer: "round-robin",
 			Endpoints: []string{strings.TrimPrefix(b.URL, "http://")},
 		}}})

@@ -1,9 +1,8 @@
-// Package discovery turns Swarm services and route files into a desired routing
-// configuration: plain data that the proxy builds its immutable table from.
-//
-// The route model, the label parser and every source (Docker Engine API, routes
-// file) live here; nothing in this package serves traffic.
-package discovery
+// Package route is the route model every other package speaks: a Route is one
+// published route of one service, a Config is the whole desired state of a
+// source. It is a leaf: it imports only the standard library, so the data
+// plane links neither the Docker SDK nor any source.
+package route
 
 import (
 	"context"
@@ -27,10 +26,30 @@ const (
 	DefaultCluster = "" // routes without swarmgate.cluster
 )
 
-// Defaults applied by the label parser.
+// Balancer names accepted by swarmgate.balancer.
 const (
-	DefaultWeight  = 100
-	DefaultTimeout = 60 * time.Second
+	BalancerRoundRobin = "round-robin"
+	BalancerLeastConn  = "least-conn"
+	BalancerP2C        = "p2c" // the default
+	BalancerIPHash     = "ip-hash"
+	BalancerCookie     = "cookie"
+)
+
+// Balancers lists every balancer name, sorted.
+func Balancers() []string {
+	return []string{BalancerCookie, BalancerIPHash, BalancerLeastConn, BalancerP2C, BalancerRoundRobin}
+}
+
+// Defaults applied where a label is not set. They are spelled here only.
+const (
+	DefaultWeight   = 100
+	DefaultTimeout  = 60 * time.Second // upstream response timeout
+	DefaultBalancer = BalancerP2C
+	// DefaultHealthInterval is the active health check period when
+	// swarmgate.health.path is set without swarmgate.health.interval.
+	DefaultHealthInterval = 10 * time.Second
+	// DefaultHealthTimeout bounds one active health check request.
+	DefaultHealthTimeout = 5 * time.Second
 )
 
 // Route is one published route of one service: the result of parsing its labels
