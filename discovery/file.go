@@ -203,19 +203,3 @@ func (f *File) load() (route.Config, bool, error) {
 	f.last = sum
 	return cfg, true, nil
 }
-
-// Merge combines the Configs of several sources into the one an edge serves:
-// the routes of cluster (DefaultCluster for edges started without --cluster)
-// and every label error.
-func Merge(cluster string, cfgs ...route.Config) route.Config {
-	out := route.Config{Routes: []route.Route{}}
-	for _, c := range cfgs {
-		for _, r := range c.Routes {
-			if r.Cluster == cluster {
-				out.Routes = append(out.Routes, r)
-			}
-		}
-		out.Errors = append(out.Errors, c.Errors...)
-	}
-	return out
-}

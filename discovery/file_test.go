@@ -153,15 +153,3 @@ func TestFileSourceFirstLoadErrorIsFatal(t *testing.T) {
 		t.Fatal("missing file: want an error")
 	}
 }
-
-func TestMergeFiltersCluster(t *testing.T) {
-	a := route.Config{Routes: []route.Route{{Service: "a"}, {Service: "b", Cluster: "blue"}}}
-	b := route.Config{Routes: []route.Route{{Service: "c"}}, Errors: []*route.LabelError{{Service: "x"}}}
-	got := Merge(route.DefaultCluster, a, b)
-	if len(got.Routes) != 2 || got.Routes[0].Service != "a" || got.Routes[1].Service != "c" || len(got.Errors) != 1 {
-		t.Errorf("default cluster: %+v", got)
-	}
-	if got := Merge("blue", a, b); len(got.Routes) != 1 || got.Routes[0].Service != "b" {
-		t.Errorf("blue cluster: %+v", got)
-	}
-}

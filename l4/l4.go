@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/router"
 )
 
 // Defaults for zero Options and Route fields.
@@ -233,16 +233,19 @@ func (e *Engine) Drain(ctx context.Context) {
 	<-done
 }
 
-// snapshot is the normalised, immutable form of a Table.
+// snapshot is the normalised, immutable form of a Table. SNI names are a
+// router table (host part only): the router is the one authority on host
+// syntax and on exact-then-longest-wildcard matching.
 type snapshot struct {
-	tcp   map[int]*Route
-	exact map[string]*Route // lower-case names, no trailing dot
-	wild  map[string]*Route // "*.example.org" stored as ".example.org"
+	tcp map[int]*Route
+	sni *router.Table[*Route]
 }
 
 func newSnapshot(t *Table) (*snapshot, []error) {
-	s := &snapshot{tcp: make(map[int]*Route), exact: make(map[string]*Route), wild: make(map[string]*Route)}
+	s := &snapshot{tcp: make(map[int]*Route)}
+	b := router.NewBuilder[*Route]()
 	if t == nil {
+		s.sni = b.Build()
 		return s, nil
 	}
 	var errs []error
@@ -253,54 +256,33 @@ func newSnapshot(t *Table) (*snapshot, []error) {
 		}
 		s.tcp[port] = r
 	}
-	for name, r := range t.SNI {
-		h := strings.TrimSuffix(strings.ToLower(name), ".")
-		rest, wildcard := strings.CutPrefix(h, "*.")
-		if r == nil || rest == "" || strings.ContainsAny(rest, "* ") || len(h) > maxHostNameLen {
+	names := make([]string, 0, len(t.SNI))
+	for name := range t.SNI {
+		names = append(names, name)
+	}
+	slices.Sort(names) // deterministic errors
+	for _, name := range names {
+		r := t.SNI[name]
+		if r == nil || name == "" {
 			errs = append(errs, fmt.Errorf("l4: sni %q: invalid name or route", name))
 			continue
 		}
-		if wildcard {
-			s.wild[h[1:]] = r
-		} else {
-			s.exact[h] = r
+		if err := b.Insert(name, "/", 0, r); err != nil {
+			errs = append(errs, fmt.Errorf("l4: sni %q: %w", name, err))
 		}
 	}
+	s.sni = b.Build()
 	return s, errs
 }
 
 // lookupSNI finds the passthrough route of a server name: the exact name,
 // then wildcards from the longest suffix to the shortest.
 func (s *snapshot) lookupSNI(name string) *Route {
-	if name == "" || len(name) > maxHostNameLen {
+	if name == "" {
 		return nil
 	}
-	var buf [maxHostNameLen]byte
-	h := buf[:len(name)]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h[i] = c
-	}
-	if len(h) > 0 && h[len(h)-1] == '.' {
-		h = h[:len(h)-1]
-	}
-	if r := s.exact[string(h)]; r != nil {
-		return r
-	}
-	if len(s.wild) == 0 {
-		return nil
-	}
-	for i := 1; i < len(h); i++ { // i > 0: a wildcard needs a label in front
-		if h[i] == '.' {
-			if r := s.wild[string(h[i:])]; r != nil {
-				return r
-			}
-		}
-	}
-	return nil
+	r, _, _ := s.sni.Lookup(name, "/")
+	return r
 }
 
 // portListener is the listener of one TCP route port.

@@ -3,9 +3,6 @@ package proxy
 import (
 	"net"
 	"sync"
-	"time"
-
-	"go.uber.org/zap"
 )
 
 // longLived is an exchange that may outlive its endpoint's place in the
@@ -40,42 +37,22 @@ func (p *Proxy) hold(l *longLived) (release func()) {
 	}
 }
 
-// drainLater ends, once the backend drain deadline has passed, the
-// long-lived exchanges with endpoints that are still out of rotation then.
-func (p *Proxy) drainLater(addrs []string) {
-	if len(addrs) == 0 {
-		return
+// EndLongLived ends the tunnels and streams to any endpoint in gone: the
+// backend drain deadline of endpoints that left rotation. It returns how many
+// it ended.
+func (p *Proxy) EndLongLived(gone map[string]bool) int {
+	var stop []*longLived
+	p.long.mu.Lock()
+	for l := range p.long.m {
+		if gone[l.addr] {
+			stop = append(stop, l)
+		}
 	}
-	time.AfterFunc(p.backendDrain, func() {
-		in := p.table.Load().endpointsInUse()
-		gone := make(map[string]bool)
-		for _, a := range addrs {
-			if !in[a] {
-				gone[a] = true
-			}
-		}
-		var stop []*longLived
-		p.long.mu.Lock()
-		for l := range p.long.m {
-			if gone[l.addr] {
-				stop = append(stop, l)
-			}
-		}
-		p.long.mu.Unlock()
-		for _, l := range stop {
-			p.log.Debug("backend drain deadline passed; ending a long-lived exchange")
-			l.stop()
-		}
-		if p.l4 != nil && len(gone) > 0 {
-			list := make([]string, 0, len(gone))
-			for a := range gone {
-				list = append(list, a)
-			}
-			if n := p.l4.EndEndpoints(list); n > 0 {
-				p.log.Info("backend drain deadline passed; TCP connections ended", zap.Int("connections", n))
-			}
-		}
-	})
+	p.long.mu.Unlock()
+	for _, l := range stop {
+		l.stop()
+	}
+	return len(stop)
 }
 
 // CloseTunnels closes every upgraded connection (WebSockets and others).

@@ -1,6 +1,9 @@
-// Package proxy is swarmgate's data plane: it serves HTTP/1.1 and HTTP/2
+// Package proxy is swarmgate's HTTP data plane: it serves HTTP/1.1 and HTTP/2
 // clients from an immutable routing Table that is swapped atomically, and
 // forwards each request to an endpoint chosen by the balancer.
+//
+// It knows HTTP routes only: the edge package owns the whole snapshot (L4
+// routes, certificates, endpoint lifecycle) and hands the proxy its Table.
 package proxy
 
 import (
@@ -18,7 +21,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
-	"github.com/swarmgate/swarmgate/l4"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -38,12 +40,11 @@ type Options struct {
 	MaxAttempts int
 	// Pool holds endpoint state. If nil, a default pool is created.
 	Pool *balancer.Pool
-	// L4 serves the table's TCP and SNI passthrough routes. If nil, those
-	// routes are built but not served.
-	L4 *l4.Engine
-	// BackendDrain is how long tunnels and streamed responses to an endpoint
-	// that left rotation may go on before they are ended cleanly. If zero, 30s.
-	BackendDrain time.Duration
+	// TLSName names the TLS settings (certificate) a host is served under,
+	// so that a request whose Host is under other settings than its
+	// connection's server name is answered 421. If nil, every host counts as
+	// served under the same settings.
+	TLSName func(host string) string
 	// HTTPSPort is the port clients reach the HTTPS listener on, for
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
@@ -59,29 +60,27 @@ type Proxy struct {
 	now     func() time.Time
 	tr      *upstreams
 	maxTry  int
-	l4      *l4.Engine
+	tlsName func(host string) string
 	https   string // ":port" for redirects, or ""
 
-	// mu serialises Update; the request path never takes it.
+	// mu serialises Install; the request path never takes it.
 	mu     sync.Mutex
 	health context.CancelFunc // stops the active health checks of the current table
 
-	long         longSet // tunnels and streams, for the backend drain and shutdown
-	backendDrain time.Duration
-	budgets      sync.Map // route ID -> *retryBudget, kept across tables
+	long    longSet  // tunnels and streams, for the backend drain and shutdown
+	budgets sync.Map // route ID -> *retryBudget, kept across tables
 }
 
 // New returns a Proxy serving an empty table (every request gets 404) until
 // the first Update.
 func New(o Options) *Proxy {
 	p := &Proxy{
-		pool:         o.Pool,
-		log:          o.Logger,
-		access:       o.AccessLog,
-		now:          o.Now,
-		maxTry:       o.MaxAttempts,
-		l4:           o.L4,
-		backendDrain: o.BackendDrain,
+		pool:    o.Pool,
+		log:     o.Logger,
+		access:  o.AccessLog,
+		now:     o.Now,
+		maxTry:  o.MaxAttempts,
+		tlsName: o.TLSName,
 	}
 	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
 		p.https = ":" + strconv.Itoa(o.HTTPSPort)
@@ -98,9 +97,6 @@ func New(o Options) *Proxy {
 	if p.maxTry <= 0 {
 		p.maxTry = 3
 	}
-	if p.backendDrain <= 0 {
-		p.backendDrain = 30 * time.Second
-	}
 	dial := o.DialTimeout
 	if dial <= 0 {
 		dial = 5 * time.Second
@@ -114,39 +110,37 @@ func New(o Options) *Proxy {
 // Table returns the table in force.
 func (p *Proxy) Table() *Table { return p.table.Load() }
 
-// Update builds a table from cfg and swaps it in. Requests in flight finish on
-// the table they started with. Routes that cannot be built are logged and left
-// out; the rest of the table is unaffected.
-func (p *Proxy) Update(cfg route.Config) {
+// Build turns the HTTP routes of cfg into a Table without putting it in
+// force. Endpoints come from the proxy's pool, so their statistics and
+// connections survive the rebuild. Routes the router rejects are left out
+// and reported by Table.Rejected; they never affect other routes.
+func (p *Proxy) Build(cfg route.Config) *Table {
+	return buildTable(cfg, p.pool, p.tr, p.budget, p.now())
+}
+
+// Install swaps t in. Requests in flight finish on the table they started
+// with. It restarts the active health checks t asks for and forgets the
+// retry budgets of routes t no longer has.
+func (p *Proxy) Install(t *Table) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	start := p.now()
-	t := buildTable(cfg, p.pool, p.tr, p.budget, start)
 	for _, e := range t.errors {
 		p.log.Warn("route rejected", zap.String("reason", e))
 	}
 	p.table.Store(t)
-	if p.l4 != nil {
-		if err := p.l4.Update(t.l4); err != nil {
-			p.log.Error("some L4 routes are not served", zap.Error(err))
-		}
-	}
-	in := t.endpointsInUse()
-	if dropped := p.pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
-		// http.Transport cannot close the idle connections of one host; closing
-		// all idle ones costs a few reconnects and frees the pool of dead tasks.
-		p.tr.closeIdle()
-		p.drainLater(dropped)
-	}
 	p.restartHealthChecks(t)
 	p.pruneBudgets(t)
-	p.metrics.swapped(t, len(cfg.Errors))
-	p.log.Info("routing table swapped",
-		zap.Int("routes", len(t.targets)),
-		zap.Int("label_errors", len(cfg.Errors)),
-		zap.Int("rejected", len(t.errors)),
-		zap.Duration("build", p.now().Sub(start)))
+	p.metrics.swapped(t, len(t.config.Errors))
 }
+
+// Update builds a table from cfg and installs it: Build then Install, for a
+// proxy that is its own owner (tests, embedding).
+func (p *Proxy) Update(cfg route.Config) { p.Install(p.Build(cfg)) }
+
+// CloseIdle closes every idle upstream connection. http.Transport cannot
+// close the idle connections of one host; closing all idle ones costs a few
+// reconnects and frees the pool of endpoints that left.
+func (p *Proxy) CloseIdle() { p.tr.closeIdle() }
 
 // budget returns the retry budget of a route, kept across tables so that a
 // swap does not refill it.

@@ -60,7 +60,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.redirectHTTPS(w, r, &x)
 		return
 	}
-	if r.TLS != nil && misdirected(t, r) {
+	if r.TLS != nil && p.misdirected(r) {
 		p.fail(w, &x, http.StatusMisdirectedRequest, "host "+r.Host+" is not served under the certificate of "+r.TLS.ServerName)
 		return
 	}
@@ -87,13 +87,16 @@ func (p *Proxy) redirectHTTPS(w http.ResponseWriter, r *http.Request, x *exchang
 // settings than the name the client's TLS handshake asked for (RFC 9110
 // section 15.5.20): a connection set up for one certificate must not carry
 // requests for hosts of another (domain fronting).
-func misdirected(t *Table, r *http.Request) bool {
+func (p *Proxy) misdirected(r *http.Request) bool {
+	if p.tlsName == nil {
+		return false
+	}
 	sni := r.TLS.ServerName
 	host := stripPort(r.Host)
 	if sni == "" || strings.EqualFold(sni, host) {
 		return false
 	}
-	return t.tlsKey(host) != t.tlsKey(sni)
+	return p.tlsName(host) != p.tlsName(sni)
 }
 
 // fail answers the client with a plain-text error. Every answer the proxy

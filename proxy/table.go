@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/balancer"
-	"github.com/swarmgate/swarmgate/l4"
 	"github.com/swarmgate/swarmgate/route"
 	"github.com/swarmgate/swarmgate/router"
 )
@@ -17,19 +16,11 @@ import (
 // Table is one immutable routing snapshot. A request loads the current Table
 // once and uses it to the end, so a swap never changes a request half-way.
 type Table struct {
-	http     *router.Table[*group]
-	targets  []*target // every HTTP target, for health checks and the admin API
-	l4       *l4.Table
-	l4routes []l4entry // for the admin API
-	config   route.Config
-	errors   []string // routes the table refused (conflicts the label parser cannot see)
-	built    time.Time
-
-	// certs maps a host pattern (exact or "*.suffix") to the certificate
-	// name its routes ask for (swarmgate.tls=NAME); acme holds the exact
-	// hosts whose routes ask for swarmgate.tls=auto.
-	certs map[string]string
-	acme  map[string]bool
+	http    *router.Table[*group]
+	targets []*target // every HTTP target, for health checks and the admin API
+	config  route.Config
+	errors  []string // routes the table refused (conflicts the label parser cannot see)
+	built   time.Time
 }
 
 // group is a weighted set of routes that publish the same host, path and
@@ -84,12 +75,12 @@ type transports interface {
 	forRoute(r *route.Route) http.RoundTripper
 }
 
-// buildTable turns a desired Config into a Table. Endpoints come from pool,
-// so their statistics and connections survive the rebuild. Routes the router
-// rejects are left out and reported; they never affect other routes.
+// buildTable turns the HTTP routes of a Config into a Table. Endpoints come
+// from pool, so their statistics and connections survive the rebuild. Routes
+// the router rejects are left out and reported; they never affect other
+// routes.
 func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget, now time.Time) *Table {
-	t := &Table{config: cfg, built: now, certs: map[string]string{}, acme: map[string]bool{}}
-	buildL4(t, cfg, pool)
+	t := &Table{config: cfg, built: now}
 	type key struct {
 		host, path string
 		priority   int
@@ -113,20 +104,6 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 			continue
 		}
 		t.targets = append(t.targets, tg)
-		for _, h := range r.Hosts {
-			h = strings.ToLower(h)
-			switch r.TLS {
-			case "", route.TLSOff, route.TLSPassthrough:
-			case route.TLSAuto:
-				if !strings.HasPrefix(h, "*.") {
-					t.acme[h] = true
-				}
-			default:
-				if _, ok := t.certs[h]; !ok { // the older route's certificate wins
-					t.certs[h] = r.TLS
-				}
-			}
-		}
 		hosts := r.Hosts
 		if r.Default {
 			hosts = append(slices.Clip(hosts), "")
@@ -191,115 +168,17 @@ func normalizePrefix(p string) string {
 	return p
 }
 
-// endpointsInUse reports every address the table references.
-func (t *Table) endpointsInUse() map[string]bool {
-	in := make(map[string]bool)
+// Endpoints calls f with the address of every endpoint the table uses.
+func (t *Table) Endpoints(f func(addr string)) {
 	for _, tg := range t.targets {
 		for _, e := range tg.endpoints {
-			in[e.Addr] = true
-		}
-	}
-	for _, lr := range t.l4routes {
-		for _, e := range lr.route.Endpoints {
-			in[e.Addr] = true
-		}
-	}
-	return in
-}
-
-// buildL4 adds the table's Layer 4 routes: TCP ports and SNI passthrough
-// names. Two routes that claim the same port or name conflict: the older one
-// keeps it and the newer one is rejected, deterministically.
-func buildL4(t *Table, cfg route.Config, pool *balancer.Pool) {
-	t.l4 = &l4.Table{TCP: map[int]*l4.Route{}, SNI: map[string]*l4.Route{}}
-	routes := make([]*route.Route, 0)
-	for i := range cfg.Routes {
-		if r := &cfg.Routes[i]; r.TCPPort > 0 || len(r.SNI) > 0 {
-			routes = append(routes, r)
-		}
-	}
-	slices.SortStableFunc(routes, func(a, b *route.Route) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
-	})
-	owner := map[string]string{}
-	for _, r := range routes {
-		policy, err := balancer.New(r.Balancer)
-		if err != nil {
-			t.errors = append(t.errors, fmt.Sprintf("route %s: %v", r.ID(), err))
-			continue
-		}
-		lr := &l4.Route{ID: r.ID(), Service: r.Service, Policy: policy, ProxyProtocol: r.ProxyProtocol}
-		for _, addr := range r.Endpoints {
-			lr.Endpoints = append(lr.Endpoints, pool.Endpoint(addr))
-		}
-		entry := l4entry{route: lr}
-		claimed := false
-		if r.TCPPort > 0 {
-			key := fmt.Sprintf("tcp port %d", r.TCPPort)
-			if o, taken := owner[key]; taken {
-				t.errors = append(t.errors, fmt.Sprintf("route %s: %s is already routed to %s", r.ID(), key, o))
-			} else {
-				owner[key] = r.ID()
-				t.l4.TCP[r.TCPPort] = lr
-				entry.port = r.TCPPort
-				claimed = true
-			}
-		}
-		for _, name := range r.SNI {
-			name = strings.ToLower(name)
-			key := "tls server name " + name
-			if o, taken := owner[key]; taken {
-				t.errors = append(t.errors, fmt.Sprintf("route %s: %s is already routed to %s", r.ID(), key, o))
-				continue
-			}
-			owner[key] = r.ID()
-			t.l4.SNI[name] = lr
-			entry.sni = append(entry.sni, name)
-			claimed = true
-		}
-		if claimed {
-			t.l4routes = append(t.l4routes, entry)
+			f(e.Addr)
 		}
 	}
 }
 
-// l4entry is an L4 route and what it claimed, for the admin API.
-type l4entry struct {
-	route *l4.Route
-	port  int
-	sni   []string
-}
+// Rejected lists the routes the table refused, with the reason.
+func (t *Table) Rejected() []string { return t.errors }
 
-// CertFor returns the certificate name the routes of host ask for: the
-// tlsstore's route-certificate hook.
-func (t *Table) CertFor(host string) (string, bool) {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if name, ok := t.certs[host]; ok {
-		return name, true
-	}
-	for i := 0; i < len(host); i++ {
-		if host[i] == '.' {
-			if name, ok := t.certs["*"+host[i:]]; ok {
-				return name, true
-			}
-		}
-	}
-	return "", false
-}
-
-// tlsKey names the TLS settings a host is served under.
-func (t *Table) tlsKey(host string) string {
-	if name, ok := t.CertFor(host); ok {
-		return "cert:" + name
-	}
-	if t.ACMEHost(host) {
-		return "acme:" + strings.ToLower(host)
-	}
-	return ""
-}
-
-// ACMEHost reports whether a route publishes host with swarmgate.tls=auto:
-// the ACME host policy. Nothing else may be issued.
-func (t *Table) ACMEHost(host string) bool {
-	return t.acme[strings.ToLower(strings.TrimSuffix(host, "."))]
-}
+// Built is when the table was built.
+func (t *Table) Built() time.Time { return t.built }

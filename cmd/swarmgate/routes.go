@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/edge"
 )
 
 func newRoutesCmd() *cobra.Command {
@@ -42,8 +42,8 @@ func newRoutesCmd() *cobra.Command {
 	return cmd
 }
 
-func fetchRoutes(ctx context.Context, admin string) (proxy.TableView, []byte, error) {
-	var v proxy.TableView
+func fetchRoutes(ctx context.Context, admin string) (edge.TableView, []byte, error) {
+	var v edge.TableView
 	if !strings.Contains(admin, "://") {
 		admin = "http://" + admin
 	}
@@ -69,7 +69,7 @@ func fetchRoutes(ctx context.Context, admin string) (proxy.TableView, []byte, er
 	return v, raw, nil
 }
 
-func printRoutes(w io.Writer, v proxy.TableView) error {
+func printRoutes(w io.Writer, v edge.TableView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "ROUTE\tHOSTS\tPATH\tWEIGHT\tBALANCER\tENDPOINTS\n")
 	for _, r := range v.Routes {

@@ -1,4 +1,4 @@
-package proxy
+package edge
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	old := wsEcho(t, "")
 	next := backend(t, "next")
 	const drain = 300 * time.Millisecond
-	e := startEdgeWith(t, route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(old))}}, Options{BackendDrain: drain})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(old))}}, drain)
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, _, err := d.Dial("ws://ws.example.org/", nil)
 	if err != nil {
@@ -43,7 +43,7 @@ func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	}
 	// The task leaves rotation: the tunnel goes on until the deadline.
 	removed := time.Now()
-	e.p.Update(route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(next))}})
+	e.e.Apply(route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(next))}})
 	if err := echo(); err != nil {
 		t.Fatalf("tunnel closed before the drain deadline: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 		}
 	}))
 	defer b.Close()
-	e := startEdgeWith(t, route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", addr(b))}}, Options{BackendDrain: 200 * time.Millisecond})
+	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", addr(b))}}, 200*time.Millisecond)
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
 	req.Host = "sse.example.org"
 	resp, err := e.client.Do(req)
@@ -92,7 +92,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	if _, err := rd.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	e.p.Update(route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", closedAddr(t))}})
+	e.e.Apply(route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", closedAddr(t))}})
 	done := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, rd); done <- err }()
 	select {

@@ -1,0 +1,179 @@
+// Package edge owns a running edge: it merges the route sources, builds one
+// immutable Snapshot (HTTP table, L4 table, certificate and ACME host sets,
+// admin listing), swaps it in atomically and hands each part to its consumer.
+//
+// Run wires the listeners, the proxy, the L4 engine and TLS around that
+// snapshot, gates traffic on the first table and drains everything on
+// shutdown; cmd/swarmgate only parses flags and calls it.
+package edge
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/l4"
+	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// DefaultBackendDrain is how long tunnels, streams and TCP connections to a
+// task that left rotation may go on when Core.BackendDrain is zero.
+const DefaultBackendDrain = 30 * time.Second
+
+// Core is what a Snapshot is handed to. Proxy and Pool are required; the
+// proxy must have been built on Pool.
+type Core struct {
+	Proxy *proxy.Proxy
+	Pool  *balancer.Pool
+	// L4 serves the snapshot's TCP and SNI passthrough routes. If nil, those
+	// routes are built but not served.
+	L4 *l4.Engine
+	// Logger receives table logs. If nil, nothing is logged.
+	Logger *zap.Logger
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
+	// BackendDrain is how long long-lived exchanges with an endpoint that
+	// left rotation may go on before they are ended cleanly. If zero,
+	// DefaultBackendDrain.
+	BackendDrain time.Duration
+	// After runs a function once a duration has passed. If nil,
+	// time.AfterFunc; tests pass a fake clock's.
+	After func(d time.Duration, f func())
+}
+
+// Edge holds the snapshot in force and applies new ones. Its methods are
+// safe for concurrent use; the request path only loads the snapshot.
+type Edge struct {
+	c    Core
+	snap atomic.Pointer[Snapshot]
+	mu   sync.Mutex // serialises Apply; never taken on the request path
+}
+
+// New returns an Edge serving an empty snapshot.
+func New(c Core) *Edge {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.BackendDrain <= 0 {
+		c.BackendDrain = DefaultBackendDrain
+	}
+	if c.After == nil {
+		c.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	}
+	e := &Edge{c: c}
+	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, c.Now()))
+	return e
+}
+
+// Snapshot returns the snapshot in force.
+func (e *Edge) Snapshot() *Snapshot { return e.snap.Load() }
+
+// TLSName is the proxy's Options.TLSName: the TLS settings of host under
+// the snapshot in force.
+func (e *Edge) TLSName(host string) string { return e.snap.Load().tlsName(host) }
+
+// Apply builds a snapshot from cfg and puts it in force: one atomic swap,
+// then each part to its consumer. Endpoints no route uses any more leave the
+// pool; their idle upstream connections are closed, and their tunnels,
+// streams and TCP connections are ended at the backend drain deadline
+// unless they are back in rotation by then. Routes that cannot be built are
+// logged and left out; the rest is unaffected.
+func (e *Edge) Apply(cfg route.Config) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	start := e.c.Now()
+	s := build(cfg, e.c.Proxy, e.c.Pool, start)
+	e.snap.Store(s)
+	e.c.Proxy.Install(s.HTTP)
+	if e.c.L4 != nil {
+		if err := e.c.L4.Update(s.L4); err != nil {
+			e.c.Logger.Error("some L4 routes are not served", zap.Error(err))
+		}
+	}
+	for _, r := range s.rejected[len(s.HTTP.Rejected()):] { // the proxy logs its own
+		e.c.Logger.Warn("route rejected", zap.String("reason", r))
+	}
+	in := s.endpoints()
+	if dropped := e.c.Pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
+		e.c.Proxy.CloseIdle()
+		e.c.After(e.c.BackendDrain, func() { e.endGone(dropped) })
+	}
+	e.c.Logger.Info("routing table swapped",
+		zap.Int("routes", len(cfg.Routes)),
+		zap.Int("label_errors", len(cfg.Errors)),
+		zap.Int("rejected", len(s.rejected)),
+		zap.Duration("build", e.c.Now().Sub(start)))
+}
+
+// endGone ends the long-lived exchanges with those of addrs that are still
+// out of rotation: the backend drain deadline has passed.
+func (e *Edge) endGone(addrs []string) {
+	in := e.snap.Load().endpoints()
+	gone := make(map[string]bool)
+	for _, a := range addrs {
+		if !in[a] {
+			gone[a] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if n := e.c.Proxy.EndLongLived(gone); n > 0 {
+		e.c.Logger.Info("backend drain deadline passed; tunnels and streams ended", zap.Int("exchanges", n))
+	}
+	if e.c.L4 != nil {
+		list := make([]string, 0, len(gone))
+		for a := range gone {
+			list = append(list, a)
+		}
+		if n := e.c.L4.EndEndpoints(list); n > 0 {
+			e.c.Logger.Info("backend drain deadline passed; TCP connections ended", zap.Int("connections", n))
+		}
+	}
+}
+
+// merger keeps the latest Config of every source and applies their merge.
+type merger struct {
+	mu      sync.Mutex // serialises merges; never taken on the request path
+	latest  []route.Config
+	got     []bool
+	cluster string
+	edge    *Edge
+	ready   chan struct{} // closed once every source has delivered a Config
+	onReady func()        // called once, when ready is closed; may be nil
+}
+
+func newMerger(n int, cluster string, e *Edge) *merger {
+	return &merger{latest: make([]route.Config, n), got: make([]bool, n), cluster: cluster,
+		edge: e, ready: make(chan struct{})}
+}
+
+// update returns the update callback of source i.
+func (m *merger) update(i int) func(route.Config) {
+	return func(c route.Config) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.latest[i], m.got[i] = c, true
+		m.edge.Apply(Merge(m.cluster, m.latest...))
+		for _, ok := range m.got {
+			if !ok {
+				return
+			}
+		}
+		select {
+		case <-m.ready:
+		default:
+			if m.onReady != nil {
+				m.onReady()
+			}
+			close(m.ready)
+		}
+	}
+}
