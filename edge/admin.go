@@ -1,10 +1,13 @@
 package edge
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,27 +17,50 @@ import (
 	"github.com/swarmgate/swarmgate/proxy"
 )
 
+// DefaultAdminAllow are the networks the admin listener answers by default:
+// loopback and the private ranges (the overlay networks Prometheus scrapes
+// from), never the public internet.
+var DefaultAdminAllow = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+}
+
+// AdminOptions make the admin listener safe wherever it is published.
+type AdminOptions struct {
+	// Allow are the client networks that may read anything beyond /healthz
+	// and /readyz (which answer everyone: load balancers check them). If
+	// nil, DefaultAdminAllow.
+	Allow []netip.Prefix
+	// Token, if set, must be sent as "Authorization: Bearer TOKEN" for
+	// anything beyond /healthz and /readyz. It never appears in a response
+	// or a log.
+	Token string
+	// Pprof serves net/http/pprof under /debug/pprof/: to loopback clients,
+	// or to any allowed client that presents the Token.
+	Pprof bool
+}
+
 // Admin serves the admin listener: /metrics, /healthz, /readyz and
 // /api/routes. It is a separate listener from traffic so that it can be
-// firewalled.
+// firewalled, and it checks who asks (AdminOptions) whatever the firewall.
 type Admin struct {
 	edge     *Edge
 	gatherer prometheus.Gatherer
 	now      func() time.Time
+	opts     AdminOptions
 	ready    atomic.Bool // set once the first table from every source is in force
 	draining atomic.Bool // set on shutdown: /readyz answers 503
-	pprof    bool
 }
 
 // NewAdmin returns the admin handler for e. g is the registry the metrics
 // were registered on.
-func NewAdmin(e *Edge, g prometheus.Gatherer) *Admin {
-	return &Admin{edge: e, gatherer: g, now: e.c.Now}
+func NewAdmin(e *Edge, g prometheus.Gatherer, o AdminOptions) *Admin {
+	if o.Allow == nil {
+		o.Allow = DefaultAdminAllow
+	}
+	return &Admin{edge: e, gatherer: g, now: e.c.Now, opts: o}
 }
-
-// EnablePprof serves net/http/pprof under /debug/pprof/ on the admin
-// listener. Off by default: profiles reveal internals.
-func (a *Admin) EnablePprof() { a.pprof = true }
 
 // SetReady marks the edge ready (or not) to receive traffic.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
@@ -48,7 +74,7 @@ func (a *Admin) Drain() { a.draining.Store(true) }
 // Handler returns the admin API.
 func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", a.guard(promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}), false))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -62,18 +88,57 @@ func (a *Admin) Handler() http.Handler {
 			w.Write([]byte("ready\n"))
 		}
 	})
-	if a.pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if a.opts.Pprof {
+		mux.Handle("/debug/pprof/", a.guard(http.HandlerFunc(pprof.Index), true))
+		mux.Handle("/debug/pprof/profile", a.guard(http.HandlerFunc(pprof.Profile), true))
+		mux.Handle("/debug/pprof/trace", a.guard(http.HandlerFunc(pprof.Trace), true))
 	}
-	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /api/routes", a.guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(a.edge.Snapshot().Describe(a.now()))
-	})
+	}), false))
 	return mux
+}
+
+// guard answers 403 to clients outside the allowed networks and 401 to
+// those without the token, when one is set. A profile (pprof) is for
+// loopback clients, or for allowed ones that present the token.
+func (a *Admin) guard(h http.Handler, profile bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !contains(a.opts.Allow, ip.Addr().Unmap()) {
+			http.Error(w, "forbidden: this address may not use the admin API (see --admin-allow)", http.StatusForbidden)
+			return
+		}
+		loopback := ip.Addr().Unmap().IsLoopback()
+		switch {
+		case a.opts.Token != "" && !a.tokenOK(r):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="swarmgate admin"`)
+			http.Error(w, "unauthorized: send Authorization: Bearer <token> (see --admin-token-file)", http.StatusUnauthorized)
+			return
+		case profile && !loopback && a.opts.Token == "":
+			http.Error(w, "forbidden: profiles are served to loopback clients, or to others with --admin-token-file", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tokenOK compares the bearer token in constant time.
+func (a *Admin) tokenOK(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) == 1
+}
+
+func contains(nets []netip.Prefix, a netip.Addr) bool {
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // TableView is the JSON form of a Snapshot for /api/routes and `swarmgate routes`.

@@ -38,13 +38,17 @@ type Options struct {
 
 	TLS            TLSOptions
 	TrustedProxies []netip.Prefix // load balancers that send a PROXY header on every connection
-	TCPHost        string         // address TCP route ports listen on; "": all
+	// TrustedForwarders are the peers whose Forwarded, X-Real-IP,
+	// X-Forwarded-Port and X-Forwarded-Prefix are passed on. If nil,
+	// TrustedProxies.
+	TrustedForwarders []netip.Prefix
+	TCPHost           string // address TCP route ports listen on; "": all
 
 	Logger    *zap.Logger // nil: no logging
 	AccessLog bool        // one log line per request (logger "access")
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
-	Pprof    bool   // /debug/pprof/ on the admin listener
+	Admin    AdminOptions // who may use the admin API
 	Version  string // logged at start
 
 	DrainTimeout  time.Duration // on shutdown, how long requests in flight may take; 0: 30s
@@ -89,23 +93,24 @@ func Run(ctx context.Context, o Options) error {
 		ListenHost:     o.TCPHost,
 		TrustedProxies: o.TrustedProxies,
 	})
+	if o.TrustedForwarders == nil {
+		o.TrustedForwarders = o.TrustedProxies
+	}
 	pool := balancer.NewPool(balancer.PoolOptions{})
 	var e *Edge
 	p := proxy.New(proxy.Options{
-		Logger:      log.Named("proxy"),
-		AccessLog:   access,
-		Registerer:  o.Registry,
-		DialTimeout: o.DialTimeout,
-		Pool:        pool,
-		TLSName:     func(host string) string { return e.TLSName(host) },
-		HTTPSPort:   portOf(o.HTTPSAddr),
+		Logger:         log.Named("proxy"),
+		AccessLog:      access,
+		Registerer:     o.Registry,
+		DialTimeout:    o.DialTimeout,
+		Pool:           pool,
+		TLSName:        func(host string) string { return e.TLSName(host) },
+		TrustedProxies: o.TrustedForwarders,
+		HTTPSPort:      portOf(o.HTTPSAddr),
 	})
 	defer p.Close()
 	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
-	admin := NewAdmin(e, o.Registry)
-	if o.Pprof {
-		admin.EnablePprof()
-	}
+	admin := NewAdmin(e, o.Registry, o.Admin)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

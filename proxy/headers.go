@@ -25,12 +25,21 @@ var hopHeaders = []string{
 	"Upgrade",
 }
 
+// forwardingHeaders are the fields the edge sets itself on every forwarded
+// request. A client's Connection header cannot name them to have them
+// removed: the backend must always see this hop's values.
+var forwardingHeaders = map[string]bool{
+	"X-Request-Id": true, "X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true,
+	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Real-Ip": true, "Forwarded": true,
+}
+
 // removeHopByHop deletes the hop-by-hop fields and every field that the
-// Connection header names (RFC 9110 section 7.6.1).
+// Connection header names (RFC 9110 section 7.6.1), except the forwarding
+// headers the edge sets.
 func removeHopByHop(h http.Header) {
 	for _, f := range h["Connection"] {
 		for _, name := range strings.Split(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
+			if name = textproto.TrimString(name); name != "" && !forwardingHeaders[textproto.CanonicalMIMEHeaderKey(name)] {
 				h.Del(name)
 			}
 		}
@@ -46,28 +55,66 @@ func removeHopByHop(h http.Header) {
 }
 
 // upgradeType returns the protocol a client asks to switch to, or "".
+// "h2c" is never passed on (RFC 9113 section 3.1 removed the upgrade; a 101
+// from a backend would open a raw tunnel past the proxy's framing).
 func upgradeType(h http.Header) string {
 	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
 		return ""
 	}
-	return h.Get("Upgrade")
+	if u := h.Get("Upgrade"); !strings.EqualFold(textproto.TrimString(u), "h2c") {
+		return u
+	}
+	return ""
 }
 
-// setForwarded sets the X-Forwarded-* fields: the client address is appended
-// to any chain the client sent, as NGINX's $proxy_add_x_forwarded_for does;
-// proto, host and the request ID describe this hop and are overwritten.
-func setForwarded(h http.Header, r *http.Request) {
-	ip := clientIP(r.RemoteAddr)
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
+// dropUnderscoreFields deletes the fields whose name has an underscore, as
+// NGINX does by default (underscores_in_headers off): behind a backend that
+// folds "_" to "-" (CGI, PHP, many frameworks), X_Forwarded_For would pose
+// as X-Forwarded-For.
+func dropUnderscoreFields(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(h, k)
+		}
 	}
-	h["X-Forwarded-For"] = []string{ip}
+}
+
+// setForwarded sets the forwarding fields: the client address is appended
+// to any chain the client sent, as NGINX's $proxy_add_x_forwarded_for does;
+// proto, host, port and X-Real-IP describe this hop and are overwritten.
+// Forwarded and X-Forwarded-Prefix are kept only from a trusted proxy (the
+// edge sets X-Forwarded-Prefix itself when it strips a prefix); from anyone
+// else they are removed, so that a client cannot claim them.
+func setForwarded(h http.Header, r *http.Request, trusted bool, prefix string) {
+	ip := clientIP(r.RemoteAddr)
+	chain := ip
+	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+		chain = strings.Join(prior, ", ") + ", " + ip
+	}
+	h["X-Forwarded-For"] = []string{chain}
 	if r.TLS != nil {
 		h["X-Forwarded-Proto"] = []string{"https"}
 	} else {
 		h["X-Forwarded-Proto"] = []string{"http"}
 	}
 	h["X-Forwarded-Host"] = []string{r.Host}
+	if !trusted {
+		delete(h, "Forwarded")
+		delete(h, "X-Forwarded-Prefix")
+		delete(h, "X-Real-Ip")
+		delete(h, "X-Forwarded-Port")
+	}
+	if _, ok := h["X-Real-Ip"]; !ok {
+		h["X-Real-Ip"] = []string{ip}
+	}
+	if _, ok := h["X-Forwarded-Port"]; !ok {
+		if port := localPort(r); port != "" {
+			h["X-Forwarded-Port"] = []string{port}
+		}
+	}
+	if prefix != "" {
+		h["X-Forwarded-Prefix"] = []string{prefix}
+	}
 	if _, ok := h["User-Agent"]; !ok {
 		// An absent User-Agent must stay absent; Go's client would add its own.
 		h["User-Agent"] = nil
@@ -146,4 +193,17 @@ func stripPort(host string) string {
 		return h
 	}
 	return host
+}
+
+// localPort is the port of the listener the request came in on, or "".
+func localPort(r *http.Request) string {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	return port
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Options struct {
 	// connection's server name is answered 421. If nil, every host counts as
 	// served under the same settings.
 	TLSName func(host string) string
+	// TrustedProxies are the peers whose Forwarded, X-Real-IP,
+	// X-Forwarded-Port and X-Forwarded-Prefix fields are passed on; from
+	// anyone else they are replaced or removed.
+	TrustedProxies []netip.Prefix
 	// HTTPSPort is the port clients reach the HTTPS listener on, for
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
@@ -61,6 +66,7 @@ type Proxy struct {
 	tr      *upstreams
 	maxTry  int
 	tlsName func(host string) string
+	trusted []netip.Prefix
 	https   string // ":port" for redirects, or ""
 
 	// mu serialises Install; the request path never takes it.
@@ -81,6 +87,7 @@ func New(o Options) *Proxy {
 		now:     o.Now,
 		maxTry:  o.MaxAttempts,
 		tlsName: o.TLSName,
+		trusted: o.TrustedProxies,
 	}
 	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
 		p.https = ":" + strconv.Itoa(o.HTTPSPort)
@@ -276,3 +283,21 @@ func (u *upstreams) closeIdle() {
 
 // errNoEndpoint is returned when a route has no available endpoint.
 var errNoEndpoint = errors.New("no available endpoint")
+
+// trustedPeer reports whether the peer at remoteAddr is a trusted proxy.
+func (p *Proxy) trustedPeer(remoteAddr string) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pf := range p.trusted {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -267,13 +267,24 @@ func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, req
 	if r.ContentLength == 0 {
 		out.Body = nil // a zero-length body is no body: safe to retry
 	}
+	if !tg.route.H2C {
+		// Request trailers reach only gRPC (h2c) routes: elsewhere a declared
+		// trailer field would reach the backend after the checks on headers.
+		out.Trailer = nil
+	}
 	upgrade := upgradeType(r.Header)
 	removeHopByHop(out.Header)
+	delete(out.Header, "Http2-Settings") // the h2c upgrade's; never forwarded
+	dropUnderscoreFields(out.Header)
 	if upgrade != "" {
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", upgrade)
 	}
-	setForwarded(out.Header, r)
+	prefix := ""
+	if tg.stripLen > 0 {
+		prefix = reqPath[:tg.stripLen]
+	}
+	setForwarded(out.Header, r, p.trustedPeer(r.RemoteAddr), prefix)
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,8 @@ type edgeOptions struct {
 	maxHeader     int
 	handover      string
 	pprof         bool
+	adminAllow    string
+	adminToken    string
 }
 
 func newEdgeCmd(logs *logOptions) *cobra.Command {
@@ -76,7 +79,9 @@ atomically: no reload, no dropped request.`,
 	f.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "timeout for connecting to a task")
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
-	f.BoolVar(&o.pprof, "admin-pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener")
+	f.BoolVar(&o.pprof, "admin-pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener (to loopback clients, or to others with --admin-token-file)")
+	f.StringVar(&o.adminAllow, "admin-allow", "", "comma-separated CIDRs that may use the admin API beyond /healthz and /readyz (default: loopback and private ranges)")
+	f.StringVar(&o.adminToken, "admin-token-file", "", "file (a Docker secret) holding a bearer token the admin API requires beyond /healthz and /readyz")
 	o.tlsOptions.flags(f)
 	o.dockerTLS.flags(f)
 	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
@@ -88,6 +93,14 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	trusted, err := o.trustedProxies()
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	forwarders, err := o.trustedForwarders()
+	if err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	admin, err := o.adminOptions()
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -106,19 +119,20 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 			Certs: o.certs, DefaultCert: o.defaultCert, SelfSigned: o.selfSigned,
 			ACME: o.acme, ACMEEmail: o.acmeEmail, ACMEDirectory: o.acmeDirectory, ACMECache: o.acmeCache, ACMECA: o.acmeCA,
 		},
-		TrustedProxies: trusted,
-		TCPHost:        o.tcpHost,
-		Logger:         log,
-		AccessLog:      o.accessLog,
-		Registry:       reg,
-		Pprof:          o.pprof,
-		Version:        version,
-		DrainTimeout:   o.drainTimeout,
-		ShutdownDelay:  o.shutdownDelay,
-		BackendDrain:   o.backendDrain,
-		DialTimeout:    o.dialTimeout,
-		MaxBodyBytes:   o.maxBody,
-		MaxHeader:      o.maxHeader,
+		TrustedProxies:    trusted,
+		TrustedForwarders: forwarders,
+		TCPHost:           o.tcpHost,
+		Logger:            log,
+		AccessLog:         o.accessLog,
+		Registry:          reg,
+		Admin:             admin,
+		Version:           version,
+		DrainTimeout:      o.drainTimeout,
+		ShutdownDelay:     o.shutdownDelay,
+		BackendDrain:      o.backendDrain,
+		DialTimeout:       o.dialTimeout,
+		MaxBodyBytes:      o.maxBody,
+		MaxHeader:         o.maxHeader,
 	})
 }
 
@@ -138,4 +152,26 @@ func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]r
 		sources = append(sources, s)
 	}
 	return sources, nil
+}
+
+// adminOptions reads --admin-allow, --admin-token-file and --admin-pprof.
+func (o edgeOptions) adminOptions() (edge.AdminOptions, error) {
+	a := edge.AdminOptions{Pprof: o.pprof}
+	if strings.TrimSpace(o.adminAllow) != "" {
+		allow, err := parseCIDRs("--admin-allow", o.adminAllow)
+		if err != nil {
+			return a, err
+		}
+		a.Allow = allow
+	}
+	if o.adminToken != "" {
+		b, err := os.ReadFile(o.adminToken)
+		if err != nil {
+			return a, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if a.Token = strings.TrimSpace(string(b)); a.Token == "" {
+			return a, fmt.Errorf("--admin-token-file %s: the file is empty", o.adminToken)
+		}
+	}
+	return a, nil
 }

@@ -19,6 +19,7 @@ type tlsOptions struct {
 	acmeCache     string
 	acmeCA        string
 	proxyFrom     string
+	trustedFrom   string
 	tcpHost       string
 }
 
@@ -32,26 +33,40 @@ func (o *tlsOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.acmeCache, "acme-cache", "/var/lib/swarmgate/acme", "ACME account and certificate cache directory (a volume)")
 	f.StringVar(&o.acmeCA, "acme-ca", "", "PEM file of CA roots for talking to the ACME directory (a private or test CA)")
 	f.StringVar(&o.proxyFrom, "proxy-protocol-from", "", "comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header on every connection")
+	f.StringVar(&o.trustedFrom, "trusted-proxies", "", "comma-separated CIDRs of proxies whose Forwarded, X-Real-IP, X-Forwarded-Port and X-Forwarded-Prefix headers are passed on (default: --proxy-protocol-from); from other clients they are replaced or removed")
 	f.StringVar(&o.tcpHost, "tcp-host", "", "address the TCP route ports (swarmgate.tcp.port) listen on; empty: all")
 }
 
 func (o *tlsOptions) trustedProxies() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range strings.Split(o.proxyFrom, ",") {
+	return parseCIDRs("--proxy-protocol-from", o.proxyFrom)
+}
+
+// trustedForwarders is nil when --trusted-proxies is not given.
+func (o *tlsOptions) trustedForwarders() ([]netip.Prefix, error) {
+	if strings.TrimSpace(o.trustedFrom) == "" {
+		return nil, nil
+	}
+	return parseCIDRs("--trusted-proxies", o.trustedFrom)
+}
+
+// parseCIDRs reads a comma list of CIDRs or single addresses.
+func parseCIDRs(flag, list string) ([]netip.Prefix, error) {
+	out := []netip.Prefix{}
+	for _, s := range strings.Split(list, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if !strings.Contains(s, "/") {
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, fmt.Errorf("--proxy-protocol-from %q: %w", s, err)
+				return nil, fmt.Errorf("%s %q: %w", flag, s, err)
 			}
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("--proxy-protocol-from %q: %w", s, err)
+			return nil, fmt.Errorf("%s %q: %w", flag, s, err)
 		}
 		out = append(out, p.Masked())
 	}
