@@ -1,0 +1,136 @@
+package main
+
+import "testing"
+
+// wrkOK is wrk 4.1.0's output of a clean run (from a smoke run of this
+// benchmark).
+const wrkOK = `Running 1s test @ http://127.0.0.1:19001/
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.80ms  406.70us   6.88ms   85.90%
+    Req/Sec    35.05k     2.45k   40.13k    70.00%
+  Latency Distribution
+     50%    1.80ms
+     75%    1.96ms
+     90%    2.10ms
+     99%    3.48ms
+  34879 requests in 1.00s, 5.36MB read
+Requests/sec:  34773.08
+Transfer/sec:      5.34MB
+`
+
+// wrkErrors has the two lines wrk prints only when they are not zero.
+const wrkErrors = `Running 10s test @ http://127.0.0.1:19001/
+  1 threads and 64 connections
+  428945 requests in 10.00s, 52.37MB read
+  Socket errors: connect 0, read 12, write 1, timeout 3
+  Non-2xx or 3xx responses: 5
+Requests/sec:  42894.49
+Transfer/sec:      5.24MB
+`
+
+func TestParseWrk(t *testing.T) {
+	tests := []struct {
+		name string
+		out  string
+		want wrkResult
+	}{
+		{"clean", wrkOK, wrkResult{requests: 34879, rps: 34773.08, sockets: "none"}},
+		{"errors", wrkErrors, wrkResult{requests: 428945, rps: 42894.49, non2xx: 5,
+			sockets: "connect 0, read 12, write 1, timeout 3", sockErrs: 16}},
+		{"failed", "unable to connect to 127.0.0.1:19001 Connection refused\n", wrkResult{sockets: "none"}},
+		{"empty", "", wrkResult{sockets: "none"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseWrk(tt.out); got != tt.want {
+				t.Errorf("parseWrk = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseVegeta(t *testing.T) {
+	tests := []struct {
+		name    string
+		report  string
+		want    vegetaResult
+		wantErr bool
+	}{
+		{
+			name: "all 200",
+			report: `{"latencies":{"total":60365000,"mean":301824,"50th":284528,"90th":417078,"95th":455680,"99th":1050000,"max":1530000,"min":137143},` +
+				`"bytes_in":{"total":2600,"mean":13},"bytes_out":{"total":0,"mean":0},"requests":200,"rate":200.97,"throughput":200.88,` +
+				`"success":1,"status_codes":{"200":200},"errors":[]}`,
+			want: vegetaResult{requests: 200, ok: 200, p50us: 284.528, p99us: 1050},
+		},
+		{
+			name: "refused (a real report)",
+			report: `{"latencies":{"total":1913519,"mean":478379,"50th":430632,"90th":639152,"95th":639152,"99th":639152,"max":639152,"min":413102},` +
+				`"requests":4,"rate":26.69,"throughput":0,"success":0,"status_codes":{"0":4},` +
+				`"errors":["Get \"http://127.0.0.1:19050/nope\": dial tcp 0.0.0.0:0-\u003e127.0.0.1:19050: connect: connection refused"]}`,
+			want: vegetaResult{requests: 4, ok: 0, p50us: 430.632, p99us: 639.152,
+				errors: `Get "http://127.0.0.1:19050/nope": dial tcp 0.0.0.0:0->127.0.0.1:19050: connect: connection refused`},
+		},
+		{
+			name:   "mixed, errors null",
+			report: `{"latencies":{"50th":1000,"99th":2000},"requests":10,"status_codes":{"200":7,"502":3},"errors":null}`,
+			want:   vegetaResult{requests: 10, ok: 7, p50us: 1, p99us: 2},
+		},
+		{
+			name:   "two errors",
+			report: `{"requests":2,"status_codes":{"0":2},"errors":["a","b"]}`,
+			want:   vegetaResult{requests: 2, errors: "a; b"},
+		},
+		{name: "not JSON", report: "Requests [total] 200", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVegeta([]byte(tt.report))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseVegeta = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseKeyValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		out   string
+		key   string
+		str   string
+		int   int64
+		float float64
+	}{
+		{"tlsload", "handshakes=2193 resumed=0 errors=0 elapsed=1.002 rate=2188.6 p50us=4299 p99us=9262\n", "rate", "2188.6", 0, 2188.6},
+		{"tlsload int", "handshakes=2193 resumed=0 errors=0 elapsed=1.002 rate=2188.6 p50us=4299 p99us=9262\n", "p99us", "9262", 9262, 9262},
+		{"tlsload error", "handshakes=5 resumed=0 errors=2 first_error=handshake:_remote_error\n", "first_error", "handshake:_remote_error", 0, 0},
+		{"l4load", "bytes=2147483648 elapsed=0.884 gbps=19.435 segments=32\n", "bytes", "2147483648", 2147483648, 2147483648},
+		{"last wins", "x=1\nx=2\n", "x", "2", 2, 2},
+		{"missing", "l4load: source: dial: connection refused\n", "bytes", "", 0, 0},
+		{"value with =", "k=a=b", "k", "a=b", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kv := parseKeyValues(tt.out)
+			if kv[tt.key] != tt.str || kv.int(tt.key) != tt.int || kv.float(tt.key) != tt.float {
+				t.Errorf("%s = %q, int %d, float %v; want %q, %d, %v", tt.key, kv[tt.key], kv.int(tt.key), kv.float(tt.key), tt.str, tt.int, tt.float)
+			}
+		})
+	}
+}
+
+func TestLastLine(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a\nb\n", "b"},
+		{"a\nb", "b"},
+		{"tlsload: -cert: open x: no such file\n\n", "tlsload: -cert: open x: no such file"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := lastLine(tt.in); got != tt.want {
+			t.Errorf("lastLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The tables are fixed-width text, one row per target (per target and
+// handshake kind in the TLS suite), as bench/README.md quotes them. Ratios
+// are to NGINX's row; each is "-" without one.
+
+// httpRow is one target of the HTTP suite.
+type httpRow struct {
+	name         string
+	rps          float64 // wrk, whole
+	p50, p99     float64 // vegeta, µs, whole
+	cpu, cpuRate value   // proxy CPU µs per request during wrk, during vegeta
+	share, load  value   // prx%, ld% of the wrk run
+	other        float64 // oth%, the larger of the two runs'
+	errors       int64
+	detail       string
+}
+
+// table is one suite's rows, and its FAILED rows.
+type table[R any] struct {
+	rows   []R
+	failed []failure
+}
+
+// add records the outcome of measuring name: row, or a FAILED row if err
+// is a failedRun. Any other error is returned: it ends the suite.
+func (t *table[R]) add(b *bench, suite, name string, row R, err error) error {
+	var f failedRun
+	switch {
+	case errors.As(err, &f):
+		b.fail(suite, name, f.reason, &t.failed)
+		return nil
+	case err != nil:
+		return err
+	}
+	t.rows = append(t.rows, row)
+	return nil
+}
+
+func (t *table[R]) empty() bool { return len(t.rows) == 0 && len(t.failed) == 0 }
+
+// httpReport is the HTTP suite's table; it has a header even when empty.
+func httpReport(t table[httpRow], o options) string {
+	var ngRPS, ngCPU, ngP99 value
+	for _, r := range t.rows {
+		if r.name == "nginx" {
+			ngRPS, ngCPU, ngP99 = known(r.rps, 0), r.cpu, known(r.p99, 0)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %8s %7s %7s %7s %7s %5s %5s %5s %6s | %6s %6s %6s | %s\n",
+		"target", "req/s", "p50us", "p99us", "cpu/req", "@rate", "prx%", "ld%", "oth%", "bound",
+		"thr/ng", "cpu/ng", "p99/ng", "errors")
+	for _, r := range t.rows {
+		fmt.Fprintf(&b, "%-10s %8.0f %7.0f %7.0f %7s %7s %5s %5s %5.0f %6s | %6s %6s %6s | %d\n",
+			r.name, r.rps, r.p50, r.p99, r.cpu, r.cpuRate, r.share, r.load, r.other, bound(r.other, r.share),
+			ratio(known(r.rps, 0), ngRPS), ratio(r.cpu, ngCPU), ratio(known(r.p99, 0), ngP99), r.errors)
+	}
+	writeFailed(&b, t.failed)
+	b.WriteString("\nerrors:\n")
+	for _, r := range t.rows {
+		fmt.Fprintf(&b, "  %-10s %s\n", r.name, r.detail)
+	}
+	fmt.Fprintf(&b, `
+req/s: wrk max throughput (closed loop, %d connections). p50us/p99us: vegeta latency
+at a fixed %d req/s (open loop). cpu/req: the proxy's user+system CPU in µs per request
+during the wrk run (@rate: during the vegeta run). prx%%: the proxy's share of core
+%d during the wrk run; ld%%: core %d busy (backend + load generator);
+oth%%: the largest share of either core taken by other processes. bound: what limited the
+wrk run (proxy: it had >= 90%% of its core; load: the load core saturated first, so req/s
+is a lower bound; noisy: oth%% > %d, figures disturbed). x/ng: ratio to NGINX.
+`, o.conns, o.rate, o.proxyCPU, o.loadCPU, noise)
+	return b.String()
+}
+
+// tlsRow is one target and handshake kind of the TLS suite.
+type tlsRow struct {
+	name        string
+	kind        string  // "1.3 full", "1.2 resumed"
+	rate        float64 // handshakes/s, whole
+	p50, p99    int64   // µs
+	cpu         value   // proxy CPU µs per handshake
+	share, load value
+	other       float64
+	errors      int64
+	detail      string
+}
+
+// tlsReport is the TLS suite's table, "" if it has no row.
+func tlsReport(t table[tlsRow], o options) string {
+	if t.empty() {
+		return ""
+	}
+	ngRate, ngCPU := map[string]value{}, map[string]value{}
+	for _, r := range t.rows {
+		if r.name == "nginx" {
+			ngRate[r.kind], ngCPU[r.kind] = known(r.rate, 0), r.cpu
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %-11s %7s %7s %7s %7s %8s %5s %5s %5s %6s | %6s %6s | %s\n",
+		"target", "handshake", "hs/s", "p50us", "p99us", "cpu/hs", "hs/core", "prx%", "ld%", "oth%", "bound",
+		"thr/ng", "cpu/ng", "errors")
+	for _, r := range t.rows {
+		perCore := value{}
+		if r.cpu.ok && r.cpu.v > 0 {
+			perCore = known(1e6/r.cpu.v, 0)
+		}
+		fmt.Fprintf(&b, "%-10s %-11s %7.0f %7d %7d %7s %8s %5s %5s %5.0f %6s | %6s %6s | %d\n",
+			r.name, r.kind, r.rate, r.p50, r.p99, r.cpu, perCore, r.share, r.load, r.other, bound(r.other, r.share),
+			ratio(known(r.rate, 0), ngRate[r.kind]), ratio(r.cpu, ngCPU[r.kind]), r.errors)
+	}
+	writeFailed(&b, t.failed)
+	b.WriteString("\ndetails:\n")
+	for _, r := range t.rows {
+		fmt.Fprintf(&b, "  %-10s %-11s %s\n", r.name, r.kind, r.detail)
+	}
+	fmt.Fprintf(&b, `
+hs/s: handshakes completed per second by tlsload (%d concurrent loops of connect,
+handshake, close_notify, read to EOF; ECDSA P-256 certificate, X25519 key exchange).
+p50us/p99us: connect + handshake time. full: no session cache; resumed: session tickets
+(a refused ticket counts as an error). cpu/hs: the proxy's CPU in µs per handshake;
+hs/core = 1e6 / cpu/hs, the handshakes one core would sustain. prx%%, ld%%, oth%%, bound
+as in the HTTP table (bound = load: tlsload's core saturated first, hs/s is a lower
+bound). x/ng: ratio to NGINX for the same handshake kind.
+`, o.tlsConns)
+	return b.String()
+}
+
+// l4Row is one target of the L4 suite.
+type l4Row struct {
+	name           string
+	gbps           float64 // as l4load printed it (3 decimals)
+	cpu            value   // proxy CPU seconds per 10^9 bytes
+	share, load    value
+	other          float64
+	bytes, elapsed string // as l4load printed them
+}
+
+// l4Report is the L4 suite's table, "" if it has no row.
+func l4Report(t table[l4Row], o options) string {
+	if t.empty() {
+		return ""
+	}
+	var ngGbps, ngCPU value
+	for _, r := range t.rows {
+		if r.name == "nginx" {
+			ngGbps, ngCPU = known(r.gbps, 3), r.cpu
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %7s %9s %5s %5s %5s %6s | %6s %6s | %s\n",
+		"target", "Gbit/s", "cpu-s/GB", "prx%", "ld%", "oth%", "bound", "thr/ng", "cpu/ng", "bytes in s")
+	for _, r := range t.rows {
+		fmt.Fprintf(&b, "%-10s %7.2f %9s %5s %5s %5.0f %6s | %6s %6s | %s in %s\n",
+			r.name, r.gbps, r.cpu, r.share, r.load, r.other, bound(r.other, r.share),
+			ratio(known(r.gbps, 3), ngGbps), ratio(r.cpu, ngCPU), r.bytes, r.elapsed)
+	}
+	writeFailed(&b, t.failed)
+	fmt.Fprintf(&b, `
+Gbit/s: bytes the sink acknowledged (l4load, segments of 64 MiB with a byte count
+checked per segment) over the transfer time, %d connection(s). cpu-s/GB: the
+proxy's CPU seconds per 10^9 bytes carried. prx%%, ld%%, oth%%, bound as in the HTTP table
+(ld%%: l4load's source and sink on core %d). x/ng: ratio to NGINX.
+`, o.l4Conns, o.loadCPU)
+	return b.String()
+}
+
+// writeFailed lists the FAILED rows under a table.
+func writeFailed(b *strings.Builder, failed []failure) {
+	for _, f := range failed {
+		fmt.Fprintf(b, "%-10s FAILED: %s: %s\n", "", f.name, f.reason)
+	}
+}
