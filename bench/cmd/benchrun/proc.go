@@ -63,8 +63,9 @@ func (b *bench) pinned(ctx context.Context, cpu int, argv ...string) *exec.Cmd {
 	full := append(append(slices.Clone(b.prio), "taskset", "-c", strconv.Itoa(cpu)), argv...)
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
 	cmd.Env = b.env
-	// If benchrun dies without stopping it, the child gets SIGTERM (a
-	// safety net: the normal path is stop).
+	// If benchrun dies without stopping it, the child gets SIGTERM: a safety
+	// net, the normal path is stop. (Linux sends it when the thread that
+	// started the child exits; Go keeps its threads until the process ends.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	return cmd
 }
@@ -112,7 +113,10 @@ func (b *bench) load(ctx context.Context, limit time.Duration, outFile string, a
 		return 0, fmt.Errorf("%s: %w", argv[0], err)
 	}
 	err = cmd.Wait()
-	ticks := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() * clockTick
+	var ticks float64
+	if st := cmd.ProcessState; st != nil {
+		ticks = (st.UserTime() + st.SystemTime()).Seconds() * clockTick
+	}
 	if err != nil {
 		return ticks, fmt.Errorf("%s: %w", argv[0], err)
 	}
