@@ -44,6 +44,10 @@ const (
 	// Failure is an upstream error after the request was sent: a broken
 	// connection, a 5xx, a timeout. MaxFailures in a row eject the endpoint.
 	Failure
+	// Abandoned is an exchange the client ended or spoiled (it went away,
+	// or sent a malformed body): it says nothing about the endpoint, so it
+	// counts neither for nor against it and gives no latency sample.
+	Abandoned
 )
 
 func (o Outcome) String() string {
@@ -54,6 +58,8 @@ func (o Outcome) String() string {
 		return "connect-failure"
 	case Failure:
 		return "failure"
+	case Abandoned:
+		return "abandoned"
 	}
 	return "unknown"
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -127,7 +128,7 @@ func (s *Swarm) Close() error { return s.cli.Close() }
 // nodes and returns the Config it yields.
 func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 	var c swarmCache
-	st, err := s.list(ctx, true, &c)
+	st, err := s.list(ctx, true, nil, &c)
 	if err != nil {
 		return route.Config{}, err
 	}
@@ -176,8 +177,8 @@ type swarmRun struct {
 	update     func(route.Config)
 	cache      swarmCache
 	sent       bool
-	last       route.Config
-	converging bool
+	last       route.Config    // as sent, without Changed
+	converging []string        // IDs of the published services still converging
 	logged     map[string]bool // label errors already logged (route.LabelError.Error())
 }
 
@@ -201,10 +202,11 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 		r.s.m.request("events", streamErr)
 	}()
 
-	if err := r.sync(ctx, true); err != nil {
+	// connected runs once the listing succeeds, before its update: the
+	// outage is over when the API answers, not when the edge has applied.
+	if err := r.sync(ctx, true, time.Time{}, connected); err != nil {
 		return err
 	}
-	connected()
 
 	o := &r.s.o
 	resync := time.NewTicker(o.Resync)
@@ -213,11 +215,12 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 	defer debounce.Stop()
 	fast := newIdleTimer()
 	defer fast.Stop()
-	if r.converging {
+	if len(r.converging) > 0 {
 		fast.Reset(o.FastPoll)
 	}
+	var eventAt time.Time // when Swarm reported the first event of the debounce window
 	for {
-		full := true
+		full, at := true, time.Time{}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -230,55 +233,92 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 			r.s.log.Debug("event", zap.String("type", string(ev.Type)), zap.String("action", string(ev.Action)),
 				zap.String("id", ev.Actor.ID))
 			if !debounce.armed {
+				eventAt = eventTime(ev)
 				debounce.Reset(o.Debounce)
 			}
 			continue
 		case <-debounce.C:
 			debounce.armed = false
+			at = eventAt
 		case <-resync.C:
 		case <-fast.C:
 			fast.armed = false
 			full = false
 		}
-		if err := r.sync(ctx, full); err != nil {
+		if err := r.sync(ctx, full, at, nil); err != nil {
 			return err
 		}
 		if full {
 			// A full listing is as fresh as a resync can be.
 			resync.Reset(o.Resync)
 		}
-		if r.converging && !fast.armed {
+		if len(r.converging) > 0 && !fast.armed {
 			fast.Reset(o.FastPoll)
 		}
 	}
 }
 
-// sync lists the cluster (everything when full, else services and tasks
-// only), builds the Config and sends it if it changed.
-func (r *swarmRun) sync(ctx context.Context, full bool) error {
+// eventTime is when Swarm reported an event, or now if the event says not.
+func eventTime(ev events.Message) time.Time {
+	switch {
+	case ev.TimeNano != 0:
+		return time.Unix(0, ev.TimeNano)
+	case ev.Time != 0:
+		return time.Unix(ev.Time, 0)
+	}
+	return time.Now()
+}
+
+// sync lists the cluster (everything when full, else the converging
+// services and their tasks), builds the Config and sends it if it changed.
+// eventAt is when Swarm reported the event that caused the listing, zero
+// for polls and resyncs: it stamps the Config's Changed. listed, if not
+// nil, runs once the listing succeeded.
+func (r *swarmRun) sync(ctx context.Context, full bool, eventAt time.Time, listed func()) error {
 	kind := "poll"
 	if full {
 		kind = "full"
 	}
-	st, err := r.s.list(ctx, full, &r.cache)
+	st, err := r.s.list(ctx, full, r.converging, &r.cache)
 	if err != nil {
 		r.s.m.syncErrors.Inc()
 		return err
 	}
+	if listed != nil {
+		listed()
+	}
 	res := buildSwarmConfig(st, r.s.o.Network)
 	r.s.m.syncs.WithLabelValues(kind).Inc()
 	r.s.m.lastSync.SetToCurrentTime()
-	r.converging = len(res.Converging) > 0
+	r.converging = res.ConvergingIDs
 	r.logLabelErrors(res.Config.Errors)
 	if r.sent && reflect.DeepEqual(r.last, res.Config) {
 		return nil
 	}
 	r.s.log.Info("routes changed", zap.String("sync", kind), zap.Int("routes", len(res.Config.Routes)),
 		zap.Int("label_errors", len(res.Config.Errors)), zap.Strings("converging", res.Converging))
+	cfg := res.Config
+	cfg.Changed = r.stamp(st, res.Config, eventAt)
 	r.sent, r.last = true, res.Config
 	r.s.m.updates.Inc()
-	r.update(res.Config)
+	r.update(cfg)
 	return nil
+}
+
+// stamp returns when Swarm reported the change a new Config brings: the
+// time of the event that caused the listing, else (a poll or a resync found
+// it) the newest Swarm timestamp among the services that changed, else now.
+// It is never later than now: workers' clocks may run ahead.
+func (r *swarmRun) stamp(st swarmState, cfg route.Config, eventAt time.Time) time.Time {
+	now := time.Now()
+	at := eventAt
+	if at.IsZero() {
+		at = changeStamp(st, changedServices(r.last, cfg))
+	}
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	return at
 }
 
 // logLabelErrors logs each label error once, when it appears, rather than on
@@ -299,58 +339,197 @@ func (r *swarmRun) logLabelErrors(errs []*route.LabelError) {
 	r.s.m.skipped.Set(float64(len(services)))
 }
 
-// swarmCache keeps the slow-moving parts of the cluster (networks, nodes)
-// between fast polls; any network or node event triggers a full listing.
+// Bounds of a filtered poll. Service IDs go into the query string (the
+// socket-proxy refuses queries over 4 KiB by default), so they are sent
+// pollChunk at a time; beyond maxPolledServices one listing of the whole
+// cluster costs less than that many requests.
+const (
+	pollChunk         = 40
+	maxPolledServices = 200
+)
+
+// swarmCache keeps the last listing between polls: the slow-moving parts
+// (networks, nodes), which any network or node event lists again, and the
+// services and tasks, into which polls merge those of the converging
+// services.
 type swarmCache struct {
 	networks []network.Summary
 	nodes    []swarm.Node
-	valid    bool
+	valid    bool // networks and nodes listed
+
+	services []swarm.Service
+	index    map[string]int          // position in services by service ID
+	tasks    map[string][]swarm.Task // by service ID, desired state running
+	listed   bool                    // services and tasks listed
 }
 
-// list does one listing: services and one TaskList for the whole cluster,
-// plus networks and nodes when full (or never listed).
-func (s *Swarm) list(ctx context.Context, full bool, c *swarmCache) (swarmState, error) {
-	var st swarmState
-	var err error
-	call := func(name string, f func(ctx context.Context) error) {
-		if err != nil {
-			return
-		}
-		rctx, cancel := context.WithTimeout(ctx, swarmRequestTimeout)
-		defer cancel()
-		e := f(rctx)
-		s.m.request(name, e)
-		if e != nil {
-			err = fmt.Errorf("discovery: swarm: list %s: %w", name, e)
-		}
+// lister makes the API calls of one listing: each with its own timeout and
+// counted; the first error stops the rest.
+type lister struct {
+	s   *Swarm
+	ctx context.Context
+	err error
+}
+
+func (l *lister) call(name string, f func(ctx context.Context) error) {
+	if l.err != nil {
+		return
 	}
+	ctx, cancel := context.WithTimeout(l.ctx, swarmRequestTimeout)
+	defer cancel()
+	e := f(ctx)
+	if e != nil && client.IsErrNotFound(e) && name == "tasks" {
+		// A polled service was removed between the two calls: not an
+		// API failure; the caller lists the cluster instead.
+		l.err = errServiceGone
+		return
+	}
+	l.s.m.request(name, e)
+	if e != nil {
+		l.err = fmt.Errorf("discovery: swarm: list %s: %w", name, e)
+	}
+}
+
+var errServiceGone = errors.New("discovery: swarm: a polled service is gone")
+
+// runningTasks filters task listings to the tasks Swarm wants running:
+// the others are out of rotation whatever their state, and Swarm keeps a
+// history of dead tasks per slot, so this is far fewer.
+func runningTasks(args ...filters.KeyValuePair) swarm.TaskListOptions {
+	return swarm.TaskListOptions{Filters: filters.NewArgs(append(args, filters.Arg("desired-state", "running"))...)}
+}
+
+// list does one listing and returns the state it yields. A full listing
+// (and the first) lists the services and one TaskList for the whole
+// cluster, plus networks and nodes. A poll lists only the services in poll
+// (IDs) and their tasks, and merges them into the cached listing: at 50,000
+// tasks one listing of them all is some 100 MB, and the services that do not
+// converge change only through events (which cause full listings) and the
+// periodic resync, the safety net.
+func (s *Swarm) list(ctx context.Context, full bool, poll []string, c *swarmCache) (swarmState, error) {
+	l := &lister{s: s, ctx: ctx}
 	if full || !c.valid {
-		call("networks", func(ctx context.Context) (e error) {
+		l.call("networks", func(ctx context.Context) (e error) {
 			c.networks, e = s.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("scope", "swarm"))})
 			return e
 		})
-		call("nodes", func(ctx context.Context) (e error) {
+		l.call("nodes", func(ctx context.Context) (e error) {
 			c.nodes, e = s.cli.NodeList(ctx, swarm.NodeListOptions{})
 			return e
 		})
-		c.valid = err == nil
+		c.valid = l.err == nil
 	}
-	call("services", func(ctx context.Context) (e error) {
-		st.Services, e = s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
-		return e
-	})
-	// Tasks Swarm no longer wants running are out of rotation whatever
-	// their state, so only the others are fetched: far fewer, since Swarm
-	// keeps a history of dead tasks per slot.
-	call("tasks", func(ctx context.Context) (e error) {
-		st.Tasks, e = s.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
-		return e
-	})
-	if err != nil {
-		return swarmState{}, err
+	if !full && c.listed && len(poll) <= maxPolledServices {
+		s.poll(l, poll, c)
+		if errors.Is(l.err, errServiceGone) {
+			l.err = nil
+			c.listed = false
+		}
 	}
-	st.Networks, st.Nodes = c.networks, c.nodes
-	return st, nil
+	if full || !c.listed || len(poll) > maxPolledServices {
+		var svcs []swarm.Service
+		var tasks []swarm.Task
+		l.call("services", func(ctx context.Context) (e error) {
+			svcs, e = s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
+			return e
+		})
+		l.call("tasks", func(ctx context.Context) (e error) {
+			tasks, e = s.cli.TaskList(ctx, runningTasks())
+			return e
+		})
+		if l.err == nil {
+			c.services, c.tasks, c.listed = svcs, groupTasks(tasks), true
+			c.reindex()
+		}
+	}
+	if l.err != nil {
+		c.listed = false // a poll may have merged part of its results
+		return swarmState{}, l.err
+	}
+	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes}, nil
+}
+
+// poll lists the services ids and their tasks and merges them into c: a
+// service that is gone leaves it, the tasks of a listed service replace
+// those it had.
+func (s *Swarm) poll(l *lister, ids []string, c *swarmCache) {
+	var svcs []swarm.Service
+	for chunk := range slices.Chunk(ids, pollChunk) {
+		l.call("services", func(ctx context.Context) error {
+			got, e := s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true, Filters: filters.NewArgs(idFilter("id", chunk)...)})
+			svcs = append(svcs, got...)
+			return e
+		})
+	}
+	found := make([]string, 0, len(svcs))
+	for i := range svcs {
+		found = append(found, svcs[i].ID)
+	}
+	tasks := map[string][]swarm.Task{}
+	for chunk := range slices.Chunk(found, pollChunk) {
+		l.call("tasks", func(ctx context.Context) error {
+			got, e := s.cli.TaskList(ctx, runningTasks(idFilter("service", chunk)...))
+			for _, t := range got {
+				tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+			}
+			return e
+		})
+	}
+	if l.err != nil {
+		return
+	}
+	c.merge(ids, svcs, tasks)
+}
+
+// merge replaces the services ids (and their tasks) of the cached listing
+// with svcs and tasks, the result of polling them. It works in place: the
+// state of the previous listing is no longer read once its Config is built,
+// and at 10,000 services a copy would be megabytes per poll.
+func (c *swarmCache) merge(ids []string, svcs []swarm.Service, tasks map[string][]swarm.Task) {
+	byID := make(map[string]*swarm.Service, len(svcs))
+	for i := range svcs {
+		byID[svcs[i].ID] = &svcs[i]
+	}
+	gone := false
+	for _, id := range ids {
+		i, cached := c.index[id]
+		svc := byID[id]
+		switch {
+		case svc != nil && cached:
+			c.services[i] = *svc
+		case svc != nil: // polled but not cached: cannot happen, kept safe
+			c.index[id] = len(c.services)
+			c.services = append(c.services, *svc)
+		case cached: // polled and gone
+			gone = true
+		}
+		if ts := tasks[id]; svc != nil && len(ts) > 0 {
+			c.tasks[id] = ts
+		} else {
+			delete(c.tasks, id)
+		}
+	}
+	if gone {
+		c.services = slices.DeleteFunc(c.services, func(s swarm.Service) bool { return byID[s.ID] == nil && slices.Contains(ids, s.ID) })
+		c.reindex()
+	}
+}
+
+// reindex rebuilds the position of every cached service.
+func (c *swarmCache) reindex() {
+	c.index = make(map[string]int, len(c.services))
+	for i := range c.services {
+		c.index[c.services[i].ID] = i
+	}
+}
+
+// idFilter returns one filter argument per value.
+func idFilter(key string, values []string) []filters.KeyValuePair {
+	out := make([]filters.KeyValuePair, len(values))
+	for i, v := range values {
+		out[i] = filters.Arg(key, v)
+	}
+	return out
 }
 
 // idleTimer is a time.Timer that starts stopped and knows whether it is armed.

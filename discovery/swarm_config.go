@@ -3,10 +3,12 @@ package discovery
 import (
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -20,8 +22,28 @@ import (
 type swarmState struct {
 	Services []swarm.Service
 	Tasks    []swarm.Task // the tasks of every service, one TaskList for the cluster
+	// TaskMap, if not nil, holds the tasks by service ID and Tasks is
+	// ignored: the form the source's cache keeps between polls, so that a
+	// poll replaces the tasks of a few services without copying the others.
+	TaskMap  map[string][]swarm.Task
 	Networks []network.Summary
 	Nodes    []swarm.Node // nil when unknown: every node counts as up
+}
+
+// tasksByService returns the state's tasks grouped by service ID.
+func (st *swarmState) tasksByService() map[string][]swarm.Task {
+	if st.TaskMap != nil {
+		return st.TaskMap
+	}
+	return groupTasks(st.Tasks)
+}
+
+func groupTasks(ts []swarm.Task) map[string][]swarm.Task {
+	m := map[string][]swarm.Task{}
+	for _, t := range ts {
+		m[t.ServiceID] = append(m[t.ServiceID], t)
+	}
+	return m
 }
 
 // swarmResult is what one listing yields.
@@ -31,6 +53,9 @@ type swarmResult struct {
 	// (an update in progress, replicas not all running, a VIP not yet
 	// allocated): while any is, tasks are polled fast.
 	Converging []string
+	// ConvergingIDs are the IDs of the Converging services, in the same
+	// order: what a fast poll lists.
+	ConvergingIDs []string
 }
 
 // netRef is an overlay network a service is attached to.
@@ -57,11 +82,13 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 			down[n.ID] = true
 		}
 	}
-	tasks := map[string][]swarm.Task{}
-	for _, t := range st.Tasks {
-		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+	tasks := st.tasksByService()
+	// Services are sorted by pointer: at 10,000 services the structs
+	// themselves are megabytes to copy on every poll.
+	services := make([]*swarm.Service, len(st.Services))
+	for i := range st.Services {
+		services[i] = &st.Services[i]
 	}
-	services := append([]swarm.Service(nil), st.Services...)
 	sort.Slice(services, func(i, j int) bool {
 		if services[i].Spec.Name != services[j].Spec.Name {
 			return services[i].Spec.Name < services[j].Spec.Name
@@ -70,8 +97,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 	})
 
 	res := swarmResult{Config: route.Config{Routes: []route.Route{}}}
-	for i := range services {
-		svc := &services[i]
+	for _, svc := range services {
 		routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
 		if len(errs) > 0 {
 			res.Config.Errors = append(res.Config.Errors, errs...)
@@ -109,6 +135,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 		res.Config.Routes = append(res.Config.Routes, routes...)
 		if pending || converging(svc, st) {
 			res.Converging = append(res.Converging, svc.Spec.Name)
+			res.ConvergingIDs = append(res.ConvergingIDs, svc.ID)
 		}
 	}
 	return res
@@ -299,4 +326,60 @@ func converging(svc *swarm.Service, tasks []swarm.Task) bool {
 		return running != svc.ServiceStatus.DesiredTasks
 	}
 	return false
+}
+
+// changedServices returns the names of the services whose routes or label
+// errors differ between two Configs.
+func changedServices(old, new route.Config) map[string]bool {
+	group := func(c route.Config) map[string][]any {
+		m := map[string][]any{}
+		for i := range c.Routes {
+			m[c.Routes[i].Service] = append(m[c.Routes[i].Service], &c.Routes[i])
+		}
+		for _, e := range c.Errors {
+			m[e.Service] = append(m[e.Service], e)
+		}
+		return m
+	}
+	a, b := group(old), group(new)
+	out := map[string]bool{}
+	for name, x := range a {
+		if !reflect.DeepEqual(x, b[name]) {
+			out[name] = true
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// changeStamp returns when Swarm recorded the changes to the named
+// services: for each, the latest of its UpdatedAt and its tasks' status
+// timestamps (Swarm's store bumps UpdatedAt on every write, VIP allocation
+// included); across them, the earliest, so that a Config bringing several
+// changes is not credited with the latency of the last. It is zero when
+// none of them is in the state (all removed). The timestamps come from the
+// clocks of the managers and workers.
+func changeStamp(st swarmState, names map[string]bool) time.Time {
+	var earliest time.Time
+	tasks := st.tasksByService()
+	for i := range st.Services {
+		svc := &st.Services[i]
+		if !names[svc.Spec.Name] {
+			continue
+		}
+		at := svc.UpdatedAt
+		for j := range tasks[svc.ID] {
+			if ts := tasks[svc.ID][j].Status.Timestamp; ts.After(at) {
+				at = ts
+			}
+		}
+		if !at.IsZero() && (earliest.IsZero() || at.Before(earliest)) {
+			earliest = at
+		}
+	}
+	return earliest
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,8 +166,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			p.fail(w, x, http.StatusGatewayTimeout, "upstream timed out after "+timeout.String())
 			return
 		case r.Context().Err() != nil:
-			release(p.now().Sub(sent), balancer.Success)
+			release(0, balancer.Abandoned)
 			x.status, x.reason = 499, "client closed request"
+			return
+		case body.clientError() != nil:
+			// The client's body broke the exchange: answer the client, and
+			// count nothing against the endpoint (its connection is closed).
+			release(0, balancer.Abandoned)
+			p.failClientBody(w, x, body.clientError())
 			return
 		case isConnectError(err):
 			// Nothing reached the endpoint: any request may go elsewhere.
@@ -395,15 +402,33 @@ type replayGuard struct {
 	read atomic.Bool
 	sent func() // called once the body has been read to its end
 	once sync.Once
+	// bad is set when reading the client's body failed: a malformed chunk,
+	// a body shorter than its Content-Length, a limit crossed. The upstream
+	// exchange then fails because of the client, not the endpoint.
+	bad atomic.Pointer[error]
 }
 
 func (b *replayGuard) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.once.Do(b.sent)
+	case err != nil:
+		b.bad.CompareAndSwap(nil, &err)
 	}
 	return n, err
+}
+
+// clientError returns the error reading the client's body, or nil.
+func (b *replayGuard) clientError() error {
+	if b == nil {
+		return nil
+	}
+	if e := b.bad.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // Close is a no-op: the server closes the client's body when the handler returns.
@@ -503,4 +528,15 @@ func (p *Proxy) finish(r *http.Request, x *exchange) {
 		zap.Int("attempts", x.attempts),
 		zap.String("reason", x.reason),
 	)
+}
+
+// failClientBody answers a request whose body could not be read: 413 for a
+// body over the limit, else 400.
+func (p *Proxy) failClientBody(w http.ResponseWriter, x *exchange, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		p.fail(w, x, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
+		return
+	}
+	p.fail(w, x, http.StatusBadRequest, "malformed request body: "+err.Error())
 }

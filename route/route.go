@@ -136,6 +136,14 @@ func (e *LabelError) Error() string {
 type Config struct {
 	Routes []Route
 	Errors []*LabelError // services skipped because of bad labels
+
+	// Changed is when the source's backend reported the change this Config
+	// brings (for Swarm, the time of the event, or the status timestamp of
+	// the task a poll found), so that a consumer can measure change-to-table
+	// latency. When one Config brings several changes it is the earliest of
+	// them. It is metadata, not state: two Configs that differ only in
+	// Changed describe the same routes. Zero if the source does not know.
+	Changed time.Time
 }
 
 // Source produces Configs. Run blocks until ctx is done, calling update with
