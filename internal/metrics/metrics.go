@@ -1,0 +1,52 @@
+// Package metrics registers Prometheus collectors the one way every
+// swarmgate package does. Registries are passed in, never global, and a
+// registration mistake is treated as the wiring bug it is: a panic at start.
+package metrics
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Register registers cs on reg. A nil reg means the caller exports no
+// metrics: the collectors still count, nobody reads them.
+//
+// A registration error (a name registered twice, or descriptors that
+// clash) can only come from how the program is wired, never from input,
+// and every start-up test finds it; so Register panics, naming the metrics
+// of the collector that failed, rather than return an error that each
+// constructor would have to carry.
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) {
+	if reg == nil {
+		return
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			panic(fmt.Sprintf("metrics: registering %s: %v", names(c), err))
+		}
+	}
+}
+
+// names lists the metric names c describes, for the panic message.
+func names(c prometheus.Collector) string {
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	var out []string
+	for d := range ch {
+		// Desc has no accessor for its name; its String form starts with it.
+		s := d.String()
+		if _, rest, ok := strings.Cut(s, "fqName: "); ok {
+			if q, err := strconv.QuotedPrefix(rest); err == nil {
+				s, _ = strconv.Unquote(q)
+			}
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return fmt.Sprintf("a collector of type %T", c)
+	}
+	return strings.Join(out, ", ")
+}

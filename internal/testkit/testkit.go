@@ -1,0 +1,5 @@
+// Package testkit holds the helpers that swarmgate's tests share: a fake
+// clock, a throwaway certificate authority, and one loop that waits for a
+// condition until a deadline. Only _test.go files import it, and nothing in
+// it is global: every clock and CA belongs to the test that made it.
+package testkit
