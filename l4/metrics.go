@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
 )
 
 // metrics are the engine's Prometheus series. Route labels come from the
@@ -73,9 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		routes: make(map[string]*routeMetrics),
 	}
-	if reg != nil {
-		reg.MustRegister(m.open, m.bytes, m.connectErrors, m.noEndpoint, m.idleClosed, m.peekFailures, m.proxyErrors)
-	}
+	sgmetrics.Register(reg, m.open, m.bytes, m.connectErrors, m.noEndpoint, m.idleClosed, m.peekFailures, m.proxyErrors)
 	return m
 }
 

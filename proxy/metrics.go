@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
 )
 
 // metrics are the proxy's Prometheus series. Label values are route IDs and
@@ -61,10 +63,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Upgraded connections (WebSocket and others) open.",
 		}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.upstreamErrors, m.retries, m.swaps, m.routes,
-			m.labelErrors, m.connections, m.tunnels)
-	}
+	sgmetrics.Register(reg, m.requests, m.duration, m.upstreamErrors, m.retries, m.swaps, m.routes,
+		m.labelErrors, m.connections, m.tunnels)
 	return m
 }
 

@@ -1,6 +1,10 @@
 package socketproxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
+)
 
 // metrics are the socket-proxy's Prometheus series. Label values come from
 // the fixed Endpoint and reason sets, never from request data.
@@ -50,9 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times a shared upstream /events stream was lost and reopened.",
 		}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.denied, m.upstream, m.coalesced, m.subscribers,
-			m.eventStreams, m.slowSubscribers, m.resubscribes)
-	}
+	sgmetrics.Register(reg, m.requests, m.denied, m.upstream, m.coalesced, m.subscribers,
+		m.eventStreams, m.slowSubscribers, m.resubscribes)
 	return m
 }

@@ -41,9 +41,11 @@ type ACMEOptions struct {
 	// certificates. It is called on handshakes and must be fast. If nil, no
 	// host is allowed.
 	HostAllowed func(host string) bool
-	// Logger receives issuance errors. If nil, nothing is logged.
+	// Logger receives issuance errors, under the name the caller gave it.
+	// If nil, nothing is logged.
 	Logger *zap.Logger
 	// Registerer receives the metrics. If nil, they are not registered.
+	// Registering them twice on one registry panics (a wiring mistake).
 	Registerer prometheus.Registerer
 }
 
@@ -58,7 +60,9 @@ type ACME struct {
 }
 
 // NewACME returns an ACME for o. It contacts the CA only when a handshake
-// for an allowed host needs a certificate.
+// for an allowed host needs a certificate. The error is always nil: the
+// only one it had, a metric registration error, is now a panic; the
+// signature stays for the callers that check it.
 func NewACME(o ACMEOptions) (*ACME, error) {
 	if o.DirectoryURL == "" {
 		o.DirectoryURL = autocert.DefaultACMEDirectory
@@ -69,11 +73,8 @@ func NewACME(o ACMEOptions) (*ACME, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	m, err := newACMEMetrics(o.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	a := &ACME{allowed: o.HostAllowed, log: o.Logger.Named("tlsstore.acme"), metrics: m}
+	m := newACMEMetrics(o.Registerer)
+	a := &ACME{allowed: o.HostAllowed, log: o.Logger, metrics: m}
 	c := &metricCache{expiry: m.expiry}
 	if o.CacheDir != "" {
 		c.inner = autocert.DirCache(o.CacheDir)

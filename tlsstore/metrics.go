@@ -1,10 +1,9 @@
 package tlsstore
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmgate/swarmgate/internal/metrics"
 )
 
 type storeMetrics struct {
@@ -12,7 +11,7 @@ type storeMetrics struct {
 	reloadErrors *prometheus.CounterVec // name
 }
 
-func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
+func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 	m := &storeMetrics{
 		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "swarmgate_tls_certificate_expiry_timestamp_seconds",
@@ -23,7 +22,8 @@ func newStoreMetrics(reg prometheus.Registerer) (*storeMetrics, error) {
 			Help: "Certificate files that could not be loaded, by certificate name (\"\" when the directory itself could not be read); the previous certificate stays in use.",
 		}, []string{"name"}),
 	}
-	return m, register(reg, m.expiry, m.reloadErrors)
+	metrics.Register(reg, m.expiry, m.reloadErrors)
+	return m
 }
 
 type acmeMetrics struct {
@@ -32,7 +32,7 @@ type acmeMetrics struct {
 	refused prometheus.Counter
 }
 
-func newACMEMetrics(reg prometheus.Registerer) (*acmeMetrics, error) {
+func newACMEMetrics(reg prometheus.Registerer) *acmeMetrics {
 	m := &acmeMetrics{
 		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "swarmgate_tls_acme_certificate_expiry_timestamp_seconds",
@@ -49,21 +49,6 @@ func newACMEMetrics(reg prometheus.Registerer) (*acmeMetrics, error) {
 			Help: "Requests refused by the ACME host policy: ClientHellos given to ACME and HTTP-01 challenge requests for hosts that are not tls=auto. No order is made for them.",
 		}),
 	}
-	return m, register(reg, m.expiry, m.errors, m.refused)
-}
-
-func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	var errs []error
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("tlsstore: register metrics: %w", err)
-	}
-	return nil
+	metrics.Register(reg, m.expiry, m.errors, m.refused)
+	return m
 }

@@ -51,9 +51,11 @@ type Options struct {
 	// handshakes whose SNI no certificate SAN matches, so it must be fast
 	// and safe for concurrent use. If nil, no route names certificates.
 	RouteCert func(host string) (name string, ok bool)
-	// Logger receives load errors and reloads. If nil, nothing is logged.
+	// Logger receives load errors and reloads, under the name the caller
+	// gave it. If nil, nothing is logged.
 	Logger *zap.Logger
 	// Registerer receives the metrics. If nil, they are not registered.
+	// Registering them twice on one registry panics (a wiring mistake).
 	Registerer prometheus.Registerer
 	// Now is the clock for the fallback certificate. If nil, time.Now.
 	Now func() time.Time
@@ -115,17 +117,13 @@ func New(o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	m, err := newStoreMetrics(o.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	s := &Store{
 		dir:       o.Dir,
 		poll:      o.Poll,
 		def:       o.Default,
 		routeCert: o.RouteCert,
-		log:       o.Logger.Named("tlsstore"),
-		metrics:   m,
+		log:       o.Logger,
+		metrics:   newStoreMetrics(o.Registerer),
 		now:       o.Now,
 		bad:       map[string][sha256.Size]byte{},
 	}
