@@ -25,11 +25,29 @@ const (
 	DefaultMaxEjection  = 30 * time.Second
 )
 
-// staleAfter is how long a latency sample counts for p2c. An endpoint that
-// lost every comparison for this long is compared by load alone again, so a
-// once-slow endpoint gets an occasional probe instead of no traffic forever,
-// and one pause cannot starve a healthy endpoint for longer than this.
-const staleAfter = time.Second
+// How p2c's latency estimate ages. Without this, an endpoint that p2c
+// avoids gets no samples, so its estimate never comes down: a task whose
+// first request was slow (a new connection, a cold start) or that paused
+// once kept almost no traffic for seconds after it was fast again (e2e saw
+// 6 of 300 requests go to the third task after a scale from 1 to 3).
+//
+// So the estimate fades while no sample arrives: it halves every half-life
+// (Finagle's and Linkerd's peak EWMA decay), both as p2c reads it and as
+// the next sample meets it. The half-life grows with the samples the
+// endpoint has given, from decayHalfLife/warmupSamples for the first one
+// to decayHalfLife from the warmupSamples-th on: a new endpoint's first
+// samples are the least typical, so one slow start costs it some ten
+// milliseconds of traffic, while a really slow endpoint is soon known as
+// such and probed only every few half-lives.
+//
+// staleAfter is how long a sample counts at all: an endpoint with no sample
+// for that long (ten half-lives: nothing is left of it) is unmeasured again,
+// compared by load alone and preferred on a tie.
+const (
+	decayHalfLife = 100 * time.Millisecond
+	warmupSamples = 10
+	staleAfter    = time.Second
+)
 
 // Outcome is how a request to an endpoint ended, as passive health sees it.
 type Outcome int
@@ -77,8 +95,9 @@ type Endpoint struct {
 	releaseFn func(time.Duration, Outcome)
 
 	inflight atomic.Int64
-	ewma     atomic.Int64 // latency EWMA in nanoseconds; 0 means no sample yet
+	ewma     atomic.Int64 // latency EWMA in nanoseconds as of sampled; 0 means no sample yet
 	sampled  atomic.Int64 // unix nanoseconds of the last latency sample; 0 means never
+	samples  atomic.Int32 // latency samples so far, counted up to warmupSamples
 
 	// Passive health. fails counts consecutive Failure outcomes; ejections
 	// counts consecutive ejections and sets the backoff; a Success resets both.
@@ -93,9 +112,11 @@ type Endpoint struct {
 func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 
 // Latency is the exponentially weighted moving average of the time to
-// response headers. It follows a slower response at once and a faster one
-// gradually (peak EWMA), so a slowing endpoint loses traffic quickly.
-// Zero means no response has been measured yet.
+// response headers, as of the last response. It follows a slower response
+// quickly and a faster one gradually (peak EWMA), so a slowing endpoint
+// loses traffic quickly. Zero means no response has been measured yet.
+// (What p2c compares is this average faded by the time since; see
+// decayHalfLife.)
 func (e *Endpoint) Latency() time.Duration { return time.Duration(e.ewma.Load()) }
 
 // Available reports whether a policy may choose the endpoint: it is not
@@ -159,40 +180,70 @@ func (e *Endpoint) release(latency time.Duration, o Outcome) {
 // observe folds one latency sample into the EWMA, quicker to rise than to
 // fall: a slower sample moves the average half of the way up, a faster one a
 // quarter of the way down. (A pure peak, where one slow sample replaces the
-// average, lets a single pause starve an endpoint until its sample is stale.)
+// average, lets a single pause starve an endpoint.) The average it starts
+// from is the old one faded by the time since the last sample, so after a
+// pause in traffic a new sample counts for more.
 func (e *Endpoint) observe(latency time.Duration, now int64, raiseOnly bool) {
 	s := max(int64(latency), 1) // 0 is reserved for "no sample"
+	n := e.samples.Load()
 	for {
-		old := e.ewma.Load()
+		old, at := e.ewma.Load(), e.sampled.Load()
+		cur := old
+		if old != 0 {
+			cur = decayed(old, now-at, n)
+		}
 		v := s
 		switch {
 		case old == 0:
-		case s < old:
+		case s < cur:
 			if raiseOnly {
-				v = old
+				v = cur
 				break
 			}
-			v = old + (s-old)/4
+			v = cur + (s-cur)/4
 		default:
-			v = old + (s-old)/2
-		}
-		if v == old {
-			break
+			v = cur + (s-cur)/2
 		}
 		if e.ewma.CompareAndSwap(old, v) {
 			break
 		}
 	}
 	e.sampled.Store(now)
+	if n < warmupSamples {
+		e.samples.Add(1) // a race may count past warmupSamples; decayed caps it
+	}
 }
 
-// recentLatency is the latency p2c may use at now: 0 when there is no sample
-// or the last one is older than staleAfter.
+// recentLatency is the latency p2c may use at now: the EWMA faded by the
+// time since its last sample, and 0 when there is no sample or the last one
+// is older than staleAfter. A faded estimate stays at least 1 ns, so that 0
+// keeps meaning "unmeasured".
 func (e *Endpoint) recentLatency(now int64) int64 {
-	if at := e.sampled.Load(); at == 0 || now-at > int64(staleAfter) {
+	at := e.sampled.Load()
+	if at == 0 || now-at > int64(staleAfter) {
 		return 0
 	}
-	return e.ewma.Load()
+	return decayed(e.ewma.Load(), now-at, e.samples.Load())
+}
+
+// decayed is the estimate v of an endpoint with n samples, age nanoseconds
+// after it was made: halved for every half-life in age, the half-life
+// growing with n up to decayHalfLife (see decayHalfLife), and at least 1.
+// Between two halvings it falls linearly, within 6% of the exponential
+// curve, for a fraction of the cost of math.Exp2 on every pick.
+func decayed(v, age int64, n int32) int64 {
+	if age <= 0 || v == 0 {
+		return v
+	}
+	n = min(max(n, 1), warmupSamples)
+	halfLife := int64(decayHalfLife) * int64(n) / warmupSamples
+	halves := age / halfLife
+	if halves >= 63 {
+		return 1
+	}
+	v >>= halves
+	frac := float64(age-halves*halfLife) / float64(halfLife)
+	return max(v-int64(float64(v)*frac/2), 1)
 }
 
 // eject takes the endpoint out of rotation for a backoff that doubles with

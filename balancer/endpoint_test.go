@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestEjectionBackoff(t *testing.T) {
@@ -22,7 +24,7 @@ func TestEjectionBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			tt.opts.Now = clk.Now
 			e := NewPool(tt.opts).Endpoint("10.0.0.1:80")
 			for i, d := range tt.want {
@@ -43,7 +45,7 @@ func TestEjectionBackoff(t *testing.T) {
 }
 
 func TestEjectionAfterConsecutiveFailures(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
 	steps := []struct {
 		o         Outcome
@@ -82,7 +84,7 @@ func TestEjectionAfterConsecutiveFailures(t *testing.T) {
 }
 
 func TestSuccessResetsBackoff(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
 	e.Acquire()(0, ConnectFailure) // 1s
 	clk.Advance(time.Second)
@@ -99,7 +101,7 @@ func TestSuccessResetsBackoff(t *testing.T) {
 }
 
 func TestFailuresWhileEjectedDoNotDouble(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
 	// Ten requests in flight all fail to connect.
 	var rel []func(time.Duration, Outcome)
@@ -123,7 +125,7 @@ func TestFailuresWhileEjectedDoNotDouble(t *testing.T) {
 }
 
 func TestActiveHealth(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
 	e.SetHealthy(false)
 	if e.Available(clk.Now()) {
@@ -164,7 +166,7 @@ func TestLatencyEWMA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
 			for _, s := range tt.samples {
 				e.Acquire()(s.lat, s.o)
@@ -173,6 +175,65 @@ func TestLatencyEWMA(t *testing.T) {
 				t.Fatalf("Latency = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLatencyDecay: without samples the estimate p2c compares halves every
+// half-life, which grows with the samples the endpoint has given; the next
+// sample meets the faded estimate; an old sample counts for nothing.
+func TestLatencyDecay(t *testing.T) {
+	ms := time.Millisecond
+	first := decayHalfLife / warmupSamples
+	tests := []struct {
+		name    string
+		samples int // of 40 ms each, at one instant
+		after   time.Duration
+		want    time.Duration
+	}{
+		{"no time passed", 1, 0, 40 * ms},
+		{"one sample, one early half-life", 1, first, 20 * ms},
+		{"one sample, three early half-lives", 1, 3 * first, 5 * ms},
+		{"two samples: the half-life doubles", 2, 2 * first, 20 * ms},
+		{"warm: the full half-life", warmupSamples, decayHalfLife, 20 * ms},
+		{"past warm-up: no longer", 3 * warmupSamples, 2 * decayHalfLife, 10 * ms},
+		{"stale", warmupSamples, staleAfter + 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := testkit.NewClock()
+			e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
+			for range tt.samples {
+				e.Acquire()(40*ms, Success)
+			}
+			clk.Advance(tt.after)
+			got := time.Duration(e.recentLatency(clk.Now().UnixNano()))
+			if d := got - tt.want; d < -time.Microsecond || d > time.Microsecond {
+				t.Fatalf("recentLatency = %v, want %v", got, tt.want)
+			}
+			if e.Latency() != 40*ms {
+				t.Fatalf("Latency = %v, want the last average, 40ms, unfaded", e.Latency())
+			}
+		})
+	}
+
+	// The next sample starts from the faded estimate: 40 ms faded to 10 ms,
+	// then a 2 ms sample moves it a quarter of the way down.
+	clk := testkit.NewClock()
+	e := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.1:80")
+	for range warmupSamples {
+		e.Acquire()(40*ms, Success)
+	}
+	clk.Advance(2 * decayHalfLife)
+	e.Acquire()(2*ms, Success)
+	if got, want := e.Latency(), 10*ms-2*ms; got < want-time.Microsecond || got > want+time.Microsecond {
+		t.Fatalf("after a pause and a fast sample: %v, want %v", got, want)
+	}
+	// A faded estimate never reads as "unmeasured".
+	tiny := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.2:80")
+	tiny.Acquire()(0, Success) // 1 ns
+	clk.Advance(staleAfter)
+	if got := tiny.recentLatency(clk.Now().UnixNano()); got != 1 {
+		t.Fatalf("faded to %d ns, want the 1 ns floor", got)
 	}
 }
 
@@ -190,7 +251,7 @@ func TestInFlight(t *testing.T) {
 }
 
 func TestPoolReuseAndPrune(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	p := NewPool(PoolOptions{Now: clk.Now})
 	if !p.Now().Equal(clk.Now()) {
 		t.Fatalf("Now = %v, want the injected clock's %v", p.Now(), clk.Now())
@@ -247,7 +308,7 @@ func TestOutcomeString(t *testing.T) {
 }
 
 func TestLeastEjected(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	p := NewPool(PoolOptions{Now: clk.Now})
 	a, b, c := p.Endpoint("10.0.0.1:80"), p.Endpoint("10.0.0.2:80"), p.Endpoint("10.0.0.3:80")
 	if got := LeastEjected(nil); got != nil {

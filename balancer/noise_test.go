@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // TestP2CSpreadsUnderNoise: three healthy tasks whose latencies jitter and
@@ -11,7 +13,7 @@ import (
 // or 1 ms tied, such traffic split about 75/24/1.) Over 30 runs the shares
 // stayed within ±9%; the bound leaves room for the random draw.
 func TestP2CSpreadsUnderNoise(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 3)
 	count := map[*Endpoint]int{}
 	const picks = 30000

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 var policyNames = []string{"round-robin", "least-conn", "p2c", "ip-hash", "cookie"}
@@ -55,7 +57,7 @@ func TestDistribution(t *testing.T) {
 	const picks, n = 30000, 3
 	for _, name := range policyNames {
 		t.Run(name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), n)
 			pol, _ := New(name)
 			count := map[*Endpoint]int{}
@@ -86,7 +88,7 @@ func checkShares(t *testing.T, eps []*Endpoint, count map[*Endpoint]int, total i
 }
 
 func TestRoundRobinOrder(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 3)
 	rr := new(RoundRobin)
 	var got []string
@@ -109,7 +111,7 @@ func TestRoundRobinOrder(t *testing.T) {
 }
 
 func TestLeastConnAvoidsLoaded(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 3)
 	for range 5 {
 		defer eps[0].Acquire()(time.Millisecond, Success)
@@ -158,7 +160,7 @@ func TestP2CAvoidsSlowAndLoaded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 4)
 			tt.setup(eps[0], eps[1:])
 			count := map[*Endpoint]int{}
@@ -176,7 +178,7 @@ func TestP2CAvoidsSlowAndLoaded(t *testing.T) {
 }
 
 func TestP2CMeasuresNewEndpoints(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	p := NewPool(PoolOptions{Now: clk.Now})
 	eps := endpoints(p, 3)
 	for _, e := range eps {
@@ -216,7 +218,7 @@ func TestP2CMeasuresNewEndpoints(t *testing.T) {
 
 func TestIPHashStableAndMinimalRemap(t *testing.T) {
 	const clients, n = 3000, 5
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), n)
 	ip := func(i int) string { return fmt.Sprintf("172.16.%d.%d", i/256, i%256) }
 	before := make([]*Endpoint, clients)
@@ -273,7 +275,7 @@ func TestIPHashStableAndMinimalRemap(t *testing.T) {
 }
 
 func TestEveryPolicySkipsUnavailable(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	p := NewPool(PoolOptions{Now: clk.Now})
 	for _, name := range policyNames {
 		t.Run(name, func(t *testing.T) {
@@ -345,7 +347,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 8)
 	for _, e := range eps {
 		e.Acquire()(time.Millisecond, Success)
@@ -367,5 +369,106 @@ func TestNoAllocations(t *testing.T) {
 	w := NewWeighted([]string{"a", "b", "c"}, []int{90, 10, 5})
 	if n := testing.AllocsPerRun(100, func() { w.Pick() }); n != 0 {
 		t.Errorf("Weighted.Pick: %v allocations", n)
+	}
+}
+
+// sequential sends n requests through P2C, one at a time: each takes
+// latency(e) of fake time, and the next starts 100µs after it ends. It
+// returns how many requests each endpoint got.
+func sequential(clk *testkit.Clock, eps []*Endpoint, n int, latency func(*Endpoint) time.Duration) map[*Endpoint]int {
+	count := map[*Endpoint]int{}
+	for range n {
+		e := P2C{}.Pick(eps, Hint{}, clk.Now())
+		count[e]++
+		lat := latency(e)
+		e.Acquire()(lat, Success)
+		clk.Advance(lat + 100*time.Microsecond)
+	}
+	return count
+}
+
+// TestP2CColdStart is a scale from 1 to 3 tasks: the new tasks' first
+// requests are slow (a new connection, a cold start), later ones as fast as
+// the old task's. Each new task must be back in the rotation within 100 ms
+// of its slow request and then get its share. (Before the estimate faded
+// without samples, such a task got about 1 request of 300.)
+func TestP2CColdStart(t *testing.T) {
+	const fast = 400 * time.Microsecond
+	for _, cold := range []time.Duration{2 * time.Millisecond, 20 * time.Millisecond, 200 * time.Millisecond} {
+		t.Run(cold.String(), func(t *testing.T) {
+			clk := testkit.NewClock()
+			p := NewPool(PoolOptions{Now: clk.Now})
+			old := p.Endpoint(addr(0))
+			for range 100 {
+				old.Acquire()(fast, Success)
+				clk.Advance(fast)
+			}
+			eps := []*Endpoint{old, p.Endpoint(addr(1)), p.Endpoint(addr(2))}
+			served := map[*Endpoint]int{}
+			slowAt := map[*Endpoint]time.Time{}
+			var back []time.Duration
+			latency := func(e *Endpoint) time.Duration {
+				served[e]++
+				switch {
+				case e == old:
+				case served[e] == 1:
+					slowAt[e] = clk.Now().Add(cold) // when it ends
+					return cold
+				case served[e] == 2:
+					back = append(back, clk.Now().Sub(slowAt[e]))
+				}
+				return fast
+			}
+			for len(back) < 2 {
+				sequential(clk, eps, 1, latency)
+				if len(served) == 3 && served[old] > 1e5 {
+					t.Fatalf("new tasks not back after 100,000 requests: served %v", served)
+				}
+			}
+			for _, d := range back {
+				// Requests are sequential: the other new task's slow
+				// request may come in between.
+				if d > 100*time.Millisecond+cold {
+					t.Errorf("a new task was picked again %v after its slow (%v) first request ended; want within 100ms (plus the other's)", d, cold)
+				}
+			}
+			const n = 1200
+			count := sequential(clk, eps, n, latency)
+			for i, e := range eps {
+				if count[e] < n/4 {
+					t.Errorf("task %d got %d of the next %d requests; want a third", i, count[e], n)
+				}
+			}
+		})
+	}
+}
+
+// TestP2CSlowEndpointStillAvoided: an endpoint that is really slow, new or
+// long known, gets far less than its share however its estimate fades, and
+// still an occasional probe.
+func TestP2CSlowEndpointStillAvoided(t *testing.T) {
+	for _, slowLat := range []time.Duration{5 * time.Millisecond, 100 * time.Millisecond} {
+		for _, known := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/known=%v", slowLat, known), func(t *testing.T) {
+				clk := testkit.NewClock()
+				eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 4)
+				slow := eps[3]
+				if known {
+					for range 2 * warmupSamples {
+						slow.Acquire()(slowLat, Success)
+					}
+				}
+				const n = 20000 // about 10 s of fake time
+				count := sequential(clk, eps, n, func(e *Endpoint) time.Duration {
+					if e == slow {
+						return slowLat
+					}
+					return 400 * time.Microsecond
+				})
+				if count[slow] == 0 || count[slow] > n/100 {
+					t.Errorf("slow endpoint got %d of %d requests; want a few probes, under 1%%", count[slow], n)
+				}
+			})
+		}
 	}
 }

@@ -3,10 +3,12 @@ package balancer
 import (
 	"encoding/hex"
 	"testing"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestStickyValue(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	p1 := NewPool(PoolOptions{Now: clk.Now})
 	p2 := NewPool(PoolOptions{Now: clk.Now})
 	a := p1.Endpoint("10.0.1.5:8080")
@@ -35,7 +37,7 @@ func TestStickyValue(t *testing.T) {
 }
 
 func TestFindSticky(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	eps := endpoints(NewPool(PoolOptions{Now: clk.Now}), 3)
 	tests := []struct {
 		name  string
