@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/swarmgate/swarmgate/route"
@@ -10,67 +11,59 @@ import (
 // Docker Enterprise Interlock labels (com.docker.lb.<key>), read so that an
 // Interlock stack moves over unchanged. Interlock publishes one route per
 // service, so they all feed the default route; a swarmgate.* label for the
-// same key wins.
+// same key wins. These are the Interlock keys that interlock translates;
+// the others map onto one swarmgate key as they are (interlockKeys).
 const (
-	ilHosts              = "hosts"
-	ilPort               = "port"
-	ilNetwork            = "network"
-	ilContextRoot        = "context_root"
-	ilContextRootRewrite = "context_root_rewrite"
-	ilSSLCert            = "ssl_cert"
-	ilSSLKey             = "ssl_key"
-	ilSSLPassthrough     = "ssl_passthrough"
-	ilSSLBackend         = "ssl_backend"
-	ilSSLBackendVerify   = "ssl_backend_tls_verify"
-	ilStickyCookie       = "sticky_session_cookie"
-	ilIPHash             = "ip_hash"
-	ilRedirects          = "redirects"
-	ilWebsocket          = "websocket_endpoints"
-	ilServiceCluster     = "service_cluster"
-	ilBackendMode        = "backend_mode"
-	ilDefaultBackend     = "default_backend"
+	ilSSLCert          = "ssl_cert"
+	ilSSLKey           = "ssl_key"
+	ilSSLPassthrough   = "ssl_passthrough"
+	ilSSLBackend       = "ssl_backend"
+	ilSSLBackendVerify = "ssl_backend_tls_verify"
+	ilStickyCookie     = "sticky_session_cookie"
+	ilIPHash           = "ip_hash"
+	ilRedirects        = "redirects"
+	ilBackendMode      = "backend_mode"
 )
 
-func interlockKeys() []string {
-	return []string{
-		ilBackendMode, ilContextRoot, ilContextRootRewrite, ilDefaultBackend, ilHosts,
-		ilIPHash, ilNetwork, ilPort, ilRedirects, ilServiceCluster, ilSSLBackend,
-		ilSSLBackendVerify, ilSSLCert, ilSSLKey, ilSSLPassthrough, ilStickyCookie, ilWebsocket,
+// interlockKey is one Interlock key: the swarmgate key (a row of routeKeys)
+// whose value it is as written, or "" when interlock translates it.
+type interlockKey struct {
+	name string // after "com.docker.lb."
+	key  string
+}
+
+// interlockKeys lists every Interlock key that is read, sorted: the known
+// keys, the suggestions, the direct mapping and the label that errors about
+// a missing swarmgate key name on an Interlock-only service all come from it.
+func interlockKeys() []interlockKey {
+	return []interlockKey{
+		{ilBackendMode, ""},
+		{"context_root", keyPath},
+		{"context_root_rewrite", keyStrip},
+		{"default_backend", keyDefault},
+		{"hosts", keyHosts},
+		{ilIPHash, ""},
+		{"network", keyNetwork},
+		{"port", keyPort},
+		{ilRedirects, ""},
+		{"service_cluster", keyCluster},
+		{ilSSLBackend, ""},
+		{ilSSLBackendVerify, ""},
+		{ilSSLCert, ""},
+		{ilSSLKey, ""},
+		{ilSSLPassthrough, ""},
+		{ilStickyCookie, keySticky},
+		{"websocket_endpoints", ""}, // every route upgrades WebSockets
 	}
 }
 
-// interlockDirect maps the Interlock keys whose values already read as the
-// swarmgate key's values.
-func interlockDirect(k string) string {
-	switch k {
-	case ilHosts:
-		return keyHosts
-	case ilPort:
-		return keyPort
-	case ilNetwork:
-		return keyNetwork
-	case ilContextRoot:
-		return keyPath
-	case ilContextRootRewrite:
-		return keyStrip
-	case ilStickyCookie:
-		return keySticky
-	case ilServiceCluster:
-		return keyCluster
-	case ilDefaultBackend:
-		return keyDefault
-	}
-	return ""
-}
-
-// interlockLabelFor names the Interlock label behind a swarmgate key, for
-// errors about a missing value; "" when Interlock has none.
+// interlockLabelFor names the Interlock label that sets a swarmgate key as
+// is, for errors about a missing value; "" when Interlock has none.
 func interlockLabelFor(key string) string {
-	switch key {
-	case keyHosts:
-		return interlockPrefix + ilHosts
-	case keyPort:
-		return interlockPrefix + ilPort
+	for _, k := range interlockKeys() {
+		if k.key == key {
+			return interlockPrefix + k.name
+		}
 	}
 	return ""
 }
@@ -89,17 +82,27 @@ func interlockLabelFor(key string) string {
 func (p *parser) interlock(labels map[string]string, names []string) map[string]origin {
 	out := map[string]origin{}
 	raw := map[string]origin{}
+	keys := interlockKeys()
 	for _, label := range names {
 		k, ok := strings.CutPrefix(label, interlockPrefix)
 		if !ok {
 			continue
 		}
 		v := labels[label]
-		if !knownInterlockKey(k) {
-			p.fail(label, v, "unknown Interlock label%s", suggest(k, interlockKeys(), interlockPrefix))
+		i := slices.IndexFunc(keys, func(ik interlockKey) bool { return ik.name == k })
+		if i < 0 {
+			cands := make([]string, len(keys))
+			for j, ik := range keys {
+				cands[j] = ik.name
+			}
+			p.fail(label, v, "unknown Interlock label%s", suggest(k, cands, interlockPrefix))
 			continue
 		}
-		raw[k] = origin{label: label, value: strings.TrimSpace(v), orig: v}
+		o := origin{label: label, value: strings.TrimSpace(v), orig: v}
+		raw[k] = o
+		if key := keys[i].key; key != "" {
+			out[key] = o
+		}
 	}
 	if len(raw) == 0 {
 		return out
@@ -119,12 +122,6 @@ func (p *parser) interlock(labels map[string]string, names []string) map[string]
 			return false, false
 		}
 		return b, true
-	}
-
-	for k, o := range raw {
-		if key := interlockDirect(k); key != "" {
-			out[key] = o
-		}
 	}
 
 	// Certificates: the pair or nothing.
@@ -197,17 +194,7 @@ func (p *parser) interlock(labels map[string]string, names []string) map[string]
 			set(keyRedirects, o, v)
 		}
 	}
-	// websocket_endpoints needs no mapping: every route upgrades WebSockets.
 	return out
-}
-
-func knownInterlockKey(k string) bool {
-	for _, x := range interlockKeys() {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // certNameFromSecret drops the extension Interlock users give certificate

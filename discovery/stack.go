@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -60,7 +61,7 @@ func ParseStack(data []byte) ([]StackService, error) {
 		}
 		out = append(out, ss)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(a, b StackService) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -68,21 +69,12 @@ func ParseStack(data []byte) ([]StackService, error) {
 // classic mistake, since they look right and do nothing.
 func containerLabelWarnings(labels map[string]string) []string {
 	var ws []string
-	for _, k := range sortedLabelNames(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if strings.HasPrefix(k, labelPrefix) || strings.HasPrefix(k, interlockPrefix) {
 			ws = append(ws, fmt.Sprintf("labels: %s is a container label, which Swarm routing ignores; move it under deploy.labels", k))
 		}
 	}
 	return ws
-}
-
-func sortedLabelNames(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // nodeLabels reads a compose label block: a mapping, or a list of

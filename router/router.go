@@ -1,10 +1,12 @@
-// Package router is the immutable host+path routing table of the edge: exact
+// Package router is the edge's immutable host+path routing table (exact
 // hosts, then the longest "*." wildcard suffix, then the default backend, and
-// within a host the longest path prefix on a segment boundary.
+// within a host the longest path prefix on a segment boundary) and the one
+// authority on route host and path syntax (ParseHost, ParsePath, CheckPath),
+// which the label parser and every other caller share.
 //
-// A Builder validates routes from untrusted labels and returns errors, never
-// panics; the Table it builds is read-only, safe for concurrent use, and its
-// Lookup allocates nothing.
+// A Builder validates routes from untrusted labels with those functions and
+// returns errors, never panics; the Table it builds is read-only, safe for
+// concurrent use, and its Lookup allocates nothing.
 package router
 
 import (
@@ -13,15 +15,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-)
-
-// Limits on inserted routes. A DNS name is at most 253 bytes in text form
-// and a label at most 63 (RFC 1035 section 2.3.4). The path limit only
-// bounds memory for hostile labels; real context roots are far shorter.
-const (
-	maxHostLen  = 253
-	maxLabelLen = 63
-	maxPathLen  = 1024
 )
 
 // Errors returned by Builder.Insert, wrapped with the offending value.
@@ -94,11 +87,12 @@ func NewBuilder[V any]() *Builder[V] {
 	}
 }
 
-// Insert adds a route. host is an exact host name ("app.example.org"), a
-// wildcard ("*.example.org", matching subdomains of any depth but not the
+// Insert adds a route. host is a pattern that ParseHost accepts (an exact
+// host name, or "*.example.org" matching subdomains of any depth but not the
 // apex), or "" for the default backend; it is matched without regard to case
-// and may end in a dot. path is a prefix starting with "/"; a trailing "/"
-// other than the root is dropped, so "/api/" and "/api" are the same route.
+// and may end in a dot. path is a prefix that ParsePath accepts; a trailing
+// "/" other than the root is dropped, so "/api/" and "/api" are the same route.
+// Errors wrap ErrInvalidHost, ErrInvalidPath, ErrConflict or ErrBuilt.
 //
 // The same host and path may be inserted with different priorities: the
 // highest one is served and the others are only listed by Routes, marked
@@ -108,11 +102,15 @@ func (b *Builder[V]) Insert(host, path string, priority int, v V) error {
 	if b.done {
 		return fmt.Errorf("router: insert %q %q: %w", host, path, ErrBuilt)
 	}
-	h, wildcard, err := parseHost(host)
-	if err != nil {
-		return fmt.Errorf("router: insert host %q: %w", host, err)
+	var h string
+	var wildcard bool
+	if host != "" {
+		var err error
+		if h, wildcard, err = ParseHost(host); err != nil {
+			return fmt.Errorf("router: insert: %w", err)
+		}
 	}
-	p, err := parsePath(path)
+	p, err := ParsePath(path)
 	if err != nil {
 		return fmt.Errorf("router: insert path %q: %w", path, err)
 	}
@@ -280,105 +278,4 @@ func canonicalHost(buf *[maxHostLen]byte, host string) (h []byte, valid bool) {
 		buf[i] = c
 	}
 	return buf[:len(host)], true
-}
-
-// parseHost validates and normalises an inserted host pattern: lower case,
-// no trailing dot. wildcard reports a leading "*.".
-func parseHost(host string) (h string, wildcard bool, err error) {
-	if host == "" {
-		return "", false, nil
-	}
-	h = strings.TrimSuffix(strings.ToLower(host), ".")
-	name := h
-	if rest, ok := strings.CutPrefix(h, "*."); ok {
-		wildcard, name = true, rest
-	}
-	if len(h) > maxHostLen {
-		return "", false, fmt.Errorf("%w: longer than %d bytes", ErrInvalidHost, maxHostLen)
-	}
-	if name == "" {
-		return "", false, fmt.Errorf("%w: no name", ErrInvalidHost)
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if err := checkLabel(label); err != nil {
-			return "", false, err
-		}
-	}
-	return h, wildcard, nil
-}
-
-// checkLabel validates one DNS label: letters, digits, hyphens (not at
-// either end) and, because container and service names use them,
-// underscores.
-func checkLabel(label string) error {
-	switch {
-	case label == "":
-		return fmt.Errorf("%w: empty label", ErrInvalidHost)
-	case len(label) > maxLabelLen:
-		return fmt.Errorf("%w: label %q longer than %d bytes", ErrInvalidHost, label, maxLabelLen)
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return fmt.Errorf("%w: label %q starts or ends with '-'", ErrInvalidHost, label)
-	}
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			if c == '*' {
-				return fmt.Errorf("%w: '*' is only allowed as a leading \"*.\"", ErrInvalidHost)
-			}
-			return fmt.Errorf("%w: character %q in label %q", ErrInvalidHost, c, label)
-		}
-	}
-	return nil
-}
-
-// parsePath validates and normalises an inserted path prefix. It accepts
-// what a cleaned request path can contain (RFC 3986 section 3.3 pchars,
-// percent-encoded octets), rejects what a cleaned path never contains (empty,
-// "." and ".." segments) since such a route could never match, and drops a
-// trailing "/" other than the root.
-func parsePath(path string) (string, error) {
-	if !strings.HasPrefix(path, "/") {
-		return "", fmt.Errorf("%w: must start with '/'", ErrInvalidPath)
-	}
-	if len(path) > maxPathLen {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidPath, maxPathLen)
-	}
-	if path == "/" {
-		return path, nil
-	}
-	p := strings.TrimSuffix(path, "/")
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		switch seg {
-		case "":
-			return "", fmt.Errorf("%w: empty segment", ErrInvalidPath)
-		case ".", "..":
-			return "", fmt.Errorf("%w: dot segment %q", ErrInvalidPath, seg)
-		}
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '%':
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-				return "", fmt.Errorf("%w: bad percent-encoding at byte %d", ErrInvalidPath, i)
-			}
-		case !isPathChar(c):
-			return "", fmt.Errorf("%w: character %q at byte %d", ErrInvalidPath, c, i)
-		}
-	}
-	return p, nil
-}
-
-// isPathChar reports whether c may appear unencoded in a path: "/" and the
-// pchar set of RFC 3986 (unreserved, sub-delims, ':' and '@').
-func isPathChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("/-._~!$&'()*+,;=:@", c) >= 0
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
