@@ -49,7 +49,7 @@ type Options struct {
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
 	Admin    AdminOptions // who may use the admin API
-	Version  string // logged at start
+	Version  string       // logged at start
 
 	DrainTimeout  time.Duration // on shutdown, how long requests in flight may take; 0: 30s
 	ShutdownDelay time.Duration // on shutdown, keep serving this long with /readyz failing
