@@ -36,9 +36,10 @@ const (
 // the next sample meets it. The half-life grows with the samples the
 // endpoint has given, from decayHalfLife/warmupSamples for the first one
 // to decayHalfLife from the warmupSamples-th on: a new endpoint's first
-// samples are the least typical, so one slow start costs it some ten
-// milliseconds of traffic, while a really slow endpoint is soon known as
-// such and probed only every few half-lives.
+// samples are the least typical, so one slow start costs it tens of
+// milliseconds of traffic (about 10 ms per halving it needs to look like its
+// peers again), while a really slow endpoint is soon known as such and
+// probed only every few half-lives.
 //
 // staleAfter is how long a sample counts at all: an endpoint with no sample
 // for that long (ten half-lives: nothing is left of it) is unmeasured again,

@@ -3,12 +3,8 @@ package tlsstore
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/crypto/acme"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // pebbleVersion is the Pebble release the integration test runs.
@@ -239,10 +237,10 @@ func TestACMEPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newCA(t, "ca")
+	ca := testkit.NewCA(t, "ca")
 	dir := t.TempDir()
-	l := ca.issue(t, ecdsaPKCS8, "*.example.org")
-	writeAtomic(t, dir, "wild.pem", cat(l.certPEM, l.keyPEM))
+	l := ca.Issue(t, "*.example.org")
+	writeAtomic(t, dir, "wild.pem", cat(l.CertPEM, l.KeyPEM))
 	store, err := New(Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -504,37 +502,12 @@ func goEnv(key string) (string, error) {
 // API certificate, and waits until its directory answers.
 func startPebble(t *testing.T, bin string, httpPort, tlsPort int, dnsAddr string) *pebble {
 	dir := t.TempDir()
-	apiCA := newCA(t, "pebble API test CA")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: randSerial(t),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, apiCA.cert, key.Public(), apiCA.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pemBlock("CERTIFICATE", der), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pemBlock("PRIVATE KEY", keyDER), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	apiCA := testkit.NewCA(t, "pebble API test CA")
+	api := apiCA.Issue(t, "127.0.0.1")
+	certFile := testkit.WriteFile(t, dir, "cert.pem", api.CertPEM)
+	keyFile := testkit.WriteFile(t, dir, "key.pem", api.KeyPEM)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: apiCA.pool}, DisableKeepAlives: true}}
+		TLSClientConfig: &tls.Config{RootCAs: apiCA.Pool}, DisableKeepAlives: true}}
 
 	// Pebble binds its own API ports: take free ones, and retry if another
 	// process wins the race for one of them.
@@ -577,7 +550,7 @@ func startPebble(t *testing.T, bin string, httpPort, tlsPort int, dnsAddr string
 		p := &pebble{
 			directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
 			mgmt:       fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
-			apiRoots:   apiCA.pool,
+			apiRoots:   apiCA.Pool,
 			mgmtClient: client,
 		}
 		if waitReady(client, p.directory, exited) {
@@ -598,21 +571,25 @@ func startPebble(t *testing.T, bin string, httpPort, tlsPort int, dnsAddr string
 
 // waitReady polls the directory until it answers, Pebble exits or 15s pass.
 func waitReady(c *http.Client, url string, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := c.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return true
-			}
-		}
+	gone := false
+	err := testkit.Wait(15*time.Second, 50*time.Millisecond, func() error {
 		select {
 		case <-exited:
-			return false
-		case <-time.After(50 * time.Millisecond):
+			gone = true
+			return nil // nothing more to wait for
+		default:
 		}
-	}
-	return false
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("pebble directory: %s", resp.Status)
+		}
+		return nil
+	})
+	return err == nil && !gone
 }
 
 func freePort(t *testing.T) int {

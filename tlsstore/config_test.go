@@ -9,18 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
-
-// fakeClock is a settable clock for the ticket key rotation.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // serveGreeting accepts TLS connections, writes one byte after the
 // handshake (so that TLS 1.3 clients read the session tickets sent before
@@ -49,14 +40,14 @@ func dialGreeting(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
 }
 
 func TestServerConfigProtocols(t *testing.T) {
-	ca := newCA(t, "ca")
-	ec := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	rs := ca.issue(t, rsaPKCS8, "rsa.example.org")
-	ecCert, err := parseCertificate(ec.certPEM, ec.keyPEM)
+	ca := testkit.NewCA(t, "ca")
+	ec := ca.Issue(t, "app.example.org")
+	rs := issueKey(t, ca, rsaPKCS8, "rsa.example.org")
+	ecCert, err := parseCertificate(ec.CertPEM, ec.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsCert, err := parseCertificate(rs.certPEM, rs.keyPEM)
+	rsCert, err := parseCertificate(rs.CertPEM, rs.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +95,7 @@ func TestServerConfigProtocols(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg.Clone()
-			cfg.RootCAs = ca.pool
+			cfg.RootCAs = ca.Pool
 			cfg.ServerName = "app.example.org"
 			if tt.sni != "" {
 				cfg.ServerName = tt.sni
@@ -136,14 +127,14 @@ func TestServerConfigProtocols(t *testing.T) {
 }
 
 func TestSessionTicketRotation(t *testing.T) {
-	ca := newCA(t, "ca")
-	l := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	cert, err := parseCertificate(l.certPEM, l.keyPEM)
+	ca := testkit.NewCA(t, "ca")
+	l := ca.Issue(t, "app.example.org")
+	cert, err := parseCertificate(l.CertPEM, l.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const period = time.Hour
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	cfg := ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
 		ConfigOptions{TicketRotation: period, Now: clock.Now})
 	// net/http clones the config; the rotation must work on the clone.
@@ -162,7 +153,7 @@ func TestSessionTicketRotation(t *testing.T) {
 	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, tt := range tests {
 			t.Run(tls.VersionName(ver)+"/"+tt.name, func(t *testing.T) {
-				client := &tls.Config{RootCAs: ca.pool, ServerName: "app.example.org", MaxVersion: ver,
+				client := &tls.Config{RootCAs: ca.Pool, ServerName: "app.example.org", MaxVersion: ver,
 					ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 				cs, err := dialGreeting(addr, client)
 				if err != nil {
@@ -185,7 +176,7 @@ func TestSessionTicketRotation(t *testing.T) {
 }
 
 func TestTicketRing(t *testing.T) {
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	r := &ticketRing{period: time.Hour, now: clock.Now, rand: rand.Reader}
 	ss := sessionState(t)
 	ticket, err := r.wrap(tls.ConnectionState{}, ss)
@@ -226,9 +217,9 @@ func TestTicketRing(t *testing.T) {
 // pipe, since crypto/tls offers no constructor.
 func sessionState(t *testing.T) *tls.SessionState {
 	t.Helper()
-	ca := newCA(t, "ca")
-	l := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	cert, err := parseCertificate(l.certPEM, l.keyPEM)
+	ca := testkit.NewCA(t, "ca")
+	l := ca.Issue(t, "app.example.org")
+	cert, err := parseCertificate(l.CertPEM, l.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +239,7 @@ func sessionState(t *testing.T) *tls.SessionState {
 			_, _ = s.Write([]byte("x"))
 		}
 	})
-	c := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "app.example.org", ClientSessionCache: tls.NewLRUClientSessionCache(1)})
+	c := tls.Client(b, &tls.Config{RootCAs: ca.Pool, ServerName: "app.example.org", ClientSessionCache: tls.NewLRUClientSessionCache(1)})
 	defer c.Close()
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatal(err)

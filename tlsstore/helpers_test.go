@@ -9,10 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,65 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// testCA issues certificates for the tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newCA(t testing.TB, cn string) *testCA { return makeCA(t, cn, nil) }
-
-// intermediate returns a CA signed by ca.
-func (ca *testCA) intermediate(t testing.TB, cn string) *testCA { return makeCA(t, cn, ca) }
-
-// makeCA returns a CA signed by parent that trusts parent's pool, or a
-// self-signed root with a pool of its own when parent is nil.
-func makeCA(t testing.TB, cn string, parent *testCA) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          randSerial(t),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	issuer, issuerKey := tmpl, crypto.Signer(key)
-	if parent != nil {
-		issuer, issuerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der)}
-	if parent != nil {
-		ca.pool = parent.pool
-	} else {
-		ca.pool = x509.NewCertPool()
-		ca.pool.AddCert(cert)
-	}
-	return ca
-}
-
-// leaf is an issued certificate with its PEM encodings.
-type leaf struct {
-	cert    *x509.Certificate
-	certPEM []byte // the leaf only
-	keyPEM  []byte
-}
 
 type keyKind int
 
@@ -120,53 +63,25 @@ func newKey(t testing.TB, k keyKind) (crypto.Signer, []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return key, pemBlock("EC PRIVATE KEY", der)
+		return key, testkit.PEM("EC PRIVATE KEY", der)
 	case rsaPKCS1:
-		return key, pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey)))
+		return key, testkit.PEM("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey)))
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return key, pemBlock("PRIVATE KEY", der)
+	return key, testkit.PEM("PRIVATE KEY", der)
 }
 
-// issue signs a server certificate for the names (the first is also the CN).
-func (ca *testCA) issue(t testing.TB, k keyKind, names ...string) leaf {
-	t.Helper()
-	return ca.issueUntil(t, k, time.Now().Add(12*time.Hour), names...)
-}
-
-func (ca *testCA) issueUntil(t testing.TB, k keyKind, notAfter time.Time, names ...string) leaf {
+// issueKey is ca.Issue with a new key of kind k, its KeyPEM encoded as k
+// says: the formats that parseKeyPEM must read.
+func issueKey(t testing.TB, ca *testkit.CA, k keyKind, names ...string) *testkit.Leaf {
 	t.Helper()
 	key, keyPEM := newKey(t, k)
-	tmpl := &x509.Certificate{
-		SerialNumber: randSerial(t),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return leaf{cert: cert, certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}
-}
-
-func randSerial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	l := ca.IssueLeaf(t, testkit.LeafOptions{Names: names, Key: key})
+	l.KeyPEM = keyPEM
+	return l
 }
 
 func cat(parts ...[]byte) []byte {

@@ -9,43 +9,45 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestParseCertificate(t *testing.T) {
-	root := newCA(t, "root")
-	inter := root.intermediate(t, "intermediate")
-	l := map[keyKind]leaf{}
+	root := testkit.NewCA(t, "root")
+	inter := root.Intermediate(t, "intermediate")
+	l := map[keyKind]*testkit.Leaf{}
 	for _, k := range []keyKind{ecdsaPKCS8, ecdsaSEC1, rsaPKCS8, rsaPKCS1, ed25519PKCS8} {
-		l[k] = inter.issue(t, k, "app.example.org")
+		l[k] = issueKey(t, inter, k, "app.example.org")
 	}
-	other := inter.issue(t, ecdsaPKCS8, "other.example.org")
+	other := inter.Issue(t, "other.example.org")
 	tests := []struct {
 		name      string
 		cert, key []byte
 		wantChain [][]byte // PEM of the expected chain, leaf first
 		wantErr   string
 	}{
-		{"ECDSA PKCS#8", l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].keyPEM, [][]byte{l[ecdsaPKCS8].certPEM}, ""},
-		{"ECDSA SEC 1", l[ecdsaSEC1].certPEM, l[ecdsaSEC1].keyPEM, [][]byte{l[ecdsaSEC1].certPEM}, ""},
-		{"RSA PKCS#8", l[rsaPKCS8].certPEM, l[rsaPKCS8].keyPEM, [][]byte{l[rsaPKCS8].certPEM}, ""},
-		{"RSA PKCS#1", l[rsaPKCS1].certPEM, l[rsaPKCS1].keyPEM, [][]byte{l[rsaPKCS1].certPEM}, ""},
-		{"Ed25519 PKCS#8", l[ed25519PKCS8].certPEM, l[ed25519PKCS8].keyPEM, [][]byte{l[ed25519PKCS8].certPEM}, ""},
-		{"pem: leaf, intermediate, key", cat(l[ecdsaPKCS8].certPEM, inter.pem, l[ecdsaPKCS8].keyPEM), nil,
-			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem}, ""},
-		{"pem: key first", cat(l[ecdsaPKCS8].keyPEM, l[ecdsaPKCS8].certPEM, inter.pem), nil,
-			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem}, ""},
-		{"pem: root, intermediate, leaf reordered", cat(root.pem, inter.pem, l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].keyPEM), nil,
-			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem, root.pem}, ""},
-		{"pem: unrelated certificate kept last", cat(other.certPEM, l[ecdsaPKCS8].certPEM, inter.pem, l[ecdsaPKCS8].keyPEM), nil,
-			[][]byte{l[ecdsaPKCS8].certPEM, inter.pem, other.certPEM}, ""},
-		{"mismatched key", l[ecdsaPKCS8].certPEM, other.keyPEM, nil, "matches no certificate"},
-		{"key of another certificate, with chain", cat(l[ecdsaPKCS8].certPEM, inter.pem), other.keyPEM, nil, "matches no certificate"},
-		{"no key", l[ecdsaPKCS8].certPEM, l[ecdsaPKCS8].certPEM, nil, "no PRIVATE KEY"},
-		{"no certificate", l[ecdsaPKCS8].keyPEM, l[ecdsaPKCS8].keyPEM, nil, "no CERTIFICATE"},
+		{"ECDSA PKCS#8", l[ecdsaPKCS8].CertPEM, l[ecdsaPKCS8].KeyPEM, [][]byte{l[ecdsaPKCS8].CertPEM}, ""},
+		{"ECDSA SEC 1", l[ecdsaSEC1].CertPEM, l[ecdsaSEC1].KeyPEM, [][]byte{l[ecdsaSEC1].CertPEM}, ""},
+		{"RSA PKCS#8", l[rsaPKCS8].CertPEM, l[rsaPKCS8].KeyPEM, [][]byte{l[rsaPKCS8].CertPEM}, ""},
+		{"RSA PKCS#1", l[rsaPKCS1].CertPEM, l[rsaPKCS1].KeyPEM, [][]byte{l[rsaPKCS1].CertPEM}, ""},
+		{"Ed25519 PKCS#8", l[ed25519PKCS8].CertPEM, l[ed25519PKCS8].KeyPEM, [][]byte{l[ed25519PKCS8].CertPEM}, ""},
+		{"pem: leaf, intermediate, key", cat(l[ecdsaPKCS8].CertPEM, inter.PEM, l[ecdsaPKCS8].KeyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].CertPEM, inter.PEM}, ""},
+		{"pem: key first", cat(l[ecdsaPKCS8].KeyPEM, l[ecdsaPKCS8].CertPEM, inter.PEM), nil,
+			[][]byte{l[ecdsaPKCS8].CertPEM, inter.PEM}, ""},
+		{"pem: root, intermediate, leaf reordered", cat(root.PEM, inter.PEM, l[ecdsaPKCS8].CertPEM, l[ecdsaPKCS8].KeyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].CertPEM, inter.PEM, root.PEM}, ""},
+		{"pem: unrelated certificate kept last", cat(other.CertPEM, l[ecdsaPKCS8].CertPEM, inter.PEM, l[ecdsaPKCS8].KeyPEM), nil,
+			[][]byte{l[ecdsaPKCS8].CertPEM, inter.PEM, other.CertPEM}, ""},
+		{"mismatched key", l[ecdsaPKCS8].CertPEM, other.KeyPEM, nil, "matches no certificate"},
+		{"key of another certificate, with chain", cat(l[ecdsaPKCS8].CertPEM, inter.PEM), other.KeyPEM, nil, "matches no certificate"},
+		{"no key", l[ecdsaPKCS8].CertPEM, l[ecdsaPKCS8].CertPEM, nil, "no PRIVATE KEY"},
+		{"no certificate", l[ecdsaPKCS8].KeyPEM, l[ecdsaPKCS8].KeyPEM, nil, "no CERTIFICATE"},
 		{"garbage", []byte("not a certificate"), []byte("not a key"), nil, "no CERTIFICATE"},
-		{"corrupt certificate", pemBlock("CERTIFICATE", []byte("junk")), l[ecdsaPKCS8].keyPEM, nil, "certificate 1"},
-		{"corrupt key", l[ecdsaPKCS8].certPEM, pemBlock("PRIVATE KEY", []byte("junk")), nil, "not PKCS#8"},
-		{"encrypted key", l[ecdsaPKCS8].certPEM, pemBlock("ENCRYPTED PRIVATE KEY", []byte("x")), nil, "encrypted"},
+		{"corrupt certificate", testkit.PEM("CERTIFICATE", []byte("junk")), l[ecdsaPKCS8].KeyPEM, nil, "certificate 1"},
+		{"corrupt key", l[ecdsaPKCS8].CertPEM, testkit.PEM("PRIVATE KEY", []byte("junk")), nil, "not PKCS#8"},
+		{"encrypted key", l[ecdsaPKCS8].CertPEM, testkit.PEM("ENCRYPTED PRIVATE KEY", []byte("x")), nil, "encrypted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +69,7 @@ func TestParseCertificate(t *testing.T) {
 				t.Fatalf("chain has %d certificates, want %d", len(got.Certificate), len(tt.wantChain))
 			}
 			for i, p := range tt.wantChain {
-				if !bytes.Equal(pemBlock("CERTIFICATE", got.Certificate[i]), p) {
+				if !bytes.Equal(testkit.PEM("CERTIFICATE", got.Certificate[i]), p) {
 					t.Errorf("chain[%d] is not the expected certificate", i)
 				}
 			}
@@ -76,12 +78,12 @@ func TestParseCertificate(t *testing.T) {
 			}
 			// The chain verifies and the key signs for it, as a handshake needs.
 			inters := x509.NewCertPool()
-			inters.AddCert(inter.cert) // for the cases that give the leaf alone
+			inters.AddCert(inter.Cert) // for the cases that give the leaf alone
 			for _, der := range got.Certificate[1:] {
 				c, _ := x509.ParseCertificate(der)
 				inters.AddCert(c)
 			}
-			if _, err := got.Leaf.Verify(x509.VerifyOptions{Roots: root.pool, Intermediates: inters, DNSName: "app.example.org"}); err != nil {
+			if _, err := got.Leaf.Verify(x509.VerifyOptions{Roots: root.Pool, Intermediates: inters, DNSName: "app.example.org"}); err != nil {
 				t.Errorf("verify: %v", err)
 			}
 		})
@@ -89,25 +91,25 @@ func TestParseCertificate(t *testing.T) {
 }
 
 func TestScanDir(t *testing.T) {
-	ca := newCA(t, "ca")
-	a := ca.issue(t, ecdsaPKCS8, "a.example.org")
-	b := ca.issue(t, ecdsaPKCS8, "b.example.org")
-	c := ca.issue(t, ecdsaPKCS8, "c.example.org")
+	ca := testkit.NewCA(t, "ca")
+	a := ca.Issue(t, "a.example.org")
+	b := ca.Issue(t, "b.example.org")
+	c := ca.Issue(t, "c.example.org")
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"a.crt":                       a.certPEM,
-		"a.key":                       a.keyPEM,
-		"b.pem":                       cat(b.certPEM, b.keyPEM),
-		"demo_app.example.org.cert":   c.certPEM, // Interlock's ssl_cert secret name
-		"demo_app.example.org.key":    c.keyPEM,
+		"a.crt":                       a.CertPEM,
+		"a.key":                       a.KeyPEM,
+		"b.pem":                       cat(b.CertPEM, b.KeyPEM),
+		"demo_app.example.org.cert":   c.CertPEM, // Interlock's ssl_cert secret name
+		"demo_app.example.org.key":    c.KeyPEM,
 		"db_password":                 []byte("hunter2"), // another secret on the edge
-		"lonely.key":                  a.keyPEM,
+		"lonely.key":                  a.KeyPEM,
 		".b.pem.tmp":                  []byte("half written"),
 		"notes.txt":                   []byte("x"),
-		"chain-only.pem":              ca.pem, // no key anywhere: reported
-		"split.pem":                   b.certPEM,
-		"split.key":                   b.keyPEM, // NAME.pem + NAME.key
-		"orphan.crt":                  a.certPEM,
+		"chain-only.pem":              ca.PEM, // no key anywhere: reported
+		"split.pem":                   b.CertPEM,
+		"split.key":                   b.KeyPEM, // NAME.pem + NAME.key
+		"orphan.crt":                  a.CertPEM,
 		"subdir.crt/placeholder-file": nil,
 	}
 	for name, data := range files {
@@ -146,11 +148,11 @@ func TestScanDir(t *testing.T) {
 		name string
 		want *x509.Certificate // nil: not loaded
 	}{
-		{"a", a.cert},
-		{"b", b.cert},
-		{"demo_app.example.org", c.cert},
-		{"split", b.cert},
-		{"linked", b.cert},
+		{"a", a.Cert},
+		{"b", b.Cert},
+		{"demo_app.example.org", c.Cert},
+		{"split", b.Cert},
+		{"linked", b.Cert},
 		{"db_password", nil},
 		{"lonely", nil},
 		{"notes", nil},

@@ -17,11 +17,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // selectionDir writes the certificates of the selection tests and returns
 // the directory.
-func selectionDir(t *testing.T, ca *testCA) string {
+func selectionDir(t *testing.T, ca *testkit.CA) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, names := range map[string][]string{
@@ -31,15 +33,15 @@ func selectionDir(t *testing.T, ca *testCA) string {
 		"routed":  {"internal.invalid"},
 		"default": {"default.invalid"},
 	} {
-		l := ca.issue(t, ecdsaPKCS8, names...)
-		writeAtomic(t, dir, name+".crt", l.certPEM)
-		writeAtomic(t, dir, name+".key", l.keyPEM)
+		l := ca.Issue(t, names...)
+		writeAtomic(t, dir, name+".crt", l.CertPEM)
+		writeAtomic(t, dir, name+".key", l.KeyPEM)
 	}
 	return dir
 }
 
 func TestGetCertificateOrder(t *testing.T) {
-	ca := newCA(t, "ca")
+	ca := testkit.NewCA(t, "ca")
 	dir := selectionDir(t, ca)
 	routes := map[string]string{
 		"routed.example.net": "routed",
@@ -112,19 +114,19 @@ func TestGetCertificateOrder(t *testing.T) {
 // TestGetCertificateOverlap: two certificates for one name; the one that
 // expires last is served (a renewed certificate beside the old one).
 func TestGetCertificateOverlap(t *testing.T) {
-	ca := newCA(t, "ca")
+	ca := testkit.NewCA(t, "ca")
 	dir := t.TempDir()
-	older := ca.issueUntil(t, ecdsaPKCS8, time.Now().Add(time.Hour), "app.example.org")
-	newer := ca.issueUntil(t, ecdsaPKCS8, time.Now().Add(2*time.Hour), "app.example.org")
-	writeAtomic(t, dir, "z-old.pem", cat(older.certPEM, older.keyPEM))
-	writeAtomic(t, dir, "a-new.pem", cat(newer.certPEM, newer.keyPEM))
+	older := ca.IssueLeaf(t, testkit.LeafOptions{Names: []string{"app.example.org"}, NotAfter: time.Now().Add(time.Hour)})
+	newer := ca.IssueLeaf(t, testkit.LeafOptions{Names: []string{"app.example.org"}, NotAfter: time.Now().Add(2 * time.Hour)})
+	writeAtomic(t, dir, "z-old.pem", cat(older.CertPEM, older.KeyPEM))
+	writeAtomic(t, dir, "a-new.pem", cat(newer.CertPEM, newer.KeyPEM))
 	for range 5 { // each load builds its maps anew: iteration order must not matter
 		s, err := New(Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: "app.example.org"})
-		if err != nil || !got.Leaf.Equal(newer.cert) {
+		if err != nil || !got.Leaf.Equal(newer.Cert) {
 			t.Fatalf("got %v, %v; want the later-expiring certificate", got, err)
 		}
 	}
@@ -133,13 +135,13 @@ func TestGetCertificateOverlap(t *testing.T) {
 // TestReloadKeepsOld walks one certificate name through good and bad
 // replacements, calling Reload directly so every step is deterministic.
 func TestReloadKeepsOld(t *testing.T) {
-	ca := newCA(t, "ca")
-	v1 := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	v2 := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	v3 := ca.issue(t, ecdsaPKCS8, "app.example.org", "www.example.org")
+	ca := testkit.NewCA(t, "ca")
+	v1 := ca.Issue(t, "app.example.org")
+	v2 := ca.Issue(t, "app.example.org")
+	v3 := ca.Issue(t, "app.example.org", "www.example.org")
 	dir := t.TempDir()
-	writeAtomic(t, dir, "app.crt", v1.certPEM)
-	writeAtomic(t, dir, "app.key", v1.keyPEM)
+	writeAtomic(t, dir, "app.crt", v1.CertPEM)
+	writeAtomic(t, dir, "app.key", v1.KeyPEM)
 	core, logs := observer.New(zapcore.InfoLevel)
 	reg := prometheus.NewPedanticRegistry()
 	s, err := New(Options{Dir: dir, Logger: zap.New(core), Registerer: reg})
@@ -163,15 +165,15 @@ func TestReloadKeepsOld(t *testing.T) {
 		want    *x509.Certificate // served for app.example.org; nil = none
 		errors  float64           // reload errors counted so far for "app"
 	}{
-		{"unchanged", func(*testing.T) {}, "", v1.cert, 0},
-		{"bad PEM keeps v1", put("app.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n")), "no CERTIFICATE", v1.cert, 1},
-		{"still bad: not reported again", func(*testing.T) {}, "", v1.cert, 1},
-		{"crt v2 before its key: mismatch keeps v1", put("app.crt", v2.certPEM), "matches no certificate", v1.cert, 2},
-		{"key v2 arrives: v2 served", put("app.key", v2.keyPEM), "", v2.cert, 2},
-		{"key removed: v2 kept", rm("app.key"), "no matching .key", v2.cert, 3},
-		{"switch to app.pem: v3 served", func(t *testing.T) { rm("app.crt")(t); put("app.pem", cat(v3.keyPEM, v3.certPEM))(t) }, "", v3.cert, 3},
-		{"oversized pem keeps v3", put("app.pem", bytes.Repeat([]byte("A"), maxFileSize+1)), "larger than", v3.cert, 4},
-		{"restored", put("app.pem", cat(v3.certPEM, v3.keyPEM)), "", v3.cert, 4},
+		{"unchanged", func(*testing.T) {}, "", v1.Cert, 0},
+		{"bad PEM keeps v1", put("app.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n")), "no CERTIFICATE", v1.Cert, 1},
+		{"still bad: not reported again", func(*testing.T) {}, "", v1.Cert, 1},
+		{"crt v2 before its key: mismatch keeps v1", put("app.crt", v2.CertPEM), "matches no certificate", v1.Cert, 2},
+		{"key v2 arrives: v2 served", put("app.key", v2.KeyPEM), "", v2.Cert, 2},
+		{"key removed: v2 kept", rm("app.key"), "no matching .key", v2.Cert, 3},
+		{"switch to app.pem: v3 served", func(t *testing.T) { rm("app.crt")(t); put("app.pem", cat(v3.KeyPEM, v3.CertPEM))(t) }, "", v3.Cert, 3},
+		{"oversized pem keeps v3", put("app.pem", bytes.Repeat([]byte("A"), maxFileSize+1)), "larger than", v3.Cert, 4},
+		{"restored", put("app.pem", cat(v3.CertPEM, v3.KeyPEM)), "", v3.Cert, 4},
 		{"removed", rm("app.pem"), "", nil, 4},
 	}
 	for _, st := range steps {
@@ -218,11 +220,11 @@ func TestReloadKeepsOld(t *testing.T) {
 // against a real listener: no handshake fails, and the new certificate is
 // served once Run has seen the file.
 func TestHotReload(t *testing.T) {
-	ca := newCA(t, "ca")
-	v1 := ca.issue(t, ecdsaPKCS8, "app.example.org")
-	v2 := ca.issue(t, ecdsaPKCS8, "app.example.org")
+	ca := testkit.NewCA(t, "ca")
+	v1 := ca.Issue(t, "app.example.org")
+	v2 := ca.Issue(t, "app.example.org")
 	dir := t.TempDir()
-	writeAtomic(t, dir, "app.pem", cat(v1.certPEM, v1.keyPEM))
+	writeAtomic(t, dir, "app.pem", cat(v1.CertPEM, v1.KeyPEM))
 	s, err := New(Options{Dir: dir, Poll: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +254,7 @@ func TestHotReload(t *testing.T) {
 	wg.Go(func() {
 		defer close(results)
 		deadline := time.Now().Add(maxTime)
-		cfg := &tls.Config{RootCAs: ca.pool, ServerName: "app.example.org", ClientSessionCache: nil}
+		cfg := &tls.Config{RootCAs: ca.Pool, ServerName: "app.example.org", ClientSessionCache: nil}
 		for i := 0; i < maxHandshakes && time.Now().Before(deadline); i++ {
 			select {
 			case <-stop:
@@ -281,10 +283,10 @@ func TestHotReload(t *testing.T) {
 		case r.err != nil:
 			fails++
 			t.Errorf("handshake %d: %v", total, r.err)
-		case r.serial == v2.cert.SerialNumber.String():
+		case r.serial == v2.Cert.SerialNumber.String():
 			sawV2 = true
 			after++
-		case r.serial == v1.cert.SerialNumber.String():
+		case r.serial == v1.Cert.SerialNumber.String():
 			if sawV2 {
 				flipBack = true
 			}
@@ -293,7 +295,7 @@ func TestHotReload(t *testing.T) {
 			t.Errorf("handshake %d: unknown certificate %s", total, r.serial)
 		}
 		if !swapped && total == 50 {
-			writeAtomic(t, dir, "app.pem", cat(v2.certPEM, v2.keyPEM))
+			writeAtomic(t, dir, "app.pem", cat(v2.CertPEM, v2.KeyPEM))
 			swapped = true
 		}
 		if after == 50 && !stopped {
@@ -308,7 +310,7 @@ func TestHotReload(t *testing.T) {
 	if flipBack {
 		t.Error("the old certificate was served again after the new one")
 	}
-	if got, _ := s.Lookup("app"); !got.Leaf.Equal(v2.cert) {
+	if got, _ := s.Lookup("app"); !got.Leaf.Equal(v2.Cert) {
 		t.Error("Lookup still returns the old certificate")
 	}
 }
