@@ -11,8 +11,8 @@ import (
 // Docker Enterprise Interlock labels (com.docker.lb.<key>), read so that an
 // Interlock stack moves over unchanged. Interlock publishes one route per
 // service, so they all feed the default route; a swarmgate.* label for the
-// same key wins. These are the Interlock keys that interlock translates;
-// the others map onto one swarmgate key as they are (interlockKeys).
+// same key wins. The constants are the Interlock keys that the code below
+// names; interlockKeys lists them all.
 const (
 	ilSSLCert          = "ssl_cert"
 	ilSSLKey           = "ssl_key"

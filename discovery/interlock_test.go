@@ -114,6 +114,8 @@ func TestInterlockErrors(t *testing.T) {
 			[]wantErr{{"com.docker.lb.hosts", "the service publishes nothing: set com.docker.lb.hosts"}}},
 		{"bad network", ilabels("com.docker.lb.network", "a b"), []wantErr{{"com.docker.lb.network", "network name"}}},
 		{"bad context_root", ilabels("com.docker.lb.context_root", "app"), []wantErr{{"com.docker.lb.context_root", "starting with /"}}},
+		{"strip without context_root names the Interlock label", ilabels("com.docker.lb.context_root_rewrite", "true"),
+			[]wantErr{{"com.docker.lb.context_root_rewrite", "no prefix to strip: com.docker.lb.context_root is /"}}},
 		{"bad context_root_rewrite", ilabels("com.docker.lb.context_root", "/app", "com.docker.lb.context_root_rewrite", "on"),
 			[]wantErr{{"com.docker.lb.context_root_rewrite", "true or false"}}},
 		{"ssl_cert without ssl_key", ilabels("com.docker.lb.ssl_cert", "a.cert"), []wantErr{{"com.docker.lb.ssl_cert", "needs com.docker.lb.ssl_key"}}},

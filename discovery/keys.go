@@ -34,7 +34,6 @@ const (
 	keyCluster        = "cluster"
 	keyTCPPort        = "tcp.port"
 	keyTCPSNI         = "tcp.sni"
-	keyProxyProtocol  = "tcp.proxy-protocol"
 	keyDefault        = "default"
 )
 
@@ -63,10 +62,21 @@ type keyDef struct {
 	// publishes makes the route exist when set (default only when true).
 	publishes bool
 	doc       string // one line: what the value is
-	// apply parses a non-empty, trimmed value into r. It sets the field
-	// even when it returns an error, as the later checks expect (a failed
-	// tls is "", not "off", so it draws no second error).
+	// apply parses a non-empty, trimmed value into r, with a parser of
+	// values.go; field builds it for the usual one parser, one field. It
+	// sets the field even when it returns an error, as the later checks
+	// expect (a failed tls is "", not "off", so it draws no second error).
 	apply func(r *route.Route, v string) error
+}
+
+// field returns an apply func that parses a value with parse and stores the
+// result in the field of r that at points to, also on error (see apply).
+func field[T any](parse func(string) (T, error), at func(*route.Route) *T) func(*route.Route, string) error {
+	return func(r *route.Route, v string) error {
+		x, err := parse(v)
+		*at(r) = x
+		return err
+	}
 }
 
 // set applies a value of the key to r; an empty value is an error.
@@ -95,129 +105,54 @@ const (
 func routeKeys() []keyDef {
 	return []keyDef{
 		{name: keyHosts, kind: kindBoth, publishes: true,
-			doc: "comma list of host names, *.example.org wildcards (SNI names with tls=passthrough)",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Hosts, err = parseHosts(v)
-				return err
-			}},
+			doc:   "comma list of host names, *.example.org wildcards (SNI names with tls=passthrough)",
+			apply: field(parseHosts, func(r *route.Route) *[]string { return &r.Hosts })},
 		{name: keyPort, kind: kindBoth, inherited: true, doc: "container port to send traffic to",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Port, err = parsePort(v)
-				return err
-			}},
+			apply: field(parsePort, func(r *route.Route) *int { return &r.Port })},
 		{name: keyPath, kind: kindHTTP, doc: "path prefix (context root)",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Path, err = router.ParsePath(v)
-				return err
-			}},
+			apply: field(router.ParsePath, func(r *route.Route) *string { return &r.Path })},
 		{name: keyStrip, kind: kindHTTP, doc: "strip the path prefix before forwarding",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Strip, err = parseBool(v)
-				return err
-			}},
+			apply: field(parseBool, func(r *route.Route) *bool { return &r.Strip })},
 		{name: "priority", kind: kindBoth, doc: "breaks ties between routes that match equally",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Priority, err = parseInt(v, -maxPriority, maxPriority)
-				return err
-			}},
+			apply: field(intIn(-maxPriority, maxPriority), func(r *route.Route) *int { return &r.Priority })},
 		{name: "weight", kind: kindBoth, doc: "share among services on the same host+path; 0 drains",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Weight, err = parseInt(v, 0, maxWeight)
-				return err
-			}},
+			apply: field(intIn(0, maxWeight), func(r *route.Route) *int { return &r.Weight })},
 		{name: keyBackend, kind: kindBoth, inherited: true, doc: "task (task addresses) or vip (the service's virtual IP)",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Backend, err = keyword(v, route.BackendTask, route.BackendVIP)
-				return err
-			}},
+			apply: field(oneOf(route.BackendTask, route.BackendVIP), func(r *route.Route) *string { return &r.Backend })},
 		{name: keyNetwork, kind: kindBoth, inherited: true, doc: "overlay network whose addresses are used",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Network, err = parseName(v, "network")
-				return err
-			}},
+			apply: field(nameOf("network"), func(r *route.Route) *string { return &r.Network })},
 		{name: keyBalancer, kind: kindBoth, doc: "load-balancing policy",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Balancer, err = keyword(v, route.Balancers()...)
-				return err
-			}},
+			apply: field(oneOf(route.Balancers()...), func(r *route.Route) *string { return &r.Balancer })},
 		{name: keySticky, kind: kindHTTP, doc: "session-affinity cookie name",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Sticky, err = parseCookieName(v)
-				return err
-			}},
+			apply: field(parseCookieName, func(r *route.Route) *string { return &r.Sticky })},
 		{name: keyTLS, kind: kindBoth, doc: "off, auto (ACME), passthrough, or a certificate name",
-			apply: func(r *route.Route, v string) (err error) {
-				r.TLS, err = parseTLS(v)
-				return err
-			}},
+			apply: field(parseTLS, func(r *route.Route) *string { return &r.TLS })},
 		{name: keyTLSRedirect, kind: kindHTTP, doc: "redirect plain HTTP to HTTPS",
-			apply: func(r *route.Route, v string) (err error) {
-				r.TLSRedirect, err = parseBool(v)
-				return err
-			}},
+			apply: field(parseBool, func(r *route.Route) *bool { return &r.TLSRedirect })},
 		{name: keyHSTS, kind: kindHTTP, doc: "Strict-Transport-Security max-age and directives",
-			apply: func(r *route.Route, v string) (err error) {
-				r.HSTS, err = parseHSTS(v)
-				return err
-			}},
+			apply: field(parseHSTS, func(r *route.Route) *string { return &r.HSTS })},
 		{name: keyBackendTLS, kind: kindHTTP, doc: "re-encrypt to the tasks: off, on or insecure",
-			apply: func(r *route.Route, v string) (err error) {
-				r.BackendTLS, err = parseBackendTLS(v)
-				return err
-			}},
+			apply: field(parseBackendTLS, func(r *route.Route) *string { return &r.BackendTLS })},
 		{name: keyH2C, kind: kindHTTP, doc: "cleartext HTTP/2 to the tasks (gRPC)",
-			apply: func(r *route.Route, v string) (err error) {
-				r.H2C, err = parseBool(v)
-				return err
-			}},
+			apply: field(parseBool, func(r *route.Route) *bool { return &r.H2C })},
 		{name: keyRedirects, kind: kindHTTP, doc: "FROM=>TO redirect rules, ;-separated",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Redirects, err = parseRedirects(v)
-				return err
-			}},
+			apply: field(parseRedirects, func(r *route.Route) *[]route.Redirect { return &r.Redirects })},
 		{name: keyHealthPath, kind: kindHTTP, doc: "path (and query) of an active health check",
-			apply: func(r *route.Route, v string) (err error) {
-				r.HealthPath, err = parseHealthPath(v)
-				return err
-			}},
+			apply: field(parseHealthPath, func(r *route.Route) *string { return &r.HealthPath })},
 		{name: keyHealthInterval, kind: kindHTTP, doc: "active health check period",
-			apply: func(r *route.Route, v string) (err error) {
-				r.HealthInterval, err = parseDuration(v, minHealthInterval, maxHealthInterval)
-				return err
-			}},
+			apply: field(durationIn(minHealthInterval, maxHealthInterval), func(r *route.Route) *time.Duration { return &r.HealthInterval })},
 		{name: "timeout", kind: kindBoth, doc: "upstream response timeout",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Timeout, err = parseDuration(v, time.Millisecond, maxTimeout)
-				return err
-			}},
+			apply: field(durationIn(time.Millisecond, maxTimeout), func(r *route.Route) *time.Duration { return &r.Timeout })},
 		{name: keyCluster, kind: kindBoth, inherited: true, doc: "service cluster: only edges started with --cluster NAME serve it",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Cluster, err = parseName(v, "cluster")
-				return err
-			}},
+			apply: field(nameOf("cluster"), func(r *route.Route) *string { return &r.Cluster })},
 		{name: keyTCPPort, kind: kindL4, publishes: true, doc: "L4: the edge port that forwards raw TCP to port",
-			apply: func(r *route.Route, v string) (err error) {
-				r.TCPPort, err = parsePort(v)
-				if err == nil && (r.TCPPort == 80 || r.TCPPort == 443) {
-					err = fmt.Errorf("port %d belongs to the edge's HTTP/HTTPS listeners; use hosts for HTTP or tcp.sni for TLS on 443", r.TCPPort)
-				}
-				return err
-			}},
+			apply: field(parseTCPPort, func(r *route.Route) *int { return &r.TCPPort })},
 		{name: keyTCPSNI, kind: kindL4, publishes: true, doc: "L4: TLS server names routed on :443 without termination",
-			apply: func(r *route.Route, v string) (err error) {
-				r.SNI, err = parseHosts(v)
-				return err
-			}},
-		{name: keyProxyProtocol, kind: kindL4, doc: "L4: PROXY protocol header to the tasks: off, v1 or v2",
-			apply: func(r *route.Route, v string) (err error) {
-				r.ProxyProtocol, err = parseProxyProtocol(v)
-				return err
-			}},
+			apply: field(parseHosts, func(r *route.Route) *[]string { return &r.SNI })},
+		{name: "tcp.proxy-protocol", kind: kindL4, doc: "L4: PROXY protocol header to the tasks: off, v1 or v2",
+			apply: field(parseProxyProtocol, func(r *route.Route) *int { return &r.ProxyProtocol })},
 		{name: keyDefault, kind: kindHTTP, publishes: true, doc: "serve requests for hosts that no route claims",
-			apply: func(r *route.Route, v string) (err error) {
-				r.Default, err = parseBool(v)
-				return err
-			}},
+			apply: field(parseBool, func(r *route.Route) *bool { return &r.Default })},
 	}
 }
 

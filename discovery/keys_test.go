@@ -11,16 +11,16 @@ import (
 
 // docLabels reads the markdown tables of LABELS.md and returns the label
 // names written in code spans: defined are those of a row's first cell (the
-// rows that document a label), mentioned those of any cell. Values after
-// "=" are dropped (`swarmgate.tls=passthrough` is swarmgate.tls).
-func docLabels(t *testing.T) (defined, mentioned map[string]bool) {
+// rows that document a label), in order, mentioned those of any cell. Values
+// after "=" are dropped (`swarmgate.tls=passthrough` is swarmgate.tls).
+func docLabels(t *testing.T) (defined []string, mentioned map[string]bool) {
 	t.Helper()
 	doc, err := os.ReadFile("LABELS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	code := regexp.MustCompile("`([^`]+)`")
-	defined, mentioned = map[string]bool{}, map[string]bool{}
+	mentioned = map[string]bool{}
 	for line := range strings.SplitSeq(string(doc), "\n") {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "|") {
@@ -32,7 +32,7 @@ func docLabels(t *testing.T) (defined, mentioned map[string]bool) {
 				label, _, _ := strings.Cut(m[1], "=")
 				mentioned[label] = true
 				if i == 0 {
-					defined[label] = true
+					defined = append(defined, label)
 				}
 			}
 		}
@@ -57,20 +57,23 @@ func docKey(label string) (key string, ok bool) {
 func TestLabelsDocKeys(t *testing.T) {
 	defined, mentioned := docLabels(t)
 	keys := routeKeys()
-	documented := map[string]bool{}
-	for label := range defined {
-		if key, ok := docKey(label); ok {
-			documented[key] = true
+	var documented []string // keys in the order of their first row
+	for _, label := range defined {
+		if key, ok := docKey(label); ok && !slices.Contains(documented, key) {
+			documented = append(documented, key)
 		}
 	}
 	for _, k := range keys {
-		if !documented[k.name] {
+		if !slices.Contains(documented, k.name) {
 			t.Errorf("LABELS.md has no table row for %s%s", labelPrefix, k.name)
 		}
 	}
+	if names := keyOrder(keys); !slices.Equal(documented, names) && len(documented) == len(names) {
+		t.Errorf("LABELS.md lists the keys in the order\n  %v\nwant the order of routeKeys\n  %v", documented, names)
+	}
 	ilKeys := interlockKeys()
 	for _, k := range ilKeys {
-		if !defined[interlockPrefix+k.name] {
+		if !slices.Contains(defined, interlockPrefix+k.name) {
 			t.Errorf("LABELS.md has no table row for %s%s", interlockPrefix, k.name)
 		}
 	}
@@ -83,6 +86,15 @@ func TestLabelsDocKeys(t *testing.T) {
 			t.Errorf("LABELS.md documents %s, which is no key of interlockKeys", label)
 		}
 	}
+}
+
+// keyOrder returns the key names in the order of the table.
+func keyOrder(keys []keyDef) []string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.name
+	}
+	return names
 }
 
 // TestKeyTable checks the rows themselves: unique names, a doc line and a

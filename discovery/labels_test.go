@@ -258,6 +258,8 @@ func TestParseLabelsErrors(t *testing.T) {
 		{"hyphen edge", labels("swarmgate.hosts", "-a.org"), []wantErr{{"swarmgate.hosts", "start or end with '-'"}}},
 		{"label too long", labels("swarmgate.hosts", long+".org"), []wantErr{{"swarmgate.hosts", "1 to 63"}}},
 		{"name too long", labels("swarmgate.hosts", strings.Repeat("a.", 127)+"org"), []wantErr{{"swarmgate.hosts", "1 to 253"}}},
+		{"wildcard too long with its *.", labels("swarmgate.hosts", "*."+strings.Repeat("a.", 125)+"org"),
+			[]wantErr{{"swarmgate.hosts", "1 to 253"}}},
 		{"empty label", labels("swarmgate.hosts", "a..org"), []wantErr{{"swarmgate.hosts", "1 to 63"}}},
 		{"unicode host", labels("swarmgate.hosts", "bücher.example"), []wantErr{{"swarmgate.hosts", "punycode"}}},
 		// port
@@ -275,6 +277,8 @@ func TestParseLabelsErrors(t *testing.T) {
 		{"path fragment", labels("swarmgate.path", "/a#b"), []wantErr{{"swarmgate.path", "no query or fragment"}}},
 		{"path space", labels("swarmgate.path", "/a b"), []wantErr{{"swarmgate.path", "percent-encode"}}},
 		{"path bad escape", labels("swarmgate.path", "/a%zz"), []wantErr{{"swarmgate.path", "percent-encoding"}}},
+		{"path character outside RFC 3986 (the router's rule)", labels("swarmgate.path", "/a|b"),
+			[]wantErr{{"swarmgate.path", `'|' is not allowed in a path (percent-encode it)`}}},
 		{"path too long", labels("swarmgate.path", "/"+strings.Repeat("a", 1024)), []wantErr{{"swarmgate.path", "longer than"}}},
 		// path.strip
 		{"strip not bool", labels("swarmgate.path", "/a", "swarmgate.path.strip", "yes"), []wantErr{{"swarmgate.path.strip", "true or false"}}},

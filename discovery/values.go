@@ -25,12 +25,15 @@ func parseBool(v string) (bool, error) {
 	return b, nil
 }
 
-func parseInt(v string, lo, hi int) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("want an integer from %d to %d", lo, hi)
+// intIn parses integers from lo to hi.
+func intIn(lo, hi int) func(string) (int, error) {
+	return func(v string) (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return 0, fmt.Errorf("want an integer from %d to %d", lo, hi)
+		}
+		return n, nil
 	}
-	return n, nil
 }
 
 func parsePort(v string) (int, error) {
@@ -41,26 +44,41 @@ func parsePort(v string) (int, error) {
 	return n, nil
 }
 
-func parseDuration(v string, lo, hi time.Duration) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, errors.New("want a duration such as 30s, 1m30s or 500ms")
+// parseTCPPort parses the edge port of an L4 route: any but the HTTP and
+// HTTPS listeners' (the port is returned with that error too).
+func parseTCPPort(v string) (int, error) {
+	n, err := parsePort(v)
+	if err == nil && (n == 80 || n == 443) {
+		err = fmt.Errorf("port %d belongs to the edge's HTTP/HTTPS listeners; use hosts for HTTP or tcp.sni for TLS on 443", n)
 	}
-	if d < lo || d > hi {
-		return 0, fmt.Errorf("want a duration from %v to %v", lo, hi)
-	}
-	return d, nil
+	return n, err
 }
 
-// keyword matches v case-insensitively against a closed set.
-func keyword(v string, set ...string) (string, error) {
-	lv := strings.ToLower(v)
-	for _, s := range set {
-		if lv == s {
-			return s, nil
+// durationIn parses Go durations from lo to hi.
+func durationIn(lo, hi time.Duration) func(string) (time.Duration, error) {
+	return func(v string) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return 0, errors.New("want a duration such as 30s, 1m30s or 500ms")
 		}
+		if d < lo || d > hi {
+			return 0, fmt.Errorf("want a duration from %v to %v", lo, hi)
+		}
+		return d, nil
 	}
-	return "", fmt.Errorf("want one of %s%s", strings.Join(set, ", "), suggest(lv, set, ""))
+}
+
+// oneOf parses a keyword of a closed set, case-insensitively.
+func oneOf(set ...string) func(string) (string, error) {
+	return func(v string) (string, error) {
+		lv := strings.ToLower(v)
+		for _, s := range set {
+			if lv == s {
+				return s, nil
+			}
+		}
+		return "", fmt.Errorf("want one of %s%s", strings.Join(set, ", "), suggest(lv, set, ""))
+	}
 }
 
 func parseTLS(v string) (string, error) {
@@ -123,12 +141,14 @@ func validName(v, extra string) bool {
 	return true
 }
 
-// parseName validates a Docker network or a cluster name.
-func parseName(v, what string) (string, error) {
-	if !validCertName(v) {
-		return "", fmt.Errorf("want a %s name: letters, digits, '.', '_' and '-', starting with a letter or digit, at most %d", what, maxNameLen)
+// nameOf parses a Docker network or a cluster name (what says which).
+func nameOf(what string) func(string) (string, error) {
+	return func(v string) (string, error) {
+		if !validCertName(v) {
+			return "", fmt.Errorf("want a %s name: letters, digits, '.', '_' and '-', starting with a letter or digit, at most %d", what, maxNameLen)
+		}
+		return v, nil
 	}
-	return v, nil
 }
 
 func isAlnum(c byte) bool {

@@ -264,6 +264,15 @@ func parseKeyDER(der []byte) (crypto.Signer, error) {
 
 // certNames returns the lower-cased host names a leaf certificate is valid
 // for: its DNS SANs, or its CN when it has none (legacy certificates).
+//
+// These are certificate names, not route patterns, and deliberately not
+// checked with router.ParseHost, the one syntax of route hosts. A
+// certificate's "*.example.org" covers exactly one label (RFC 6125 section
+// 6.4.3: a.example.org, not a.b.example.org), where a route's covers any
+// depth; and a SAN is whatever the CA signed (an underscore in a private
+// PKI name, say), which the store must match as the client sends it rather
+// than reject by route rules. So names are only normalised here, and the
+// store's index matches them by the certificate rule.
 func certNames(leaf *x509.Certificate) []string {
 	names := leaf.DNSNames
 	if len(names) == 0 && leaf.Subject.CommonName != "" && strings.Contains(leaf.Subject.CommonName, ".") {
@@ -277,7 +286,10 @@ func certNames(leaf *x509.Certificate) []string {
 }
 
 // normalizeHost lower-cases a host name, drops a trailing dot and any port
-// (ACME's HTTP-01 requests carry one in Host).
+// (ACME's HTTP-01 requests carry one in Host). It validates nothing: SNI
+// names and SANs are compared, not parsed as routes (see certNames), and an
+// IPv6 literal keeps its brackets, where the router's request-host rule
+// sends it to the default backend.
 func normalizeHost(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
