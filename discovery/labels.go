@@ -80,10 +80,11 @@ func (p *parser) failKey(s *spec, key, format string, args ...any) {
 //
 // The service-level keys (swarmgate.<key>, and the com.docker.lb.* labels
 // where no swarmgate.<key> says otherwise) make the default route, which
-// exists when it sets hosts, tcp.port, tcp.sni or default. A named route
-// (swarmgate.routes.<name>.<key>) states its own keys; only port, network,
-// backend and cluster default to the service-level values. Routes come back
-// sorted by name, the default route ("") first.
+// exists when it sets a publishing key (hosts, tcp.port, tcp.sni, default).
+// A named route (swarmgate.routes.<name>.<key>) states its own keys; only the
+// inherited ones (port, network, backend, cluster) default to the
+// service-level values. Which key is which is the table of routeKeys. Routes
+// come back sorted by name, the default route ("") first.
 func ParseLabels(service string, labels map[string]string) (routes []route.Route, errs []*route.LabelError) {
 	p := &parser{service: service, keys: routeKeys()}
 	names := slices.Sorted(maps.Keys(labels))
