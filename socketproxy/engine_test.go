@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -43,19 +44,36 @@ func engineClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// engineNetwork returns the ID and name of a network the Engine has.
-func engineNetwork(t *testing.T) (id, name string) {
+// testNetworkName is a network name no other test uses.
+func testNetworkName(what string) string {
+	return fmt.Sprintf("swarmgate-socketproxy-%s-%d", what, time.Now().UnixNano())
+}
+
+// createNetwork creates the bridge network name on the Engine, removed when
+// the test ends, and returns its ID. Tests assert on their own objects
+// only: other packages' tests create and remove networks on the same
+// Engine at the same time.
+func createNetwork(t *testing.T, name string) (id string) {
 	t.Helper()
-	resp, err := engineClient(t).Get("http://docker/v1.41/networks")
+	engine := engineClient(t)
+	resp, err := engine.Post("http://docker/v1.41/networks/create", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"Name":%q,"Driver":"bridge","Labels":{"swarmgate.test":"socketproxy"}}`, name)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var nets []struct{ ID, Name string }
-	if err := json.NewDecoder(resp.Body).Decode(&nets); err != nil || len(nets) == 0 {
-		t.Fatalf("listing networks: %v (%d)", err, len(nets))
+	var created struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating network %s: %s", name, resp.Status)
 	}
-	return nets[0].ID, nets[0].Name
+	t.Cleanup(func() {
+		req, _ := http.NewRequest("DELETE", "http://docker/v1.41/networks/"+created.ID, nil)
+		if resp, err := engine.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	})
+	return created.ID
 }
 
 // TestEngineAllowList runs the allow and deny tables through the proxy
@@ -66,7 +84,8 @@ func TestEngineAllowList(t *testing.T) {
 	requireEngine(t)
 	tap := startTap(t, dockerSock)
 	tp := startProxy(t, Options{Upstream: "tcp://" + tap.addr}, nil)
-	netID, netName := engineNetwork(t)
+	netName := testNetworkName("allow")
+	netID := createNetwork(t, netName)
 	now := time.Now().Unix()
 	const running = "filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D"
 	const kinds = "filters=%7B%22type%22%3A%5B%22service%22%2C%22network%22%5D%7D"
@@ -133,37 +152,22 @@ func TestEngineAllowList(t *testing.T) {
 
 // TestEngineEventsThroughProxy watches real Engine events through the proxy:
 // two watchers share one upstream stream and both see an event the test
-// causes (a network created and removed on the Engine).
+// causes (a network created on the Engine). The subscription filters on
+// that network's name: other tests create and remove networks meanwhile.
 func TestEngineEventsThroughProxy(t *testing.T) {
 	requireEngine(t)
 	tap := startTap(t, dockerSock)
 	tp := startProxy(t, Options{Upstream: "tcp://" + tap.addr}, nil)
 	client := newClient(t)
-	const kinds = "filters=%7B%22type%22%3A%5B%22network%22%5D%7D"
-	a := watch(t, client, tp.url+"/v1.41/events?"+kinds)
+	name := testNetworkName("events")
+	filter, _ := json.Marshal(map[string][]string{"type": {"network"}, "network": {name}})
+	query := "filters=" + url.QueryEscape(string(filter))
+	a := watch(t, client, tp.url+"/v1.41/events?"+query)
 	defer a.close()
-	b := watch(t, client, tp.url+"/v1.41/events?"+kinds)
+	b := watch(t, client, tp.url+"/v1.41/events?"+query)
 	defer b.close()
 
-	engine := engineClient(t)
-	name := fmt.Sprintf("swarmgate-socketproxy-test-%d", time.Now().UnixNano())
-	resp, err := engine.Post("http://docker/v1.41/networks/create", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"Name":%q,"Driver":"bridge","Labels":{"swarmgate.test":"socketproxy"}}`, name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct{ ID string }
-	json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("creating network: %s", resp.Status)
-	}
-	defer func() {
-		req, _ := http.NewRequest("DELETE", "http://docker/v1.41/networks/"+created.ID, nil)
-		if resp, err := engine.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
+	id := createNetwork(t, name)
 	for i, w := range []*watcher{a, b} {
 		var ev struct {
 			Type, Action string
@@ -172,8 +176,8 @@ func TestEngineEventsThroughProxy(t *testing.T) {
 		if err := json.Unmarshal([]byte(w.next(t)), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Type != "network" || ev.Action != "create" || ev.Actor.ID != created.ID {
-			t.Errorf("watcher %d: got %+v, want the network create of %s", i, ev, created.ID)
+		if ev.Type != "network" || ev.Action != "create" || ev.Actor.ID != id {
+			t.Errorf("watcher %d: got %+v, want the network create of %s", i, ev, id)
 		}
 	}
 	var streams int
