@@ -2,17 +2,14 @@ package discovery
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +33,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -114,17 +113,15 @@ func (e *swarmEnv) network(name string) string {
 	name = e.prefix + name
 	e.docker("network", "create", "--driver", "overlay", name)
 	e.t.Cleanup(func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		err := testkit.Wait(30*time.Second, 200*time.Millisecond, func() error {
 			out, err := dockerCLI(e.host, "network", "rm", name)
 			if err == nil || strings.Contains(out, "No such network") || strings.Contains(out, "not found") {
-				return
+				return nil
 			}
-			if time.Now().After(deadline) {
-				e.t.Errorf("network rm %s: %v: %s", name, err, out)
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
+			return fmt.Errorf("network rm %s: %v: %s", name, err, out)
+		})
+		if err != nil {
+			e.t.Error(err)
 		}
 	})
 	return name
@@ -150,6 +147,24 @@ func (e *swarmEnv) service(name, network string, replicas int, labels ...string)
 		}
 	})
 	return name
+}
+
+// own is the part of c about this test's objects: the routes and label
+// errors of services named with its prefix. Other packages' tests run
+// against the same cluster at the same time.
+func (e *swarmEnv) own(c route.Config) route.Config {
+	var o route.Config
+	for _, r := range c.Routes {
+		if strings.HasPrefix(r.Service, e.prefix) {
+			o.Routes = append(o.Routes, r)
+		}
+	}
+	for _, le := range c.Errors {
+		if strings.HasPrefix(le.Service, e.prefix) {
+			o.Errors = append(o.Errors, le)
+		}
+	}
+	return o
 }
 
 // runningTasks returns the running tasks of a service that Swarm wants running.
@@ -261,13 +276,15 @@ func removeTestImage() {
 		host = testSocket
 	}
 	// Containers of removed services may still be stopping: retry briefly.
-	for i := 0; i < 50; i++ {
-		if _, err := dockerCLI(host, "rmi", "-f", testImg.name); err == nil {
-			return
+	err := testkit.Wait(10*time.Second, 200*time.Millisecond, func() error {
+		if out, err := dockerCLI(host, "rmi", "-f", testImg.name); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "could not remove test image", testImg.name+":", err)
 	}
-	fmt.Fprintln(os.Stderr, "could not remove test image", testImg.name)
 }
 
 // recorder keeps every Config a source sent, with the time it arrived.
@@ -295,6 +312,23 @@ func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.configs)
+}
+
+// last is the latest Config (the zero Config before the first).
+func (r *recorder) last() route.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.configs) == 0 {
+		return route.Config{}
+	}
+	return r.configs[len(r.configs)-1]
+}
+
+// since returns the Configs from index from on.
+func (r *recorder) since(from int) []route.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.configs[max(from, 0):])
 }
 
 // waitFor returns the first Config from index from on that satisfies ok,
@@ -389,21 +423,17 @@ func TestSwarmSnapshot(t *testing.T) {
 
 	// Snapshot is a single listing: ask until both tasks run (bounded).
 	var cfg route.Config
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
 		var err error
 		cfg, err = s.Snapshot(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := routeOf(cfg, svc); r != nil && len(r.Endpoints) == 2 {
-			break
+		if r := routeOf(cfg, svc); r == nil || len(r.Endpoints) != 2 {
+			return fmt.Errorf("tasks of %s not running: %+v", svc, r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks of %s not running after 60s: %+v", svc, routeOf(cfg, svc))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	r := routeOf(cfg, svc)
 	if r.Network != nw || r.Port != 8080 || r.Path != "/api" || !slices.Equal(r.Hosts, []string{"web.sgtest.example"}) || r.ServiceID == "" || r.CreatedAt.IsZero() {
 		t.Errorf("route: %+v", r)
@@ -488,27 +518,29 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	}
 
 	// Unchanged cluster, new listing: no update. An unrelated network
-	// event forces a full listing; wait for it through the metric.
-	settled := func() bool { return len(e.runningTasks(name)) == 1 }
-	for deadline := time.Now().Add(30 * time.Second); !settled(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("service did not settle at 1 task")
+	// event forces a full listing; wait for it through the metric. Other
+	// packages' tests change the same cluster meanwhile and cause updates
+	// of their own: what must not happen is an update that changes this
+	// test's routes, or one that repeats the update before it.
+	testkit.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if n := len(e.runningTasks(name)); n != 1 {
+			return fmt.Errorf("service %s has %d running tasks, want to settle at 1", name, n)
 		}
-	}
-	waitQuiet(t, s, rec)
+		return nil
+	})
+	waitOwnQuiet(t, e, rec)
 	updates, fulls := rec.count(), metricValue(s.m.syncs.WithLabelValues("full"))
 	e.network("unrelated")
 	waitMetric(t, s.m.syncs.WithLabelValues("full"), fulls+1)
-	if n := rec.count(); n != updates {
-		t.Errorf("a listing of an unchanged cluster sent an update (%d -> %d)", updates, n)
-	}
+	checkNoNews(t, e, rec.since(updates-1))
 
 	// A bad label: the service leaves the routes and enters the errors,
 	// logged once however many listings follow.
 	from = rec.count()
 	e.docker("service", "update", "--detach", "--label-add", "swarmgate.weight=heavy", name)
 	rec.waitFor(t, from, 5*time.Second, "the label error", func(c route.Config) bool {
-		return routeOf(c, name) == nil && len(c.Errors) == 1 && c.Errors[0].Service == name && c.Errors[0].Label == "swarmgate.weight"
+		errs := e.own(c).Errors
+		return routeOf(c, name) == nil && len(errs) == 1 && errs[0].Service == name && errs[0].Label == "swarmgate.weight"
 	})
 	fulls = metricValue(s.m.syncs.WithLabelValues("full"))
 	e.network("unrelated2")
@@ -516,9 +548,7 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	if n := logs.FilterMessage("service skipped: invalid label").FilterField(zap.String("service", name)).Len(); n != 1 {
 		t.Errorf("label error logged %d times, want once", n)
 	}
-	if g := metricValue(s.m.skipped); g != 1 {
-		t.Errorf("skipped services gauge %v, want 1", g)
-	}
+	waitSkippedGauge(t, s, rec) // counts this test's service among others' bad ones
 
 	// Fixed, then removing the labels removes the route.
 	from = rec.count()
@@ -526,14 +556,14 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 	_, i, _ = rec.waitFor(t, from, 5*time.Second, "the route back", endpointCount(name, 1))
 	changed := time.Now()
 	e.docker("service", "update", "--detach", "--label-rm", "swarmgate.hosts", "--label-rm", "swarmgate.port", name)
-	_, _, at = rec.waitFor(t, i, 5*time.Second, "the route gone", func(c route.Config) bool { return routeOf(c, name) == nil && len(c.Errors) == 0 })
+	_, _, at = rec.waitFor(t, i, 5*time.Second, "the route gone", func(c route.Config) bool {
+		return routeOf(c, name) == nil && len(e.own(c).Errors) == 0
+	})
 	t.Logf("labels removed: route gone %v after the command", at.Sub(changed).Round(time.Millisecond))
 	if d := at.Sub(changed); d > time.Second {
 		t.Errorf("label removal to update: %v, want under 1s", d)
 	}
-	if g := metricValue(s.m.skipped); g != 0 {
-		t.Errorf("skipped services gauge %v, want 0", g)
-	}
+	waitSkippedGauge(t, s, rec) // this test's service no longer among them
 	if n := metricValue(s.m.requests.WithLabelValues("tasks", "ok")); n < 2 {
 		t.Errorf("task list requests: %v", n)
 	}
@@ -544,32 +574,83 @@ func TestSwarmRunFollowsTheCluster(t *testing.T) {
 func waitQuiet(t *testing.T, s *Swarm, rec *recorder) {
 	t.Helper()
 	polls := s.m.syncs.WithLabelValues("poll")
-	deadline := time.Now().Add(30 * time.Second)
-	last, same := metricValue(polls), 0
-	for same < 4 { // four fast-poll periods without a poll
-		time.Sleep(DefaultSwarmFastPoll)
-		now := metricValue(polls)
-		if now == last {
+	last, same := metricValue(polls), -1 // the first check is at once, not a period later
+	testkit.Eventually(t, 30*time.Second, DefaultSwarmFastPoll, func() error {
+		if now := metricValue(polls); now == last {
 			same++
 		} else {
 			last, same = now, 0
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the source kept polling: something still converges")
+		if same < 4 { // four fast-poll periods without a poll
+			return errors.New("the source kept polling: something still converges")
+		}
+		return nil
+	})
+}
+
+// waitOwnQuiet waits until the test's own routes and label errors have stayed
+// the same for four fast-poll periods, so that no update about them is on
+// its way. (The source's polling says nothing here: it also follows what
+// other packages' tests are changing on the same cluster.)
+func waitOwnQuiet(t *testing.T, e *swarmEnv, rec *recorder) {
+	t.Helper()
+	const quiet = 4 * DefaultSwarmFastPoll
+	last, since := e.own(rec.last()), time.Now()
+	testkit.Eventually(t, 30*time.Second, DefaultSwarmFastPoll, func() error {
+		if now := e.own(rec.last()); !reflect.DeepEqual(now, last) {
+			last, since = now, time.Now()
+		}
+		if time.Since(since) < quiet {
+			return errors.New("this test's routes kept changing: something of it still converges")
+		}
+		return nil
+	})
+}
+
+// checkNoNews checks the updates that followed configs[0] for a listing of
+// a cluster in which this test changed nothing: none may change the test's
+// own routes and errors, and none may repeat the update before it (sent
+// with nothing changed anywhere).
+func checkNoNews(t *testing.T, e *swarmEnv, configs []route.Config) {
+	t.Helper()
+	for k := 1; k < len(configs); k++ {
+		prev, c := configs[k-1], configs[k]
+		prev.Changed, c.Changed = time.Time{}, time.Time{}
+		if reflect.DeepEqual(prev, c) {
+			t.Errorf("update %d of %d repeats the one before: a listing of an unchanged cluster sent an update", k, len(configs)-1)
+		}
+		if got, want := e.own(configs[k]), e.own(configs[0]); !reflect.DeepEqual(got, want) {
+			t.Errorf("update %d of %d changed this test's routes: %+v, was %+v", k, len(configs)-1, got, want)
 		}
 	}
+}
+
+// waitSkippedGauge waits until the skipped-services gauge counts the
+// services with label errors in the last Config sent (which a listing sets
+// just before it sends the Config): the cluster's, not only this test's.
+func waitSkippedGauge(t *testing.T, s *Swarm, rec *recorder) {
+	t.Helper()
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		services := map[string]bool{}
+		for _, le := range rec.last().Errors {
+			services[le.Service] = true
+		}
+		if g := metricValue(s.m.skipped); g != float64(len(services)) {
+			return fmt.Errorf("skipped services gauge %v, want %d (%v)", g, len(services), services)
+		}
+		return nil
+	})
 }
 
 // waitMetric waits until a counter reaches want.
 func waitMetric(t *testing.T, c prometheus.Counter, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(c) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("counter at %v, want %v", metricValue(c), want)
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if v := metricValue(c); v < want {
+			return fmt.Errorf("counter at %v, want %v", v, want)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // metricValue reads a counter or gauge.
@@ -676,11 +757,12 @@ func TestSwarmRunSurvivesAnOutage(t *testing.T) {
 	fwd.stop()
 	before := rec.count()
 	e.docker("service", "scale", "--detach", name+"=2")
-	for deadline := time.Now().Add(60 * time.Second); len(e.runningTasks(name)) != 2; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("scale to 2 did not converge")
+	testkit.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
+		if n := len(e.runningTasks(name)); n != 2 {
+			return fmt.Errorf("scale to 2 did not converge: %d running", n)
 		}
-	}
+		return nil
+	})
 	waitMetric(t, s.m.syncErrors, 1) // the source noticed and is retrying
 	if n := rec.count(); n != before {
 		t.Fatalf("update sent while the API was unreachable (%d -> %d)", before, n)
@@ -710,10 +792,8 @@ func TestSwarmMutualTLS(t *testing.T) {
 	nw := e.network("tls")
 	name := e.service("app", nw, 0, "swarmgate.hosts=tls.sgtest.example", "swarmgate.port=8080")
 
-	ca, caKey := newTestCert(t, "sgtest CA", nil, nil)
-	client, clientKey := newTestCert(t, "sgtest edge", ca, caKey)
-	cas := x509.NewCertPool()
-	cas.AddCert(ca)
+	ca := testkit.NewCA(t, "sgtest CA")
+	client := ca.IssueLeaf(t, testkit.LeafOptions{Names: []string{"sgtest edge"}, Client: true})
 	sock := strings.TrimPrefix(e.host, "unix://")
 	upstream := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -723,7 +803,7 @@ func TestSwarmMutualTLS(t *testing.T) {
 		Transport: upstream,
 	})
 	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused client below is expected
-	front.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: cas}
+	front.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool}
 	front.StartTLS()
 	t.Cleanup(func() { front.Close(); upstream.CloseIdleConnections() })
 	servers := x509.NewCertPool()
@@ -732,7 +812,7 @@ func TestSwarmMutualTLS(t *testing.T) {
 
 	s := newTestSwarm(t, SwarmOptions{Host: host, Network: nw, TLS: &tls.Config{
 		RootCAs:      servers,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{client.Raw}, PrivateKey: clientKey}},
+		Certificates: []tls.Certificate{client.TLSCertificate()},
 	}})
 	cfg, err := s.Snapshot(context.Background())
 	if err != nil {
@@ -746,39 +826,4 @@ func TestSwarmMutualTLS(t *testing.T) {
 	if _, err := anon.Snapshot(context.Background()); err == nil {
 		t.Error("a client without a certificate got through")
 	}
-}
-
-// newTestCert returns a certificate for name signed by parent (self-signed
-// CA when parent is nil), and its key.
-func newTestCert(t *testing.T, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	signer := key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-		parent = tmpl
-	} else {
-		signer = parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }
