@@ -3,6 +3,7 @@ package handover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/proxy"
 	"github.com/swarmgate/swarmgate/route"
 )
@@ -127,12 +129,12 @@ func TestHandOverUnderLoad(t *testing.T) {
 
 func waitSocket(t *testing.T, path string) {
 	t.Helper()
-	for range 200 {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return
+	testkit.Eventually(t, time.Second, 5*time.Millisecond, func() error {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			return fmt.Errorf("hand-over socket: %w", err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("hand-over socket never appeared")
+		c.Close()
+		return nil
+	})
 }
