@@ -36,16 +36,24 @@ const (
 // the next sample meets it. The half-life grows with the samples the
 // endpoint has given, from decayHalfLife/warmupSamples for the first one
 // to decayHalfLife from the warmupSamples-th on: a new endpoint's first
-// samples are the least typical, so one slow start costs it tens of
-// milliseconds of traffic (about 10 ms per halving it needs to look like its
-// peers again), while a really slow endpoint is soon known as such and
-// probed only every few half-lives.
+// samples are the least typical, so a slow start costs it milliseconds of
+// traffic, while a really slow endpoint is soon known as such and probed
+// only every few half-lives.
+//
+// decayHalfLife trades the two ways to get it wrong. A slow response (a
+// pause, a busy host) keeps a healthy endpoint out for the half-lives its
+// estimate needs to come back into the tie band, 3 to 4 (about 175 ms) after
+// a 30 ms response among 0.4 ms ones; a really slow endpoint gets a probe
+// every few half-lives, 4 to 16 a second (under 1% of sequential traffic
+// in TestP2CSlowEndpointStillAvoided). In a simulation of sequential
+// traffic, 100 ms starved healthy tasks for a third of a second after one
+// slow response, and 15 ms gave a 100 ms task a quarter of the requests.
 //
 // staleAfter is how long a sample counts at all: an endpoint with no sample
-// for that long (ten half-lives: nothing is left of it) is unmeasured again,
-// compared by load alone and preferred on a tie.
+// for that long (twenty half-lives: nothing is left of it) is unmeasured
+// again, compared by load alone and preferred on a tie.
 const (
-	decayHalfLife = 100 * time.Millisecond
+	decayHalfLife = 50 * time.Millisecond
 	warmupSamples = 10
 	staleAfter    = time.Second
 )

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // TestZeroDowntimeHandover is scenario 6a, on the host without Docker: a
@@ -68,8 +70,7 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	waitServing := func(exited <-chan error, logs *bytes.Buffer) {
 		t.Helper()
 		c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
 			select {
 			case err := <-exited:
 				t.Fatalf("edge exited at start: %v\n%s", err, logs)
@@ -77,17 +78,19 @@ func TestZeroDowntimeHandover(t *testing.T) {
 			}
 			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 			req.Host = host
-			if resp, err := c.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					if _, err := os.Stat(sock); err == nil {
-						return
-					}
-				}
+			resp, err := c.Do(req)
+			if err != nil {
+				return fmt.Errorf("edge not serving %s: %w", host, err)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("edge not serving %s within 20s", host)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("edge not serving %s: %s", host, resp.Status)
+			}
+			if _, err := os.Stat(sock); err != nil {
+				return fmt.Errorf("edge serving %s, no hand-over socket yet: %w", host, err)
+			}
+			return nil
+		})
 	}
 
 	first, firstLogs, firstExited := start()

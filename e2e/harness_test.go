@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 const (
@@ -141,23 +143,18 @@ func setup() error {
 }
 
 func waitReady(d time.Duration) error {
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
+	return testkit.Wait(d, 250*time.Millisecond, func() error {
 		resp, err := client.Get("http://" + edgeAdmin + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return fmt.Errorf("edge not ready: %w", err)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return fmt.Errorf("edge not ready after %s: %s", d, last)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("edge not ready: %d %s", resp.StatusCode, b)
+		}
+		return nil
+	})
 }
 
 // buildImages builds swarmgate and the echo service as static binaries and
@@ -209,15 +206,15 @@ func teardown() {
 		docker(append([]string{"service", "rm"}, strings.Fields(out)...)...)
 	}
 	// Networks can go only once the services' containers are gone.
-	for range 60 {
-		if out, _ := docker("ps", "-aq", "--filter", "name="+prefix); out == "" {
-			break
+	testkit.Wait(45*time.Second, 500*time.Millisecond, func() error {
+		if out, _ := docker("ps", "-aq", "--filter", "name="+prefix); out != "" {
+			return fmt.Errorf("containers left: %s", out)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 	// The engine's name filter matches whole names of networks with no local
 	// container, so the prefix is matched here.
-	for range 20 {
+	testkit.Wait(20*time.Second, 500*time.Millisecond, func() error {
 		out, _ := docker("network", "ls", "--format", "{{.Name}}")
 		var ours []string
 		for _, n := range strings.Fields(out) {
@@ -226,11 +223,11 @@ func teardown() {
 			}
 		}
 		if len(ours) == 0 {
-			break
+			return nil
 		}
 		docker(append([]string{"network", "rm"}, ours...)...)
-		time.Sleep(500 * time.Millisecond)
-	}
+		return fmt.Errorf("networks left: %v", ours)
+	})
 }
 
 func dumpLogs() {
@@ -300,17 +297,16 @@ func get(host, path string) (int, answer, error) {
 func waitStatus(t testing.TB, host, path string, code int, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var last string
-	for time.Since(start) < timeout {
+	var took time.Duration
+	testkit.Eventually(t, timeout, 20*time.Millisecond, func() error {
 		got, _, err := get(host, path)
-		if err == nil && got == code {
-			return time.Since(start)
+		if err != nil || got != code {
+			return fmt.Errorf("%s%s did not answer %d: %d %v", host, path, code, got, err)
 		}
-		last = fmt.Sprintf("%d %v", got, err)
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s%s did not answer %d within %s (last: %s)", host, path, code, timeout, last)
-	return 0
+		took = time.Since(start)
+		return nil
+	})
+	return took
 }
 
 // adminJSON decodes an admin API document.
@@ -340,9 +336,7 @@ func adminText(t testing.TB, path string) string {
 // waitTasksRunning waits until the service has n running tasks.
 func waitTasksRunning(t testing.TB, name string, n int, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for ctx.Err() == nil {
+	testkit.Eventually(t, timeout, 100*time.Millisecond, func() error {
 		out, _ := docker("service", "ps", name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
 		running := 0
 		for _, l := range strings.Split(out, "\n") {
@@ -350,10 +344,9 @@ func waitTasksRunning(t testing.TB, name string, n int, timeout time.Duration) {
 				running++
 			}
 		}
-		if running == n {
-			return
+		if running != n {
+			return fmt.Errorf("service %s: %d of %d tasks running", name, running, n)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("service %s: %d tasks not running within %s", name, n, timeout)
+		return nil
+	})
 }

@@ -3,18 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os/exec"
@@ -22,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // TestTLS exercises HTTPS on the edge in the real Swarm: certificates from
@@ -34,8 +30,8 @@ import (
 // secrets are attached in one update at the start and removed in one at the
 // end; the subtests share them.
 func TestTLS(t *testing.T) {
-	edgeCA := newTestCA(t, "swarmgate e2e edge CA")
-	backendCA := newTestCA(t, "swarmgate e2e backend CA") // passthrough backends: the edge never holds these
+	edgeCA := testkit.NewCA(t, "swarmgate e2e edge CA")
+	backendCA := testkit.NewCA(t, "swarmgate e2e backend CA") // passthrough backends: the edge never holds these
 	const (
 		appHost  = "tls.e2e.test"
 		ilHost   = "il.e2e.test"
@@ -43,10 +39,10 @@ func TestTLS(t *testing.T) {
 		sgptHost = "sgpt.e2e.test"
 		ilName   = prefix + "-il.e2e.test" // Interlock certificate name: the ssl_cert secret minus .cert
 	)
-	app := edgeCA.issue(t, appHost)
-	il := edgeCA.issue(t, ilHost)
-	ilpt := backendCA.issue(t, ilptHost)
-	sgpt := backendCA.issue(t, sgptHost)
+	app := edgeCA.Issue(t, appHost)
+	il := edgeCA.Issue(t, ilHost)
+	ilpt := backendCA.Issue(t, ilptHost)
+	sgpt := backendCA.Issue(t, sgptHost)
 
 	// Secrets and their targets in /run/secrets of the service they are
 	// attached to.
@@ -55,16 +51,16 @@ func TestTLS(t *testing.T) {
 		data         []byte
 	}
 	edgeSecrets := []secret{
-		{prefix + "-app.crt", "app.crt", app.certPEM},
-		{prefix + "-app.key", "app.key", app.keyPEM},
-		{ilName + ".cert", ilName + ".crt", il.certPEM},
-		{ilName + ".key", ilName + ".key", il.keyPEM},
+		{prefix + "-app.crt", "app.crt", app.CertPEM},
+		{prefix + "-app.key", "app.key", app.KeyPEM},
+		{ilName + ".cert", ilName + ".crt", il.CertPEM},
+		{ilName + ".key", ilName + ".key", il.KeyPEM},
 	}
 	backendSecrets := []secret{
-		{prefix + "-ilpt.crt", "tls.crt", ilpt.certPEM},
-		{prefix + "-ilpt.key", "tls.key", ilpt.keyPEM},
-		{prefix + "-sgpt.crt", "tls.crt", sgpt.certPEM},
-		{prefix + "-sgpt.key", "tls.key", sgpt.keyPEM},
+		{prefix + "-ilpt.crt", "tls.crt", ilpt.CertPEM},
+		{prefix + "-ilpt.key", "tls.key", ilpt.KeyPEM},
+		{prefix + "-sgpt.crt", "tls.crt", sgpt.CertPEM},
+		{prefix + "-sgpt.key", "tls.key", sgpt.KeyPEM},
 	}
 	var all []string
 	for _, s := range slices.Concat(edgeSecrets, backendSecrets) {
@@ -117,12 +113,12 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(func() { updateEdge(t, rm...) })
 
 	t.Run("SecretCertificate", func(t *testing.T) {
-		c := httpsClient(edgeCA.pool, appHost)
+		c := httpsClient(edgeCA.Pool, appHost)
 		resp, body := waitHTTPS(t, c, appHost, "/hello", 90*time.Second)
 		if resp.ProtoMajor != 2 {
 			t.Errorf("protocol %s, want HTTP/2", resp.Proto)
 		}
-		checkLeaf(t, resp.TLS, app.der)
+		checkLeaf(t, resp.TLS, app.Cert.Raw)
 		if body["service"] != prefix+"-tls-app" || body["path"] != "/hello" || body["host"] != appHost {
 			t.Errorf("answer %v, want service %s-tls-app, path /hello, host %s", body, prefix, appHost)
 		}
@@ -132,7 +128,7 @@ func TestTLS(t *testing.T) {
 	t.Run("MisdirectedHost", func(t *testing.T) {
 		// A connection set up for tls.e2e.test must not carry a request for
 		// il.e2e.test, which is served under another certificate.
-		c := httpsClient(edgeCA.pool, appHost)
+		c := httpsClient(edgeCA.Pool, appHost)
 		waitHTTPS(t, c, appHost, "/", 90*time.Second)
 		req, _ := http.NewRequest("GET", "https://"+appHost+"/", nil)
 		req.Host = ilHost
@@ -147,9 +143,9 @@ func TestTLS(t *testing.T) {
 	})
 
 	t.Run("InterlockCertificate", func(t *testing.T) {
-		c := httpsClient(edgeCA.pool, ilHost)
+		c := httpsClient(edgeCA.Pool, ilHost)
 		resp, body := waitHTTPS(t, c, ilHost, "/il", 90*time.Second)
-		checkLeaf(t, resp.TLS, il.der)
+		checkLeaf(t, resp.TLS, il.Cert.Raw)
 		if body["service"] != prefix+"-tls-il" || body["path"] != "/il" {
 			t.Errorf("answer %v, want service %s-tls-il, path /il", body, prefix)
 		}
@@ -160,13 +156,13 @@ func TestTLS(t *testing.T) {
 		name, host, service string
 		leaf                []byte
 	}{
-		{"InterlockPassthrough", ilptHost, "tls-ilpt", ilpt.der},
-		{"SNIPassthrough", sgptHost, "tls-sgpt", sgpt.der},
+		{"InterlockPassthrough", ilptHost, "tls-ilpt", ilpt.Cert.Raw},
+		{"SNIPassthrough", sgptHost, "tls-sgpt", sgpt.Cert.Raw},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// Only the backend CA is trusted: a certificate of the edge
 			// fails verification.
-			c := httpsClient(backendCA.pool, tt.host)
+			c := httpsClient(backendCA.Pool, tt.host)
 			resp, body := waitHTTPS(t, c, tt.host, "/pt", 90*time.Second)
 			checkLeaf(t, resp.TLS, tt.leaf)
 			if body["service"] != prefix+"-"+tt.service || body["tls"] != "true" || body["host"] != tt.host {
@@ -196,90 +192,10 @@ func TestTLS(t *testing.T) {
 			t.Logf("SNI %q: %v after %s", name, err, took.Round(time.Millisecond))
 		}
 		// The failures leave the listener serving.
-		if resp, _ := getHTTPS(httpsClient(edgeCA.pool, appHost), appHost, "/"); resp == nil || resp.StatusCode != 200 {
+		if resp, _ := getHTTPS(httpsClient(edgeCA.Pool, appHost), appHost, "/"); resp == nil || resp.StatusCode != 200 {
 			t.Errorf("after the failed handshakes %s does not answer 200: %v", appHost, resp)
 		}
 	})
-}
-
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-// leafCert is a server certificate with its PEM files.
-type leafCert struct {
-	der             []byte
-	certPEM, keyPEM []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-func (ca *testCA) issue(t *testing.T, host string) leafCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leafCert{
-		der:     der,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
-	}
-}
-
-func serial(t *testing.T) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // createSecret creates a Docker secret from data given on standard input,
@@ -297,18 +213,19 @@ func createSecret(t *testing.T, name string, data []byte) {
 // (service rm returns before the engine has let go of them).
 func removeSecrets(t *testing.T, names []string) {
 	t.Helper()
-	var err error
-	for range 40 {
-		if _, err = docker(append([]string{"secret", "rm"}, names...)...); err == nil {
-			return
+	err := testkit.Wait(10*time.Second, 250*time.Millisecond, func() error {
+		_, err := docker(append([]string{"secret", "rm"}, names...)...)
+		if err == nil {
+			return nil
 		}
-		left, _ := docker("secret", "ls", "-q", "--filter", "name="+prefix)
-		if left == "" {
-			return
+		if left, _ := docker("secret", "ls", "-q", "--filter", "name="+prefix); left == "" {
+			return nil
 		}
-		time.Sleep(250 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		t.Errorf("secrets left behind: %v", err)
 	}
-	t.Errorf("secrets left behind: %v", err)
 }
 
 // createService creates a labelled echo service with its own arguments (the
@@ -335,20 +252,19 @@ func updateEdge(t *testing.T, args ...string) {
 	start := time.Now()
 	old := edgeTasks(t)
 	mustDocker(t, append(append([]string{"service", "update", "--detach"}, args...), edgeService)...)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	err := testkit.Wait(90*time.Second, 250*time.Millisecond, func() error {
 		if now := edgeTasks(t); len(now) > 0 && !slices.ContainsFunc(now, func(id string) bool { return slices.Contains(old, id) }) {
-			break
+			return nil
 		}
 		state, _ := docker("service", "inspect", edgeService, "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}{{end}}")
 		if strings.HasPrefix(state, "paused") || strings.HasPrefix(state, "rollback") {
 			t.Fatalf("edge update %v: %s", args, state)
 		}
-		if time.Now().After(deadline) {
-			ps, _ := docker("service", "ps", "--no-trunc", edgeService)
-			t.Fatalf("edge update %v: no new running task within 90s (update %q)\n%s", args, state, ps)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return fmt.Errorf("edge update %v: no new running task (update %q)", args, state)
+	})
+	if err != nil {
+		ps, _ := docker("service", "ps", "--no-trunc", edgeService)
+		t.Fatalf("%v\n%s", err, ps)
 	}
 	if err := waitReady(60 * time.Second); err != nil {
 		t.Fatal(err)
@@ -409,26 +325,23 @@ func getHTTPS(c *http.Client, host, path string) (*http.Response, map[string]str
 // answer: the route and the certificate appear some time after the service.
 func waitHTTPS(t *testing.T, c *http.Client, host, path string, timeout time.Duration) (*http.Response, map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := c.Get("https://" + host + path)
+	var resp *http.Response
+	var body map[string]string
+	testkit.Eventually(t, timeout, 250*time.Millisecond, func() error {
+		r, err := c.Get("https://" + host + path)
 		if err != nil {
-			last = err.Error()
-			time.Sleep(250 * time.Millisecond)
-			continue
+			return fmt.Errorf("https://%s%s: %w", host, path, err)
 		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		var body map[string]string
-		if err == nil && resp.StatusCode == 200 && json.Unmarshal(b, &body) == nil {
-			return resp, body
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body.Close()
+		var m map[string]string
+		if err == nil && r.StatusCode == 200 && json.Unmarshal(b, &m) == nil {
+			resp, body = r, m
+			return nil
 		}
-		last = fmt.Sprintf("%d %q %v", resp.StatusCode, b, err)
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("https://%s%s did not answer 200 within %s (last: %s)", host, path, timeout, last)
-	return nil, nil
+		return fmt.Errorf("https://%s%s did not answer 200: %d %q %v", host, path, r.StatusCode, b, err)
+	})
+	return resp, body
 }
 
 // checkLeaf asserts that the server presented exactly the certificate want.
