@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestCoalesceConcurrentGETs(t *testing.T) {
@@ -56,7 +58,7 @@ func TestCoalesceConcurrentGETs(t *testing.T) {
 	// Hold the one upstream request until every other client has joined it.
 	coalesced := tp.m.coalesced.WithLabelValues(string(EndpointServices))
 	waitFor(t, "49 clients to join the request in flight", func() bool {
-		return value(t, coalesced) == clients-1
+		return testkit.MetricValue(t, coalesced) == clients-1
 	})
 	close(release)
 	wg.Wait()
@@ -69,7 +71,7 @@ func TestCoalesceConcurrentGETs(t *testing.T) {
 			t.Errorf("client %d: %+v", i, r)
 		}
 	}
-	if got := value(t, tp.m.upstream.WithLabelValues(string(EndpointServices))); got != 1 {
+	if got := testkit.MetricValue(t, tp.m.upstream.WithLabelValues(string(EndpointServices))); got != 1 {
 		t.Errorf("upstream metric = %v, want 1", got)
 	}
 

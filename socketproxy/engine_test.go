@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 const dockerSock = "/var/run/docker.sock"
@@ -134,7 +136,7 @@ func TestEngineAllowList(t *testing.T) {
 		}
 	}
 	// The shared stream is closed once its only watcher has gone.
-	waitFor(t, "the shared events stream to close", func() bool { return value(t, tp.m.subscribers) == 0 })
+	waitFor(t, "the shared events stream to close", func() bool { return testkit.MetricValue(t, tp.m.subscribers) == 0 })
 
 	cases := denyCases()
 	if len(cases) < 60 {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // fakeEvents is an upstream /events endpoint driven by the test: every
@@ -134,7 +136,7 @@ func TestEventsFanOut(t *testing.T) {
 	if q := fake.query(0); q != filters {
 		t.Errorf("upstream query %q, want %q", q, filters)
 	}
-	if got := value(t, tp.m.subscribers); got != clients {
+	if got := testkit.MetricValue(t, tp.m.subscribers); got != clients {
 		t.Errorf("subscribers gauge = %v, want %d", got, clients)
 	}
 	sent := []string{event(1e18+1, "a"), event(1e18+2, "b"), `{"not":"an event"}`, event(1e18+2, "c")}
@@ -165,8 +167,8 @@ func TestEventsFanOut(t *testing.T) {
 	}
 	// The last watcher leaving closes the shared upstream stream.
 	fake.open.Wait()
-	waitFor(t, "subscribers gauge to drop to 0", func() bool { return value(t, tp.m.subscribers) == 0 })
-	if got := value(t, tp.m.upstream.WithLabelValues(string(EndpointEvents))); got != 2 {
+	waitFor(t, "subscribers gauge to drop to 0", func() bool { return testkit.MetricValue(t, tp.m.subscribers) == 0 })
+	if got := testkit.MetricValue(t, tp.m.upstream.WithLabelValues(string(EndpointEvents))); got != 2 {
 		t.Errorf("upstream events requests = %v, want 2", got)
 	}
 }
@@ -209,7 +211,7 @@ func TestEventsResume(t *testing.T) {
 		}
 		w.close()
 	}
-	if got := value(t, tp.m.resubscribes); got != 1 {
+	if got := testkit.MetricValue(t, tp.m.resubscribes); got != 1 {
 		t.Errorf("resubscribes = %v, want 1", got)
 	}
 	fake.open.Wait()
@@ -234,7 +236,7 @@ func TestEventsNotResumed(t *testing.T) {
 		t.Fatal("stream ended cleanly; want an error")
 	}
 	w.close()
-	if got := value(t, tp.m.slowSubscribers); got != 0 {
+	if got := testkit.MetricValue(t, tp.m.slowSubscribers); got != 0 {
 		t.Errorf("dropped-as-slow = %v, want 0", got)
 	}
 }
@@ -280,7 +282,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 		t.Fatal("fast subscriber dropped")
 	default:
 	}
-	if got := value(t, tp.m.slowSubscribers); got != 1 {
+	if got := testkit.MetricValue(t, tp.m.slowSubscribers); got != 1 {
 		t.Errorf("dropped = %v, want 1", got)
 	}
 	tp.unsubscribe(h, slow)

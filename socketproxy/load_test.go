@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // The defaults keep `go test` fast; the figures in the README come from
@@ -74,7 +76,7 @@ func measureLoad(t *testing.T, edges int, d time.Duration) {
 			resp.Body.Close()
 		}()
 	}
-	waitFor(t, "every edge to watch events", func() bool { return value(t, tp.m.subscribers) == float64(edges) })
+	waitFor(t, "every edge to watch events", func() bool { return testkit.MetricValue(t, tp.m.subscribers) == float64(edges) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -129,8 +131,8 @@ func measureLoad(t *testing.T, edges int, d time.Duration) {
 		}
 	}
 	secs := d.Seconds()
-	coalesced := value(t, tp.m.coalesced.WithLabelValues(string(EndpointServices))) +
-		value(t, tp.m.coalesced.WithLabelValues(string(EndpointTasks)))
+	coalesced := testkit.MetricValue(t, tp.m.coalesced.WithLabelValues(string(EndpointServices))) +
+		testkit.MetricValue(t, tp.m.coalesced.WithLabelValues(string(EndpointTasks)))
 	t.Logf("edges=%d over %v: edges sent %d polls (%.1f/s) and held %d event streams; "+
 		"the Engine got %d polls (%.1f/s, %.0f%% of direct; %.0f coalesced) and %d event stream(s); "+
 		"Engine API requests/s: %.1f through the proxy vs %.1f direct",

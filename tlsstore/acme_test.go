@@ -144,7 +144,7 @@ func TestACMEPebble(t *testing.T) {
 			if !strings.Contains(leaf.Issuer.CommonName, "Pebble") {
 				t.Errorf("%s: issued by %q, want Pebble", host, leaf.Issuer.CommonName)
 			}
-			if got := value(t, a.metrics.expiry.WithLabelValues(host)); got != float64(leaf.NotAfter.Unix()) {
+			if got := testkit.MetricValue(t, a.metrics.expiry.WithLabelValues(host)); got != float64(leaf.NotAfter.Unix()) {
 				t.Errorf("%s: expiry gauge %v, want %v", host, got, leaf.NotAfter.Unix())
 			}
 			if _, err := os.Stat(filepath.Join(cacheDir, host)); err != nil {
@@ -215,7 +215,7 @@ func TestACMEPebble(t *testing.T) {
 	if n := orders.Load() - before; n != 0 {
 		t.Errorf("refused host caused %d new orders", n)
 	}
-	if got := value(t, a.metrics.refused); got != 2 {
+	if got := testkit.MetricValue(t, a.metrics.refused); got != 2 {
 		t.Errorf("refused counter %v, want 2", got)
 	}
 	if _, err := os.Stat(filepath.Join(cacheDir, deniedHost)); err == nil {
@@ -281,7 +281,7 @@ func TestACMEPolicy(t *testing.T) {
 	if calls.Load() == 0 {
 		t.Error("allowed hosts never reached the ACME client")
 	}
-	if got := value(t, a.metrics.errors.WithLabelValues("auto.example.org")); got != 2 {
+	if got := testkit.MetricValue(t, a.metrics.errors.WithLabelValues("auto.example.org")); got != 2 {
 		t.Errorf("ACME errors for auto.example.org = %v, want 2", got)
 	}
 }
@@ -331,21 +331,9 @@ func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 // serveTLSOn completes handshakes on ln (the CA's validation handshakes
 // included) until the test ends.
 func serveTLSOn(t *testing.T, ln net.Listener) {
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(90 * time.Second))
-				if c.(*tls.Conn).Handshake() == nil {
-					_, _ = c.Read(make([]byte, 1))
-				}
-			})
+	serveConns(t, ln, 90*time.Second, func(c net.Conn) {
+		if c.(*tls.Conn).Handshake() == nil {
+			_, _ = c.Read(make([]byte, 1))
 		}
 	})
 }
@@ -369,36 +357,24 @@ func serveDNS(t *testing.T, hosts []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
+	serveConns(t, ln, 10*time.Second, func(c net.Conn) {
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var n uint16
+			if binary.Read(c, binary.BigEndian, &n) != nil {
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				for {
-					var n uint16
-					if binary.Read(c, binary.BigEndian, &n) != nil {
-						return
-					}
-					q := make([]byte, n)
-					if _, err := io.ReadFull(c, q); err != nil {
-						return
-					}
-					resp := dnsAnswer(q, known)
-					if resp == nil {
-						return
-					}
-					_ = binary.Write(c, binary.BigEndian, uint16(len(resp)))
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			})
+			q := make([]byte, n)
+			if _, err := io.ReadFull(c, q); err != nil {
+				return
+			}
+			resp := dnsAnswer(q, known)
+			if resp == nil {
+				return
+			}
+			_ = binary.Write(c, binary.BigEndian, uint16(len(resp)))
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
 		}
 	})
 	return ln.Addr().String()

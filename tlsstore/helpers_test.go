@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/swarmgate/swarmgate/internal/testkit"
@@ -105,23 +104,6 @@ func writeAtomic(t testing.TB, dir, name string, data []byte) {
 	}
 }
 
-// value reads a counter or gauge.
-func value(t testing.TB, m prometheus.Metric) float64 {
-	t.Helper()
-	var d dto.Metric
-	if err := m.Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case d.Counter != nil:
-		return d.Counter.GetValue()
-	case d.Gauge != nil:
-		return d.Gauge.GetValue()
-	}
-	t.Fatalf("metric %s is neither counter nor gauge", m.Desc())
-	return 0
-}
-
 // count returns how many series c has.
 func count(c prometheus.Collector) int {
 	ch := make(chan prometheus.Metric)
@@ -141,6 +123,14 @@ func serveTLS(t *testing.T, cfg *tls.Config, handle func(c *tls.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveConns(t, ln, 5*time.Second, func(c net.Conn) { handle(c.(*tls.Conn)) })
+	return ln.Addr().String()
+}
+
+// serveConns accepts connections on ln until the test ends and hands each
+// to handle under a deadline of timeout, closing it when handle returns.
+// The test's end closes ln and waits for every handler.
+func serveConns(t *testing.T, ln net.Listener, timeout time.Duration, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -154,10 +144,9 @@ func serveTLS(t *testing.T, cfg *tls.Config, handle func(c *tls.Conn)) string {
 			}
 			wg.Go(func() {
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				handle(c.(*tls.Conn))
+				_ = c.SetDeadline(time.Now().Add(timeout))
+				handle(c)
 			})
 		}
 	})
-	return ln.Addr().String()
 }

@@ -131,7 +131,7 @@ func TestScanDir(t *testing.T) {
 	}
 	// The first load reports each bad certificate once.
 	for _, name := range []string{"chain-only", "orphan"} {
-		if got := value(t, s.metrics.reloadErrors.WithLabelValues(name)); got != 1 {
+		if got := testkit.MetricValue(t, s.metrics.reloadErrors.WithLabelValues(name)); got != 1 {
 			t.Errorf("reload errors for %q = %v, want 1", name, got)
 		}
 	}

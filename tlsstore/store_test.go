@@ -189,11 +189,11 @@ func TestReloadKeepsOld(t *testing.T) {
 		case st.want != nil && (err != nil || !got.Leaf.Equal(st.want)):
 			t.Fatalf("%s: served the wrong certificate (err %v)", st.name, err)
 		}
-		if n := value(t, s.metrics.reloadErrors.WithLabelValues("app")); n != st.errors {
+		if n := testkit.MetricValue(t, s.metrics.reloadErrors.WithLabelValues("app")); n != st.errors {
 			t.Fatalf("%s: reload errors = %v, want %v", st.name, n, st.errors)
 		}
 		if st.want != nil {
-			if exp := value(t, s.metrics.expiry.WithLabelValues("app")); exp != float64(st.want.NotAfter.Unix()) {
+			if exp := testkit.MetricValue(t, s.metrics.expiry.WithLabelValues("app")); exp != float64(st.want.NotAfter.Unix()) {
 				t.Fatalf("%s: expiry gauge = %v, want %v", st.name, exp, st.want.NotAfter.Unix())
 			}
 		} else if n := count(s.metrics.expiry); n != 0 {

@@ -69,6 +69,9 @@ type fatalRecorder struct {
 
 func (r *fatalRecorder) Helper()           {}
 func (r *fatalRecorder) Fatal(args ...any) { r.failed = fmt.Sprint(args...) }
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+}
 
 func TestEventually(t *testing.T) {
 	r := &fatalRecorder{TB: t}
