@@ -40,9 +40,6 @@ type Core struct {
 	// left rotation may go on before they are ended cleanly. If zero,
 	// DefaultBackendDrain.
 	BackendDrain time.Duration
-	// After runs a function once a duration has passed. If nil,
-	// time.AfterFunc; tests pass a fake clock's.
-	After func(d time.Duration, f func())
 }
 
 // Edge holds the snapshot in force and applies new ones. Its methods are
@@ -50,7 +47,12 @@ type Core struct {
 type Edge struct {
 	c    Core
 	snap atomic.Pointer[Snapshot]
-	mu   sync.Mutex // serialises Apply; never taken on the request path
+	mu   sync.Mutex // serialises Apply and guards drains; never taken on the request path
+	// drains are the pending backend drain deadlines; Close stops them.
+	drains map[*time.Timer]bool
+	closed bool
+	// running counts drain deadlines scheduled and not yet done or stopped.
+	running sync.WaitGroup
 }
 
 // New returns an Edge serving an empty snapshot.
@@ -64,10 +66,7 @@ func New(c Core) *Edge {
 	if c.BackendDrain <= 0 {
 		c.BackendDrain = DefaultBackendDrain
 	}
-	if c.After == nil {
-		c.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
-	}
-	e := &Edge{c: c}
+	e := &Edge{c: c, drains: map[*time.Timer]bool{}}
 	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, c.Now()))
 	return e
 }
@@ -103,13 +102,48 @@ func (e *Edge) Apply(cfg route.Config) {
 	in := s.endpoints()
 	if dropped := e.c.Pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
 		e.c.Proxy.CloseIdle()
-		e.c.After(e.c.BackendDrain, func() { e.endGone(dropped) })
+		e.drainLaterLocked(dropped)
 	}
 	e.c.Logger.Info("routing table swapped",
 		zap.Int("routes", len(cfg.Routes)),
 		zap.Int("label_errors", len(cfg.Errors)),
 		zap.Int("rejected", len(s.rejected)),
 		zap.Duration("build", e.c.Now().Sub(start)))
+}
+
+// drainLaterLocked schedules the backend drain deadline of addrs. e.mu is held.
+func (e *Edge) drainLaterLocked(addrs []string) {
+	if e.closed {
+		return
+	}
+	var t *time.Timer
+	e.running.Add(1)
+	t = time.AfterFunc(e.c.BackendDrain, func() {
+		defer e.running.Done()
+		e.mu.Lock()
+		delete(e.drains, t)
+		closed := e.closed
+		e.mu.Unlock()
+		if !closed {
+			e.endGone(addrs)
+		}
+	})
+	e.drains[t] = true
+}
+
+// Close stops the pending backend drain deadlines (what they would end is
+// ended by the listeners' own shutdown) and waits for one that is running.
+func (e *Edge) Close() {
+	e.mu.Lock()
+	e.closed = true
+	for t := range e.drains {
+		if t.Stop() {
+			e.running.Done()
+		}
+	}
+	clear(e.drains)
+	e.mu.Unlock()
+	e.running.Wait()
 }
 
 // endGone ends the long-lived exchanges with those of addrs that are still

@@ -56,6 +56,7 @@ func startEdge(t *testing.T, cfg route.Config, drain time.Duration) *testEdge {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		e.Close()
 		srv.Shutdown(ctx)
 		engine.Close()
 		engine.Drain(ctx)

@@ -110,6 +110,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	defer p.Close()
 	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
+	defer e.Close()
 	admin := NewAdmin(e, o.Registry, o.Admin)
 
 	runCtx, cancel := context.WithCancel(ctx)
