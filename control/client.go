@@ -1,0 +1,469 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/internal/metrics"
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// Defaults of ClientOptions.
+const (
+	DefaultMinBackoff  = 100 * time.Millisecond
+	DefaultMaxBackoff  = 10 * time.Second
+	DefaultIdleTimeout = 3 * DefaultHeartbeat
+	DefaultMaxFrame    = 64 << 20
+)
+
+// ClientOptions configure a Client. Addrs is required.
+type ClientOptions struct {
+	// Addrs are the control plane's replicas (edge --control):
+	// "tcp://host:7070" is HTTP/2 in clear text, or over TLS when TLS is set;
+	// "http://" and "https://" URLs are taken as they are. The client stays
+	// on one while it works and tries the next when it fails.
+	Addrs []string
+	// TLS is the client TLS configuration (see ClientTLSConfig). If nil,
+	// tcp:// addresses speak cleartext HTTP/2 (h2c).
+	TLS *tls.Config
+	// MinBackoff and MaxBackoff bound the wait between failed connections,
+	// doubled at each failure, with jitter. If zero, DefaultMinBackoff and
+	// DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// IdleTimeout: a stream that carries no frame (heartbeats included)
+	// for this long is given up and another connection made. It must exceed
+	// the servers' Heartbeat. If zero, DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxFrame is the largest frame accepted (a snapshot of every route).
+	// If zero, DefaultMaxFrame.
+	MaxFrame int
+	// Transport carries the requests. If nil, one is built from TLS, with
+	// connect, handshake and header timeouts, and HTTP/2 pings.
+	Transport http.RoundTripper
+	// Logger receives connection changes. If nil, nothing is logged.
+	Logger *zap.Logger
+	// Registerer receives the client's metrics. If nil, they are not exported.
+	Registerer prometheus.Registerer
+	// Now is the clock of LastFrame and of the change-to-table latency.
+	// If nil, time.Now.
+	Now func() time.Time
+}
+
+// Client is the edge's route.Source for the control plane's stream. It
+// applies the snapshot and the deltas it receives to its own copy of the
+// state, checks the result against the version the server announced, and
+// calls update with the whole Config. While no replica answers it keeps
+// quiet (the last Config stays in force) and reconnects with backoff; it
+// resumes from its version, so that a reconnection costs a delta, not a
+// snapshot, when the replica still has the history.
+type Client struct {
+	o    ClientOptions
+	urls []string // stream URLs, one per address
+	http *http.Client
+	own  *http.Transport // the transport the client built, nil if given
+	log  *zap.Logger
+	m    *clientMetrics
+
+	// Only Run's goroutine touches the state. version is the state's;
+	// ClientState.Version is the Config's in force, which is kept when
+	// the state is dropped.
+	items   map[string]decoded
+	version string
+
+	mu sync.Mutex // guards st
+	st ClientState
+}
+
+// ClientState is what the edge's /readyz and status page show of the source.
+type ClientState struct {
+	// Server is the address of the replica in use, or last tried.
+	Server string `json:"server"`
+	// Connected: a stream is open and in step with the server.
+	Connected bool `json:"connected"`
+	// Synced: a Config has been delivered. It stays true while the
+	// control plane is away: the last Config is in force.
+	Synced bool `json:"synced"`
+	// Version of the Config in force, "" before the first.
+	Version string `json:"version"`
+	// Changed is when the change that made Version was reported.
+	Changed time.Time `json:"changed,omitzero"`
+	// LastFrame is when the last frame (heartbeat included) arrived:
+	// the last moment the client knew it was in sync.
+	LastFrame time.Time `json:"last_frame,omitzero"`
+	// LastError is why the last connection failed or ended; "" if none did.
+	LastError string `json:"last_error,omitempty"`
+	// Routes and LabelErrors count the Config in force.
+	Routes      int `json:"routes"`
+	LabelErrors int `json:"label_errors"`
+}
+
+var _ route.Source = (*Client)(nil)
+
+// NewClient returns a Client. It does not connect: Run does.
+func NewClient(o ClientOptions) (*Client, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("control: client: no control plane address")
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = DefaultMaxFrame
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Client{o: o, log: o.Logger, items: map[string]decoded{}}
+	if c.log == nil {
+		c.log = zap.NewNop()
+	}
+	for _, a := range o.Addrs {
+		u, err := streamURL(a, o.TLS != nil)
+		if err != nil {
+			return nil, err
+		}
+		c.urls = append(c.urls, u)
+	}
+	rt := o.Transport
+	if rt == nil {
+		c.own = newTransport(o.TLS)
+		rt = c.own
+	}
+	c.http = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return errors.New("control: client: redirects are not followed")
+	}}
+	c.m = newClientMetrics(o.Registerer)
+	c.log = c.log.With(zap.String("source", "control"))
+	return c, nil
+}
+
+// streamURL turns an address into the stream's URL.
+func streamURL(addr string, tls bool) (string, error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("control: client: address %q: %w", addr, err)
+	}
+	switch u.Scheme {
+	case "tcp":
+		u.Scheme = "http"
+		if tls {
+			u.Scheme = "https"
+		}
+	case "http", "https":
+	default:
+		return "", fmt.Errorf("control: client: address %q: want tcp://host:port, http:// or https://", addr)
+	}
+	if u.Host == "" || u.Port() == "" {
+		return "", fmt.Errorf("control: client: address %q: want host:port", addr)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("control: client: address %q: no path, query or user", addr)
+	}
+	u.Path = StreamPath
+	return u.String(), nil
+}
+
+func newTransport(tlsConf *tls.Config) *http.Transport {
+	p := new(http.Protocols)
+	if tlsConf == nil {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP2(true)
+		tlsConf = tlsConf.Clone()
+	}
+	return &http.Transport{
+		Protocols:              p,
+		TLSClientConfig:        tlsConf,
+		DialContext:            (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    5 * time.Second,
+		ResponseHeaderTimeout:  10 * time.Second,
+		MaxResponseHeaderBytes: 16 << 10,
+		IdleConnTimeout:        time.Minute,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 15 * time.Second, // a dead connection is found in 25s even mid-frame
+			PingTimeout:     10 * time.Second,
+			// A stuck edge buffers this much of the stream, not the 4 MiB default.
+			MaxReceiveBufferPerStream: 1 << 20,
+		},
+	}
+}
+
+// Name identifies the source in logs.
+func (c *Client) Name() string { return "control:" + strings.Join(c.o.Addrs, ",") }
+
+// State returns the client's state.
+func (c *Client) State() ClientState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+func (c *Client) setState(f func(*ClientState)) {
+	c.mu.Lock()
+	f(&c.st)
+	c.mu.Unlock()
+}
+
+// Run follows the stream until ctx is done, then returns nil. It calls
+// update with the whole Config after the first snapshot and after every
+// frame that changes it; a reconnection that finds nothing changed calls
+// nothing. update runs on Run's goroutine: while it runs, the stream waits.
+func (c *Client) Run(ctx context.Context, update func(route.Config)) error {
+	if c.own != nil {
+		defer c.own.CloseIdleConnections()
+	}
+	backoff := c.o.MinBackoff
+	var downSince time.Time
+	for i := 0; ; i = (i + 1) % len(c.urls) {
+		addr := c.o.Addrs[i]
+		c.setState(func(s *ClientState) { s.Server = addr })
+		progressed, err := c.session(ctx, i, update, func() {
+			if !downSince.IsZero() {
+				c.log.Info("control plane reachable again", zap.String("server", addr),
+					zap.Duration("outage", c.o.Now().Sub(downSince).Round(time.Millisecond)))
+				downSince = time.Time{}
+			}
+		})
+		c.m.connected.Set(0)
+		if ctx.Err() != nil {
+			c.setState(func(s *ClientState) { s.Connected = false })
+			return nil
+		}
+		c.setState(func(s *ClientState) { s.Connected, s.LastError = false, err.Error() })
+		c.m.reconnects.Inc()
+		if progressed {
+			backoff = c.o.MinBackoff
+		}
+		if downSince.IsZero() {
+			downSince = c.o.Now()
+			c.log.Warn("control plane unreachable; keeping the last routing table and reconnecting",
+				zap.String("server", addr), zap.Error(err))
+		} else {
+			c.log.Debug("control plane still unreachable", zap.String("server", addr), zap.Error(err), zap.Duration("retry_in", backoff))
+		}
+		// Jitter: edges that lost the same replica do not all come back at once.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		if !progressed {
+			backoff = min(2*backoff, c.o.MaxBackoff)
+		}
+	}
+}
+
+// errIdle ends a stream that carried nothing for IdleTimeout.
+var errIdle = errors.New("control: no frame within the idle timeout")
+
+// session opens one stream to replica i and applies its frames until it
+// fails. progressed reports whether a frame was applied (the replica
+// works: the next attempt starts over from the shortest backoff).
+func (c *Client) session(ctx context.Context, i int, update func(route.Config), connected func()) (progressed bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	u := c.urls[i]
+	if c.version != "" {
+		u += "?version=" + c.version
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("control: client: %w", err)
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("control: %s: %w", c.o.Addrs[i], err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return false, fmt.Errorf("control: %s: %s: %s", c.o.Addrs[i], resp.Status, strings.TrimSpace(string(msg)))
+	}
+	idle := time.AfterFunc(c.o.IdleTimeout, func() { cancel(errIdle) })
+	defer idle.Stop()
+
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), c.o.MaxFrame)
+	sc.Split(scanFrames)
+	for sc.Scan() {
+		idle.Reset(c.o.IdleTimeout)
+		line := sc.Bytes()
+		c.m.bytes.Add(float64(len(line) + 1))
+		kind, err := c.apply(line, update)
+		if err != nil {
+			// Out of step: the state is not trusted any more. The next
+			// connection asks for a snapshot; the edge keeps the last
+			// Config until it comes.
+			c.items, c.version = map[string]decoded{}, ""
+			return progressed, fmt.Errorf("control: %s: %w", c.o.Addrs[i], err)
+		}
+		c.m.frames.WithLabelValues(kind).Inc()
+		now := c.o.Now()
+		c.m.lastFrame.Set(float64(now.UnixNano()) / 1e9)
+		if !progressed {
+			progressed = true
+			c.m.connected.Set(1)
+			connected()
+		}
+		c.setState(func(s *ClientState) { s.Connected, s.LastFrame, s.LastError = true, now, "" })
+	}
+	err = sc.Err()
+	if cause := context.Cause(ctx); errors.Is(cause, errIdle) {
+		err = cause
+	} else if err == nil {
+		err = io.ErrUnexpectedEOF // the server ended the stream (shut down, or dropped a slow edge)
+	}
+	return progressed, fmt.Errorf("control: %s: stream: %w", c.o.Addrs[i], err)
+}
+
+// errTruncated ends a stream cut in the middle of a frame.
+var errTruncated = errors.New("control: stream ended inside a frame")
+
+// scanFrames splits the stream into frames: complete lines only. (Lines
+// would hand over the piece of a frame that a cut stream ends with.)
+func scanFrames(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return 0, nil, errTruncated
+	}
+	return 0, nil, nil
+}
+
+// wireFrame is one frame as read.
+type wireFrame struct {
+	T    string                     `json:"t"`
+	V    string                     `json:"v"`
+	From string                     `json:"from"`
+	At   time.Time                  `json:"at"`
+	Set  map[string]json.RawMessage `json:"set"`
+	Del  []string                   `json:"del"`
+}
+
+// apply applies one frame to the state and calls update if it changed.
+func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err error) {
+	var f wireFrame
+	if err := json.Unmarshal(line, &f); err != nil {
+		return "", fmt.Errorf("bad frame: %w", err)
+	}
+	switch f.T {
+	case "ping":
+		if f.V != c.version {
+			return "", fmt.Errorf("ping at version %s, but the client is at %s", f.V, c.version)
+		}
+		return f.T, nil
+	case "snapshot":
+		items := make(map[string]decoded, len(f.Set))
+		if err := decodeSet(items, f.Set); err != nil {
+			return "", err
+		}
+		c.items = items
+	case "delta":
+		if f.From != c.version {
+			return "", fmt.Errorf("delta from version %s, but the client is at %s", f.From, c.version)
+		}
+		for _, k := range f.Del {
+			delete(c.items, k)
+		}
+		if err := decodeSet(c.items, f.Set); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("unknown frame type %q", f.T)
+	}
+	got := versionOf(sortedKeys(c.items), func(k string) [sha256.Size]byte { return c.items[k].sum })
+	if got != f.V {
+		return "", fmt.Errorf("state after the %s is version %s, the server announced %s", f.T, got, f.V)
+	}
+	c.version = f.V
+	if st := c.State(); st.Synced && st.Version == f.V {
+		// A resumption that found nothing changed, or a snapshot of the
+		// Config in force: nothing to rebuild.
+		return f.T, nil
+	}
+	cfg := buildConfig(c.items, f.At)
+	update(cfg)
+	now := c.o.Now()
+	if f.T == "delta" && !f.At.IsZero() {
+		// Event -> table in force, when update applies the table before it
+		// returns (the edge's does). A snapshot is no change: not observed.
+		c.m.latency.Observe(max(now.Sub(f.At), 0).Seconds())
+	}
+	c.setState(func(s *ClientState) {
+		s.Synced, s.Version, s.Changed = true, f.V, f.At
+		s.Routes, s.LabelErrors = len(cfg.Routes), len(cfg.Errors)
+	})
+	return f.T, nil
+}
+
+func decodeSet(items map[string]decoded, set map[string]json.RawMessage) error {
+	for k, raw := range set {
+		d, err := decodeItem(k, raw)
+		if err != nil {
+			return err
+		}
+		items[k] = d
+	}
+	return nil
+}
+
+// clientMetrics are the Client's Prometheus series.
+type clientMetrics struct {
+	connected  prometheus.Gauge
+	frames     *prometheus.CounterVec // kind
+	bytes      prometheus.Counter
+	reconnects prometheus.Counter
+	lastFrame  prometheus.Gauge
+	latency    prometheus.Histogram
+}
+
+func newClientMetrics(reg prometheus.Registerer) *clientMetrics {
+	m := &clientMetrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmgate_control_client_connected", Help: "1 while the stream from the control plane is open and in step."}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swarmgate_control_client_frames_total", Help: "Frames received from the control plane, by kind: snapshot, delta, ping."}, []string{"kind"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmgate_control_client_received_bytes_total", Help: "Bytes of frames received from the control plane."}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swarmgate_control_client_reconnects_total", Help: "Streams from the control plane that failed or ended."}),
+		lastFrame: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "swarmgate_control_client_last_frame_timestamp_seconds", Help: "When the last frame (heartbeat included) arrived; alert when it lags."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "swarmgate_control_change_to_table_seconds",
+			Help:    "From when Swarm reported a change to when the edge's table with it was in force (across hosts: clock skew counts).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+	}
+	metrics.Register(reg, m.connected, m.frames, m.bytes, m.reconnects, m.lastFrame, m.latency)
+	return m
+}

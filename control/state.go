@@ -1,0 +1,284 @@
+// Package control is the control plane's stream: a Server holds the desired
+// route.Config that one watcher of the Swarm produces and streams it to edges
+// as versioned snapshots and per-route deltas over HTTP/2. A Client is the
+// edge's route.Source for that stream: it resumes from its version after a
+// reconnection or a failover, and keeps the last Config in force meanwhile.
+package control
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// A state is a set of items, each the canonical JSON of one part of a
+// Config under a key:
+//
+//	r:<route ID>   the route without its endpoints (wireRoute)
+//	e:<route ID>   its endpoints, when it has any (a JSON array of "host:port")
+//	x:<service>    the label errors of a skipped service (wireLabelError list)
+//
+// Endpoints are items of their own because they are what changes most:
+// a task that starts costs the edge one short item, not its route again.
+// The version of a state is a hash of its items, so two replicas that hold
+// the same Config hold the same version, whatever path led them there.
+const (
+	keyRoute     = "r:"
+	keyEndpoints = "e:"
+	keyErrors    = "x:"
+)
+
+// item is one part of a state: its canonical encoding and the hash of key
+// and encoding that the version is computed from.
+type item struct {
+	raw []byte
+	sum itemSum
+}
+
+// itemSum is the hash of an item's key and encoding.
+type itemSum = [sha256.Size]byte
+
+func newItem(key string, raw []byte) item {
+	return item{raw: raw, sum: sumItem(key, raw)}
+}
+
+func sumItem(key string, raw []byte) itemSum {
+	h := sha256.New()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write(raw)
+	var s [sha256.Size]byte
+	h.Sum(s[:0])
+	return s
+}
+
+// versionLen is the length of a version in hex digits (128 bits).
+const versionLen = 32
+
+// versionOf returns the version of a state: the first 128 bits of a SHA-256
+// over its item hashes in key order, in hex.
+func versionOf(keys []string, sum func(key string) [sha256.Size]byte) string {
+	h := sha256.New()
+	for _, k := range keys {
+		s := sum(k)
+		h.Write(s[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:versionLen/2])
+}
+
+// validVersion reports whether v could be a version (or is empty).
+func validVersion(v string) bool {
+	if v == "" {
+		return true
+	}
+	if len(v) != versionLen {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return err == nil
+}
+
+// wireRoute is a route.Route as the stream carries it: every field of the
+// route model but the endpoints, with short names, zero values left out.
+// Nothing else of a service (spec, environment, secrets, other labels)
+// exists here to be sent. TestWireRouteCoversTheModel fails when a field
+// is added to route.Route and not here.
+type wireRoute struct {
+	Service        string         `json:"svc"`
+	ServiceID      string         `json:"sid,omitempty"`
+	Name           string         `json:"name,omitempty"`
+	CreatedAt      time.Time      `json:"created,omitzero"`
+	Hosts          []string       `json:"hosts,omitempty"`
+	Path           string         `json:"path,omitempty"`
+	Strip          bool           `json:"strip,omitempty"`
+	Priority       int            `json:"prio,omitempty"`
+	Weight         int            `json:"weight,omitempty"`
+	Default        bool           `json:"default,omitempty"`
+	Port           int            `json:"port,omitempty"`
+	Backend        string         `json:"backend,omitempty"`
+	Network        string         `json:"net,omitempty"`
+	Balancer       string         `json:"bal,omitempty"`
+	Sticky         string         `json:"sticky,omitempty"`
+	TLS            string         `json:"tls,omitempty"`
+	TLSRedirect    bool           `json:"tls_redirect,omitempty"`
+	HSTS           string         `json:"hsts,omitempty"`
+	BackendTLS     string         `json:"btls,omitempty"`
+	H2C            bool           `json:"h2c,omitempty"`
+	HealthPath     string         `json:"hpath,omitempty"`
+	HealthInterval time.Duration  `json:"hint,omitempty"`
+	Timeout        time.Duration  `json:"timeout,omitempty"`
+	Redirects      []wireRedirect `json:"redir,omitempty"`
+	Cluster        string         `json:"cluster,omitempty"`
+	TCPPort        int            `json:"tcp,omitempty"`
+	SNI            []string       `json:"sni,omitempty"`
+	ProxyProtocol  int            `json:"pp,omitempty"`
+}
+
+type wireRedirect struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Code int    `json:"code"`
+}
+
+// wireLabelError is a route.LabelError without its service (the key says it).
+type wireLabelError struct {
+	Label  string `json:"label"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
+}
+
+func toWire(r *route.Route) wireRoute {
+	w := wireRoute{
+		Service: r.Service, ServiceID: r.ServiceID, Name: r.Name,
+		Hosts: r.Hosts, Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight, Default: r.Default,
+		Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer, Sticky: r.Sticky,
+		TLS: r.TLS, TLSRedirect: r.TLSRedirect, HSTS: r.HSTS, BackendTLS: r.BackendTLS, H2C: r.H2C,
+		HealthPath: r.HealthPath, HealthInterval: r.HealthInterval, Timeout: r.Timeout,
+		Cluster: r.Cluster, TCPPort: r.TCPPort, SNI: r.SNI, ProxyProtocol: r.ProxyProtocol,
+	}
+	if !r.CreatedAt.IsZero() {
+		// One instant, one encoding: replicas must agree byte for byte.
+		w.CreatedAt = r.CreatedAt.UTC()
+	}
+	for _, rd := range r.Redirects {
+		w.Redirects = append(w.Redirects, wireRedirect(rd))
+	}
+	return w
+}
+
+func fromWire(w *wireRoute) route.Route {
+	r := route.Route{
+		Service: w.Service, ServiceID: w.ServiceID, Name: w.Name, CreatedAt: w.CreatedAt,
+		Hosts: w.Hosts, Path: w.Path, Strip: w.Strip, Priority: w.Priority, Weight: w.Weight, Default: w.Default,
+		Port: w.Port, Backend: w.Backend, Network: w.Network, Balancer: w.Balancer, Sticky: w.Sticky,
+		TLS: w.TLS, TLSRedirect: w.TLSRedirect, HSTS: w.HSTS, BackendTLS: w.BackendTLS, H2C: w.H2C,
+		HealthPath: w.HealthPath, HealthInterval: w.HealthInterval, Timeout: w.Timeout,
+		Cluster: w.Cluster, TCPPort: w.TCPPort, SNI: w.SNI, ProxyProtocol: w.ProxyProtocol,
+	}
+	for _, rd := range w.Redirects {
+		r.Redirects = append(r.Redirects, route.Redirect(rd))
+	}
+	return r
+}
+
+// encodeConfig returns the items of a Config by key. Two routes with the
+// same ID (a source bug) both travel, the second under "ID#2".
+func encodeConfig(cfg route.Config) (map[string][]byte, error) {
+	out := make(map[string][]byte, 2*len(cfg.Routes)+len(cfg.Errors))
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		id := r.ID()
+		for n := 2; out[keyRoute+id] != nil; n++ {
+			id = r.ID() + "#" + strconv.Itoa(n)
+		}
+		raw, err := json.Marshal(toWire(r))
+		if err != nil {
+			return nil, fmt.Errorf("control: encode route %s: %w", id, err)
+		}
+		out[keyRoute+id] = raw
+		if len(r.Endpoints) > 0 {
+			if raw, err = json.Marshal(r.Endpoints); err != nil {
+				return nil, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
+			}
+			out[keyEndpoints+id] = raw
+		}
+	}
+	errs := map[string][]wireLabelError{}
+	for _, e := range cfg.Errors {
+		if e == nil {
+			continue
+		}
+		errs[e.Service] = append(errs[e.Service], wireLabelError{Label: e.Label, Value: e.Value, Reason: e.Reason})
+	}
+	for svc, list := range errs {
+		raw, err := json.Marshal(list)
+		if err != nil {
+			return nil, fmt.Errorf("control: encode label errors of %s: %w", svc, err)
+		}
+		out[keyErrors+svc] = raw
+	}
+	return out, nil
+}
+
+// decoded is one item as the client keeps it: its hash and its value.
+type decoded struct {
+	sum       [sha256.Size]byte
+	route     *route.Route
+	endpoints []string
+	errors    []*route.LabelError
+}
+
+// decodeItem parses one item of the stream.
+func decodeItem(key string, raw []byte) (decoded, error) {
+	d := decoded{sum: sumItem(key, raw)}
+	var err error
+	switch {
+	case strings.HasPrefix(key, keyRoute):
+		var w wireRoute
+		if err = strictUnmarshal(raw, &w); err == nil {
+			r := fromWire(&w)
+			d.route = &r
+		}
+	case strings.HasPrefix(key, keyEndpoints):
+		err = strictUnmarshal(raw, &d.endpoints)
+	case strings.HasPrefix(key, keyErrors):
+		var list []wireLabelError
+		if err = strictUnmarshal(raw, &list); err == nil {
+			svc := strings.TrimPrefix(key, keyErrors)
+			for _, e := range list {
+				d.errors = append(d.errors, &route.LabelError{Service: svc, Label: e.Label, Value: e.Value, Reason: e.Reason})
+			}
+		}
+	default:
+		err = fmt.Errorf("unknown kind of key")
+	}
+	if err != nil {
+		return decoded{}, fmt.Errorf("control: item %q: %w", key, err)
+	}
+	return d, nil
+}
+
+// strictUnmarshal refuses fields the route model does not have: a newer
+// control plane must not be half understood.
+func strictUnmarshal(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// buildConfig assembles the Config of a client's state: routes and label
+// errors in key order (route ID, service name), every slice its own.
+func buildConfig(items map[string]decoded, changed time.Time) route.Config {
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	cfg := route.Config{Routes: []route.Route{}, Changed: changed}
+	for _, k := range keys {
+		d := items[k]
+		switch {
+		case d.route != nil:
+			r := *d.route
+			r.Hosts = slices.Clone(r.Hosts)
+			r.SNI = slices.Clone(r.SNI)
+			r.Redirects = slices.Clone(r.Redirects)
+			r.Endpoints = slices.Clone(items[keyEndpoints+k[len(keyRoute):]].endpoints)
+			cfg.Routes = append(cfg.Routes, r)
+		case d.errors != nil:
+			for _, e := range d.errors {
+				c := *e
+				cfg.Errors = append(cfg.Errors, &c)
+			}
+		}
+	}
+	return cfg
+}
