@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-PKGS     := ./cmd/... ./edge/... ./internal/... ./proxy/... ./route/... ./l4/... ./handover/... ./router/... ./discovery/... ./tlsstore/... ./balancer/... ./socketproxy/... ./bench/...
+PKGS     := ./cmd/... ./control/... ./edge/... ./internal/... ./proxy/... ./route/... ./l4/... ./handover/... ./router/... ./discovery/... ./tlsstore/... ./balancer/... ./socketproxy/... ./bench/...
 
 .PHONY: all build test unit lint e2e bench demo demo-down image clean
 
