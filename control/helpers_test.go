@@ -138,8 +138,8 @@ func (s *testServer) stop() {
 // hostPort is the server's address without the scheme.
 func (s *testServer) hostPort() string { return strings.TrimPrefix(s.addr, "tcp://") }
 
-// tap is a RoundTripper that keeps every byte of every stream the client
-// read, per request.
+// tap is a RoundTripper that keeps every byte of every stream (200
+// response) the client read, per request.
 type tap struct {
 	rt       http.RoundTripper
 	mu       sync.Mutex
@@ -156,8 +156,8 @@ func newTap(tlsConf *tls.Config) *tap { return &tap{rt: newTransport(tlsConf)} }
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
-	if err != nil {
-		return nil, err
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err // only streams are recorded
 	}
 	s := &tapSession{url: req.URL.String(), proto: resp.Proto}
 	t.mu.Lock()

@@ -176,7 +176,7 @@ func TestCoalescedDelta(t *testing.T) {
 		{ids[0], kindResync, nil, nil}, // v0 left the 4-version history
 		{ids[1], kindDelta, []string{"e:b", "e:c", "r:c"}, []string{"e:a", "r:a"}},
 		{ids[2], kindDelta, []string{"e:b"}, []string{"e:a", "r:a"}}, // e:b changed and changed back
-		{ids[3], kindDelta, nil, []string{"e:a", "r:a"}}, // the live delta
+		{ids[3], kindDelta, nil, []string{"e:a", "r:a"}},             // the live delta
 		{ids[4], kindDelta, nil, nil},
 		{strings.Repeat("f", versionLen), kindResync, nil, nil},
 		{"", kindSnapshot, nil, nil},
