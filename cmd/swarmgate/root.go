@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 	check.Flags().SetAnnotation("docker", noEnv, []string{"true"})
 	root.AddCommand(
 		newEdgeCmd(&logs),
+		newControlCmd(&logs),
 		newSocketProxyCmd(&logs),
 		check,
 		newRoutesCmd(),

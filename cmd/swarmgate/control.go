@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/control"
+	"github.com/swarmgate/swarmgate/discovery"
+)
+
+// controlOptions are the flags of `swarmgate control`.
+type controlOptions struct {
+	dockerTLS    dockerTLSOptions
+	listen       string
+	admin        string
+	docker       string
+	network      string
+	tlsCert      string
+	tlsKey       string
+	tlsCA        string
+	history      int
+	drainTimeout time.Duration
+}
+
+func newControlCmd(logs *logOptions) *cobra.Command {
+	var o controlOptions
+	cmd := &cobra.Command{
+		Use:   "control",
+		Short: "Run the control plane: watch the Swarm once and stream routes to edges",
+		Long: `Run the control plane on a manager, with the Docker socket. It watches the
+Swarm (events, polls of the services that converge, periodic resync), parses
+the labels, and streams the routes and endpoints to edges (edge --control
+tcp://HOST:7070) over HTTP/2: a snapshot when an edge connects, then one delta
+per change, each with a version. Versions are the content: replicas on several
+managers serve the same ones, and an edge resumes on any of them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logs)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			return runControl(cmd.Context(), o, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", ":7070", "listen address of the stream to edges")
+	f.StringVar(&o.admin, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/status); empty disables")
+	f.StringVar(&o.docker, "docker", "unix:///var/run/docker.sock", "Docker Engine API of a manager: unix:///path or tcp://host:port")
+	f.StringVar(&o.network, "network", "", "overlay network the edges share with services")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve the stream over TLS with this certificate (PEM)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "require edge certificates signed by this CA (PEM): mutual TLS")
+	f.IntVar(&o.history, "history", control.DefaultHistory, "versions an edge can resume from with a delta instead of a snapshot")
+	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the listeners may take to close")
+	o.dockerTLS.flags(f)
+	return cmd
+}
+
+// runControl serves until ctx is done, then returns nil.
+func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("control: --tls-cert and --tls-key go together")
+	}
+	if o.tlsCA != "" && o.tlsCert == "" {
+		return errors.New("control: --tls-ca needs --tls-cert and --tls-key")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dockerTLS, err := o.dockerTLS.config()
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	src, err := discovery.NewSwarm(discovery.SwarmOptions{
+		Host:       o.docker,
+		TLS:        dockerTLS,
+		Network:    o.network,
+		Logger:     log.Named("discovery"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("control: --docker: %w", err)
+	}
+	defer src.Close()
+	opts := control.Options{
+		Source:       src,
+		Listen:       o.listen,
+		Admin:        o.admin,
+		Registry:     reg,
+		Logger:       log,
+		DrainTimeout: o.drainTimeout,
+		Version:      version,
+		Server:       control.ServerOptions{History: o.history},
+	}
+	if host, err := os.Hostname(); err == nil {
+		opts.Server.Name = host
+	}
+	if o.tlsCert != "" {
+		if opts.TLS, err = control.ServerTLSConfig(o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+			return err
+		}
+	}
+	return control.Run(ctx, opts)
+}
