@@ -229,7 +229,7 @@ func (s *Server) Update(cfg route.Config) {
 	s.m.routes.Set(float64(v.routes))
 	s.m.labelErrors.Set(float64(v.errors))
 	s.m.lastChange.Set(float64(v.changed.UnixNano()) / 1e9)
-	s.log.Info("new version", zap.String("version", v.id), zap.String("from", v.prev),
+	s.log.Debug("new version", zap.String("version", v.id), zap.String("from", v.prev),
 		zap.Int("changed_items", len(touched)), zap.Int("routes", v.routes), zap.Int("label_errors", v.errors))
 }
 
@@ -555,7 +555,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case kind == kindResync:
 				s.m.snapshots.WithLabelValues("resync").Inc()
-				log.Info("edge resynced with a snapshot: its version is not in the history", zap.String("from", sent), zap.String("version", v.id))
+				log.Debug("edge resynced with a snapshot: its version is not in the history", zap.String("from", sent), zap.String("version", v.id))
 			case kind == kindSnapshot:
 				s.m.snapshots.WithLabelValues("new").Inc()
 			case first:

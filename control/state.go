@@ -7,6 +7,7 @@ package control
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -199,6 +200,11 @@ func encodeConfig(cfg route.Config) (map[string][]byte, error) {
 		errs[e.Service] = append(errs[e.Service], wireLabelError{Label: e.Label, Value: e.Value, Reason: e.Reason})
 	}
 	for svc, list := range errs {
+		// A parser that reports a service's errors in label-map order
+		// must not make two replicas disagree on the version.
+		slices.SortFunc(list, func(a, b wireLabelError) int {
+			return cmp.Or(strings.Compare(a.Label, b.Label), strings.Compare(a.Value, b.Value), strings.Compare(a.Reason, b.Reason))
+		})
 		raw, err := json.Marshal(list)
 		if err != nil {
 			return nil, fmt.Errorf("control: encode label errors of %s: %w", svc, err)

@@ -113,6 +113,10 @@ func TestVersionIsTheContent(t *testing.T) {
 			}
 		})
 	}
+	e1, e2 := &route.LabelError{Service: "x", Label: "l1", Value: "v", Reason: "r"}, &route.LabelError{Service: "x", Label: "l2", Value: "v", Reason: "r"}
+	if version(route.Config{Errors: []*route.LabelError{e1, e2}}) != version(route.Config{Errors: []*route.LabelError{e2, e1}}) {
+		t.Error("a service's label errors in another order make another version")
+	}
 	if version(testConfig(testRoute("c"))) != version(testConfig(func() route.Route { r := testRoute("c"); r.Endpoints = []string{}; return r }())) {
 		t.Error("nil and empty endpoints differ in version")
 	}
