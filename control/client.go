@@ -114,7 +114,7 @@ type ClientState struct {
 	LabelErrors int `json:"label_errors"`
 }
 
-var _ route.Source = (*Client)(nil)
+var _ route.Reporter = (*Client)(nil)
 
 // NewClient returns a Client. It does not connect: Run does.
 func NewClient(o ClientOptions) (*Client, error) {
@@ -220,6 +220,12 @@ func (c *Client) State() ClientState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st
+}
+
+// Status reports the client's state as a route.Reporter.
+func (c *Client) Status() route.SourceStatus {
+	st := c.State()
+	return route.SourceStatus{Connected: st.Connected, Synced: st.Synced, Detail: st}
 }
 
 func (c *Client) setState(f func(*ClientState)) {

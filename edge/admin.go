@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // DefaultAdminAllow are the networks the admin listener answers by default:
@@ -49,7 +50,8 @@ type Admin struct {
 	gatherer prometheus.Gatherer
 	now      func() time.Time
 	opts     AdminOptions
-	ready    atomic.Bool // set once the first table from every source is in force
+	sources  []route.Source // reported by /readyz and /api/sources
+	ready    atomic.Bool    // set once the first table from every source is in force
 	draining atomic.Bool // set on shutdown: /readyz answers 503
 }
 
@@ -61,6 +63,10 @@ func NewAdmin(e *Edge, g prometheus.Gatherer, o AdminOptions) *Admin {
 	}
 	return &Admin{edge: e, gatherer: g, now: e.c.Now, opts: o}
 }
+
+// ReportSources makes /readyz and /api/sources report the state of those
+// of srcs that are route.Reporters. Call it before Handler.
+func (a *Admin) ReportSources(srcs []route.Source) { a.sources = srcs }
 
 // SetReady marks the edge ready (or not) to receive traffic.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
@@ -85,19 +91,28 @@ func (a *Admin) Handler() http.Handler {
 		case !a.ready.Load():
 			http.Error(w, "no routing table yet", http.StatusServiceUnavailable)
 		default:
+			// Ready stays ready while a source is away: the last table is
+			// in force and serves. Which source, and why, is for
+			// /api/sources: this answer goes to anyone.
 			w.Write([]byte("ready\n"))
+			for _, s := range a.sources {
+				if r, ok := s.(route.Reporter); ok && !r.Status().Connected {
+					w.Write([]byte("stale: a route source is unreachable; the last table is in force\n"))
+					break
+				}
+			}
 		}
 	})
+	mux.Handle("GET /api/sources", a.guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.sourceViews())
+	}), false))
 	if a.opts.Pprof {
 		mux.Handle("/debug/pprof/", a.guard(http.HandlerFunc(pprof.Index), true))
 		mux.Handle("/debug/pprof/profile", a.guard(http.HandlerFunc(pprof.Profile), true))
 		mux.Handle("/debug/pprof/trace", a.guard(http.HandlerFunc(pprof.Trace), true))
 	}
 	mux.Handle("GET /api/routes", a.guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(a.edge.Snapshot().Describe(a.now()))
+		writeJSON(w, a.edge.Snapshot().Describe(a.now()))
 	}), false))
 	return mux
 }
@@ -179,4 +194,31 @@ func (s *Snapshot) Describe(now time.Time) TableView {
 	}
 	sort.Slice(v.Errors, func(i, j int) bool { return v.Errors[i].Service < v.Errors[j].Service })
 	return v
+}
+
+// SourceView is one route source in /api/sources. Status is absent for a
+// source that does not report one (a routes file).
+type SourceView struct {
+	Name   string              `json:"name"`
+	Status *route.SourceStatus `json:"status,omitempty"`
+}
+
+func (a *Admin) sourceViews() []SourceView {
+	out := make([]SourceView, 0, len(a.sources))
+	for _, s := range a.sources {
+		v := SourceView{Name: s.Name()}
+		if r, ok := s.(route.Reporter); ok {
+			st := r.Status()
+			v.Status = &st
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }

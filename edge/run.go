@@ -112,6 +112,7 @@ func Run(ctx context.Context, o Options) error {
 	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
 	defer e.Close()
 	admin := NewAdmin(e, o.Registry, o.Admin)
+	admin.ReportSources(o.Sources)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

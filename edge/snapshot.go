@@ -116,7 +116,8 @@ func (s *Snapshot) endpoints() map[string]bool {
 
 // Merge combines the Configs of several sources into the one an edge serves:
 // the routes of cluster (route.DefaultCluster for edges started without
-// --cluster) and every label error.
+// --cluster) and every label error. Its Changed is the latest of theirs:
+// the change that made this merge.
 func Merge(cluster string, cfgs ...route.Config) route.Config {
 	out := route.Config{Routes: []route.Route{}}
 	for _, c := range cfgs {
@@ -126,6 +127,9 @@ func Merge(cluster string, cfgs ...route.Config) route.Config {
 			}
 		}
 		out.Errors = append(out.Errors, c.Errors...)
+		if c.Changed.After(out.Changed) {
+			out.Changed = c.Changed
+		}
 	}
 	return out
 }

@@ -154,3 +154,22 @@ type Source interface {
 	Name() string
 	Run(ctx context.Context, update func(Config)) error
 }
+
+// Reporter is a Source that reports how it is doing: the edge's /readyz
+// and admin API show it. Status must be safe to call at any time, from any
+// goroutine, and must not return secrets.
+type Reporter interface {
+	Source
+	Status() SourceStatus
+}
+
+// SourceStatus is what a Reporter says of itself.
+type SourceStatus struct {
+	// Connected: the source is in step with its backend now.
+	Connected bool `json:"connected"`
+	// Synced: a Config has been delivered. It stays true while the backend
+	// is away: the last Config stays in force.
+	Synced bool `json:"synced"`
+	// Detail is the source's own state (JSON-encodable), for the admin API.
+	Detail any `json:"detail,omitempty"`
+}

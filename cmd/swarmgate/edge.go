@@ -25,6 +25,8 @@ type edgeOptions struct {
 	httpsAddr     string
 	adminAddr     string
 	docker        string
+	control       string
+	controlTLS    controlTLSOptions
 	routes        string
 	routesPoll    time.Duration
 	cluster       string
@@ -47,9 +49,10 @@ func newEdgeCmd(logs *logOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "edge",
 		Short: "Run the data plane: listeners, router, balancer and proxy",
-		Long: `Run the data plane. Routes come from the Docker Engine API (--docker, normally
-the socket-proxy's address) and/or a routes file (--routes), and are swapped in
-atomically: no reload, no dropped request.`,
+		Long: `Run the data plane. Routes come from the control plane (--control, in a
+swarm: the edge never sees the Docker API), from the Docker Engine API
+(--docker, for a single host) and/or from a routes file (--routes), and are
+swapped in atomically: no reload, no dropped request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logs)
@@ -68,6 +71,8 @@ atomically: no reload, no dropped request.`,
 	f.StringVar(&o.httpsAddr, "https", ":443", "HTTPS listen address (TLS termination and SNI passthrough); empty disables")
 	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
+	f.StringVar(&o.control, "control", "", "control plane replicas to stream routes from, comma-separated (tcp://swarmgate-control:7070); the edge stays on one and fails over to the next")
+	o.controlTLS.flags(f)
 	f.StringVar(&o.routes, "routes", "", "YAML routes file, watched for changes")
 	f.DurationVar(&o.routesPoll, "routes-poll", time.Second, "how often the routes file is checked for changes")
 	f.StringVar(&o.cluster, "cluster", "", "serve only routes labelled swarmgate.cluster=NAME")
@@ -143,6 +148,13 @@ func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]r
 		sources = append(sources, discovery.NewFile(discovery.FileOptions{
 			Path: o.routes, Interval: o.routesPoll, Logger: log.Named("discovery"),
 		}))
+	}
+	if o.control != "" {
+		s, err := controlSource(o, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, s)
 	}
 	if o.docker != "" {
 		s, err := dockerSource(o, log, reg)
