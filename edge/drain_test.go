@@ -3,17 +3,16 @@ package edge
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -21,10 +20,10 @@ import (
 // left rotation keeps working until the deadline, then the client sees a
 // clean end of stream, not a reset.
 func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
-	old := wsEcho(t, "")
-	next := backend(t, "next")
+	old := testkit.WebSocketEcho(t, "")
+	next := testkit.Backend(t, "next")
 	const drain = 300 * time.Millisecond
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(old))}}, drain)
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("ws", []string{"ws.example.org"}, "/", testkit.Addr(old))}}, drain)
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, _, err := d.Dial("ws://ws.example.org/", nil)
 	if err != nil {
@@ -43,7 +42,7 @@ func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	}
 	// The task leaves rotation: the tunnel goes on until the deadline.
 	removed := time.Now()
-	e.e.Apply(route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(next))}})
+	e.e.Apply(route.Config{Routes: []route.Route{testkit.Route("ws", []string{"ws.example.org"}, "/", testkit.Addr(next))}})
 	if err := echo(); err != nil {
 		t.Fatalf("tunnel closed before the drain deadline: %v", err)
 	}
@@ -67,20 +66,10 @@ func TestTunnelEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 // TestStreamEndsCleanlyAtBackendDrainDeadline: a server-sent event stream from
 // a task that left rotation is ended as a complete response at the deadline.
 func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; ; i++ {
-			fmt.Fprintf(w, "data: %d\n\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}))
-	defer b.Close()
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", addr(b))}}, 200*time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	b := testkit.EventStream(t, 0, tick.C)
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.Addr(b))}}, 200*time.Millisecond)
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
 	req.Host = "sse.example.org"
 	resp, err := e.client.Do(req)
@@ -92,7 +81,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	if _, err := rd.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	e.e.Apply(route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", closedAddr(t))}})
+	e.e.Apply(route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.UnusedAddr(t))}})
 	done := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, rd); done <- err }()
 	select {

@@ -4,12 +4,9 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -64,58 +61,4 @@ func startEdge(t *testing.T, cfg route.Config, drain time.Duration) *testEdge {
 		te.client.CloseIdleConnections()
 	})
 	return te
-}
-
-func backend(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(name))
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
-
-func testRoute(service string, hosts []string, path string, eps ...string) route.Route {
-	return route.Route{
-		Service: service, Hosts: hosts, Path: path, Port: 80, Weight: route.DefaultWeight,
-		Backend: route.BackendTask, Balancer: "round-robin", Timeout: 5 * time.Second, Endpoints: eps,
-	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
-
-// wsEcho is a WebSocket backend that echoes every message.
-func wsEcho(t *testing.T, prefix string) *httptest.Server {
-	t.Helper()
-	up := websocket.Upgrader{}
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, append([]byte(prefix), msg...)); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(b.Close)
-	return b
 }

@@ -3,14 +3,16 @@ package proxy
 import (
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestRetryBudget(t *testing.T) {
-	now := time.Unix(1000, 0)
+	clk := testkit.NewClock()
 	var b retryBudget
 	// A fresh budget holds the floor: 10 retries.
 	got := 0
-	for b.withdraw(now) {
+	for b.withdraw(clk.Now()) {
 		got++
 	}
 	if got != budgetFloor {
@@ -21,16 +23,16 @@ func TestRetryBudget(t *testing.T) {
 		b.deposit()
 	}
 	got = 0
-	for b.withdraw(now) {
+	for b.withdraw(clk.Now()) {
 		got++
 	}
 	if got != 20 {
 		t.Fatalf("100 requests earned %d retries, want 20", got)
 	}
 	// Half a second of nothing refills half the floor.
-	now = now.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	got = 0
-	for b.withdraw(now) {
+	for b.withdraw(clk.Now()) {
 		got++
 	}
 	if got != budgetFloor/2 {

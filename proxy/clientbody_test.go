@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -19,11 +20,11 @@ import (
 // a 400 and its connection closed; the healthy endpoints are not marked, no
 // upstream error is counted, and good requests keep working.
 func TestMalformedClientBodyDoesNotEject(t *testing.T) {
-	a, b := backend(t, "a"), backend(t, "b")
+	a, b := testkit.Backend(t, "a"), testkit.Backend(t, "b")
 	reg := prometheus.NewRegistry()
 	p := New(Options{Logger: zaptest.NewLogger(t), Registerer: reg, DialTimeout: time.Second})
 	defer p.Close()
-	p.Update(route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(a), addr(b))}})
+	p.Update(route.Config{Routes: []route.Route{testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(a), testkit.Addr(b))}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func newH1(t *testing.T) *h1Transport {
@@ -172,7 +174,7 @@ func TestH1Cancellation(t *testing.T) {
 }
 
 func TestH1DialErrorIsConnectError(t *testing.T) {
-	req, _ := http.NewRequest("GET", "http://"+closedAddr(t), nil)
+	req, _ := http.NewRequest("GET", "http://"+testkit.UnusedAddr(t), nil)
 	_, err := newH1(t).RoundTrip(req)
 	if !isConnectError(err) {
 		t.Fatalf("err = %v, want a dial error", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -68,9 +69,9 @@ func rawExchange(t *testing.T, addr, req string) string {
 // or a trusted proxy says (issue vectors as raw bytes through a listener).
 func TestRequestHeaderHygiene(t *testing.T) {
 	b, got := recorder(t)
-	strip := testRoute("strip", []string{"strip.example.org"}, "/app", addr(b))
+	strip := testkit.Route("strip", []string{"strip.example.org"}, "/app", testkit.Addr(b))
 	strip.Strip = true
-	cfg := route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(b)), strip}}
+	cfg := route.Config{Routes: []route.Route{testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(b)), strip}}
 	untrusted := startEdge(t, cfg)
 	trusted := startEdgeWith(t, cfg, Options{DialTimeout: time.Second, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 

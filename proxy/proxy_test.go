@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/swarmgate/swarmgate/internal/testkit"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -87,49 +88,17 @@ func (e *edge) do(t *testing.T, method, host, path string, body io.Reader) (*htt
 	return resp, string(b)
 }
 
-// backend is a real HTTP server that names itself in every answer.
-func backend(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI())
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
-
-func testRoute(service string, hosts []string, path string, eps ...string) route.Route {
-	return route.Route{
-		Service: service, Hosts: hosts, Path: path, Port: 80, Weight: route.DefaultWeight,
-		Backend: route.BackendTask, Balancer: "round-robin", Timeout: 5 * time.Second, Endpoints: eps,
-	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
-
 func TestRoutingByHostAndPath(t *testing.T) {
-	web, api, v2, wild, def := backend(t, "web"), backend(t, "api"), backend(t, "v2"), backend(t, "wild"), backend(t, "default")
-	strip := testRoute("strip", []string{"app.example.org"}, "/static", addr(web))
+	web, api, v2, wild, def := testkit.Backend(t, "web"), testkit.Backend(t, "api"), testkit.Backend(t, "v2"), testkit.Backend(t, "wild"), testkit.Backend(t, "default")
+	strip := testkit.Route("strip", []string{"app.example.org"}, "/static", testkit.Addr(web))
 	strip.Strip = true
-	fallback := testRoute("fallback", nil, "/", addr(def))
+	fallback := testkit.Route("fallback", nil, "/", testkit.Addr(def))
 	fallback.Default = true
 	e := startEdge(t, route.Config{Routes: []route.Route{
-		testRoute("web", []string{"app.example.org", "www.example.org"}, "/", addr(web)),
-		testRoute("api", []string{"app.example.org"}, "/api", addr(api)),
-		testRoute("v2", []string{"app.example.org"}, "/api/v2", addr(v2)),
-		testRoute("wild", []string{"*.example.org"}, "/", addr(wild)),
+		testkit.Route("web", []string{"app.example.org", "www.example.org"}, "/", testkit.Addr(web)),
+		testkit.Route("api", []string{"app.example.org"}, "/api", testkit.Addr(api)),
+		testkit.Route("v2", []string{"app.example.org"}, "/api/v2", testkit.Addr(v2)),
+		testkit.Route("wild", []string{"*.example.org"}, "/", testkit.Addr(wild)),
 		strip, fallback,
 	}})
 	tests := []struct {
@@ -164,8 +133,8 @@ func TestRoutingByHostAndPath(t *testing.T) {
 }
 
 func TestNoRouteIs404(t *testing.T) {
-	web := backend(t, "web")
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/api", addr(web))}})
+	web := testkit.Backend(t, "web")
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"app.example.org"}, "/api", testkit.Addr(web))}})
 	for _, tt := range []struct{ host, path string }{{"other.org", "/api"}, {"app.example.org", "/"}, {"app.example.org", "/apix"}} {
 		if resp, _ := e.do(t, "GET", tt.host, tt.path, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s%s: got %d, want 404", tt.host, tt.path, resp.StatusCode)
@@ -184,7 +153,7 @@ func TestForwardedHeaders(t *testing.T) {
 		w.Header().Set("Keep-Alive", "timeout=5")
 	}))
 	defer b.Close()
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(b))}})
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
 	req.Host = "app.example.org"
 	req.Header.Set("Connection", "X-Custom-Hop")
@@ -216,33 +185,9 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
-// wsEcho is a WebSocket backend that answers every message with prefix+message.
-func wsEcho(t *testing.T, prefix string) *httptest.Server {
-	t.Helper()
-	up := websocket.Upgrader{}
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, append([]byte(prefix), msg...)); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
 func TestWebSocketEcho(t *testing.T) {
-	b := wsEcho(t, "echo: ")
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("ws", []string{"ws.example.org"}, "/", addr(b))}})
+	b := testkit.WebSocketEcho(t, "echo: ")
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("ws", []string{"ws.example.org"}, "/", testkit.Addr(b))}})
 	d := websocket.Dialer{NetDial: func(_, _ string) (net.Conn, error) { return net.Dial("tcp", e.addr) }}
 	c, resp, err := d.Dial("ws://ws.example.org/chat", nil)
 	if err != nil {
@@ -270,20 +215,8 @@ func TestWebSocketEcho(t *testing.T) {
 
 func TestServerSentEventsStreamIncrementally(t *testing.T) {
 	next := make(chan struct{})
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := range 3 {
-			fmt.Fprintf(w, "data: event %d\n\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-next:
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}))
-	defer b.Close()
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("sse", []string{"sse.example.org"}, "/", addr(b))}})
+	b := testkit.EventStream(t, 3, next)
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.Addr(b))}})
 	req, _ := http.NewRequest("GET", e.url+"/events", nil)
 	req.Host = "sse.example.org"
 	resp, err := e.client.Do(req)
@@ -334,7 +267,7 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	b.Config.Protocols.SetUnencryptedHTTP2(true)
 	b.Start()
 	defer b.Close()
-	r := testRoute("grpc", []string{"grpc.example.org"}, "/", addr(b))
+	r := testkit.Route("grpc", []string{"grpc.example.org"}, "/", testkit.Addr(b))
 	r.H2C = true
 	e := startEdge(t, route.Config{Routes: []route.Route{r}})
 	tr := &http.Transport{Protocols: new(http.Protocols)}
@@ -416,7 +349,7 @@ func TestLargeUploadAndDownloadStream(t *testing.T) {
 		io.Copy(w, io.LimitReader(&pattern{}, size))
 	}))
 	defer b.Close()
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("big", []string{"big.example.org"}, "/", addr(b))}})
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("big", []string{"big.example.org"}, "/", testkit.Addr(b))}})
 
 	stop := heapWatch()
 	resp, body := e.do(t, "POST", "big.example.org", "/upload", io.LimitReader(&pattern{}, size))
@@ -441,8 +374,8 @@ func TestLargeUploadAndDownloadStream(t *testing.T) {
 }
 
 func TestRetryOnRefusedConnect(t *testing.T) {
-	live := backend(t, "live")
-	r := testRoute("web", []string{"app.example.org"}, "/", closedAddr(t), closedAddr(t), addr(live))
+	live := testkit.Backend(t, "live")
+	r := testkit.Route("web", []string{"app.example.org"}, "/", testkit.UnusedAddr(t), testkit.UnusedAddr(t), testkit.Addr(live))
 	e := startEdge(t, route.Config{Routes: []route.Route{r}})
 	for i := range 20 {
 		method, body := "GET", io.Reader(nil)
@@ -476,12 +409,12 @@ func TestErrorStatuses(t *testing.T) {
 			go func() { bufio.NewReader(c).ReadString('\n'); c.Close() }()
 		}
 	}()
-	timeout := testRoute("slow", []string{"slow.example.org"}, "/", addr(slow))
+	timeout := testkit.Route("slow", []string{"slow.example.org"}, "/", testkit.Addr(slow))
 	timeout.Timeout = 100 * time.Millisecond
 	e := startEdge(t, route.Config{Routes: []route.Route{
-		testRoute("down", []string{"down.example.org"}, "/", closedAddr(t)),
-		testRoute("empty", []string{"empty.example.org"}, "/"),
-		testRoute("hangup", []string{"hangup.example.org"}, "/", hangupLn.Addr().String()),
+		testkit.Route("down", []string{"down.example.org"}, "/", testkit.UnusedAddr(t)),
+		testkit.Route("empty", []string{"empty.example.org"}, "/"),
+		testkit.Route("hangup", []string{"hangup.example.org"}, "/", hangupLn.Addr().String()),
 		timeout,
 	}})
 	tests := []struct {
@@ -504,10 +437,10 @@ func TestErrorStatuses(t *testing.T) {
 }
 
 func TestOversizedRequests(t *testing.T) {
-	b := backend(t, "b")
+	b := testkit.Backend(t, "b")
 	p := New(Options{Registerer: prometheus.NewRegistry()})
 	defer p.Close()
-	p.Update(route.Config{Routes: []route.Route{testRoute("b", []string{"b.example.org"}, "/", addr(b))}})
+	p.Update(route.Config{Routes: []route.Route{testkit.Route("b", []string{"b.example.org"}, "/", testkit.Addr(b))}})
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = p.NewServer("http", ServerOptions{MaxBodyBytes: 1024, MaxHeaderBytes: 4096}).Server
 	srv.Start()
@@ -537,11 +470,11 @@ func TestOversizedRequests(t *testing.T) {
 }
 
 func TestTableSwapUnderLoadLosesNothing(t *testing.T) {
-	a, b := backend(t, "a"), backend(t, "b")
-	cfgA := route.Config{Routes: []route.Route{testRoute("web", []string{"app.example.org"}, "/", addr(a))}}
+	a, b := testkit.Backend(t, "a"), testkit.Backend(t, "b")
+	cfgA := route.Config{Routes: []route.Route{testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(a))}}
 	cfgB := route.Config{Routes: []route.Route{
-		testRoute("web", []string{"app.example.org"}, "/", addr(b)),
-		testRoute("other", []string{"other.example.org"}, "/", addr(a)),
+		testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(b)),
+		testkit.Route("other", []string{"other.example.org"}, "/", testkit.Addr(a)),
 	}}
 	e := startEdge(t, cfgA)
 	var ok, failed atomic.Int64
@@ -596,7 +529,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	defer b.Close()
 	p := New(Options{Registerer: prometheus.NewRegistry()})
 	defer p.Close()
-	p.Update(route.Config{Routes: []route.Route{testRoute("slow", []string{"slow.example.org"}, "/", addr(b))}})
+	p.Update(route.Config{Routes: []route.Route{testkit.Route("slow", []string{"slow.example.org"}, "/", testkit.Addr(b))}})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	srv := p.NewServer("http", ServerOptions{})
 	go srv.Serve(ln)
@@ -638,8 +571,8 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 // endpoint is ejected the least ejected one is tried anyway, so the route
 // answers as soon as the task listens instead of 503 for the ejection window.
 func TestEjectedEndpointsAreTriedRatherThan503(t *testing.T) {
-	a := closedAddr(t)
-	e := startEdge(t, route.Config{Routes: []route.Route{testRoute("late", []string{"late.example.org"}, "/", a)}})
+	a := testkit.UnusedAddr(t)
+	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("late", []string{"late.example.org"}, "/", a)}})
 	if resp, _ := e.do(t, "GET", "late.example.org", "/", nil); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("nothing listening: %d, want 502", resp.StatusCode)
 	}
