@@ -3,17 +3,13 @@ package l4
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -23,11 +19,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -213,7 +209,7 @@ func TestTCPRouteTransfer1GB(t *testing.T) {
 	t.Logf("1 GiB through the TCP route in %v: %.2f Gbit/s (backend hashing included)",
 		elapsed.Round(time.Millisecond), float64(total)*8/elapsed.Seconds()/1e9)
 	expectClosed(t, c)
-	if got := value(h.e.metrics.bytes.WithLabelValues("bulk", "in")); got != total {
+	if got := testkit.MetricValue(t, h.e.metrics.bytes.WithLabelValues("bulk", "in")); got != total {
 		t.Errorf("bytes in = %v, want %d", got, total)
 	}
 }
@@ -263,7 +259,7 @@ func TestIdleConnectionSurvivesTableSwap(t *testing.T) {
 	if got := roundTrip(t, c, r, "port gone"); got != "a:port gone" {
 		t.Fatalf("established conn after port removal: got %q", got)
 	}
-	if got := value(h.e.metrics.open.WithLabelValues("pg")); got != 2 {
+	if got := testkit.MetricValue(t, h.e.metrics.open.WithLabelValues("pg")); got != 2 {
 		t.Errorf("open connections = %v, want 2", got)
 	}
 }
@@ -331,14 +327,14 @@ func TestIdleTimeout(t *testing.T) {
 	if idleAfter < 250*time.Millisecond || idleAfter > 2*time.Second {
 		t.Errorf("idle conn closed after %v, want about 300ms", idleAfter)
 	}
-	if got := value(h.e.metrics.idleClosed.WithLabelValues("idle")); got != 1 {
+	if got := testkit.MetricValue(t, h.e.metrics.idleClosed.WithLabelValues("idle")); got != 1 {
 		t.Errorf("idle closes = %v, want 1", got)
 	}
 }
 
 func TestDialRetryAndNoEndpoint(t *testing.T) {
 	h := newHarness(t, Options{})
-	dead := closedAddr(t)
+	dead := testkit.UnusedAddr(t)
 	live := serve(t, echo("live:"))
 	addr := h.tcpRoute(h.route("retry", dead, live))
 	for i := range 4 {
@@ -347,30 +343,19 @@ func TestDialRetryAndNoEndpoint(t *testing.T) {
 			t.Fatalf("conn %d: got %q", i, got)
 		}
 	}
-	if got := value(h.e.metrics.connectErrors.WithLabelValues("retry")); got < 1 {
+	if got := testkit.MetricValue(t, h.e.metrics.connectErrors.WithLabelValues("retry")); got < 1 {
 		t.Errorf("connect errors = %v, want at least 1", got)
 	}
 
 	// Every endpoint down, then none at all: the client is closed.
-	for _, r := range []*Route{h.route("down", closedAddr(t)), h.route("empty")} {
+	for _, r := range []*Route{h.route("down", testkit.UnusedAddr(t)), h.route("empty")} {
 		addr := h.tcpRoute(r)
 		c, _ := dial(t, addr)
 		expectClosed(t, c)
-		if got := value(h.e.metrics.noEndpoint.WithLabelValues(r.ID)); got != 1 {
+		if got := testkit.MetricValue(t, h.e.metrics.noEndpoint.WithLabelValues(r.ID)); got != 1 {
 			t.Errorf("%s: unrouted = %v, want 1", r.ID, got)
 		}
 	}
-}
-
-// closedAddr returns a loopback address that refuses connections.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func TestUpdateReportsUnbindablePort(t *testing.T) {
@@ -473,7 +458,7 @@ func TestProxyProtocol(t *testing.T) {
 		c, _ := dial(t, h.tcpRoute(h.route("pp", serve(t, echo("")))))
 		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
 		expectClosed(t, c)
-		if got := value(h.e.metrics.proxyErrors); got != 1 {
+		if got := testkit.MetricValue(t, h.e.metrics.proxyErrors); got != 1 {
 			t.Errorf("proxy errors = %v, want 1", got)
 		}
 	})
@@ -520,44 +505,16 @@ func match(got, want string) bool {
 	return true
 }
 
-// selfSigned makes a P-256 certificate for names.
-func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // TestSNIPassthrough: a passthrough name reaches the backend's own TLS
 // server (the client verifies the backend's certificate), while other names
 // and non-TLS bytes fall through to the local tls.Server on the wrapped
 // listener, which answers with the edge's certificate.
 func TestSNIPassthrough(t *testing.T) {
-	backendCert, backendPool := selfSigned(t, "db.example.org", "x.y.apps.example.org")
-	edgeCert, edgePool := selfSigned(t, "edge.example.net", "unknown.test")
+	// Two authorities: a client that trusts one cannot be served the other's
+	// certificate.
+	backendCA, edgeCA := testkit.NewCA(t, "backend CA"), testkit.NewCA(t, "edge CA")
+	backendCert, backendPool := backendCA.Issue(t, "db.example.org", "x.y.apps.example.org").TLSCertificate(), backendCA.Pool
+	edgeCert, edgePool := edgeCA.Issue(t, "edge.example.net", "unknown.test").TLSCertificate(), edgeCA.Pool
 	backendCfg := &tls.Config{Certificates: []tls.Certificate{backendCert}}
 	backend := serve(t, func(c net.Conn) {
 		tc := tls.Server(c, backendCfg)
@@ -674,7 +631,7 @@ func TestSNIPassthrough(t *testing.T) {
 		}
 	})
 
-	if got := value(h.e.metrics.peekFailures.WithLabelValues(peekNotTLS)); got != 1 {
+	if got := testkit.MetricValue(t, h.e.metrics.peekFailures.WithLabelValues(peekNotTLS)); got != 1 {
 		t.Errorf("not_tls peek failures = %v, want 1", got)
 	}
 }
@@ -712,7 +669,7 @@ func TestPeekFailuresAreClosed(t *testing.T) {
 			c, _ := dial(t, ln.Addr().String())
 			c.Write(tt.send)
 			expectClosed(t, c)
-			if got := value(h.e.metrics.peekFailures.WithLabelValues(tt.reason)); got != 1 {
+			if got := testkit.MetricValue(t, h.e.metrics.peekFailures.WithLabelValues(tt.reason)); got != 1 {
 				t.Errorf("%s failures = %v, want 1", tt.reason, got)
 			}
 		})
@@ -722,7 +679,7 @@ func TestPeekFailuresAreClosed(t *testing.T) {
 		c.Write(hello[:3])
 		c.(*net.TCPConn).CloseWrite()
 		expectClosed(t, c)
-		if got := value(h.e.metrics.peekFailures.WithLabelValues(peekTruncated)); got != 1 {
+		if got := testkit.MetricValue(t, h.e.metrics.peekFailures.WithLabelValues(peekTruncated)); got != 1 {
 			t.Errorf("truncated failures = %v, want 1", got)
 		}
 	})
@@ -770,18 +727,6 @@ func TestLookupSNI(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { s.lookupSNI("a.b.eu.example.org") }); n != 0 {
 		t.Errorf("lookupSNI allocates %v times", n)
 	}
-}
-
-// value reads a counter or gauge.
-func value(m prometheus.Metric) float64 {
-	var d dto.Metric
-	if err := m.Write(&d); err != nil {
-		panic(err)
-	}
-	if d.Counter != nil {
-		return d.Counter.GetValue()
-	}
-	return d.Gauge.GetValue()
 }
 
 // TestEndEndpointsEndsCleanly: at the backend drain deadline a connection
