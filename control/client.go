@@ -453,23 +453,19 @@ type clientMetrics struct {
 }
 
 func newClientMetrics(reg prometheus.Registerer) *clientMetrics {
-	m := &clientMetrics{
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_client_connected", Help: "1 while the stream from the control plane is open and in step."}),
-		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_control_client_frames_total", Help: "Frames received from the control plane, by kind: snapshot, delta, ping."}, []string{"kind"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_control_client_received_bytes_total", Help: "Bytes of frames received from the control plane."}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_control_client_reconnects_total", Help: "Streams from the control plane that failed or ended."}),
-		lastFrame: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_client_last_frame_timestamp_seconds", Help: "When the last frame (heartbeat included) arrived; alert when it lags."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "swarmgate_control_change_to_table_seconds",
-			Help:    "From when Swarm reported a change to when the edge's table with it was in force (across hosts: clock skew counts).",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}),
+	return &clientMetrics{
+		connected: metrics.NewGauge(reg, "swarmgate_control_client_connected",
+			"1 while the stream from the control plane is open and in step."),
+		frames: metrics.NewCounterVec(reg, "swarmgate_control_client_frames_total",
+			"Frames received from the control plane, by kind: snapshot, delta, ping.", "kind"),
+		bytes: metrics.NewCounter(reg, "swarmgate_control_client_received_bytes_total",
+			"Bytes of frames received from the control plane."),
+		reconnects: metrics.NewCounter(reg, "swarmgate_control_client_reconnects_total",
+			"Streams from the control plane that failed or ended."),
+		lastFrame: metrics.NewGauge(reg, "swarmgate_control_client_last_frame_timestamp_seconds",
+			"When the last frame (heartbeat included) arrived; alert when it lags."),
+		latency: metrics.NewHistogram(reg, "swarmgate_control_change_to_table_seconds",
+			"From when Swarm reported a change to when the edge's table with it was in force (across hosts: clock skew counts).",
+			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}),
 	}
-	metrics.Register(reg, m.connected, m.frames, m.bytes, m.reconnects, m.lastFrame, m.latency)
-	return m
 }

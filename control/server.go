@@ -663,35 +663,25 @@ type serverMetrics struct {
 }
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
-	m := &serverMetrics{
-		edges: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_edges", Help: "Edge streams open."}),
-		versions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_control_versions_total", Help: "Versions of the configuration published."}),
-		history: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_history_versions", Help: "Versions an edge can resume from with a delta."}),
-		routes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_routes", Help: "Routes in the configuration in force."}),
-		labelErrors: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_label_errors", Help: "Label errors in the configuration in force."}),
-		lastChange: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_control_last_change_timestamp_seconds", Help: "When the change that made the version in force was reported."}),
-		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_control_frames_sent_total", Help: "Frames sent to edges, by kind: snapshot, delta, ping."}, []string{"kind"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_control_sent_bytes_total", Help: "Bytes of frames sent to edges, by kind: snapshot, delta, ping."}, []string{"kind"}),
-		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_control_snapshots_total",
-			Help: "Snapshots sent to connecting edges, by reason: new (no version) or resync (a version not in the history)."}, []string{"reason"}),
-		resumes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_control_resumes_total", Help: "Edges that connected with a known version and resumed with a delta."}),
-		stalled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_control_stalled_edges_total", Help: "Streams dropped because the edge did not take a frame within the write timeout."}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_control_rejected_streams_total",
-			Help: "Streams refused, by reason: not_ready, too_many, bad_request, closing."}, []string{"reason"}),
+	return &serverMetrics{
+		edges:       metrics.NewGauge(reg, "swarmgate_control_edges", "Edge streams open."),
+		versions:    metrics.NewCounter(reg, "swarmgate_control_versions_total", "Versions of the configuration published."),
+		history:     metrics.NewGauge(reg, "swarmgate_control_history_versions", "Versions an edge can resume from with a delta."),
+		routes:      metrics.NewGauge(reg, "swarmgate_control_routes", "Routes in the configuration in force."),
+		labelErrors: metrics.NewGauge(reg, "swarmgate_control_label_errors", "Label errors in the configuration in force."),
+		lastChange: metrics.NewGauge(reg, "swarmgate_control_last_change_timestamp_seconds",
+			"When the change that made the version in force was reported."),
+		frames: metrics.NewCounterVec(reg, "swarmgate_control_frames_sent_total",
+			"Frames sent to edges, by kind: snapshot, delta, ping.", "kind"),
+		bytes: metrics.NewCounterVec(reg, "swarmgate_control_sent_bytes_total",
+			"Bytes of frames sent to edges, by kind: snapshot, delta, ping.", "kind"),
+		snapshots: metrics.NewCounterVec(reg, "swarmgate_control_snapshots_total",
+			"Snapshots sent to connecting edges, by reason: new (no version) or resync (a version not in the history).", "reason"),
+		resumes: metrics.NewCounter(reg, "swarmgate_control_resumes_total",
+			"Edges that connected with a known version and resumed with a delta."),
+		stalled: metrics.NewCounter(reg, "swarmgate_control_stalled_edges_total",
+			"Streams dropped because the edge did not take a frame within the write timeout."),
+		rejected: metrics.NewCounterVec(reg, "swarmgate_control_rejected_streams_total",
+			"Streams refused, by reason: not_ready, too_many, bad_request, closing.", "reason"),
 	}
-	metrics.Register(reg, m.edges, m.versions, m.history, m.routes, m.labelErrors, m.lastChange,
-		m.frames, m.bytes, m.snapshots, m.resumes, m.stalled, m.rejected)
-	return m
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/swarmgate/swarmgate/internal/metrics"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -110,12 +111,8 @@ func NewSwarm(o SwarmOptions) (*Swarm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: swarm: docker client: %w", err)
 	}
-	m, err := newSwarmMetrics(o.Registerer)
-	if err != nil {
-		cli.Close()
-		return nil, err
-	}
-	return &Swarm{o: o, cli: cli, log: log.With(zap.String("source", "swarm"), zap.String("host", cli.DaemonHost())), m: m}, nil
+	return &Swarm{o: o, cli: cli, log: log.With(zap.String("source", "swarm"), zap.String("host", cli.DaemonHost())),
+		m: newSwarmMetrics(o.Registerer)}, nil
 }
 
 // Name identifies the source in logs.
@@ -559,41 +556,20 @@ type swarmMetrics struct {
 	lastSync   prometheus.Gauge
 }
 
-func newSwarmMetrics(reg prometheus.Registerer) (*swarmMetrics, error) {
-	m := &swarmMetrics{
-		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_swarm_syncs_total",
-			Help: "Successful listings of the Swarm, by kind: full (services, tasks, networks, nodes) or poll (services and tasks).",
-		}, []string{"kind"}),
-		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_swarm_sync_errors_total",
-			Help: "Listings of the Swarm that failed (the last route.Config stays in force).",
-		}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_swarm_api_requests_total",
-			Help: "Docker Engine API requests, by call and result (ok, error).",
-		}, []string{"call", "result"}),
-		updates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_swarm_updates_total",
-			Help: "Changed Configs sent to the edge.",
-		}),
-		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_swarm_services_skipped",
-			Help: "Services skipped because of invalid labels, in the last listing.",
-		}),
-		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_swarm_last_sync_timestamp_seconds",
-			Help: "Unix time of the last successful listing.",
-		}),
+func newSwarmMetrics(reg prometheus.Registerer) *swarmMetrics {
+	return &swarmMetrics{
+		syncs: metrics.NewCounterVec(reg, "swarmgate_swarm_syncs_total",
+			"Successful listings of the Swarm, by kind: full (services, tasks, networks, nodes) or poll (services and tasks).", "kind"),
+		syncErrors: metrics.NewCounter(reg, "swarmgate_swarm_sync_errors_total",
+			"Listings of the Swarm that failed (the last route.Config stays in force)."),
+		requests: metrics.NewCounterVec(reg, "swarmgate_swarm_api_requests_total",
+			"Docker Engine API requests, by call and result (ok, error).", "call", "result"),
+		updates: metrics.NewCounter(reg, "swarmgate_swarm_updates_total", "Changed Configs sent to the edge."),
+		skipped: metrics.NewGauge(reg, "swarmgate_swarm_services_skipped",
+			"Services skipped because of invalid labels, in the last listing."),
+		lastSync: metrics.NewGauge(reg, "swarmgate_swarm_last_sync_timestamp_seconds",
+			"Unix time of the last successful listing."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.syncs, m.syncErrors, m.requests, m.updates, m.skipped, m.lastSync} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("discovery: swarm: metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
 }
 
 func (m *swarmMetrics) request(call string, err error) {

@@ -24,48 +24,25 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_http_requests_total",
-			Help: "HTTP requests answered, by route, service and status code.",
-		}, []string{"route", "service", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "swarmgate_http_request_duration_seconds",
-			Help:    "Time from request to the end of the response, by route.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"route"}),
-		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_upstream_errors_total",
-			Help: "Failed upstream attempts, by route and reason (connect, protocol, timeout).",
-		}, []string{"route", "reason"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_retries_total",
-			Help: "Retries on another endpoint, by route and result (allowed, or denied by the retry budget).",
-		}, []string{"route", "result"}),
-		swaps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_table_swaps_total",
-			Help: "Routing tables built and swapped in.",
-		}),
-		routes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_table_routes",
-			Help: "HTTP routes in the table in force.",
-		}),
-		labelErrors: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_label_errors",
-			Help: "Services skipped because of invalid labels in the configuration in force.",
-		}),
-		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "swarmgate_open_connections",
-			Help: "Client connections open, by listener.",
-		}, []string{"listener"}),
-		tunnels: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "swarmgate_open_tunnels",
-			Help: "Upgraded connections (WebSocket and others) open.",
-		}),
+	return &metrics{
+		requests: sgmetrics.NewCounterVec(reg, "swarmgate_http_requests_total",
+			"HTTP requests answered, by route, service and status code.", "route", "service", "code"),
+		duration: sgmetrics.NewHistogramVec(reg, "swarmgate_http_request_duration_seconds",
+			"Time from request to the end of the response, by route.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route"),
+		upstreamErrors: sgmetrics.NewCounterVec(reg, "swarmgate_upstream_errors_total",
+			"Failed upstream attempts, by route and reason (connect, protocol, timeout).", "route", "reason"),
+		retries: sgmetrics.NewCounterVec(reg, "swarmgate_retries_total",
+			"Retries on another endpoint, by route and result (allowed, or denied by the retry budget).", "route", "result"),
+		swaps:  sgmetrics.NewCounter(reg, "swarmgate_table_swaps_total", "Routing tables built and swapped in."),
+		routes: sgmetrics.NewGauge(reg, "swarmgate_table_routes", "HTTP routes in the table in force."),
+		labelErrors: sgmetrics.NewGauge(reg, "swarmgate_label_errors",
+			"Services skipped because of invalid labels in the configuration in force."),
+		connections: sgmetrics.NewGaugeVec(reg, "swarmgate_open_connections",
+			"Client connections open, by listener.", "listener"),
+		tunnels: sgmetrics.NewGauge(reg, "swarmgate_open_tunnels",
+			"Upgraded connections (WebSocket and others) open."),
 	}
-	sgmetrics.Register(reg, m.requests, m.duration, m.upstreamErrors, m.retries, m.swaps, m.routes,
-		m.labelErrors, m.connections, m.tunnels)
-	return m
 }
 
 func (m *metrics) swapped(t *Table, labelErrors int) {

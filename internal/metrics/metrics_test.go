@@ -46,3 +46,30 @@ func TestRegister(t *testing.T) {
 		})
 	}
 }
+
+func TestConstructors(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewCounter(reg, "swarmgate_test_total", "A counter.").Inc()
+	NewCounterVec(reg, "swarmgate_test_vec_total", "A counter vector.", "route").WithLabelValues("a").Inc()
+	NewGauge(reg, "swarmgate_test_gauge", "A gauge.").Set(1)
+	NewGaugeVec(reg, "swarmgate_test_gauge_vec", "A gauge vector.", "route").WithLabelValues("a").Set(1)
+	NewHistogram(reg, "swarmgate_test_seconds", "A histogram.", []float64{1, 2}).Observe(1)
+	NewHistogramVec(reg, "swarmgate_test_vec_seconds", "A histogram vector.", []float64{1}, "route").WithLabelValues("a").Observe(1)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 6 {
+		t.Fatalf("gathered %d families, %v", len(mfs), err)
+	}
+	if b := mfs[2].GetMetric()[0].GetHistogram().GetBucket(); len(b) != 2 || b[1].GetUpperBound() != 2 {
+		t.Errorf("%s buckets: %v", mfs[2].GetName(), b)
+	}
+
+	// Nil registry: the collectors work and nothing is exported.
+	NewCounter(nil, "swarmgate_test_total", "A counter.").Inc()
+
+	defer func() {
+		if msg, _ := recover().(string); !strings.HasPrefix(msg, "metrics: registering swarmgate_test_gauge: ") {
+			t.Fatalf("panic %q, want one naming swarmgate_test_gauge", msg)
+		}
+	}()
+	NewGauge(reg, "swarmgate_test_gauge", "A gauge.")
+}
