@@ -8,6 +8,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/balancer"
 	"github.com/swarmgate/swarmgate/route"
+	"github.com/swarmgate/swarmgate/router"
 )
 
 // Entry is one L4 route and what it claimed, for listings.
@@ -58,7 +59,7 @@ func Build(cfg route.Config, pool *balancer.Pool) (t *Table, entries []Entry, re
 			e.Port = r.TCPPort
 		}
 		for _, name := range r.SNI {
-			name = strings.ToLower(name)
+			name = sniName(name)
 			if claim(r, "tls server name "+name) {
 				t.SNI[name] = lr
 				e.SNI = append(e.SNI, name)
@@ -69,4 +70,15 @@ func Build(cfg route.Config, pool *balancer.Pool) (t *Table, entries []Entry, re
 		}
 	}
 	return t, entries, rejected
+}
+
+// sniName is the router's form of a passthrough name (router.ParseHost):
+// lower case, without a trailing dot, so that two spellings of one name
+// conflict here. A name the router refuses is only lower-cased; the engine's
+// Update reports it.
+func sniName(name string) string {
+	if h, _, err := router.ParseHost(name); err == nil {
+		return h
+	}
+	return strings.ToLower(name)
 }

@@ -37,7 +37,7 @@ func (t *Table) Describe(now time.Time) []RouteView {
 	for _, tg := range t.targets {
 		r := tg.route
 		v = append(v, RouteView{
-			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: normalizePrefix(r.Path), Strip: r.Strip,
+			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: routePrefix(r.Path), Strip: r.Strip,
 			Priority: r.Priority, Weight: r.Weight, Default: r.Default, Balancer: r.Balancer,
 			Sticky: r.Sticky, TLS: r.TLS, Timeout: r.Timeout.String(),
 			Endpoints: EndpointViews(tg.endpoints, now),

@@ -109,7 +109,7 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 			hosts = append(slices.Clip(hosts), "")
 		}
 		for _, h := range hosts {
-			k := key{strings.ToLower(h), normalizePrefix(r.Path), r.Priority}
+			k := key{routeHost(h), routePrefix(r.Path), r.Priority}
 			g := groups[k]
 			if g == nil {
 				g = &group{}
@@ -149,7 +149,7 @@ func newTarget(r *route.Route, pool *balancer.Pool, tr transports, budget *retry
 		budget:    budget,
 	}
 	if r.Strip && r.Path != "/" {
-		tg.stripLen = len(normalizePrefix(r.Path))
+		tg.stripLen = len(routePrefix(r.Path))
 	}
 	for _, addr := range r.Endpoints {
 		tg.endpoints = append(tg.endpoints, pool.Endpoint(addr))
@@ -157,13 +157,26 @@ func newTarget(r *route.Route, pool *balancer.Pool, tr transports, budget *retry
 	return tg, nil
 }
 
-// normalizePrefix drops a trailing slash other than the root's, as the router does.
-func normalizePrefix(p string) string {
+// routeHost is the router's form of a route host (router.ParseHost): lower
+// case, without a trailing dot; "" (the default backend) stays "". A host the
+// router refuses is only lower-cased, for Insert to reject and report.
+func routeHost(h string) string {
+	if c, _, err := router.ParseHost(h); err == nil {
+		return c
+	}
+	return strings.ToLower(h)
+}
+
+// routePrefix is the router's form of a route's path prefix
+// (router.ParsePath): without a trailing slash other than the root's; ""
+// is the root. A prefix the router refuses is returned as it is, for Insert
+// to reject and report.
+func routePrefix(p string) string {
 	if p == "" {
 		return "/"
 	}
-	if len(p) > 1 && strings.HasSuffix(p, "/") {
-		return strings.TrimRight(p, "/")
+	if c, err := router.ParsePath(p); err == nil {
+		return c
 	}
 	return p
 }
