@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // runCheck runs `swarmgate check args...` and returns its output and error.
@@ -238,10 +241,15 @@ func TestCheckDocker(t *testing.T) {
 	nw, good, bad := prefix+"net", prefix+"good", prefix+"bad"
 	must("network", "create", "--driver", "overlay", nw)
 	t.Cleanup(func() {
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			if out, err := docker("network", "rm", nw); err == nil || strings.Contains(out, "not found") || time.Now().After(deadline) {
-				return
+		// The services' removal takes a while to release the network.
+		err := testkit.Wait(30*time.Second, 200*time.Millisecond, func() error {
+			if out, err := docker("network", "rm", nw); err != nil && !strings.Contains(out, "not found") {
+				return fmt.Errorf("docker network rm %s: %v: %s", nw, err, out)
 			}
+			return nil
+		})
+		if err != nil {
+			t.Log(err)
 		}
 	})
 	// No replicas: nothing runs, nothing is pulled; labels are all check reads.

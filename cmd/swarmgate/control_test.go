@@ -47,7 +47,7 @@ func TestControlRejectsBadTLSFlags(t *testing.T) {
 		{"missing certificate file", controlOptions{tlsCert: "/nonexistent.crt", tlsKey: "/nonexistent.key", docker: "unix:///nonexistent.sock"}, "no such file"},
 	} {
 		o := tt.o
-		o.listen = freeAddr(t)
+		o.listen = testkit.UnusedAddr(t)
 		if err := runControl(context.Background(), o, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
 		}
@@ -68,7 +68,7 @@ func TestControlServesTheSwarm(t *testing.T) {
 		}
 		t.Skipf("no Docker Engine in swarm mode: %v %s", err, out)
 	}
-	o := controlOptions{listen: freeAddr(t), admin: freeAddr(t), docker: host, history: 16, drainTimeout: 5 * time.Second}
+	o := controlOptions{listen: testkit.UnusedAddr(t), admin: testkit.UnusedAddr(t), docker: host, history: 16, drainTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runControl(ctx, o, zaptest.NewLogger(t)) }()

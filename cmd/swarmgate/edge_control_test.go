@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,7 +85,7 @@ func startControlledEdge(t *testing.T, control string) *edgeUnderTest {
 	t.Helper()
 	e := &edgeUnderTest{
 		o: edgeOptions{
-			httpAddr: freeAddr(t), adminAddr: freeAddr(t), control: control,
+			httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), control: control,
 			drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
 		},
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
@@ -126,24 +125,15 @@ func (e *edgeUnderTest) waitRoute(t *testing.T, host string) {
 	})
 }
 
-func newBackend(t *testing.T) string {
-	t.Helper()
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello %s", r.Host)
-	}))
-	t.Cleanup(b.Close)
-	return strings.TrimPrefix(b.URL, "http://")
-}
-
 // TestEdgeFromControlPlaneSurvivesItsRestart: an edge started with
 // --control serves the control plane's routes; while the control plane is
 // down it goes on serving the last table (/readyz 200, marked stale), and
 // when it comes back the edge catches up on what changed meanwhile.
 func TestEdgeFromControlPlaneSurvivesItsRestart(t *testing.T) {
-	backend := newBackend(t)
+	backend := testkit.Addr(testkit.Backend(t, "web"))
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	writeRoutes(t, routes, backend, "app.example.org")
-	cp := startReplica(t, routes, freeAddr(t))
+	cp := startReplica(t, routes, testkit.UnusedAddr(t))
 	e := startControlledEdge(t, "tcp://"+cp.addr)
 	e.waitRoute(t, "app.example.org")
 	if code, body := e.get(e.o.adminAddr, "", "/readyz"); code != 200 || body != "ready\n" {
@@ -184,11 +174,11 @@ func TestEdgeFromControlPlaneSurvivesItsRestart(t *testing.T) {
 // edge streams from costs no request, and changes keep arriving through the
 // other.
 func TestEdgeFailsOverBetweenReplicas(t *testing.T) {
-	backend := newBackend(t)
+	backend := testkit.Addr(testkit.Backend(t, "web"))
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	writeRoutes(t, routes, backend, "app.example.org")
-	a := startReplica(t, routes, freeAddr(t))
-	b := startReplica(t, routes, freeAddr(t))
+	a := startReplica(t, routes, testkit.UnusedAddr(t))
+	b := startReplica(t, routes, testkit.UnusedAddr(t))
 	e := startControlledEdge(t, "tcp://"+a.addr+", tcp://"+b.addr)
 	e.waitRoute(t, "app.example.org")
 
@@ -234,7 +224,7 @@ func TestEdgeRejectsBadControlFlags(t *testing.T) {
 		{"missing CA file", edgeOptions{control: "tcp://cp:7070", controlTLS: controlTLSOptions{ca: "/nonexistent-ca.pem"}}, "no such file"},
 	} {
 		o := tt.o
-		o.httpAddr, o.adminAddr = freeAddr(t), freeAddr(t)
+		o.httpAddr, o.adminAddr = testkit.UnusedAddr(t), testkit.UnusedAddr(t)
 		if err := runEdge(context.Background(), o, zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // TestEdgeHandOverHTTPS restarts an edge by socket hand-over while clients
@@ -23,10 +24,10 @@ import (
 // must not drop a connection it had already accepted. Zero errors.
 func TestEdgeHandOverHTTPS(t *testing.T) {
 	certs := t.TempDir()
-	writeCert(t, certs, "site", "site.example.org")
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(mustRead(t, filepath.Join(certs, "site.crt")))
-	web := newEcho(t)
+	ca := testkit.NewCA(t, "edge CA")
+	ca.Issue(t, "site.example.org").WriteFiles(t, certs, "site")
+	roots := ca.Pool
+	web := testkit.Addr(testkit.Backend(t, "web"))
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
   - name: web
@@ -34,7 +35,7 @@ func TestEdgeHandOverHTTPS(t *testing.T) {
     endpoints: [%q]
 `, web)), 0o644)
 	o := edgeOptions{
-		httpAddr: freeAddr(t), httpsAddr: freeAddr(t), routes: routes, routesPoll: time.Second,
+		httpAddr: testkit.UnusedAddr(t), httpsAddr: testkit.UnusedAddr(t), routes: routes, routesPoll: time.Second,
 		drainTimeout: 5 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
 		handover: filepath.Join(t.TempDir(), "edge.sock"),
 	}
@@ -69,13 +70,12 @@ func TestEdgeHandOverHTTPS(t *testing.T) {
 			},
 		}}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for get(newClient()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("edge never served HTTPS")
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if err := get(newClient()); err != nil {
+			return fmt.Errorf("edge never served HTTPS: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value

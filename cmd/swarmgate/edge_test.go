@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,17 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zaptest"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/swarmgate/swarmgate/internal/testkit"
+)
 
 // TestEdgeServesRoutesFileAndStopsCleanly runs the edge as main would, with
 // a routes file, then cancels its context as SIGTERM does: in-flight work
@@ -47,9 +38,9 @@ func TestEdgeServesRoutesFileAndStopsCleanly(t *testing.T) {
       swarmgate.hosts: app.example.org
       swarmgate.port: "80"
     endpoints: [%q]
-`, strings.TrimPrefix(b.URL, "http://"))), 0o644)
+`, testkit.Addr(b))), 0o644)
 	o := edgeOptions{
-		httpAddr: freeAddr(t), adminAddr: freeAddr(t), routes: routes, routesPoll: 10 * time.Millisecond,
+		httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), routes: routes, routesPoll: 10 * time.Millisecond,
 		drainTimeout: 5 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -69,16 +60,7 @@ func TestEdgeServesRoutesFileAndStopsCleanly(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if code, _ := get(o.adminAddr, "", "/readyz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("edge never became ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitReady(t, o.adminAddr)
 	if code, body := get(o.httpAddr, "app.example.org", "/x"); code != 200 || body != "hello /x" {
 		t.Fatalf("through the edge: %d %q", code, body)
 	}
@@ -109,7 +91,7 @@ func TestEdgeServesRoutesFileAndStopsCleanly(t *testing.T) {
 }
 
 func TestEdgeNeedsASource(t *testing.T) {
-	err := runEdge(context.Background(), edgeOptions{httpAddr: freeAddr(t)}, zaptest.NewLogger(t))
+	err := runEdge(context.Background(), edgeOptions{httpAddr: testkit.UnusedAddr(t)}, zaptest.NewLogger(t))
 	if err == nil || !strings.Contains(err.Error(), "no route source") {
 		t.Fatalf("err = %v", err)
 	}

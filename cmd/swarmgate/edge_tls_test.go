@@ -2,17 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,50 +19,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
-
-// writeCert writes NAME.crt and NAME.key for a self-signed certificate
-// covering hosts into dir and returns a pool that trusts it.
-func writeCert(t *testing.T, dir, name string, hosts ...string) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: hosts[0]},
-		DNSNames:     hosts,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	if dir != "" {
-		os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-		os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
-}
-
-func tlsPair(t *testing.T, hosts ...string) (tls.Certificate, *x509.CertPool) {
-	dir := t.TempDir()
-	pool := writeCert(t, dir, "x", hosts...)
-	c, err := tls.LoadX509KeyPair(filepath.Join(dir, "x.crt"), filepath.Join(dir, "x.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, pool
-}
 
 // rawCodec carries gRPC messages as raw bytes, so the test needs no generated code.
 type rawCodec struct{}
@@ -130,13 +82,16 @@ func startGRPC(t *testing.T) string {
 // passthrough delivering the backend's own certificate.
 func TestEdgeTLS(t *testing.T) {
 	certs := t.TempDir()
-	writeCert(t, certs, "secure", "secure.example.org", "grpc.example.org")
-	writeCert(t, certs, "other", "other.example.org")
-	web := newEcho(t)
+	ca := testkit.NewCA(t, "edge CA")
+	ca.Issue(t, "secure.example.org", "grpc.example.org").WriteFiles(t, certs, "secure")
+	ca.Issue(t, "other.example.org").WriteFiles(t, certs, "other")
+	web := testkit.Addr(testkit.Backend(t, "web"))
 	grpcAddr := startGRPC(t)
 
-	// The passthrough backend terminates TLS itself with its own certificate.
-	passCert, passPool := tlsPair(t, "pass.example.org")
+	// The passthrough backend terminates TLS itself with its own certificate,
+	// from an authority the edge's clients do not trust.
+	passCA := testkit.NewCA(t, "backend CA")
+	passCert, passPool := passCA.Issue(t, "pass.example.org").TLSCertificate(), passCA.Pool
 	passLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{passCert}})
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +119,7 @@ func TestEdgeTLS(t *testing.T) {
 `, web, web, grpcAddr, passLn.Addr().String())), 0o644)
 
 	o := edgeOptions{
-		httpAddr: freeAddr(t), httpsAddr: freeAddr(t), adminAddr: freeAddr(t), routes: routes,
+		httpAddr: testkit.UnusedAddr(t), httpsAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), routes: routes,
 		routesPoll: time.Second, drainTimeout: 2 * time.Second, dialTimeout: time.Second,
 		maxBody: 1 << 20, maxHeader: 16 << 10,
 	}
@@ -181,9 +136,7 @@ func TestEdgeTLS(t *testing.T) {
 	waitReady(t, o.adminAddr)
 
 	// All of secure, other and grpc are trusted by the client.
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(mustRead(t, filepath.Join(certs, "secure.crt")))
-	roots.AppendCertsFromPEM(mustRead(t, filepath.Join(certs, "other.crt")))
+	roots := ca.Pool
 	dialEdge := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, o.httpsAddr)
 	}
@@ -297,44 +250,19 @@ func firstLine(b []byte) string {
 	return s
 }
 
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("edge never became ready: %w", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("edge never became ready")
-}
-
-// newEcho is a backend that writes back the path it saw.
-func newEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %s", r.Host, r.URL.Path)
-	}), ReadHeaderTimeout: time.Second}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return ln.Addr().String()
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("edge never became ready: /readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // portOf returns the port of a listen address.
