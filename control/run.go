@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/swarmgate/swarmgate/internal/adminhttp"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -94,7 +95,14 @@ func Run(ctx context.Context, o Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := o.Source.Run(runCtx, srv.Update); err != nil {
+		var first sync.Once
+		update := func(c route.Config) {
+			srv.Update(c)
+			first.Do(func() {
+				log.Info("control plane ready: first configuration held", zap.Int("routes", len(c.Routes)), zap.Int("label_errors", len(c.Errors)))
+			})
+		}
+		if err := o.Source.Run(runCtx, update); err != nil {
 			fatal <- fmt.Errorf("control: source %s: %w", o.Source.Name(), err)
 		}
 	}()
@@ -105,19 +113,8 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	var admin *http.Server
 	if adminLn != nil {
-		admin = &http.Server{
-			Handler:           adminHandler(srv, o.Registry),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			MaxHeaderBytes:    16 << 10,
-		}
-		go func() {
-			if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-				fatal <- fmt.Errorf("control: admin listener: %w", err)
-			}
-		}()
+		admin = adminhttp.NewServer(adminHandler(srv, o.Registry))
+		adminhttp.Serve(admin, adminLn, fatal, "control: admin listener")
 	}
 	log.Info("control plane started", zap.String("listen", ln.Addr().String()), zap.String("admin", o.Admin),
 		zap.Bool("tls", o.TLS != nil), zap.Bool("mtls", o.TLS != nil && o.TLS.ClientAuth == tls.RequireAndVerifyClientCert),

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -42,14 +39,9 @@ tcp://HOST:7070) over HTTP/2: a snapshot when an edge connects, then one delta
 per change, each with a version. Versions are the content: replicas on several
 managers serve the same ones, and an edge resumes on any of them.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logs)
-			if err != nil {
-				return err
-			}
-			defer log.Sync()
-			return runControl(cmd.Context(), o, log)
-		},
+		RunE: withLogger(logs, func(ctx context.Context, log *zap.Logger) error {
+			return runControl(ctx, o, log)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", ":7070", "listen address of the stream to edges")
@@ -67,14 +59,10 @@ managers serve the same ones, and an edge resumes on any of them.`,
 
 // runControl serves until ctx is done, then returns nil.
 func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return errors.New("control: --tls-cert and --tls-key go together")
+	if err := checkServeTLS("control", o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+		return err
 	}
-	if o.tlsCA != "" && o.tlsCert == "" {
-		return errors.New("control: --tls-ca needs --tls-cert and --tls-key")
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	dockerTLS, err := o.dockerTLS.config()
 	if err != nil {
 		return fmt.Errorf("control: %w", err)

@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/swarmgate/swarmgate/internal/adminhttp"
 	"github.com/swarmgate/swarmgate/socketproxy"
 )
 
@@ -43,14 +42,9 @@ Everything else is answered 403 before a byte reaches the Docker socket.
 Identical concurrent GETs share one upstream request and all /events watchers
 with the same filters share one upstream stream.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logs)
-			if err != nil {
-				return err
-			}
-			defer log.Sync()
-			return runSocketProxy(cmd.Context(), o, log)
-		},
+		RunE: withLogger(logs, func(ctx context.Context, log *zap.Logger) error {
+			return runSocketProxy(ctx, o, log)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", ":2375", "listen address for edges")
@@ -68,18 +62,14 @@ with the same filters share one upstream stream.`,
 
 // runSocketProxy serves until ctx is done.
 func runSocketProxy(ctx context.Context, o socketProxyOptions, log *zap.Logger) error {
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return errors.New("socket-proxy: --tls-cert and --tls-key go together")
-	}
-	if o.tlsCA != "" && o.tlsCert == "" {
-		return errors.New("socket-proxy: --tls-ca needs --tls-cert and --tls-key")
+	if err := checkServeTLS("socket-proxy", o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+		return err
 	}
 	allow, err := socketproxy.ParseAllowFrom(o.allowFrom)
 	if err != nil {
 		return fmt.Errorf("socket-proxy: --allow-from: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	p, err := socketproxy.New(socketproxy.Options{
 		Upstream:      o.docker,
 		Logger:        log.Named("socketproxy"),
@@ -124,19 +114,8 @@ func runSocketProxy(ctx context.Context, o socketProxyOptions, log *zap.Logger) 
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		metricsSrv = &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			MaxHeaderBytes:    16 << 10,
-		}
-		go func() {
-			if err := metricsSrv.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
-				fatal <- fmt.Errorf("socket-proxy: metrics listener: %w", err)
-			}
-		}()
+		metricsSrv = adminhttp.NewServer(mux)
+		adminhttp.Serve(metricsSrv, mln, fatal, "socket-proxy: metrics listener")
 	}
 	log.Info("socket-proxy started", zap.String("listen", ln.Addr().String()), zap.String("docker", o.docker),
 		zap.Bool("tls", srv.TLSConfig != nil), zap.Bool("mtls", o.tlsCA != ""),
