@@ -16,29 +16,23 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		log.Fatal(err)
-	}
+	benchkit.Main(func(ctx context.Context, args []string, _, stderr io.Writer) error {
+		return run(ctx, args, stderr)
+	})
 }
 
 // run listens on -listen and serves until ctx is done.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchkit.FlagSet("backend", stderr)
 	addr := fs.String("listen", "127.0.0.1:9000", "listen address")
 	idle := fs.Duration("idle-timeout", 60*time.Second, "close a connection idle (or stalled mid-request) this long")
 	if err := fs.Parse(args); err != nil {

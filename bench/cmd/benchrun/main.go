@@ -17,29 +17,19 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log"
-	"os"
-	"os/signal"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		log.SetFlags(0)
-		log.Fatal(err)
-	}
-}
+func main() { benchkit.Main(run) }
 
 // run runs the suites the flags name and prints their tables to stdout;
 // progress goes to stderr.
@@ -95,8 +85,7 @@ type options struct {
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("benchrun", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchkit.FlagSet("benchrun", stderr)
 	suites := fs.String("suites", "http,tls,l4", "suites to run, comma or space separated (SUITES)")
 	proxies := fs.String("proxies", "swarmgate nginx haproxy stdproxy", "targets, in order (PROXIES)")
 	duration := fs.String("duration", "10", "seconds of each measured HTTP run (DURATION)")

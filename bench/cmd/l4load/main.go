@@ -18,28 +18,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		log.SetFlags(0)
-		log.Fatal(err)
-	}
-}
+func main() { benchkit.Main(run) }
 
 // bufSize is the size of every read and write: large enough that the
 // per-call cost disappears next to the copying.
@@ -53,8 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("l4load: usage: l4load sink|source [flags]")
 	}
-	fs := flag.NewFlagSet("l4load "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchkit.FlagSet("l4load "+args[0], stderr)
 	switch args[0] {
 	case "sink":
 		listen := fs.String("listen", "127.0.0.1:19000", "listen address")

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -16,24 +15,20 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		log.Fatal(err)
-	}
+	benchkit.Main(func(ctx context.Context, args []string, _, stderr io.Writer) error {
+		return run(ctx, args, stderr)
+	})
 }
 
 // run proxies -listen to -backend until ctx is done.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("stdproxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchkit.FlagSet("stdproxy", stderr)
 	addr := fs.String("listen", "127.0.0.1:9001", "listen address")
 	backend := fs.String("backend", "127.0.0.1:9000", "backend host:port")
 	if err := fs.Parse(args); err != nil {

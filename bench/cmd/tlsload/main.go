@@ -30,30 +30,21 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log"
 	"math/big"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		log.SetFlags(0)
-		log.Fatal(err)
-	}
-}
+func main() { benchkit.Main(run) }
 
 // config is what one load run needs.
 type config struct {
@@ -69,8 +60,7 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tlsload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := benchkit.FlagSet("tlsload", stderr)
 	addr := fs.String("addr", "127.0.0.1:19001", "server host:port")
 	sni := fs.String("sni", "bench.local", "TLS server name")
 	certFile := fs.String("cert", "", "PEM certificate the server must present (pinned: no chain verification cost on the client)")
