@@ -57,7 +57,8 @@ func (p *Proxy) EndLongLived(gone map[string]bool) int {
 
 // CloseTunnels closes every upgraded connection (WebSockets and others).
 // http.Server.Shutdown does not see hijacked connections; Server.Shutdown
-// calls this when the drain deadline has passed.
+// calls this once the other requests in flight have finished or its ctx is
+// done.
 func (p *Proxy) CloseTunnels() {
 	p.long.mu.Lock()
 	defer p.long.mu.Unlock()

@@ -15,8 +15,8 @@ import (
 // work of http.Transport for the proxy's one case (a request, its response,
 // a pooled keep-alive connection) on the handler's own goroutine: no read
 // and write loop goroutines per connection and no hand-offs between them,
-// which measured 14.7% less CPU (bench/README.md) per request than http.Transport here (see
-// bench/README.md). Upgrades go to fallback.
+// which measured 14.7% less CPU per request than http.Transport in make bench
+// (64.0 -> 54.6 µs, see bench/README.md). Upgrades go to fallback.
 type h1Transport struct {
 	dialer      *net.Dialer
 	fallback    http.RoundTripper // Upgrade requests
