@@ -84,12 +84,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	e.e.Apply(route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.UnusedAddr(t))}})
 	done := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, rd); done <- err }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("stream ended with %v, want a complete response", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream not ended at the drain deadline")
+	if err := testkit.Receive(t, done, 5*time.Second, "end of the stream at the drain deadline"); err != nil {
+		t.Fatalf("stream ended with %v, want a complete response", err)
 	}
 }

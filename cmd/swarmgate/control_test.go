@@ -113,11 +113,7 @@ func TestControlServesTheSwarm(t *testing.T) {
 			}
 		})
 	}()
-	select {
-	case <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no Config from the control plane")
-	}
+	testkit.Receive(t, got, 10*time.Second, "Config from the control plane")
 	if s := c.State(); !s.Connected || s.Version == "" {
 		t.Errorf("edge state: %+v", s)
 	}
@@ -130,13 +126,8 @@ func TestControlServesTheSwarm(t *testing.T) {
 
 	cancel()
 	stopped = true
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("runControl: %v, want nil (exit 0)", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("control plane did not stop")
+	if err := testkit.Receive(t, done, 10*time.Second, "stop of the control plane"); err != nil {
+		t.Fatalf("runControl: %v, want nil (exit 0)", err)
 	}
 	testkit.Eventually(t, 10*time.Second, 0, func() error {
 		if c.State().Connected {

@@ -104,13 +104,8 @@ func TestEdgeHandOverHTTPS(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	cancelNew, newDone := start() // takes over; the old edge drains and exits
 	defer cancelNew()
-	select {
-	case err := <-oldDone:
-		if err != nil {
-			t.Fatalf("old edge: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("old edge did not exit after the hand-over")
+	if err := testkit.Receive(t, oldDone, 15*time.Second, "exit of the old edge after the hand-over"); err != nil {
+		t.Fatalf("old edge: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)

@@ -80,13 +80,8 @@ func TestEdgeServesRoutesFileAndStopsCleanly(t *testing.T) {
 	if body := <-slow; body != "hello /slow" {
 		t.Errorf("in-flight request during shutdown: %q", body)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("runEdge: %v, want nil (exit 0)", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("edge did not stop")
+	if err := testkit.Receive(t, done, 10*time.Second, "stop of the edge"); err != nil {
+		t.Fatalf("runEdge: %v, want nil (exit 0)", err)
 	}
 }
 

@@ -48,3 +48,18 @@ func Eventually(t testing.TB, timeout, interval time.Duration, cond func() error
 		t.Fatal(err)
 	}
 }
+
+// Receive returns the next value from ch, and fails t if none arrives
+// within timeout. what names the value as the failure reads: "no <what>
+// within <timeout>" ("no exit of the old edge within 15s").
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("no %s within %s", what, timeout)
+	}
+	var zero T
+	return zero
+}

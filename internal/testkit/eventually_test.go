@@ -84,3 +84,16 @@ func TestEventually(t *testing.T) {
 		t.Fatalf("failure %q, want the condition's error and the timeout", r.failed)
 	}
 }
+
+func TestReceive(t *testing.T) {
+	ch := make(chan error, 1)
+	want := errors.New("exit 1")
+	ch <- want
+	if got := Receive(t, ch, time.Second, "exit"); got != want {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	r := &fatalRecorder{TB: t}
+	if got := Receive(r, ch, 10*time.Millisecond, "exit of the edge"); got != nil || r.failed != "no exit of the edge within 10ms" {
+		t.Fatalf("got %v, failure %q", got, r.failed)
+	}
+}
