@@ -16,31 +16,21 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
-func main() {
-	benchkit.Main(func(ctx context.Context, args []string, _, stderr io.Writer) error {
-		return run(ctx, args, stderr)
-	})
-}
+func main() { benchkit.ServerMain(run) }
 
 // run listens on -listen and serves until ctx is done.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := benchkit.FlagSet("backend", stderr)
-	addr := fs.String("listen", "127.0.0.1:9000", "listen address")
 	idle := fs.Duration("idle-timeout", 60*time.Second, "close a connection idle (or stalled mid-request) this long")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := benchkit.ParseListen(fs, args, "127.0.0.1:9000")
 	if err != nil {
-		return fmt.Errorf("backend: listen: %w", err)
+		return err
 	}
 	s := newServer(*idle)
 	go func() {

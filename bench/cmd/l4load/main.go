@@ -47,13 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := benchkit.FlagSet("l4load "+args[0], stderr)
 	switch args[0] {
 	case "sink":
-		listen := fs.String("listen", "127.0.0.1:19000", "listen address")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", *listen)
+		ln, err := benchkit.ParseListen(fs, args[1:], "127.0.0.1:19000")
 		if err != nil {
-			return fmt.Errorf("l4load: listen: %w", err)
+			return err
 		}
 		return sink(ctx, ln)
 	case "source":

@@ -20,23 +20,15 @@ import (
 	"github.com/swarmgate/swarmgate/bench/internal/benchkit"
 )
 
-func main() {
-	benchkit.Main(func(ctx context.Context, args []string, _, stderr io.Writer) error {
-		return run(ctx, args, stderr)
-	})
-}
+func main() { benchkit.ServerMain(run) }
 
 // run proxies -listen to -backend until ctx is done.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := benchkit.FlagSet("stdproxy", stderr)
-	addr := fs.String("listen", "127.0.0.1:9001", "listen address")
 	backend := fs.String("backend", "127.0.0.1:9000", "backend host:port")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := benchkit.ParseListen(fs, args, "127.0.0.1:9001")
 	if err != nil {
-		return fmt.Errorf("stdproxy: listen: %w", err)
+		return err
 	}
 	return serve(ctx, ln, *backend, stderr)
 }

@@ -1,5 +1,6 @@
 // Package benchkit is what the benchmark's commands (bench/cmd/...) share:
-// the main function that runs a command until a signal, and its flag set.
+// the main function that runs a command until a signal, its flag set and its
+// listener.
 package benchkit
 
 import (
@@ -7,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,10 +32,30 @@ func Main(run Run) {
 	}
 }
 
+// ServerMain is Main for a server, whose run has no results to print.
+func ServerMain(run func(ctx context.Context, args []string, stderr io.Writer) error) {
+	Main(func(ctx context.Context, args []string, _, stderr io.Writer) error { return run(ctx, args, stderr) })
+}
+
 // FlagSet returns a flag set named name that returns its errors, -h
 // included, instead of exiting, and prints them and its usage to stderr.
 func FlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// ParseListen adds a -listen flag with the default address addr to fs,
+// parses args with fs (so every other flag must be defined before), and
+// listens on TCP at -listen. A listen error is prefixed with fs's name.
+func ParseListen(fs *flag.FlagSet, args []string, addr string) (net.Listener, error) {
+	listen := fs.String("listen", addr, "listen address")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", fs.Name(), err)
+	}
+	return ln, nil
 }

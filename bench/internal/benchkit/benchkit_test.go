@@ -3,6 +3,7 @@ package benchkit
 import (
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 )
@@ -19,5 +20,22 @@ func TestFlagSet(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	fs := FlagSet("tool", io.Discard)
+	n := fs.Int("n", 0, "a number")
+	ln, err := ParseListen(fs, []string{"-n", "3", "-listen", "127.0.0.1:0"}, "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if *n != 3 {
+		t.Errorf("-n %d, want 3", *n)
+	}
+	if _, err := ParseListen(FlagSet("tool", io.Discard), []string{"-listen", "127.0.0.1:notaport"}, ""); err == nil ||
+		!strings.HasPrefix(err.Error(), "tool: listen: ") {
+		t.Errorf("bad address: %v", err)
 	}
 }
