@@ -86,6 +86,7 @@ type Client struct {
 	// the state is dropped.
 	items   map[string]decoded
 	version string
+	logged  map[string]bool // label errors already logged (route.LabelError.Error())
 
 	mu sync.Mutex // guards st
 	st ClientState
@@ -418,6 +419,7 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 	}
 	cfg := buildConfig(c.items, f.At)
 	update(cfg)
+	c.logLabelErrors(cfg.Errors)
 	now := c.o.Now()
 	if f.T == "delta" && !f.At.IsZero() {
 		// Event -> table in force, when update applies the table before it
@@ -429,6 +431,22 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		s.Routes, s.LabelErrors = len(cfg.Routes), len(cfg.Errors)
 	})
 	return f.T, nil
+}
+
+// logLabelErrors logs each label error once, when it appears, so that an
+// edge's own log names the services it skips, as it does when it watches
+// the Swarm itself.
+func (c *Client) logLabelErrors(errs []*route.LabelError) {
+	now := make(map[string]bool, len(errs))
+	for _, e := range errs {
+		k := e.Error()
+		now[k] = true
+		if !c.logged[k] {
+			c.log.Warn("service skipped: invalid label", zap.String("service", e.Service),
+				zap.String("label", e.Label), zap.String("value", e.Value), zap.String("reason", e.Reason))
+		}
+	}
+	c.logged = now
 }
 
 func decodeSet(items map[string]decoded, set map[string]json.RawMessage) error {

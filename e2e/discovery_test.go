@@ -280,16 +280,16 @@ func maxOf(d []time.Duration) time.Duration {
 	return slices.Max(d)
 }
 
-// TestAPIOutageKeepsLastTable stops the socket-proxy, the edge's only way to
-// the Docker API: routing must go on with the last table, and changes made
+// TestAPIOutageKeepsLastTable stops the control plane, the edge's only way
+// to the Swarm: routing must go on with the last table, and changes made
 // meanwhile must be picked up when it comes back.
 func TestAPIOutageKeepsLastTable(t *testing.T) {
 	createEcho(t, "steady", 1, map[string]string{"swarmgate.hosts": "steady.e2e.test", "swarmgate.port": "8000"})
 	waitStatus(t, "steady.e2e.test", "/", 200, 60*time.Second)
-	mustDocker(t, "service", "scale", "--detach", socketProxy+"=0")
-	t.Cleanup(func() { docker("service", "scale", "--detach", socketProxy+"=1") })
-	waitFor(t, 30*time.Second, "socket-proxy gone", func() bool {
-		out, _ := docker("ps", "-q", "--filter", "name="+socketProxy)
+	mustDocker(t, "service", "scale", "--detach", fmt.Sprintf("%s=0", controlService))
+	t.Cleanup(func() { docker("service", "scale", "--detach", fmt.Sprintf("%s=%d", controlService, controlReplicas)) })
+	waitFor(t, 30*time.Second, "control plane gone", func() bool {
+		out, _ := docker("ps", "-q", "--filter", "name="+controlService)
 		return out == ""
 	})
 	createEcho(t, "meanwhile", 1, map[string]string{"swarmgate.hosts": "meanwhile.e2e.test", "swarmgate.port": "8000"})
@@ -302,7 +302,7 @@ func TestAPIOutageKeepsLastTable(t *testing.T) {
 	if code, _, _ := get("meanwhile.e2e.test", "/"); code != 404 {
 		t.Errorf("a route appeared while the API was down: %d", code)
 	}
-	mustDocker(t, "service", "scale", "--detach", socketProxy+"=1")
+	mustDocker(t, "service", "scale", "--detach", fmt.Sprintf("%s=%d", controlService, controlReplicas))
 	waitStatus(t, "meanwhile.e2e.test", "/", 200, 60*time.Second)
 	if code, _, _ := get("steady.e2e.test", "/"); code != 200 {
 		t.Errorf("steady route after the outage: %d", code)

@@ -1,6 +1,7 @@
 // Package e2e runs swarmgate against a real Docker Engine in swarm mode: the
-// socket-proxy on the manager, the edge as a global service publishing its
-// ports in host mode, and test services built from e2e/echo.
+// production stack (deploy/swarmgate-stack.yml: the control plane on the
+// manager, the edge as a global service publishing its ports in host mode,
+// with no Docker API of its own), and test services built from e2e/echo.
 //
 // Run it with `make e2e`, which brings the engine up first. The suite fails,
 // never skips, when the engine does not answer.
@@ -25,16 +26,60 @@ import (
 )
 
 const (
-	prefix      = "sge2e"           // every object the suite creates is named so
-	network     = prefix + "-net"   // overlay network shared by edge and services
-	image       = "swarmgate:e2e"   // built FROM scratch with the static binary
-	echoImage   = "sg-echo:e2e"     // the test service
-	edgeHTTP    = "127.0.0.1:18080" // edge's :80, published in host mode
-	edgeAdmin   = "127.0.0.1:18081" // edge's :8080
-	edgeHTTPS   = "127.0.0.1:18443" // edge's :443
-	socketProxy = prefix + "-socket-proxy"
-	edgeService = prefix + "-edge"
+	prefix         = "sge2e"             // every object the suite creates is named so
+	network        = prefix + "-net"     // overlay network shared by edge and services
+	image          = "swarmgate:e2e"     // built FROM scratch with the static binary
+	echoImage      = "sg-echo:e2e"       // the test service
+	edgeHTTP       = "127.0.0.1:18080"   // edge's :80, published in host mode
+	edgeAdmin      = "127.0.0.1:18081"   // edge's :8080
+	edgeHTTPS      = "127.0.0.1:18443"   // edge's :443
+	stack          = prefix              // the production stack, deploy/swarmgate-stack.yml
+	controlNetwork = prefix + "-control" // the stack's network between control plane and edges
+	controlService = stack + "_control"  // the control plane: two replicas here
+	edgeService    = stack + "_edge"     // the edge: global, host-mode ports
 )
+
+// controlReplicas: the stack runs one control plane per manager; on this
+// one-node swarm the suite runs two, so that failing one over is tested.
+const controlReplicas = 2
+
+// deployStack deploys deploy/swarmgate-stack.yml as the suite's stack, with
+// the suite's ports, networks and timeouts, and the control plane made a
+// replicated service of controlReplicas (an override file, as an operator
+// would write one).
+func deployStack() error {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	override := filepath.Join(dir, "override.yml")
+	if err := os.WriteFile(override, []byte(fmt.Sprintf(`version: "3.8"
+services:
+  control:
+    deploy:
+      mode: replicated
+      replicas: %d
+`, controlReplicas)), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command("docker", "stack", "deploy", "--resolve-image", "never",
+		"-c", filepath.Join("..", "deploy", "swarmgate-stack.yml"), "-c", override, stack)
+	cmd.Env = append(os.Environ(),
+		"SWARMGATE_IMAGE="+image,
+		"SWARMGATE_NETWORK="+network,
+		"SWARMGATE_CONTROL_NETWORK="+controlNetwork,
+		"SWARMGATE_HTTP_PORT=18080", "SWARMGATE_ADMIN_PORT=18081", "SWARMGATE_HTTPS_PORT=18443",
+		"SWARMGATE_SHUTDOWN_DELAY=0s", "SWARMGATE_DRAIN_TIMEOUT=3s", "SWARMGATE_STOP_GRACE=5s",
+		// Every node of this swarm is an edge node: the host's own node
+		// gets no label from the suite.
+		"SWARMGATE_EDGE_CONSTRAINT=node.role == manager",
+	)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker stack deploy: %v: %s", err, out)
+	}
+	return nil
+}
 
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
@@ -118,25 +163,7 @@ func setup() error {
 	if err := buildImages(); err != nil {
 		return err
 	}
-	if _, err := docker("network", "create", "--driver", "overlay", "--attachable", network); err != nil {
-		return err
-	}
-	if _, err := docker("service", "create", "--detach", "--name", socketProxy, "--no-resolve-image",
-		"--network", network, "--constraint", "node.role==manager",
-		"--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
-		"--endpoint-mode", "dnsrr", // edges dial the task itself: no VIP hop
-		image, "socket-proxy", "--listen", ":2375"); err != nil {
-		return err
-	}
-	if _, err := docker("service", "create", "--detach", "--name", edgeService, "--no-resolve-image",
-		"--mode", "global", "--network", network,
-		"--publish", "mode=host,target=80,published=18080",
-		"--publish", "mode=host,target=8080,published=18081",
-		"--publish", "mode=host,target=443,published=18443",
-		"--stop-grace-period", "5s",
-		image, "edge", "--http", ":80", "--admin", ":8080",
-		"--docker", "tcp://"+socketProxy+":2375", "--network", network,
-		"--drain-timeout", "3s"); err != nil {
+	if err := deployStack(); err != nil {
 		return err
 	}
 	return waitReady(90 * time.Second)
@@ -231,7 +258,7 @@ func teardown() {
 }
 
 func dumpLogs() {
-	for _, s := range []string{edgeService, socketProxy} {
+	for _, s := range []string{edgeService, controlService} {
 		out, _ := run("sh", "-c", "timeout 20 docker service logs --raw --tail 60 "+s+" 2>&1")
 		fmt.Fprintf(os.Stderr, "---- last log lines of %s\n%s\n", s, out)
 	}
