@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -70,12 +69,7 @@ func TestStreamEndsCleanlyAtBackendDrainDeadline(t *testing.T) {
 	defer tick.Stop()
 	b := testkit.EventStream(t, 0, tick.C)
 	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.Addr(b))}}, 200*time.Millisecond)
-	req, _ := http.NewRequest("GET", e.url+"/", nil)
-	req.Host = "sse.example.org"
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := testkit.Request(t, e.client, "GET", e.url+"/", "sse.example.org", nil)
 	defer resp.Body.Close()
 	rd := bufio.NewReader(resp.Body)
 	if _, err := rd.ReadString('\n'); err != nil {

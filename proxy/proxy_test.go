@@ -68,18 +68,10 @@ func startEdgeWith(t *testing.T, cfg route.Config, o Options) *edge {
 	return e
 }
 
-// get sends a request for host+path through the edge.
+// do sends a request for host+path through the edge and reads the answer.
 func (e *edge) do(t *testing.T, method, host, path string, body io.Reader) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s%s: %v", method, host, path, err)
-	}
+	resp := testkit.Request(t, e.client, method, e.url+path, host, body)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -217,12 +209,7 @@ func TestServerSentEventsStreamIncrementally(t *testing.T) {
 	next := make(chan struct{})
 	b := testkit.EventStream(t, 3, next)
 	e := startEdge(t, route.Config{Routes: []route.Route{testkit.Route("sse", []string{"sse.example.org"}, "/", testkit.Addr(b))}})
-	req, _ := http.NewRequest("GET", e.url+"/events", nil)
-	req.Host = "sse.example.org"
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := testkit.Request(t, e.client, "GET", e.url+"/events", "sse.example.org", nil)
 	defer resp.Body.Close()
 	rd := bufio.NewReader(resp.Body)
 	for i := range 3 {
@@ -356,12 +343,7 @@ func TestLargeUploadAndDownloadStream(t *testing.T) {
 	if resp.StatusCode != 200 || body != fmt.Sprintf("%d %s", size, wantSum) {
 		t.Fatalf("upload: %d %q", resp.StatusCode, body)
 	}
-	req, _ := http.NewRequest("GET", e.url+"/download", nil)
-	req.Host = "big.example.org"
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = testkit.Request(t, e.client, "GET", e.url+"/download", "big.example.org", nil)
 	h := sha256.New()
 	n, err := io.Copy(h, resp.Body)
 	resp.Body.Close()

@@ -68,6 +68,23 @@ func EventStream[T any](t testing.TB, n int, next <-chan T) *httptest.Server {
 	}))
 }
 
+// Request sends method url through client with the Host header host and
+// body (nil for none), and fails t if no response comes. The caller closes
+// the response's body.
+func Request(t testing.TB, client *http.Client, method, url, host string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s (Host %s): %v", method, url, host, err)
+	}
+	return resp
+}
+
 // Addr is the host:port a test server listens on: what a route lists as
 // an endpoint.
 func Addr(s *httptest.Server) string { return s.Listener.Addr().String() }

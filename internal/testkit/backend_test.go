@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +17,24 @@ func TestBackend(t *testing.T) {
 	if got := b.URL; got != "http://"+Addr(b) {
 		t.Fatalf("Addr %q for URL %q", Addr(b), got)
 	}
-	resp, err := b.Client().Post(b.URL+"/x?q=1", "text/plain", strings.NewReader("body"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := Request(t, b.Client(), "POST", b.URL+"/x?q=1", "app.example.org", strings.NewReader("body"))
 	got, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if string(got) != "web POST /x?q=1" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestRequestHost(t *testing.T) {
+	hosts := make(chan string, 1)
+	s := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hosts <- r.Host }))
+	Request(t, s.Client(), "GET", s.URL, "app.example.org", nil).Body.Close()
+	if got := <-hosts; got != "app.example.org" {
+		t.Fatalf("Host %q", got)
+	}
+	r := &fatalRecorder{TB: t}
+	if Request(r, http.DefaultClient, "GET", "http://"+UnusedAddr(t), "app.example.org", nil); !strings.Contains(r.failed, "refused") {
+		t.Fatalf("failure %q, want the dial error", r.failed)
 	}
 }
 
