@@ -52,7 +52,7 @@ type Admin struct {
 	opts     AdminOptions
 	sources  []route.Source // reported by /readyz and /api/sources
 	ready    atomic.Bool    // set once the first table from every source is in force
-	draining atomic.Bool // set on shutdown: /readyz answers 503
+	draining atomic.Bool    // set on shutdown: /readyz answers 503
 }
 
 // NewAdmin returns the admin handler for e. g is the registry the metrics
