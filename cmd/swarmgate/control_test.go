@@ -114,9 +114,13 @@ func TestControlServesTheSwarm(t *testing.T) {
 		})
 	}()
 	testkit.Receive(t, got, 10*time.Second, "Config from the control plane")
-	if s := c.State(); !s.Connected || s.Version == "" {
-		t.Errorf("edge state: %+v", s)
-	}
+	// The state is set once update has returned: wait for it.
+	testkit.Eventually(t, 5*time.Second, 0, func() error {
+		if s := c.State(); !s.Connected || s.Version == "" {
+			return fmt.Errorf("edge state: %+v", s)
+		}
+		return nil
+	})
 	code, body := get("/metrics")
 	for _, m := range []string{"swarmgate_control_edges 1", "swarmgate_swarm_syncs_total", "go_goroutines"} {
 		if code != 200 || !strings.Contains(body, m) {
