@@ -22,16 +22,6 @@ import (
 	"github.com/swarmgate/swarmgate/route"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // blockSource delivers nothing until ctx is done: a Swarm not reached yet.
 type blockSource struct{}
 
@@ -67,7 +57,7 @@ func TestRunWithTheFileSource(t *testing.T) {
 		}
 	}
 	write("9000")
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testkit.UnusedAddr(t), testkit.UnusedAddr(t)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -179,7 +169,7 @@ func must[T any](v T, err error) T {
 }
 
 func TestRunNotReadyAndErrors(t *testing.T) {
-	if err := Run(context.Background(), Options{Listen: freeAddr(t), Registry: prometheus.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "no route source") {
+	if err := Run(context.Background(), Options{Listen: testkit.UnusedAddr(t), Registry: prometheus.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "no route source") {
 		t.Errorf("no source: %v", err)
 	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -193,7 +183,7 @@ func TestRunNotReadyAndErrors(t *testing.T) {
 	}
 
 	// No Config yet: /readyz fails and edges are turned away.
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testkit.UnusedAddr(t), testkit.UnusedAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

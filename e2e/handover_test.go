@@ -44,7 +44,7 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	if err := os.WriteFile(routes, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := testkit.UnusedAddr(t)
 	sock := filepath.Join(dir, "handover.sock")
 
 	start := func() (*exec.Cmd, *bytes.Buffer, <-chan error) {
@@ -131,15 +131,4 @@ func TestZeroDowntimeHandover(t *testing.T) {
 	if !strings.Contains(firstLogs.String(), "handed over") {
 		t.Errorf("the first edge did not log the hand-over:\n%s", firstLogs)
 	}
-}
-
-// freePort returns a loopback address that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -44,39 +44,23 @@ const (
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "swarmgate_l4_open_connections",
-			Help: "L4 connections being spliced (or dialed), by route.",
-		}, []string{"route"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_l4_bytes_total",
-			Help: "Bytes spliced, by route and direction (in: client to backend, out: backend to client), counted when each direction ends.",
-		}, []string{"route", "direction"}),
-		connectErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_l4_connect_errors_total",
-			Help: "Failed connects to a route's endpoints (each is retried on another endpoint).",
-		}, []string{"route"}),
-		noEndpoint: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_l4_unrouted_connections_total",
-			Help: "Connections closed because no endpoint of their route could be reached.",
-		}, []string{"route"}),
-		idleClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_l4_idle_closed_total",
-			Help: "Connections closed by the route's idle timeout.",
-		}, []string{"route"}),
-		peekFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "swarmgate_l4_peek_failures_total",
-			Help: "Connections on the TLS listener whose ClientHello could not be read, by reason (timeout, truncated, oversized, not_tls, malformed).",
-		}, []string{"reason"}),
-		proxyErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "swarmgate_l4_proxy_protocol_errors_total",
-			Help: "Connections from trusted proxies closed for a missing or malformed PROXY header.",
-		}),
+	return &metrics{
+		open: sgmetrics.NewGaugeVec(reg, "swarmgate_l4_open_connections",
+			"L4 connections being spliced (or dialed), by route.", "route"),
+		bytes: sgmetrics.NewCounterVec(reg, "swarmgate_l4_bytes_total",
+			"Bytes spliced, by route and direction (in: client to backend, out: backend to client), counted when each direction ends.", "route", "direction"),
+		connectErrors: sgmetrics.NewCounterVec(reg, "swarmgate_l4_connect_errors_total",
+			"Failed connects to a route's endpoints (each is retried on another endpoint).", "route"),
+		noEndpoint: sgmetrics.NewCounterVec(reg, "swarmgate_l4_unrouted_connections_total",
+			"Connections closed because no endpoint of their route could be reached.", "route"),
+		idleClosed: sgmetrics.NewCounterVec(reg, "swarmgate_l4_idle_closed_total",
+			"Connections closed by the route's idle timeout.", "route"),
+		peekFailures: sgmetrics.NewCounterVec(reg, "swarmgate_l4_peek_failures_total",
+			"Connections on the TLS listener whose ClientHello could not be read, by reason (timeout, truncated, oversized, not_tls, malformed).", "reason"),
+		proxyErrors: sgmetrics.NewCounter(reg, "swarmgate_l4_proxy_protocol_errors_total",
+			"Connections from trusted proxies closed for a missing or malformed PROXY header."),
 		routes: make(map[string]*routeMetrics),
 	}
-	sgmetrics.Register(reg, m.open, m.bytes, m.connectErrors, m.noEndpoint, m.idleClosed, m.peekFailures, m.proxyErrors)
-	return m
 }
 
 func (m *metrics) route(r *Route) *routeMetrics {

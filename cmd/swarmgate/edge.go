@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -54,17 +53,12 @@ swarm: the edge never sees the Docker API), from the Docker Engine API
 (--docker, for a single host) and/or from a routes file (--routes), and are
 swapped in atomically: no reload, no dropped request.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logs)
-			if err != nil {
-				return err
-			}
-			defer log.Sync()
+		RunE: withLogger(logs, func(ctx context.Context, log *zap.Logger) error {
 			if o.docker == "" {
 				o.docker = os.Getenv("DOCKER_HOST")
 			}
-			return runEdge(cmd.Context(), o, log)
-		},
+			return runEdge(ctx, o, log)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.httpAddr, "http", ":80", "HTTP listen address")
@@ -95,8 +89,7 @@ swapped in atomically: no reload, no dropped request.`,
 
 // runEdge serves until ctx is done, then drains and returns nil.
 func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	trusted, err := o.trustedProxies()
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
