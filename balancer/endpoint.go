@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/opt"
 )
 
 // Passive-health defaults, used where PoolOptions leaves a field zero.
@@ -325,15 +327,9 @@ func NewPool(o PoolOptions) *Pool {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	if p.maxFailures <= 0 {
-		p.maxFailures = DefaultMaxFailures
-	}
-	if p.baseEjection <= 0 {
-		p.baseEjection = DefaultBaseEjection
-	}
-	if p.maxEjection <= 0 {
-		p.maxEjection = DefaultMaxEjection
-	}
+	opt.Positive(&p.maxFailures, DefaultMaxFailures)
+	opt.Positive(&p.baseEjection, DefaultBaseEjection)
+	opt.Positive(&p.maxEjection, DefaultMaxEjection)
 	p.maxEjection = max(p.maxEjection, p.baseEjection)
 	return p
 }

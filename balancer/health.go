@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -44,12 +45,8 @@ type HealthCheck struct {
 // check cut short by ctx changes nothing. When Run returns, endpoints keep
 // their last result: call SetHealthy(true) on an endpoint no longer checked.
 func (h HealthCheck) Run(ctx context.Context, eps []*Endpoint) {
-	if h.Interval <= 0 {
-		h.Interval = route.DefaultHealthInterval
-	}
-	if h.Timeout <= 0 {
-		h.Timeout = route.DefaultHealthTimeout
-	}
+	opt.Positive(&h.Interval, route.DefaultHealthInterval)
+	opt.Positive(&h.Timeout, route.DefaultHealthTimeout)
 	h.Timeout = min(h.Timeout, h.Interval)
 	if h.Scheme == "" {
 		h.Scheme = "http"

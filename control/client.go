@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/internal/metrics"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -122,19 +123,11 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("control: client: no control plane address")
 	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
+	opt.Positive(&o.MinBackoff, DefaultMinBackoff)
+	opt.Positive(&o.MaxBackoff, DefaultMaxBackoff)
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = DefaultIdleTimeout
-	}
-	if o.MaxFrame <= 0 {
-		o.MaxFrame = DefaultMaxFrame
-	}
+	opt.Positive(&o.IdleTimeout, DefaultIdleTimeout)
+	opt.Positive(&o.MaxFrame, DefaultMaxFrame)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/internal/metrics"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -112,24 +113,14 @@ const maxCachedDeltas = 64
 // NewServer returns a Server with no configuration: streams are refused
 // with 503 until the first Update.
 func NewServer(o ServerOptions) *Server {
-	if o.History <= 0 {
-		o.History = DefaultHistory
-	}
-	if o.HistoryKeys <= 0 {
-		o.HistoryKeys = DefaultHistoryKeys
-	}
-	if o.Heartbeat <= 0 {
-		o.Heartbeat = DefaultHeartbeat
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = DefaultWriteTimeout
-	}
+	opt.Positive(&o.History, DefaultHistory)
+	opt.Positive(&o.HistoryKeys, DefaultHistoryKeys)
+	opt.Positive(&o.Heartbeat, DefaultHeartbeat)
+	opt.Positive(&o.WriteTimeout, DefaultWriteTimeout)
 	if o.ResumeWait == 0 {
 		o.ResumeWait = DefaultResumeWait
 	}
-	if o.MaxEdges <= 0 {
-		o.MaxEdges = DefaultMaxEdges
-	}
+	opt.Positive(&o.MaxEdges, DefaultMaxEdges)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

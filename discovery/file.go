@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -132,9 +133,7 @@ type File struct {
 
 // NewFile returns a File source.
 func NewFile(o FileOptions) *File {
-	if o.Interval <= 0 {
-		o.Interval = time.Second
-	}
+	opt.Positive(&o.Interval, time.Second)
 	l := o.Logger
 	if l == nil {
 		l = zap.NewNop()

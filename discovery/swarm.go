@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/internal/metrics"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -77,15 +78,9 @@ var _ route.Source = (*Swarm)(nil)
 // NewSwarm returns a Swarm source. It does not contact the API: Run and
 // Snapshot do.
 func NewSwarm(o SwarmOptions) (*Swarm, error) {
-	if o.Resync <= 0 {
-		o.Resync = DefaultSwarmResync
-	}
-	if o.FastPoll <= 0 {
-		o.FastPoll = DefaultSwarmFastPoll
-	}
-	if o.Debounce <= 0 {
-		o.Debounce = DefaultSwarmDebounce
-	}
+	opt.Positive(&o.Resync, DefaultSwarmResync)
+	opt.Positive(&o.FastPoll, DefaultSwarmFastPoll)
+	opt.Positive(&o.Debounce, DefaultSwarmDebounce)
 	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/l4"
 	"github.com/swarmgate/swarmgate/proxy"
 	"github.com/swarmgate/swarmgate/route"
@@ -63,9 +64,7 @@ func New(c Core) *Edge {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.BackendDrain <= 0 {
-		c.BackendDrain = DefaultBackendDrain
-	}
+	opt.Positive(&c.BackendDrain, DefaultBackendDrain)
 	e := &Edge{c: c, drains: map[*time.Timer]bool{}}
 	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, c.Now()))
 	return e

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/internal/opt"
 )
 
 // inbound is an accepted client connection once its PROXY header, if any,
@@ -105,9 +106,7 @@ func (e *Engine) serve(s *session, in *inbound, r *Route) {
 		m.bytesIn.Add(float64(len(in.pending)))
 	}
 	idle := r.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
+	opt.Positive(&idle, DefaultIdleTimeout)
 	up, down := e.splice(in.conn, backend, idle, m)
 	m.bytesIn.Add(float64(up))
 	m.bytesOut.Add(float64(down))

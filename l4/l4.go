@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"github.com/swarmgate/swarmgate/router"
 )
 
@@ -109,15 +110,9 @@ func New(o Options) *Engine {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = DefaultDialTimeout
-	}
-	if o.PeekTimeout <= 0 {
-		o.PeekTimeout = DefaultPeekTimeout
-	}
-	if o.MaxHelloBytes <= 0 {
-		o.MaxHelloBytes = DefaultMaxHelloBytes
-	}
+	opt.Positive(&o.DialTimeout, DefaultDialTimeout)
+	opt.Positive(&o.PeekTimeout, DefaultPeekTimeout)
+	opt.Positive(&o.MaxHelloBytes, DefaultMaxHelloBytes)
 	e := &Engine{
 		log:       o.Logger,
 		now:       o.Now,

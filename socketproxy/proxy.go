@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"go.uber.org/zap"
 )
 
@@ -80,18 +81,14 @@ func New(o Options) (*Proxy, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.MaxQueryBytes <= 0 {
-		o.MaxQueryBytes = DefaultMaxQuery
-	}
+	opt.Positive(&o.MaxQueryBytes, DefaultMaxQuery)
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 64 << 20
 	}
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 30 * time.Second
 	}
-	if o.EventBuffer <= 0 {
-		o.EventBuffer = 256
-	}
+	opt.Positive(&o.EventBuffer, 256)
 	if o.EventWriteTimeout <= 0 {
 		o.EventWriteTimeout = 30 * time.Second
 	}
