@@ -15,7 +15,7 @@ import (
 
 // controlOptions are the flags of `swarmgate control`.
 type controlOptions struct {
-	dockerTLS    dockerTLSOptions
+	dockerTLS    peerTLS
 	listen       string
 	admin        string
 	docker       string
@@ -53,7 +53,7 @@ managers serve the same ones, and an edge resumes on any of them.`,
 	f.StringVar(&o.tlsCA, "tls-ca", "", "require edge certificates signed by this CA (PEM): mutual TLS")
 	f.IntVar(&o.history, "history", control.DefaultHistory, "versions an edge can resume from with a delta instead of a snapshot")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the listeners may take to close")
-	o.dockerTLS.flags(f)
+	o.dockerTLS.flags(f, "docker", "a socket-proxy")
 	return cmd
 }
 
@@ -63,7 +63,7 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		return err
 	}
 	reg := newRegistry()
-	dockerTLS, err := o.dockerTLS.config()
+	dockerTLS, err := o.dockerTLS.dockerConfig()
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}

@@ -43,7 +43,7 @@ func TestControlRejectsBadTLSFlags(t *testing.T) {
 	}{
 		{"cert without key", controlOptions{tlsCert: "c.pem"}, "--tls-cert and --tls-key"},
 		{"client CA without a certificate", controlOptions{tlsCA: "ca.pem"}, "--tls-ca needs"},
-		{"docker cert without key", controlOptions{dockerTLS: dockerTLSOptions{cert: "c.pem"}}, "--docker-tls-cert and --docker-tls-key"},
+		{"docker cert without key", controlOptions{dockerTLS: peerTLS{cert: "c.pem"}}, "--docker-tls-cert and --docker-tls-key"},
 		{"missing certificate file", controlOptions{tlsCert: "/nonexistent.crt", tlsKey: "/nonexistent.key", docker: "unix:///nonexistent.sock"}, "no such file"},
 	} {
 		o := tt.o

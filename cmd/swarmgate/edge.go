@@ -19,13 +19,13 @@ import (
 // edgeOptions are the flags of `swarmgate edge`.
 type edgeOptions struct {
 	tlsOptions
-	dockerTLS     dockerTLSOptions
+	dockerTLS     peerTLS
 	httpAddr      string
 	httpsAddr     string
 	adminAddr     string
 	docker        string
 	control       string
-	controlTLS    controlTLSOptions
+	controlTLS    peerTLS
 	routes        string
 	routesPoll    time.Duration
 	cluster       string
@@ -66,7 +66,7 @@ swapped in atomically: no reload, no dropped request.`,
 	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
 	f.StringVar(&o.control, "control", "", "control plane replicas to stream routes from, comma-separated (tcp://swarmgate-control:7070); the edge stays on one and fails over to the next")
-	o.controlTLS.flags(f)
+	o.controlTLS.flags(f, "control", "a control plane")
 	f.StringVar(&o.routes, "routes", "", "YAML routes file, watched for changes")
 	f.DurationVar(&o.routesPoll, "routes-poll", time.Second, "how often the routes file is checked for changes")
 	f.StringVar(&o.cluster, "cluster", "", "serve only routes labelled swarmgate.cluster=NAME")
@@ -82,7 +82,7 @@ swapped in atomically: no reload, no dropped request.`,
 	f.StringVar(&o.adminAllow, "admin-allow", "", "comma-separated CIDRs that may use the admin API beyond /healthz and /readyz (default: loopback and private ranges)")
 	f.StringVar(&o.adminToken, "admin-token-file", "", "file (a Docker secret) holding a bearer token the admin API requires beyond /healthz and /readyz")
 	o.tlsOptions.flags(f)
-	o.dockerTLS.flags(f)
+	o.dockerTLS.flags(f, "docker", "a socket-proxy")
 	f.StringVar(&o.handover, "handover", "", "unix socket for zero-downtime restarts: a new edge started with the same path takes over the listeners of the running one, which then drains and exits")
 	return cmd
 }

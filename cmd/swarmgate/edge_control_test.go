@@ -220,8 +220,8 @@ func TestEdgeRejectsBadControlFlags(t *testing.T) {
 	}{
 		{"empty list", edgeOptions{control: " , "}, "no address"},
 		{"bad scheme", edgeOptions{control: "udp://cp:7070"}, "--control"},
-		{"cert without key", edgeOptions{control: "tcp://cp:7070", controlTLS: controlTLSOptions{cert: "c.pem"}}, "--control-tls"},
-		{"missing CA file", edgeOptions{control: "tcp://cp:7070", controlTLS: controlTLSOptions{ca: "/nonexistent-ca.pem"}}, "no such file"},
+		{"cert without key", edgeOptions{control: "tcp://cp:7070", controlTLS: peerTLS{cert: "c.pem"}}, "--control-tls"},
+		{"missing CA file", edgeOptions{control: "tcp://cp:7070", controlTLS: peerTLS{ca: "/nonexistent-ca.pem"}}, "no such file"},
 	} {
 		o := tt.o
 		o.httpAddr, o.adminAddr = testkit.UnusedAddr(t), testkit.UnusedAddr(t)

@@ -15,20 +15,27 @@ import (
 	"github.com/swarmgate/swarmgate/route"
 )
 
-// dockerTLSOptions are the client side of the socket-proxy's mutual TLS.
-type dockerTLSOptions struct {
+// peerTLS is the client side of TLS to another swarmgate component: the
+// socket-proxy (--docker-tls-*) or the control plane (--control-tls-*).
+type peerTLS struct {
 	cert, key, ca string
 }
 
-func (o *dockerTLSOptions) flags(f *pflag.FlagSet) {
-	f.StringVar(&o.cert, "docker-tls-cert", "", "client certificate (PEM) for a socket-proxy that requires mutual TLS")
-	f.StringVar(&o.key, "docker-tls-key", "", "client key (PEM) for --docker-tls-cert")
-	f.StringVar(&o.ca, "docker-tls-ca", "", "CA (PEM) that signed the socket-proxy's certificate")
+// flags defines --NAME-tls-cert, --NAME-tls-key and --NAME-tls-ca; peer
+// names the server in the help.
+func (o *peerTLS) flags(f *pflag.FlagSet, name, peer string) {
+	f.StringVar(&o.cert, name+"-tls-cert", "", "client certificate (PEM) for "+peer+" that requires mutual TLS")
+	f.StringVar(&o.key, name+"-tls-key", "", "client key (PEM) for --"+name+"-tls-cert")
+	f.StringVar(&o.ca, name+"-tls-ca", "", "CA (PEM) that signed the certificate of "+peer)
 }
 
-// config returns the client TLS configuration, or nil when no flag is set.
-func (o *dockerTLSOptions) config() (*tls.Config, error) {
-	if o.cert == "" && o.key == "" && o.ca == "" {
+// set reports whether any of the flags is set.
+func (o *peerTLS) set() bool { return o.cert != "" || o.key != "" || o.ca != "" }
+
+// dockerConfig returns the client TLS configuration of --docker, or nil
+// when no flag is set.
+func (o *peerTLS) dockerConfig() (*tls.Config, error) {
+	if !o.set() {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -57,7 +64,7 @@ func (o *dockerTLSOptions) config() (*tls.Config, error) {
 
 // dockerSource returns the Docker Engine API source for --docker.
 func dockerSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (route.Source, error) {
-	tlsCfg, err := o.dockerTLS.config()
+	tlsCfg, err := o.dockerTLS.dockerConfig()
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
