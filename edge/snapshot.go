@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -43,16 +42,7 @@ func build(cfg route.Config, p *proxy.Proxy, pool *balancer.Pool, now time.Time)
 	s.L4, s.l4entries, l4rejected = l4.Build(cfg, pool)
 	s.rejected = append(slices.Clone(s.HTTP.Rejected()), l4rejected...)
 
-	routes := make([]*route.Route, 0, len(cfg.Routes))
-	for i := range cfg.Routes {
-		if cfg.Routes[i].IsHTTP() {
-			routes = append(routes, &cfg.Routes[i])
-		}
-	}
-	// The older route's certificate wins a host both name.
-	slices.SortStableFunc(routes, func(a, b *route.Route) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
-	})
+	routes := cfg.HTTPByAge() // the older route's certificate wins a host both name
 	certs := router.NewBuilder[string]()
 	for _, r := range routes {
 		for _, h := range r.Hosts {

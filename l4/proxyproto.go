@@ -126,25 +126,9 @@ func parseProxyV2(b []byte) (proxyHeader, int, error) {
 	}
 	switch fam {
 	case 0x11: // TCP over IPv4
-		if len(body) < 12 {
-			return proxyHeader{}, 0, fmt.Errorf("%w: v2 short TCP4 addresses", ErrProxyHeader)
-		}
-		src := netip.AddrFrom4([4]byte(body[0:4]))
-		dst := netip.AddrFrom4([4]byte(body[4:8]))
-		return proxyHeader{
-			src: netip.AddrPortFrom(src, binary.BigEndian.Uint16(body[8:10])),
-			dst: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(body[10:12])),
-		}, n, nil
+		return v2Addrs(body, 4, "TCP4", n)
 	case 0x21: // TCP over IPv6
-		if len(body) < 36 {
-			return proxyHeader{}, 0, fmt.Errorf("%w: v2 short TCP6 addresses", ErrProxyHeader)
-		}
-		src := netip.AddrFrom16([16]byte(body[0:16]))
-		dst := netip.AddrFrom16([16]byte(body[16:32]))
-		return proxyHeader{
-			src: netip.AddrPortFrom(src, binary.BigEndian.Uint16(body[32:34])),
-			dst: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(body[34:36])),
-		}, n, nil
+		return v2Addrs(body, 16, "TCP6", n)
 	case 0x00: // UNSPEC: the sender does not know; keep the real addresses
 		return proxyHeader{local: true}, n, nil
 	}
@@ -205,4 +189,19 @@ func as16(a netip.Addr) netip.Addr {
 		return netip.AddrFrom16(a.As16())
 	}
 	return a
+}
+
+// v2Addrs reads the source and destination addresses and ports of a v2
+// header whose addresses are size bytes long; n is the header's length.
+func v2Addrs(body []byte, size int, fam string, n int) (proxyHeader, int, error) {
+	if len(body) < 2*size+4 {
+		return proxyHeader{}, 0, fmt.Errorf("%w: v2 short %s addresses", ErrProxyHeader, fam)
+	}
+	src, _ := netip.AddrFromSlice(body[:size])
+	dst, _ := netip.AddrFromSlice(body[size : 2*size])
+	ports := body[2*size:]
+	return proxyHeader{
+		src: netip.AddrPortFrom(src, binary.BigEndian.Uint16(ports[0:2])),
+		dst: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(ports[2:4])),
+	}, n, nil
 }

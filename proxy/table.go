@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -87,16 +86,8 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 	}
 	groups := make(map[key]*group)
 	var order []key
-	routes := make([]*route.Route, 0, len(cfg.Routes))
-	for i := range cfg.Routes {
-		if cfg.Routes[i].IsHTTP() {
-			routes = append(routes, &cfg.Routes[i])
-		}
-	}
 	// Older routes first, so that group members and listings are deterministic.
-	slices.SortStableFunc(routes, func(a, b *route.Route) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
-	})
+	routes := cfg.HTTPByAge()
 	for _, r := range routes {
 		tg, err := newTarget(r, pool, tr, budgets(r.ID()))
 		if err != nil {
