@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/swarmgate/swarmgate/fleet"
 	"github.com/swarmgate/swarmgate/internal/adminhttp"
 	"github.com/swarmgate/swarmgate/route"
 )
@@ -35,6 +36,10 @@ type Options struct {
 	// Server configures the stream. Its Logger and Registerer, if nil,
 	// are Logger and Registry.
 	Server ServerOptions
+	// State, if set, is the fleet's shared state (fleet.Docker in
+	// production), served to edges under fleet.Path on the stream's
+	// listener, with the stream's TLS. If nil, there is none.
+	State fleet.Store
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
 	// Logger receives the role's logs. If nil, nothing is logged.
@@ -84,6 +89,12 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	stream := srv.HTTPServer(o.TLS)
+	if o.State != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", stream.Handler)
+		mux.Handle(fleet.Path, fleet.Handler(o.State, fleet.HandlerOptions{Logger: log.Named("state")}))
+		stream.Handler = mux
+	}
 	if o.TLS != nil {
 		ln = tls.NewListener(ln, stream.TLSConfig)
 	}

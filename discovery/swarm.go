@@ -116,6 +116,10 @@ func (s *Swarm) Name() string { return "swarm:" + s.cli.DaemonHost() }
 // Close releases the client's idle connections.
 func (s *Swarm) Close() error { return s.cli.Close() }
 
+// Client returns the source's Docker API client, for the control plane's
+// other uses of the same manager (its state in Docker configs).
+func (s *Swarm) Client() *client.Client { return s.cli }
+
 // Snapshot does one synchronous listing of services, tasks, networks and
 // nodes and returns the Config it yields.
 func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/control"
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/fleet"
 )
 
 // controlOptions are the flags of `swarmgate control`.
@@ -25,6 +26,7 @@ type controlOptions struct {
 	tlsCA        string
 	history      int
 	drainTimeout time.Duration
+	stateKey     string
 }
 
 func newControlCmd(logs *logOptions) *cobra.Command {
@@ -53,6 +55,7 @@ managers serve the same ones, and an edge resumes on any of them.`,
 	f.StringVar(&o.tlsCA, "tls-ca", "", "require edge certificates signed by this CA (PEM): mutual TLS")
 	f.IntVar(&o.history, "history", control.DefaultHistory, "versions an edge can resume from with a delta instead of a snapshot")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the listeners may take to close")
+	f.StringVar(&o.stateKey, "state-key-file", "", "file (a Docker secret) with the key that encrypts the fleet's shared state (ACME certificates, session ticket keys) in Docker configs; empty: no shared state")
 	o.dockerTLS.flags(f, "docker", "a socket-proxy")
 	return cmd
 }
@@ -87,6 +90,15 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		DrainTimeout: o.drainTimeout,
 		Version:      version,
 		Server:       control.ServerOptions{History: o.history},
+	}
+	if o.stateKey != "" {
+		key, err := fleet.LoadKey(o.stateKey)
+		if err != nil {
+			return fmt.Errorf("control: --state-key-file: %w", err)
+		}
+		if opts.State, err = fleet.NewDocker(fleet.DockerOptions{Client: src.Client(), Key: key}); err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
 	}
 	if host, err := os.Hostname(); err == nil {
 		opts.Server.Name = host
