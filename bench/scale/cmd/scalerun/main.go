@@ -204,13 +204,21 @@ func (b *bench) measure() error {
 		return err
 	}
 	if err := b.phase(1); err != nil {
+		b.final()
 		return err
 	}
+	defer b.final()
 	if o.edges > 1 {
 		if err := b.phase(o.edges); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// final reads the processes' memory and the control plane's metrics at the
+// end of the run, failed or not.
+func (b *bench) final() {
 	b.r.ControlEnd, _ = readMemory(b.ctl.pid())
 	b.r.ControlMetrics, _ = scrape("http://"+b.admin+"/metrics", "swarmgate_swarm_syncs_total", "swarmgate_swarm_api_requests_total",
 		"swarmgate_control_sent_bytes_total", "swarmgate_control_frames_sent_total", "swarmgate_control_snapshots_total", "swarmgate_control_versions_total")
@@ -218,7 +226,6 @@ func (b *bench) measure() error {
 		m, _ := readMemory(e.p.pid())
 		b.r.EdgeEnd = append(b.r.EdgeEnd, m)
 	}
-	return nil
 }
 
 // dockerSizes measures the fake API's two big listings.
@@ -276,7 +283,9 @@ func (b *bench) allEdges() []*edge {
 
 // phase brings the edges up to n, measures idle CPU, then the changes.
 func (b *bench) phase(n int) error {
-	ph := phaseResult{Edges: n}
+	// The phase is recorded at once, so that a failed run reports what it measured.
+	b.r.Phases = append(b.r.Phases, phaseResult{Edges: n})
+	ph := &b.r.Phases[len(b.r.Phases)-1]
 	from := len(b.allEdges())
 	logf("phase %d edges: starting %d", n, n-from)
 	var wg sync.WaitGroup
@@ -313,7 +322,7 @@ func (b *bench) phase(n int) error {
 	if n == b.o.edges {
 		windows = b.o.idleWindows
 	}
-	if err := b.idle(&ph, windows); err != nil {
+	if err := b.idle(ph, windows); err != nil {
 		return err
 	}
 	for rep := range b.o.reps {
@@ -328,7 +337,6 @@ func (b *bench) phase(n int) error {
 			}
 		}
 	}
-	b.r.Phases = append(b.r.Phases, ph)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -112,14 +113,35 @@ func parseStatus(status string) memory {
 	return m
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// Ports handed out by freePort: below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768 and up by default), so that the
+// outgoing connections of the run cannot take a port between the moment it
+// is found free and the moment its process listens on it.
+const (
+	firstPort = 21000
+	lastPort  = 32000
+)
+
+var (
+	portMu   sync.Mutex // guards nextPort
+	nextPort = firstPort
+)
+
+// freePort returns a loopback port that was free a moment ago and that no
+// other call returned.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("scalerun: free port: %w", err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for ; nextPort <= lastPort; nextPort++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(nextPort)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		nextPort++
+		return nextPort - 1, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("scalerun: no free port in %d-%d", firstPort, lastPort)
 }
 
 // proc is a child process. Children die with the driver (Pdeathsig) and are
