@@ -1,11 +1,11 @@
-# swarmgate: make build | test | unit | e2e | bench | demo
+# swarmgate: make build | test | unit | fuzz | h2spec | e2e | bench | demo
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PKGS     := ./cmd/... ./control/... ./edge/... ./internal/... ./proxy/... ./route/... ./l4/... ./handover/... ./router/... ./discovery/... ./tlsstore/... ./balancer/... ./socketproxy/... ./bench/...
 
-.PHONY: all build test unit lint e2e bench demo demo-down image clean
+.PHONY: all build test unit lint fuzz h2spec e2e bench demo demo-down image clean
 
 all: build
 
@@ -13,9 +13,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/swarmgate ./cmd/swarmgate
 
 # test is the one command that runs every test: static checks, unit and
-# integration tests with the race detector, then the end-to-end suite
-# against a real Docker Engine in swarm mode.
-test: lint unit e2e
+# integration tests with the race detector, every fuzz target for a bounded
+# time, HTTP/2 conformance (h2spec), then the end-to-end suite against a real
+# Docker Engine in swarm mode.
+test: lint unit fuzz h2spec e2e
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -24,6 +25,13 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
+
+# FUZZTIME bounds each fuzz target (default 10s).
+fuzz:
+	scripts/fuzz.sh
+
+h2spec:
+	scripts/h2spec.sh
 
 e2e:
 	scripts/docker-up.sh

@@ -15,7 +15,7 @@ import (
 // captureHello runs a real crypto/tls client handshake into a pipe and
 // returns the bytes of its first flight (the ClientHello records), read by
 // record headers only so the capture does not depend on the parser.
-func captureHello(t *testing.T, cfg *tls.Config) []byte {
+func captureHello(t testing.TB, cfg *tls.Config) []byte {
 	t.Helper()
 	c, s := net.Pipe()
 	done := make(chan struct{})

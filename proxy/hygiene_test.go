@@ -47,7 +47,7 @@ func recorder(t *testing.T) (*httptest.Server, chan seen) {
 }
 
 // rawExchange sends raw request bytes to the edge and returns the status line.
-func rawExchange(t *testing.T, addr, req string) string {
+func rawExchange(t testing.TB, addr, req string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {

@@ -39,13 +39,13 @@ type edge struct {
 	client *http.Client
 }
 
-func startEdge(t *testing.T, cfg route.Config) *edge {
+func startEdge(t testing.TB, cfg route.Config) *edge {
 	t.Helper()
 	return startEdgeWith(t, cfg, Options{DialTimeout: time.Second})
 }
 
 // startEdgeWith is startEdge with options; logger and registry are the test's.
-func startEdgeWith(t *testing.T, cfg route.Config, o Options) *edge {
+func startEdgeWith(t testing.TB, cfg route.Config, o Options) *edge {
 	t.Helper()
 	o.Logger, o.Registerer = zaptest.NewLogger(t), prometheus.NewRegistry()
 	p := New(o)

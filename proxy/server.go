@@ -88,6 +88,13 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 			}
 		},
 		Protocols: new(http.Protocols),
+		HTTP2: &http.HTTP2Config{
+			// The protocol's initial frame size, as NGINX and HAProxy keep
+			// it: a peer that sends a larger frame before it has read our
+			// SETTINGS is answered FRAME_SIZE_ERROR (RFC 9113 section 4.2),
+			// and no connection can make the edge buffer a 1 MiB frame.
+			MaxReadFrameSize: 16 << 10,
+		},
 	}
 	s.Protocols.SetHTTP1(true)
 	s.Protocols.SetUnencryptedHTTP2(true)
