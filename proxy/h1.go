@@ -23,11 +23,18 @@ type h1Transport struct {
 	maxIdle     int               // idle connections kept per address
 	idleTimeout time.Duration     // idle connections older than this are not reused
 
-	// mu guards idle and closed.
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn
-	closed bool
+	// mu guards idle, dialing and closed.
+	mu      sync.Mutex
+	idle    map[string][]*h1Conn
+	dialing map[string]chan struct{} // per address, a slot per dial in progress
+	closed  bool
 }
+
+// maxDialing bounds the dials in progress to one address: requests beyond
+// it wait for a slot (or leave, if their client does), so that a burst of
+// requests, or of streams reset at once, cannot open connections faster
+// than the pool can use them.
+const maxDialing = 32
 
 // h1Conn is one upstream connection.
 type h1Conn struct {
@@ -57,6 +64,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, err := t.conn(ctx, req.URL.Host, attempt > 0)
 		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			t.put(pc) // nothing was written: the connection serves the next request
 			return nil, err
 		}
 		resp, err := t.exchange(ctx, pc, req)
@@ -125,11 +136,44 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 			return pc, nil
 		}
 	}
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	slots := t.dialSlots(addr)
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-slots }()
+	if !fresh {
+		// A dial that ended while this one waited may have left one.
+		if pc := t.takeIdle(addr); pc != nil {
+			return pc, nil
+		}
+	}
+	// A dial the client gives up on (a reset stream, a closed connection)
+	// still completes, bounded by the dial timeout, and its connection
+	// waits in the pool for the next request: a flood of requests that are
+	// cancelled at once costs connections only up to the pool's size.
+	c, err := t.dialer.DialContext(context.WithoutCancel(ctx), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10), addr: addr}, nil
+}
+
+// dialSlots returns the dial slots of addr. They stay while the address
+// has idle connections or dials; CloseIdleConnections drops the others.
+func (t *h1Transport) dialSlots(addr string) chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dialing == nil {
+		t.dialing = make(map[string]chan struct{})
+	}
+	slots := t.dialing[addr]
+	if slots == nil {
+		slots = make(chan struct{}, maxDialing)
+		t.dialing[addr] = slots
+	}
+	return slots
 }
 
 func (t *h1Transport) takeIdle(addr string) *h1Conn {
@@ -192,6 +236,11 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
+	for addr, slots := range t.dialing {
+		if len(slots) == 0 {
+			delete(t.dialing, addr) // no dial in progress: nothing waits on it
+		}
+	}
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, pc := range list {

@@ -21,6 +21,8 @@ type metrics struct {
 	labelErrors    prometheus.Gauge
 	connections    *prometheus.GaugeVec // listener
 	tunnels        prometheus.Gauge
+	clientResets   prometheus.Counter
+	resetCloses    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"Client connections open, by listener.", "listener"),
 		tunnels: sgmetrics.NewGauge(reg, "swarmgate_open_tunnels",
 			"Upgraded connections (WebSocket and others) open."),
+		clientResets: sgmetrics.NewCounter(reg, "swarmgate_http_client_resets_total",
+			"HTTP/2 streams the client reset before their response ended."),
+		resetCloses: sgmetrics.NewCounter(reg, "swarmgate_http_reset_flood_closes_total",
+			"Client connections closed for resetting more streams than the budget allows (rapid reset)."),
 	}
 }
 

@@ -139,6 +139,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
 	var tried []*balancer.Endpoint
 	for {
+		if r.Context().Err() != nil {
+			// The client reset the stream (or left) before the request
+			// went upstream: nothing is dialed for it.
+			x.status, x.reason = 499, "client closed request"
+			return
+		}
 		ep := p.pickEndpoint(r, tg, hint, tried)
 		if ep == nil {
 			if x.attempts == 0 {
@@ -510,7 +516,7 @@ func (p *Proxy) finish(r *http.Request, x *exchange) {
 			zap.String("route", route), zap.String("endpoint", x.endpoint), zap.Int("status", x.status),
 			zap.String("reason", x.reason), zap.Int("attempts", x.attempts), zap.String("request_id", x.requestID))
 	}
-	if p.access == nil {
+	if p.access == nil || !p.resetLogged(r, x) {
 		return
 	}
 	p.access.Info("request",
@@ -528,6 +534,26 @@ func (p *Proxy) finish(r *http.Request, x *exchange) {
 		zap.Int("attempts", x.attempts),
 		zap.String("reason", x.reason),
 	)
+}
+
+// resetLogged accounts for an HTTP/2 stream the client reset (see
+// resetBudget) and reports whether its access-log line is written.
+func (p *Proxy) resetLogged(r *http.Request, x *exchange) bool {
+	if x.status != 499 || r.ProtoMajor != 2 {
+		return true
+	}
+	g := guardOf(r.Context())
+	if g == nil {
+		return true
+	}
+	p.metrics.clientResets.Inc()
+	logIt, closed := g.reset(p.now())
+	if closed {
+		p.metrics.resetCloses.Inc()
+		p.log.Warn("client connection closed: it reset too many streams",
+			zap.String("client", r.RemoteAddr), zap.Int("budget", resetBudget), zap.Duration("window", resetWindow))
+	}
+	return logIt
 }
 
 // failClientBody answers a request whose body could not be read: 413 for a

@@ -35,6 +35,8 @@ type Server struct {
 	// yet; freshN counts them.
 	fresh  sync.Map
 	freshN atomic.Int64
+	// guards holds each open connection's reset accounting (connGuard).
+	guards sync.Map
 	// serving counts Serve calls still accepting: a closed listener may
 	// still deliver connections it had accepted (see l4's wrapped listeners).
 	serving atomic.Int64
@@ -74,6 +76,11 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          log.New(zapWriter{p.log.With(zap.String("listener", name))}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = withConnGuard(ctx, c)
+			srv.guards.Store(c, guardOf(ctx))
+			return ctx
+		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			switch s {
 			case http.StateNew:
@@ -85,6 +92,7 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 			case http.StateHijacked, http.StateClosed:
 				open.Dec()
 				srv.settled(c)
+				srv.closedGuard(c)
 			}
 		},
 		Protocols: new(http.Protocols),
@@ -101,6 +109,19 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	s.Protocols.SetHTTP2(true)
 	srv.Server = s
 	return srv
+}
+
+// closedGuard drops a closed connection's reset accounting, and logs the
+// reset streams that were not access-logged one by one.
+func (s *Server) closedGuard(c net.Conn) {
+	v, ok := s.guards.LoadAndDelete(c)
+	if !ok {
+		return
+	}
+	if n := v.(*connGuard).unloggedResets(); n > 0 && s.p.access != nil {
+		s.p.access.Info("reset streams not logged one by one",
+			zap.String("client", c.RemoteAddr().String()), zap.Int("streams", n))
+	}
 }
 
 // limitBody answers 413 for a declared body over max and cuts a streamed one
