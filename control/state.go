@@ -121,6 +121,7 @@ type wireRoute struct {
 	TCPPort        int            `json:"tcp,omitempty"`
 	SNI            []string       `json:"sni,omitempty"`
 	ProxyProtocol  int            `json:"pp,omitempty"`
+	Policy         *route.Policy  `json:"pol,omitempty"`
 }
 
 type wireRedirect struct {
@@ -143,7 +144,7 @@ func toWire(r *route.Route) wireRoute {
 		Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer, Sticky: r.Sticky,
 		TLS: r.TLS, TLSRedirect: r.TLSRedirect, HSTS: r.HSTS, BackendTLS: r.BackendTLS, H2C: r.H2C,
 		HealthPath: r.HealthPath, HealthInterval: r.HealthInterval, Timeout: r.Timeout,
-		Cluster: r.Cluster, TCPPort: r.TCPPort, SNI: r.SNI, ProxyProtocol: r.ProxyProtocol,
+		Cluster: r.Cluster, TCPPort: r.TCPPort, SNI: r.SNI, ProxyProtocol: r.ProxyProtocol, Policy: r.Policy,
 	}
 	if !r.CreatedAt.IsZero() {
 		// One instant, one encoding: replicas must agree byte for byte.
@@ -162,7 +163,7 @@ func fromWire(w *wireRoute) route.Route {
 		Port: w.Port, Backend: w.Backend, Network: w.Network, Balancer: w.Balancer, Sticky: w.Sticky,
 		TLS: w.TLS, TLSRedirect: w.TLSRedirect, HSTS: w.HSTS, BackendTLS: w.BackendTLS, H2C: w.H2C,
 		HealthPath: w.HealthPath, HealthInterval: w.HealthInterval, Timeout: w.Timeout,
-		Cluster: w.Cluster, TCPPort: w.TCPPort, SNI: w.SNI, ProxyProtocol: w.ProxyProtocol,
+		Cluster: w.Cluster, TCPPort: w.TCPPort, SNI: w.SNI, ProxyProtocol: w.ProxyProtocol, Policy: w.Policy,
 	}
 	for _, rd := range w.Redirects {
 		r.Redirects = append(r.Redirects, route.Redirect(rd))

@@ -3,6 +3,7 @@ package control
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -27,8 +28,15 @@ func fillAll(t *testing.T, v reflect.Value, seed int) {
 			f.SetString(name + "-value")
 		case f.Kind() == reflect.Bool:
 			f.SetBool(true)
-		case f.Kind() == reflect.Int:
+		case f.Kind() == reflect.Int, f.Kind() == reflect.Int64:
 			f.SetInt(int64(seed + i + 1))
+		case f.Type() == reflect.TypeFor[[]netip.Prefix]():
+			f.Set(reflect.ValueOf([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}))
+		case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct:
+			f.Set(reflect.New(f.Type().Elem()))
+			fillAll(t, f.Elem(), seed)
+		case f.Kind() == reflect.Struct:
+			fillAll(t, f, seed)
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 			f.Set(reflect.ValueOf([]string{name + "-a", name + "-b"}))
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:

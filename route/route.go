@@ -7,6 +7,7 @@ package route
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -86,6 +87,11 @@ type Route struct {
 	Redirects []Redirect
 	Cluster   string // service cluster; DefaultCluster when unset
 
+	// Policy is what the edge does to a request before it is forwarded
+	// (access lists, auth, rate and body limits, headers, CORS, compression);
+	// nil is none, and costs a request nothing.
+	Policy *Policy
+
 	TCPPort int      // L4: edge listens on this port and forwards raw TCP to Port
 	SNI     []string // L4: TLS server names routed on :443 without termination
 	// ProxyProtocol is the PROXY protocol version (1 or 2) sent to the tasks
@@ -117,6 +123,54 @@ type Redirect struct {
 	From string
 	To   string
 	Code int // 301 or 302
+}
+
+// Policy holds the parsed values of a route's policy labels. The zero value
+// of each field is off. Package policy parses the values and serves them.
+type Policy struct {
+	Allow []netip.Prefix // client addresses let in; empty is everyone
+	Deny  []netip.Prefix // client addresses refused, before Allow
+
+	BasicAuth  string // htpasswd file name in the secrets directory; "" is off
+	BasicRealm string // WWW-Authenticate realm; "" is the route ID
+
+	RateLimit Rate // per client address; a zero N is off
+
+	BodyMax int64 // request body limit in bytes; 0 is off
+
+	RequestHeaders  []Header // set on the request before it is forwarded
+	ResponseHeaders []Header // set on the response before it is sent
+
+	CORS CORS // off without Origins
+
+	// Compress lists the response encodings offered ("zstd", "br",
+	// "gzip"), the edge's preference first; empty is off.
+	Compress []string
+}
+
+// Rate is a swarmgate.ratelimit: N requests per Per on average, up to
+// Burst of them at once.
+type Rate struct {
+	N     int
+	Per   time.Duration // time.Second, time.Minute or time.Hour
+	Burst int
+}
+
+// Header is one swarmgate.headers.request.<Name> or
+// swarmgate.headers.response.<Name> label: set Name to Value, or remove it
+// when Value is "".
+type Header struct {
+	Name  string // canonical (textproto.CanonicalMIMEHeaderKey)
+	Value string
+}
+
+// CORS is the swarmgate.cors.* labels.
+type CORS struct {
+	Origins     []string // lower-case "scheme://host[:port]", or "*"
+	Methods     []string // allowed in preflights; empty is GET, HEAD, POST
+	Headers     []string // request headers allowed in preflights, or "*"
+	Credentials bool
+	MaxAge      time.Duration // how long a preflight may be cached; 0 sends none
 }
 
 // LabelError says why one label of one service was rejected. The service is
