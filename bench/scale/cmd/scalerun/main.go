@@ -40,6 +40,7 @@ type options struct {
 	changeTimeout                time.Duration
 	network                      string
 	edgeKind                     string // "edge" (swarmgate edge --control) or "client" (scaleedge)
+	edgeFlags                    string // extra flags of every real edge, space-separated
 	swarmgate, scaleedge         string // prebuilt binaries; empty: built
 	out                          string
 	deadline                     time.Duration
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 30*time.Second, "longest wait for a change to reach every edge")
 	flag.StringVar(&o.network, "network", "bench-net", "overlay network of the services (control --network)")
 	flag.StringVar(&o.edgeKind, "edge-kind", "edge", "edge processes: edge (swarmgate edge --control) or client (bench/scale/cmd/scaleedge, a control.Client alone)")
+	flag.StringVar(&o.edgeFlags, "edge-flags", "", "extra flags of every swarmgate edge, space-separated (e.g. --admin-pprof)")
 	flag.StringVar(&o.swarmgate, "swarmgate", "", "swarmgate binary (default: go build ./cmd/swarmgate into a temporary directory)")
 	flag.StringVar(&o.scaleedge, "scaleedge", "", "scaleedge binary for -edge-kind client (default: built)")
 	flag.StringVar(&o.out, "out", "", "results directory (default bench/results/scale-<UTC time>)")
@@ -362,9 +364,13 @@ func (b *bench) startEdge(i int) error {
 		}
 		pr, pw := io.Pipe()
 		go func() { e.readEdgeLog(pr, logFile); logFile.Close() }()
-		e.p, err = startProc(name, filepath.Join(b.dir, name+".log"), nil, pw, b.o.swarmgate, "edge",
-			"--control", "tcp://"+b.addr, "--http", "127.0.0.1:"+strconv.Itoa(hp), "--https", "", "--admin", e.admin,
-			"--network", b.o.network, "--access-log=false", "--log-level", "info")
+		args := []string{"edge", "--control", "tcp://" + b.addr, "--http", "127.0.0.1:" + strconv.Itoa(hp), "--https", "",
+			"--admin", e.admin, "--network", b.o.network, "--access-log=false", "--log-level", "info"}
+		args = append(args, strings.Fields(b.o.edgeFlags)...)
+		if i == 0 {
+			logf("edge: swarmgate %s", strings.Join(args, " "))
+		}
+		e.p, err = startProc(name, filepath.Join(b.dir, name+".log"), nil, pw, b.o.swarmgate, args...)
 	}
 	if err != nil {
 		return err
