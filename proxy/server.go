@@ -69,6 +69,7 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	if o.MaxBodyBytes > 0 {
 		h = limitBody(p, o.MaxBodyBytes)
 	}
+	h = closeAfterTransferEncoding(h)
 	srv := &Server{p: p}
 	s := &http.Server{
 		Handler:           h,
@@ -122,6 +123,24 @@ func (s *Server) closedGuard(c net.Conn) {
 		s.p.access.Info("reset streams not logged one by one",
 			zap.String("client", c.RemoteAddr().String()), zap.Int("streams", n))
 	}
+}
+
+// closeAfterTransferEncoding closes an HTTP/1.x connection after a request
+// that came with a Transfer-Encoding. A request with both Transfer-Encoding
+// and Content-Length is the raw material of request smuggling: RFC 9112
+// section 6.1 lets a server read it by Transfer-Encoding only if it then
+// closes the connection, and net/http reads it so but, having dropped the
+// Content-Length, cannot tell it from a plain chunked request. So every
+// such connection is closed: chunked uploads are rare and costly anyway.
+// HTTP/1.0 has no Transfer-Encoding and net/http drops the header, so
+// every HTTP/1.0 request with a body closes its connection too.
+func closeAfterTransferEncoding(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0 && r.ContentLength != 0) {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // limitBody answers 413 for a declared body over max and cuts a streamed one
