@@ -116,10 +116,11 @@ func Run(ctx context.Context, o Options) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tlsSet, err := newTLS(runCtx, o.TLS, e, log, o.Registry)
+	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, o.Registry)
 	if err != nil {
 		return err
 	}
+	defer tlsSet.close()
 	lns, ack, err := listeners(ctx, o, log)
 	if err != nil {
 		return err

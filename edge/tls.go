@@ -10,9 +10,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/swarmgate/swarmgate/fleet"
 	"github.com/swarmgate/swarmgate/tlsstore"
 )
 
@@ -27,22 +29,30 @@ type TLSOptions struct {
 	ACMEDirectory string // directory URL; "": Let's Encrypt production
 	ACMECache     string // account and certificate cache directory
 	ACMECA        string // PEM file of CA roots for the ACME directory (a private or test CA)
+	// Fleet is the fleet's shared state through the control plane. If set,
+	// ACME keeps its account, certificates, locks and challenges there
+	// (one order per host for the fleet, validations answered by any edge)
+	// instead of ACMECache.
+	Fleet *fleet.Client
 }
 
 // tlsSetup holds what serves HTTPS: the certificate store, ACME, and the
 // listener configuration.
 type tlsSetup struct {
 	config *tls.Config
-	acme   *tlsstore.ACME
+	acme   tlsstore.ACMESource // nil without ACME
 	store  *tlsstore.Store
+	close  func() // stops ACME's maintenance
 }
 
 // newTLS builds the certificate selection for the HTTPS listener: the
 // certificate directory (if it exists), ACME for tls=auto routes, and the
 // route certificates of the snapshot in force. With no certificate source at
 // all, the listener still routes SNI passthrough and fails other handshakes.
-func newTLS(ctx context.Context, o TLSOptions, e *Edge, log *zap.Logger, reg prometheus.Registerer) (*tlsSetup, error) {
-	s := &tlsSetup{}
+// httpPort and httpsPort are the edge's listener ports, where the CA
+// validates.
+func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge, log *zap.Logger, reg prometheus.Registerer) (*tlsSetup, error) {
+	s := &tlsSetup{close: func() {}}
 	if _, err := os.Stat(o.Certs); o.Certs != "" && err == nil {
 		store, err := tlsstore.New(tlsstore.Options{
 			Dir:        o.Certs,
@@ -62,19 +72,40 @@ func newTLS(ctx context.Context, o TLSOptions, e *Edge, log *zap.Logger, reg pro
 	} else {
 		log.Info("no certificate directory; only ACME certificates are served", zap.String("certs", o.Certs))
 	}
-	if o.ACME {
+	allowed := func(host string) bool { return e.Snapshot().ACMEHost(host) }
+	var roots *x509.CertPool
+	if o.ACME && o.ACMECA != "" {
+		pem, err := os.ReadFile(o.ACMECA)
+		if err != nil {
+			return nil, fmt.Errorf("edge: --acme-ca: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, errors.New("edge: --acme-ca: no certificate in the file")
+		}
+	}
+	switch {
+	case o.ACME && o.Fleet != nil:
+		a, err := tlsstore.NewFleetACME(tlsstore.FleetACMEOptions{
+			Storage:      fleetStorage{o.Fleet},
+			DirectoryURL: o.ACMEDirectory,
+			Email:        o.ACMEEmail,
+			Roots:        roots,
+			HTTPPort:     httpPort,
+			TLSPort:      httpsPort,
+			HostAllowed:  allowed,
+			Logger:       log.Named("acme"),
+			Registerer:   reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("edge: --acme: %w", err)
+		}
+		s.acme, s.close = a, a.Close
+	case o.ACME:
 		var client *http.Client
-		if o.ACMECA != "" {
-			pem, err := os.ReadFile(o.ACMECA)
-			if err != nil {
-				return nil, fmt.Errorf("edge: --acme-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("edge: --acme-ca: no certificate in the file")
-			}
+		if roots != nil {
 			client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+				TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			}}
 		}
 		a, err := tlsstore.NewACME(tlsstore.ACMEOptions{
@@ -82,7 +113,7 @@ func newTLS(ctx context.Context, o TLSOptions, e *Edge, log *zap.Logger, reg pro
 			Email:        o.ACMEEmail,
 			CacheDir:     o.ACMECache,
 			HTTPClient:   client,
-			HostAllowed:  func(host string) bool { return e.Snapshot().ACMEHost(host) },
+			HostAllowed:  allowed,
 			Logger:       log.Named("acme"),
 			Registerer:   reg,
 		})
@@ -105,3 +136,14 @@ func newTLS(ctx context.Context, o TLSOptions, e *Edge, log *zap.Logger, reg pro
 	s.config = tlsstore.ServerConfig(get, tlsstore.ConfigOptions{ACME: s.acme != nil})
 	return s, nil
 }
+
+// fleetStorage is the fleet's state as certmagic.Storage, whose Stat
+// returns its own KeyInfo.
+type fleetStorage struct{ *fleet.Client }
+
+func (s fleetStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	ki, err := s.Client.Stat(ctx, key)
+	return certmagic.KeyInfo{Key: ki.Key, Modified: ki.Modified, Size: ki.Size, IsTerminal: ki.IsTerminal}, err
+}
+
+var _ certmagic.Storage = fleetStorage{}

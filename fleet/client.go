@@ -91,42 +91,51 @@ func NewClient(o ClientOptions) (*Client, error) {
 	return c, nil
 }
 
-// do sends the request to the replicas in turn until one answers with
-// anything but 5xx; the last answer or error is returned. The caller closes
+// do sends the request to the replicas in turn until one that serves the
+// state answers with anything but 5xx, and goes round them again with
+// backoff (100 ms doubling to 2 s) while none does, for at most timeout:
+// a control plane restarting costs a wait, not an error. The caller closes
 // the body.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	c.mu.Lock()
 	first := c.next
 	c.mu.Unlock()
 	var lastErr error
-	for i := range c.base {
-		n := (first + i) % len(c.base)
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		req, err := http.NewRequestWithContext(rctx, method, c.base[n]+path, bytes.NewReader(body))
-		if err != nil {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		for i := range c.base {
+			n := (first + i) % len(c.base)
+			req, err := http.NewRequestWithContext(ctx, method, c.base[n]+path, bytes.NewReader(body))
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("fleet: %w", err)
+			}
+			resp, err := c.http.Do(req)
+			if err == nil {
+				switch {
+				case resp.StatusCode >= 500:
+					msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+					err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+				case resp.Header.Get(stateHeader) == "":
+					err = errors.New("the control plane serves no state: run it with --state-key-file")
+				default:
+					c.mu.Lock()
+					c.next = n
+					c.mu.Unlock()
+					resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+					return resp, nil
+				}
+				resp.Body.Close()
+			}
+			lastErr = fmt.Errorf("fleet: %s %s: %w", method, c.base[n], err)
+		}
+		select {
+		case <-ctx.Done():
 			cancel()
-			return nil, fmt.Errorf("fleet: %w", err)
-		}
-		resp, err := c.http.Do(req)
-		if err == nil && resp.StatusCode < 500 {
-			c.mu.Lock()
-			c.next = n
-			c.mu.Unlock()
-			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-			return resp, nil
-		}
-		if err == nil {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
-		}
-		cancel()
-		lastErr = fmt.Errorf("fleet: %s %s: %w", method, c.base[n], err)
-		if ctx.Err() != nil {
-			break
+			return nil, lastErr
+		case <-time.After(wait):
 		}
 	}
-	return nil, lastErr
 }
 
 type cancelBody struct {

@@ -42,8 +42,8 @@ type KeyInfo struct {
 // holder refreshes them. Load, Stat and List return an error wrapping
 // fs.ErrNotExist for a missing key; Delete of a missing key is not an error,
 // and Delete of a prefix deletes every key under it. Implementations are safe
-// for concurrent use. Docker (production), Memory (tests) and Client (an
-// edge's view through the control plane) implement it.
+// for concurrent use. Docker (production) and Memory (tests) implement it;
+// an edge's view of it is a Client.
 type Store interface {
 	Store(ctx context.Context, key string, value []byte) error
 	Load(ctx context.Context, key string) ([]byte, error)

@@ -72,8 +72,15 @@ func Handler(s Store, o HandlerOptions) http.Handler {
 	mux.HandleFunc("POST "+Path+"lock/{key...}", h.lock)
 	mux.HandleFunc("POST "+Path+"refresh/{key...}", h.refresh)
 	mux.HandleFunc("POST "+Path+"unlock/{key...}", h.unlock)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(stateHeader, "1")
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// stateHeader marks every answer of the Handler, so that a Client tells a
+// missing key from a control plane that serves no state (a 404 too).
+const stateHeader = "Swarmgate-State"
 
 type handler struct {
 	s Store

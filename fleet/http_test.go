@@ -112,7 +112,9 @@ func (*failing) Load(context.Context, string) ([]byte, error) { return nil, erro
 
 func TestHandlerStoreDown(t *testing.T) {
 	_, c := serve(t, &failing{}, HandlerOptions{})
-	_, err := c.Load(context.Background(), "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.Load(ctx, "a")
 	if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("Load from a failing store: %v, want a 503 error", err)
 	}

@@ -75,7 +75,7 @@ func NewACME(o ACMEOptions) (*ACME, error) {
 	}
 	m := newACMEMetrics(o.Registerer)
 	a := &ACME{allowed: o.HostAllowed, log: o.Logger, metrics: m}
-	c := &metricCache{expiry: m.expiry}
+	c := &metricCache{expiry: m.expiry, obtained: m.obtained}
 	if o.CacheDir != "" {
 		c.inner = autocert.DirCache(o.CacheDir)
 	}
@@ -140,13 +140,27 @@ func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
 	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto
 }
 
+// ACMESource is what the edge asks for ACME certificates and challenge
+// answers: ACME (one edge, its own cache) or FleetACME (the fleet's shared
+// state).
+type ACMESource interface {
+	Allowed(host string) bool
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	HTTPHandler(fallback http.Handler) http.Handler
+}
+
+var (
+	_ ACMESource = (*ACME)(nil)
+	_ ACMESource = (*FleetACME)(nil)
+)
+
 // Combine returns the GetCertificate of the edge's TLS listener: ACME's for
 // TLS-ALPN-01 validations and for the hosts acme allows, the store's order
 // for the rest. When ACME has no certificate for an allowed host (the CA is
 // down), the store is asked as well, so a wildcard or default certificate
 // still serves; if it has none either, the ACME error is returned. acme may
-// be nil.
-func Combine(store *Store, a *ACME) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// be nil (an untyped nil).
+func Combine(store *Store, a ACMESource) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if a == nil {
 			return store.GetCertificate(hello)
@@ -172,8 +186,9 @@ func Combine(store *Store, a *ACME) func(*tls.ClientHelloInfo) (*tls.Certificate
 // stores (issued or renewed) or reads, for the expiry gauge. autocert has
 // no other hook for renewals. With a nil inner cache nothing persists.
 type metricCache struct {
-	inner  autocert.Cache
-	expiry *prometheus.GaugeVec
+	inner    autocert.Cache
+	expiry   *prometheus.GaugeVec
+	obtained prometheus.Counter
 }
 
 func (c *metricCache) Get(ctx context.Context, key string) ([]byte, error) {
@@ -188,7 +203,9 @@ func (c *metricCache) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (c *metricCache) Put(ctx context.Context, key string, data []byte) error {
-	c.observe(key, data)
+	if c.observe(key, data) {
+		c.obtained.Inc() // autocert puts a certificate when it issued or renewed it
+	}
 	if c.inner == nil {
 		return nil
 	}
@@ -202,26 +219,27 @@ func (c *metricCache) Delete(ctx context.Context, key string) error {
 	return c.inner.Delete(ctx, key)
 }
 
-// observe sets the expiry of the host's certificate. autocert's keys are
-// the bare host for the ECDSA certificate; keys with a "+" (the RSA
-// certificate for old clients, challenge tokens, the account key) are not
-// tracked.
-func (c *metricCache) observe(key string, data []byte) {
+// observe sets the expiry of the host's certificate and reports whether
+// data held one. autocert's keys are the bare host for the ECDSA
+// certificate; keys with a "+" (the RSA certificate for old clients,
+// challenge tokens, the account key) are not tracked.
+func (c *metricCache) observe(key string, data []byte) bool {
 	if strings.Contains(key, "+") {
-		return
+		return false
 	}
 	for rest := data; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
-			return
+			return false
 		}
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
-		if leaf, err := x509.ParseCertificate(b.Bytes); err == nil {
+		leaf, err := x509.ParseCertificate(b.Bytes)
+		if err == nil {
 			c.expiry.WithLabelValues(key).Set(float64(leaf.NotAfter.Unix()))
 		}
-		return
+		return err == nil
 	}
 }
 

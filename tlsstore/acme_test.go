@@ -1,19 +1,13 @@
 package tlsstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,9 +22,6 @@ import (
 	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
-// pebbleVersion is the Pebble release the integration test runs.
-const pebbleVersion = "v2.10.1"
-
 // TestACMEPebble issues certificates from a real Pebble ACME server whose
 // validation authority really connects to this test: a DNS responder tells
 // it that the test hosts live on 127.0.0.1, its HTTP-01 port is the test's
@@ -39,7 +30,7 @@ const pebbleVersion = "v2.10.1"
 // handshakes are refused, so autocert falls back, as on an edge whose :443
 // the CA cannot reach). A host the table does not allow gets no order.
 func TestACMEPebble(t *testing.T) {
-	bin := pebbleBinary(t)
+	bin := testkit.PebbleBinary(t)
 	const (
 		alpnHost   = "alpn.swarmgate.test"
 		httpHost   = "http.swarmgate.test"
@@ -57,24 +48,24 @@ func TestACMEPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dnsAddr := serveDNS(t, []string{alpnHost, httpHost, deniedHost})
-	p := startPebble(t, bin, port(httpLn), port(tlsLn), dnsAddr)
+	dnsAddr := testkit.ServeDNS(t, []string{alpnHost, httpHost, deniedHost})
+	p := testkit.StartPebble(t, bin, port(httpLn), port(tlsLn), dnsAddr)
 
 	// New-order requests to the CA are counted, to prove that a refused
 	// host and a cached certificate cause none. (Other requests, such as
 	// autocert's background deactivation of leftover authorizations, may
 	// happen at any time.)
 	var orders atomic.Int64
-	newOrder := p.newOrderURL(t)
+	newOrder := p.NewOrderURL(t)
 	caClient := &http.Client{Timeout: 30 * time.Second, Transport: countingTransport{
 		n:     &orders,
 		match: func(r *http.Request) bool { return r.URL.String() == newOrder },
-		next:  &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.apiRoots}, DisableKeepAlives: true},
+		next:  &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.APIRoots}, DisableKeepAlives: true},
 	}}
 	reg := prometheus.NewPedanticRegistry()
 	cacheDir := t.TempDir()
 	a, err := NewACME(ACMEOptions{
-		DirectoryURL: p.directory,
+		DirectoryURL: p.Directory,
 		Email:        "ops@swarmgate.test",
 		CacheDir:     cacheDir,
 		HTTPClient:   caClient,
@@ -124,7 +115,7 @@ func TestACMEPebble(t *testing.T) {
 
 	// Both hosts at once: issuance blocks the handshake until the order is
 	// done.
-	roots := p.issuerRoots(t)
+	roots := p.IssuerRoots(t)
 	var wg sync.WaitGroup
 	var leaves sync.Map // host -> *x509.Certificate
 	for _, host := range []string{alpnHost, httpHost} {
@@ -331,7 +322,7 @@ func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 // serveTLSOn completes handshakes on ln (the CA's validation handshakes
 // included) until the test ends.
 func serveTLSOn(t *testing.T, ln net.Listener) {
-	serveConns(t, ln, 90*time.Second, func(c net.Conn) {
+	testkit.ServeConns(t, ln, 90*time.Second, func(c net.Conn) {
 		if c.(*tls.Conn).Handshake() == nil {
 			_, _ = c.Read(make([]byte, 1))
 		}
@@ -343,285 +334,4 @@ func serveHTTPOn(t *testing.T, ln net.Listener, h http.Handler) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })
-}
-
-// serveDNS answers A queries for hosts with 127.0.0.1 over TCP (Pebble's
-// resolver uses TCP), AAAA queries with no records and everything else
-// with NXDOMAIN. It speaks just enough of RFC 1035 for that.
-func serveDNS(t *testing.T, hosts []string) string {
-	known := map[string]bool{}
-	for _, h := range hosts {
-		known[h] = true
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveConns(t, ln, 10*time.Second, func(c net.Conn) {
-		for {
-			var n uint16
-			if binary.Read(c, binary.BigEndian, &n) != nil {
-				return
-			}
-			q := make([]byte, n)
-			if _, err := io.ReadFull(c, q); err != nil {
-				return
-			}
-			resp := dnsAnswer(q, known)
-			if resp == nil {
-				return
-			}
-			_ = binary.Write(c, binary.BigEndian, uint16(len(resp)))
-			if _, err := c.Write(resp); err != nil {
-				return
-			}
-		}
-	})
-	return ln.Addr().String()
-}
-
-func dnsAnswer(q []byte, known map[string]bool) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
-		return nil
-	}
-	var labels []string
-	i := 12
-	for i < len(q) && q[i] != 0 {
-		l := int(q[i])
-		if l > 63 || i+1+l > len(q) {
-			return nil
-		}
-		labels = append(labels, string(q[i+1:i+1+l]))
-		i += 1 + l
-	}
-	i++ // the root label
-	if i+4 > len(q) {
-		return nil
-	}
-	qtype := binary.BigEndian.Uint16(q[i : i+2])
-	question := q[12 : i+4]
-	name := strings.ToLower(strings.Join(labels, "."))
-	var rcode, ancount uint16
-	switch {
-	case !known[name]:
-		rcode = 3 // NXDOMAIN
-	case qtype == 1: // A
-		ancount = 1
-	}
-	resp := binary.BigEndian.AppendUint16(nil, binary.BigEndian.Uint16(q[0:2]))
-	resp = binary.BigEndian.AppendUint16(resp, 0x8400|binary.BigEndian.Uint16(q[2:4])&0x0100|rcode) // QR, AA, RD copied
-	resp = binary.BigEndian.AppendUint16(resp, 1)
-	resp = binary.BigEndian.AppendUint16(resp, ancount)
-	resp = append(resp, 0, 0, 0, 0) // NSCOUNT, ARCOUNT
-	resp = append(resp, question...)
-	if ancount == 1 {
-		resp = append(resp, 0xc0, 12) // name: pointer to the question
-		resp = binary.BigEndian.AppendUint16(resp, 1)
-		resp = binary.BigEndian.AppendUint16(resp, 1)
-		resp = binary.BigEndian.AppendUint32(resp, 60)
-		resp = binary.BigEndian.AppendUint16(resp, 4)
-		resp = append(resp, 127, 0, 0, 1)
-	}
-	return resp
-}
-
-// pebble is a running Pebble server.
-type pebble struct {
-	directory  string
-	mgmt       string
-	apiRoots   *x509.CertPool // for Pebble's own HTTPS API
-	mgmtClient *http.Client
-}
-
-// pebbleBinary finds pebble, installing it with go install if needed.
-// When CI=true a missing Pebble fails the test instead of skipping it.
-func pebbleBinary(t *testing.T) string {
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("pebble is required in CI: "+format, args...)
-		}
-		t.Skipf("pebble unavailable: "+format, args...)
-	}
-	if p, err := exec.LookPath("pebble"); err == nil {
-		return p
-	}
-	gobin, err := goEnv("GOBIN")
-	if err == nil && gobin == "" {
-		var gopath string
-		gopath, err = goEnv("GOPATH")
-		gobin = filepath.Join(strings.Split(gopath, string(os.PathListSeparator))[0], "bin")
-	}
-	if err != nil {
-		unavailable("go env: %v", err)
-	}
-	bin := filepath.Join(gobin, "pebble")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", "github.com/letsencrypt/pebble/v2/cmd/pebble@"+pebbleVersion)
-	cmd.Dir = t.TempDir() // outside this module
-	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable("go install: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func goEnv(key string) (string, error) {
-	out, err := exec.Command("go", "env", key).Output()
-	return strings.TrimSpace(string(out)), err
-}
-
-// startPebble runs Pebble on loopback with a generated configuration and
-// API certificate, and waits until its directory answers.
-func startPebble(t *testing.T, bin string, httpPort, tlsPort int, dnsAddr string) *pebble {
-	dir := t.TempDir()
-	apiCA := testkit.NewCA(t, "pebble API test CA")
-	api := apiCA.Issue(t, "127.0.0.1")
-	certFile := testkit.WriteFile(t, dir, "cert.pem", api.CertPEM)
-	keyFile := testkit.WriteFile(t, dir, "key.pem", api.KeyPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: apiCA.Pool}, DisableKeepAlives: true}}
-
-	// Pebble binds its own API ports: take free ones, and retry if another
-	// process wins the race for one of them.
-	for attempt := 1; ; attempt++ {
-		apiPort, mgmtPort := freePort(t), freePort(t)
-		cfg := map[string]any{"pebble": map[string]any{
-			"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", apiPort),
-			"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmtPort),
-			"certificate":                    certFile,
-			"privateKey":                     keyFile,
-			"httpPort":                       httpPort,
-			"tlsPort":                        tlsPort,
-			"ocspResponderURL":               "",
-			"externalAccountBindingRequired": false,
-			"keyAlgorithm":                   "ecdsa",
-			"profiles": map[string]any{"default": map[string]any{
-				"description": "test", "validityPeriod": 86400}},
-		}}
-		cfgJSON, _ := json.Marshal(cfg)
-		cfgFile := filepath.Join(dir, "pebble-config.json")
-		if err := os.WriteFile(cfgFile, cfgJSON, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.CommandContext(ctx, bin, "-config", cfgFile, "-dnsserver", dnsAddr)
-		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-		var out lockedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.WaitDelay = 5 * time.Second
-		if err := cmd.Start(); err != nil {
-			cancel()
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("start pebble: %v", err)
-			}
-			t.Skipf("start pebble: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		stop := func() { cancel(); <-exited }
-		p := &pebble{
-			directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
-			mgmt:       fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
-			apiRoots:   apiCA.Pool,
-			mgmtClient: client,
-		}
-		if waitReady(client, p.directory, exited) {
-			t.Cleanup(func() {
-				stop()
-				if t.Failed() {
-					t.Logf("pebble output:\n%s", out.String())
-				}
-			})
-			return p
-		}
-		stop()
-		if attempt == 3 {
-			t.Fatalf("pebble did not start:\n%s", out.String())
-		}
-	}
-}
-
-// waitReady polls the directory until it answers, Pebble exits or 15s pass.
-func waitReady(c *http.Client, url string, exited <-chan struct{}) bool {
-	gone := false
-	err := testkit.Wait(15*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case <-exited:
-			gone = true
-			return nil // nothing more to wait for
-		default:
-		}
-		resp, err := c.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("pebble directory: %s", resp.Status)
-		}
-		return nil
-	})
-	return err == nil && !gone
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return port(ln)
-}
-
-// issuerRoots returns the roots Pebble signs certificates with.
-func (p *pebble) issuerRoots(t *testing.T) *x509.CertPool {
-	resp, err := p.mgmtClient.Get(p.mgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("pebble roots: %d %v", resp.StatusCode, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		t.Fatal("pebble roots: no certificate")
-	}
-	return pool
-}
-
-// newOrderURL reads the newOrder endpoint from the directory.
-func (p *pebble) newOrderURL(t *testing.T) string {
-	resp, err := p.mgmtClient.Get(p.directory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var dir struct{ NewOrder string }
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&dir); err != nil || dir.NewOrder == "" {
-		t.Fatalf("pebble directory: newOrder %q, %v", dir.NewOrder, err)
-	}
-	return dir.NewOrder
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

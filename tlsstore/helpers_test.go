@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,30 +122,6 @@ func serveTLS(t *testing.T, cfg *tls.Config, handle func(c *tls.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveConns(t, ln, 5*time.Second, func(c net.Conn) { handle(c.(*tls.Conn)) })
+	testkit.ServeConns(t, ln, 5*time.Second, func(c net.Conn) { handle(c.(*tls.Conn)) })
 	return ln.Addr().String()
-}
-
-// serveConns accepts connections on ln until the test ends and hands each
-// to handle under a deadline of timeout, closing it when handle returns.
-// The test's end closes ln and waits for every handler.
-func serveConns(t *testing.T, ln net.Listener, timeout time.Duration, handle func(net.Conn)) {
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("accept: %v", err)
-				}
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(timeout))
-				handle(c)
-			})
-		}
-	})
 }

@@ -21,9 +21,10 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 }
 
 type acmeMetrics struct {
-	expiry  *prometheus.GaugeVec   // host
-	errors  *prometheus.CounterVec // host
-	refused prometheus.Counter
+	expiry   *prometheus.GaugeVec   // host
+	errors   *prometheus.CounterVec // host
+	refused  prometheus.Counter
+	obtained prometheus.Counter
 }
 
 func newACMEMetrics(reg prometheus.Registerer) *acmeMetrics {
@@ -36,5 +37,7 @@ func newACMEMetrics(reg prometheus.Registerer) *acmeMetrics {
 		// unbounded.
 		refused: metrics.NewCounter(reg, "swarmgate_tls_acme_refused_total",
 			"Requests refused by the ACME host policy: ClientHellos given to ACME and HTTP-01 challenge requests for hosts that are not tls=auto. No order is made for them."),
+		obtained: metrics.NewCounter(reg, "swarmgate_tls_acme_certificates_obtained_total",
+			"Certificates this edge obtained from the CA, first orders and renewals; with the fleet's shared state, summed over the edges it is one per host and renewal."),
 	}
 }

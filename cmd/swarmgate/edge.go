@@ -106,6 +106,13 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	state, err := fleetState(o, log)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		defer state.Close()
+	}
 	return edge.Run(ctx, edge.Options{
 		Sources:   sources,
 		Cluster:   o.cluster,
@@ -116,6 +123,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		TLS: edge.TLSOptions{
 			Certs: o.certs, DefaultCert: o.defaultCert, SelfSigned: o.selfSigned,
 			ACME: o.acme, ACMEEmail: o.acmeEmail, ACMEDirectory: o.acmeDirectory, ACMECache: o.acmeCache, ACMECA: o.acmeCA,
+			Fleet: state,
 		},
 		TrustedProxies:    trusted,
 		TrustedForwarders: forwarders,

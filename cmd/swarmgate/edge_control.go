@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 
@@ -8,11 +9,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/control"
+	"github.com/swarmgate/swarmgate/fleet"
 	"github.com/swarmgate/swarmgate/route"
 )
 
-// controlSource returns the control plane's stream for --control.
-func controlSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (route.Source, error) {
+// controlEndpoints reads --control and the --control-tls flags: the
+// replicas' addresses and the TLS to them (nil: cleartext HTTP/2).
+func controlEndpoints(o edgeOptions) ([]string, *tls.Config, error) {
 	var addrs []string
 	for _, a := range strings.Split(o.control, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -20,17 +23,44 @@ func controlSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (r
 		}
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("--control %q: no address", o.control)
+		return nil, nil, fmt.Errorf("--control %q: no address", o.control)
 	}
-	copts := control.ClientOptions{Addrs: addrs, Logger: log.Named("control"), Registerer: reg}
-	if t := o.controlTLS; t.set() {
-		conf, err := control.ClientTLSConfig(t.cert, t.key, t.ca)
-		if err != nil {
-			return nil, fmt.Errorf("--control-tls: %w", err)
-		}
-		copts.TLS = conf
+	t := o.controlTLS
+	if !t.set() {
+		return addrs, nil, nil
 	}
-	c, err := control.NewClient(copts)
+	conf, err := control.ClientTLSConfig(t.cert, t.key, t.ca)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--control-tls: %w", err)
+	}
+	return addrs, conf, nil
+}
+
+// controlSource returns the control plane's stream for --control.
+func controlSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (route.Source, error) {
+	addrs, conf, err := controlEndpoints(o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := control.NewClient(control.ClientOptions{Addrs: addrs, TLS: conf, Logger: log.Named("control"), Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	return c, nil
+}
+
+// fleetState returns the fleet's shared state through the control plane,
+// for --acme with --control; nil when the edge keeps its own (no --control,
+// or --acme-cache given).
+func fleetState(o edgeOptions, log *zap.Logger) (*fleet.Client, error) {
+	if o.control == "" || !o.acme || o.ownACMECache() {
+		return nil, nil
+	}
+	addrs, conf, err := controlEndpoints(o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := fleet.NewClient(fleet.ClientOptions{Addrs: addrs, TLS: conf, Logger: log.Named("state")})
 	if err != nil {
 		return nil, fmt.Errorf("--control: %w", err)
 	}
