@@ -3,9 +3,12 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/swarmgate/swarmgate/policy"
 	"github.com/swarmgate/swarmgate/route"
 	"github.com/swarmgate/swarmgate/router"
 )
@@ -35,6 +38,12 @@ const (
 	keyTCPPort        = "tcp.port"
 	keyTCPSNI         = "tcp.sni"
 	keyDefault        = "default"
+	keyAuthBasic      = "auth.basic"
+	keyRealm          = "auth.basic.realm"
+	keyRateLimit      = "ratelimit"
+	keyBurst          = "ratelimit.burst"
+	keyCORSOrigins    = "cors.origins"
+	keyCORSCreds      = "cors.credentials"
 )
 
 // kind says which routes a key applies to.
@@ -62,6 +71,12 @@ type keyDef struct {
 	// publishes makes the route exist when set (default only when true).
 	publishes bool
 	doc       string // one line: what the value is
+	// suffix rows (a name ending in ".") are a family of keys: name plus
+	// any suffix, which applyKey gets with the value (headers.request.X-A).
+	suffix   bool
+	applyKey func(r *route.Route, suffix, v string) error
+	// empty admits an empty value (a header removed).
+	empty bool
 	// apply parses a non-empty, trimmed value into r, with a parser of
 	// values.go; field builds it for the usual one parser, one field. It
 	// sets the field even when it returns an error, as the later checks
@@ -79,12 +94,44 @@ func field[T any](parse func(string) (T, error), at func(*route.Route) *T) func(
 	}
 }
 
-// set applies a value of the key to r; an empty value is an error.
-func (k *keyDef) set(r *route.Route, v string) error {
-	if v == "" {
+// set applies a value of key (a name of row k) to r; an empty value is an
+// error unless the row takes one.
+func (k *keyDef) set(r *route.Route, key, v string) error {
+	if v == "" && !k.empty {
 		return errors.New("empty value")
 	}
+	if k.suffix {
+		return k.applyKey(r, strings.TrimPrefix(key, k.name), v)
+	}
 	return k.apply(r, v)
+}
+
+// pol returns r's policy, allocated on first use: a route without policy
+// labels keeps a nil one.
+func pol(r *route.Route) *route.Policy {
+	if r.Policy == nil {
+		r.Policy = &route.Policy{}
+	}
+	return r.Policy
+}
+
+// headerKey returns the applyKey of swarmgate.headers.<side>.<Name>, which
+// appends to the list at points to.
+func headerKey(side string, at func(*route.Policy) *[]route.Header) func(*route.Route, string, string) error {
+	return func(r *route.Route, name, v string) error {
+		h, err := policy.ParseHeader(side, name, v)
+		if err != nil {
+			return err
+		}
+		list := at(pol(r))
+		for _, prev := range *list {
+			if prev.Name == h.Name {
+				return fmt.Errorf("field %s is set by another label too", h.Name)
+			}
+		}
+		*list = append(*list, h)
+		return nil
+	}
 }
 
 // Bounds on label values. They are generous; they exist so that a typo (an
@@ -153,6 +200,36 @@ func routeKeys() []keyDef {
 			apply: field(parseProxyProtocol, func(r *route.Route) *int { return &r.ProxyProtocol })},
 		{name: keyDefault, kind: kindHTTP, publishes: true, doc: "serve requests for hosts that no route claims",
 			apply: field(parseBool, func(r *route.Route) *bool { return &r.Default })},
+		{name: "allow", kind: kindHTTP, doc: "comma list of CIDRs: only these client addresses get in",
+			apply: field(policy.ParsePrefixes, func(r *route.Route) *[]netip.Prefix { return &pol(r).Allow })},
+		{name: "deny", kind: kindHTTP, doc: "comma list of CIDRs: these client addresses are refused",
+			apply: field(policy.ParsePrefixes, func(r *route.Route) *[]netip.Prefix { return &pol(r).Deny })},
+		{name: keyAuthBasic, kind: kindHTTP, doc: "htpasswd file (bcrypt) in the secrets directory",
+			apply: field(policy.ParseSecretName, func(r *route.Route) *string { return &pol(r).BasicAuth })},
+		{name: keyRealm, kind: kindHTTP, doc: "basic-auth realm",
+			apply: field(policy.ParseRealm, func(r *route.Route) *string { return &pol(r).BasicRealm })},
+		{name: keyRateLimit, kind: kindHTTP, doc: "N/s, N/m or N/h per client address",
+			apply: field(policy.ParseRate, func(r *route.Route) *route.Rate { return &pol(r).RateLimit })},
+		{name: keyBurst, kind: kindHTTP, doc: "requests a client may send at once",
+			apply: field(policy.ParseBurst, func(r *route.Route) *int { return &pol(r).RateLimit.Burst })},
+		{name: "body.max", kind: kindHTTP, doc: "request body limit: 512k, 10m, 1g",
+			apply: field(policy.ParseSize, func(r *route.Route) *int64 { return &pol(r).BodyMax })},
+		{name: "headers.request.", kind: kindHTTP, suffix: true, empty: true, doc: "set a request field; empty removes it",
+			applyKey: headerKey(policy.Request, func(p *route.Policy) *[]route.Header { return &p.RequestHeaders })},
+		{name: "headers.response.", kind: kindHTTP, suffix: true, empty: true, doc: "set a response field; empty removes it",
+			applyKey: headerKey(policy.Response, func(p *route.Policy) *[]route.Header { return &p.ResponseHeaders })},
+		{name: keyCORSOrigins, kind: kindHTTP, doc: "origins allowed to read responses, or *",
+			apply: field(policy.ParseOrigins, func(r *route.Route) *[]string { return &pol(r).CORS.Origins })},
+		{name: "cors.methods", kind: kindHTTP, doc: "methods allowed in preflights",
+			apply: field(policy.ParseMethods, func(r *route.Route) *[]string { return &pol(r).CORS.Methods })},
+		{name: "cors.headers", kind: kindHTTP, doc: "request fields allowed in preflights, or *",
+			apply: field(policy.ParseHeaderNames, func(r *route.Route) *[]string { return &pol(r).CORS.Headers })},
+		{name: keyCORSCreds, kind: kindHTTP, doc: "allow credentials (cookies) in CORS requests",
+			apply: field(parseBool, func(r *route.Route) *bool { return &pol(r).CORS.Credentials })},
+		{name: "cors.max-age", kind: kindHTTP, doc: "how long browsers may cache a preflight",
+			apply: field(policy.ParseMaxAge, func(r *route.Route) *time.Duration { return &pol(r).CORS.MaxAge })},
+		{name: "compress", kind: kindHTTP, doc: "true or a list of zstd, br, gzip",
+			apply: field(policy.ParseCompress, func(r *route.Route) *[]string { return &pol(r).Compress })},
 	}
 }
 
@@ -168,11 +245,13 @@ func keyNames(keys []keyDef) []string {
 	return names
 }
 
-// lookupKey returns the row of key name, or nil.
+// lookupKey returns the row of key name, or nil. A suffix row takes the
+// names that extend it.
 func lookupKey(keys []keyDef, name string) *keyDef {
 	for i := range keys {
-		if keys[i].name == name {
-			return &keys[i]
+		k := &keys[i]
+		if k.name == name && !k.suffix || k.suffix && len(name) > len(k.name) && strings.HasPrefix(name, k.name) {
+			return k
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ package discovery
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -220,7 +221,7 @@ func (p *parser) build(s *spec, base *spec, publish bool) route.Route {
 	}
 	has := func(k string) bool { _, ok := s.keys[k]; return ok }
 	for _, k := range slices.Sorted(maps.Keys(s.keys)) {
-		if err := lookupKey(p.keys, k).set(&r, s.keys[k].value); err != nil {
+		if err := lookupKey(p.keys, k).set(&r, k, s.keys[k].value); err != nil {
 			p.failKey(s, k, "%v", err)
 		}
 	}
@@ -228,7 +229,7 @@ func (p *parser) build(s *spec, base *spec, publish bool) route.Route {
 		for i := range p.keys {
 			k := &p.keys[i]
 			if o, ok := base.keys[k.name]; ok && k.inherited && !has(k.name) {
-				_ = k.set(&r, o.value) // an error is the service-level label's, reported there
+				_ = k.set(&r, k.name, o.value) // an error is the service-level label's, reported there
 			}
 		}
 	}
@@ -292,6 +293,10 @@ func (p *parser) build(s *spec, base *spec, publish bool) route.Route {
 		p.failKey(s, keyStrip, "there is no prefix to strip: %s is /", s.label(keyPath))
 	}
 	p.balance(s, &r)
+	p.policy(s, &r)
+	if r.Policy != nil && reflect.ValueOf(*r.Policy).IsZero() {
+		r.Policy = nil // compress=false and the like: no policy at all
+	}
 	return r
 }
 
@@ -323,15 +328,56 @@ func (p *parser) balance(s *spec, r *route.Route) {
 func (p *parser) checkKind(s *spec, http bool) {
 	for i := range p.keys {
 		k := &p.keys[i]
-		if _, ok := s.keys[k.name]; !ok || k.publishes {
+		if k.publishes {
 			continue
 		}
-		switch {
-		case http && k.kind == kindL4:
-			p.failKey(s, k.name, "applies to L4 routes only (tcp.port or tcp.sni)")
-		case !http && k.kind == kindHTTP:
-			p.failKey(s, k.name, "applies to HTTP routes only (this route has no hosts)")
+		for _, name := range s.namesOf(k) {
+			switch {
+			case http && k.kind == kindL4:
+				p.failKey(s, name, "applies to L4 routes only (tcp.port or tcp.sni)")
+			case !http && k.kind == kindHTTP:
+				p.failKey(s, name, "applies to HTTP routes only (this route has no hosts)")
+			}
 		}
+	}
+}
+
+// namesOf returns the keys of row k that s sets, sorted: the row's name, or
+// for a suffix row every name that extends it.
+func (s *spec) namesOf(k *keyDef) []string {
+	if !k.suffix {
+		if _, ok := s.keys[k.name]; ok {
+			return []string{k.name}
+		}
+		return nil
+	}
+	var names []string
+	for name := range s.keys {
+		if len(name) > len(k.name) && strings.HasPrefix(name, k.name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// policy checks the policy keys that need another: a realm needs basic
+// auth, a burst a rate, the CORS keys their origins; and credentials are
+// never granted to every origin.
+func (p *parser) policy(s *spec, r *route.Route) {
+	has := func(k string) bool { _, ok := s.keys[k]; return ok }
+	needs := func(key, needed string) {
+		if has(key) && !has(needed) {
+			p.failKey(s, key, "needs %s", s.label(needed))
+		}
+	}
+	needs(keyRealm, keyAuthBasic)
+	needs(keyBurst, keyRateLimit)
+	for _, k := range []string{"cors.methods", "cors.headers", keyCORSCreds, "cors.max-age"} {
+		needs(k, keyCORSOrigins)
+	}
+	if c := r.Policy; c != nil && c.CORS.Credentials && slices.Equal(c.CORS.Origins, []string{"*"}) {
+		p.failKey(s, keyCORSCreds, "credentials for every origin (%s=*) would let any site read responses with the user's cookies; list the origins", s.label(keyCORSOrigins))
 	}
 }
 

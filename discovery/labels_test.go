@@ -400,7 +400,7 @@ func TestParseLabelsErrors(t *testing.T) {
 		{"unknown dotted key with suggestion", labels("swarmgate.tls.redirects", "true"),
 			[]wantErr{{"swarmgate.tls.redirects", "did you mean swarmgate.tls.redirect?"}}},
 		{"unknown key, transposition", labels("swarmgate.wieght", "5"), []wantErr{{"swarmgate.wieght", "did you mean swarmgate.weight?"}}},
-		{"unknown key far from all", labels("swarmgate.compress", "true"), []wantErr{{"swarmgate.compress", "unknown label"}}},
+		{"unknown key far from all", labels("swarmgate.frobnicate", "true"), []wantErr{{"swarmgate.frobnicate", "unknown label"}}},
 		{"bare routes label", labels("swarmgate.routes", "x"), []wantErr{{"swarmgate.routes", "want swarmgate.routes.<name>.<key>"}}},
 		{"named route without key", labels("swarmgate.routes.api", "x"), []wantErr{{"swarmgate.routes.api", "want swarmgate.routes.<name>.<key>"}}},
 		{"named route empty name", labels("swarmgate.routes..hosts", "x"), []wantErr{{"swarmgate.routes..hosts", "want swarmgate.routes.<name>.<key>"}}},
