@@ -57,6 +57,9 @@ type Options struct {
 	DialTimeout   time.Duration // connecting to a task; 0: 5s
 	MaxBodyBytes  int64         // largest request body; see proxy.ServerOptions
 	MaxHeader     int           // largest request header block; see proxy.ServerOptions
+	// RequestBuffer is how much of a request body is read before an
+	// upstream is picked; see proxy.Options. 0: 64 KiB; negative: none.
+	RequestBuffer int64
 	// FirstTableWait bounds the wait for every source's first Config before
 	// traffic is accepted anyway. 0: 30s.
 	FirstTableWait time.Duration
@@ -107,6 +110,7 @@ func Run(ctx context.Context, o Options) error {
 		TLSName:        func(host string) string { return e.TLSName(host) },
 		TrustedProxies: o.TrustedForwarders,
 		HTTPSPort:      portOf(o.HTTPSAddr),
+		RequestBuffer:  o.RequestBuffer,
 	})
 	defer p.Close()
 	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})

@@ -53,6 +53,10 @@ type Options struct {
 	// HTTPSPort is the port clients reach the HTTPS listener on, for
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
+	// RequestBuffer is how much of a request body is read before an
+	// upstream is picked (see bufferBody). If zero, DefaultRequestBuffer;
+	// negative streams every body from its first byte.
+	RequestBuffer int64
 }
 
 // Proxy routes and forwards requests. It is an http.Handler.
@@ -73,8 +77,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	health context.CancelFunc // stops the active health checks of the current table
 
-	long    longSet  // tunnels and streams, for the backend drain and shutdown
-	budgets sync.Map // route ID -> *retryBudget, kept across tables
+	requestBuffer int64    // bytes of a request body read before an upstream is picked; 0: none
+	long          longSet  // tunnels and streams, for the backend drain and shutdown
+	budgets       sync.Map // route ID -> *retryBudget, kept across tables
 }
 
 // New returns a Proxy serving an empty table (every request gets 404) until
@@ -88,6 +93,12 @@ func New(o Options) *Proxy {
 		maxTry:  o.MaxAttempts,
 		tlsName: o.TLSName,
 		trusted: o.TrustedProxies,
+	}
+	switch { // a negative RequestBuffer leaves it 0: no buffering
+	case o.RequestBuffer == 0:
+		p.requestBuffer = DefaultRequestBuffer
+	case o.RequestBuffer > 0:
+		p.requestBuffer = o.RequestBuffer
 	}
 	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
 		p.https = ":" + strconv.Itoa(o.HTTPSPort)
