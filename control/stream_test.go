@@ -166,8 +166,16 @@ func TestResume(t *testing.T) {
 					t.Errorf("resumes %v, want 1", n)
 				}
 			case "snapshot":
-				if n := metricValue(t, srv.reg, "swarmgate_control_snapshots_total", "reason", tt.snapshot); n != 1 {
-					t.Errorf("snapshots{reason=%s} = %v, want 1", tt.snapshot, n)
+				// One per stream that asked for the old version: on a
+				// starved machine the client may have had to ask twice.
+				asked := 0
+				for i := 1; i < c.tap.count(); i++ {
+					if url, _, _ := c.tap.session(t, i); strings.Contains(url, "version="+v1) {
+						asked++
+					}
+				}
+				if n := metricValue(t, srv.reg, "swarmgate_control_snapshots_total", "reason", tt.snapshot); n != float64(asked) || asked == 0 {
+					t.Errorf("snapshots{reason=%s} = %v, want %d (one per stream that asked for version %s)", tt.snapshot, n, asked, v1)
 				}
 			}
 			if n := got.count() - before; n != tt.updates {
@@ -182,7 +190,7 @@ func TestResume(t *testing.T) {
 // every version promptly, the stalled one is dropped at the write timeout,
 // and once it reads again it reconnects and resyncs.
 func TestSlowEdgeDoesNotDelayOthers(t *testing.T) {
-	const writeTimeout = 2 * time.Second
+	const writeTimeout = 3 * time.Second
 	srv := startServer(t, "", ServerOptions{History: 4, WriteTimeout: writeTimeout, Heartbeat: time.Hour, ResumeWait: -1}, nil)
 	srv.Update(manyRoutes(1000, 0))
 
@@ -212,15 +220,18 @@ func TestSlowEdgeDoesNotDelayOthers(t *testing.T) {
 		cfg := manyRoutes(1000, g)
 		start := time.Now()
 		srv.Update(cfg)
-		worstUpdate = max(worstUpdate, time.Since(start))
+		updated := time.Now()
+		worstUpdate = max(worstUpdate, updated.Sub(start))
 		for _, c := range fast {
 			c.got.waitFor(t, cfg, fmt.Sprintf("fast edge at version %d", g))
 		}
-		worstDelivery = max(worstDelivery, time.Since(start))
+		// From the end of Update: what a stalled edge would add is its
+		// write timeout; the CPU a busy machine takes to encode is not it.
+		worstDelivery = max(worstDelivery, time.Since(updated))
 	}
-	t.Logf("%d versions of 1,000 endpoint sets (%d-byte deltas): slowest Update %v, slowest delivery to all fast edges %v",
+	t.Logf("%d versions of 1,000 endpoint sets (%d-byte deltas): slowest Update %v, slowest delivery to all fast edges after it %v",
 		versions, len(srv.cur.Load().live), worstUpdate.Round(time.Millisecond), worstDelivery.Round(time.Millisecond))
-	if worstDelivery >= writeTimeout/2 {
+	if worstDelivery >= writeTimeout*3/4 {
 		t.Errorf("a fast edge waited %v for a version: the stalled edge held it up (write timeout %v)", worstDelivery, writeTimeout)
 	}
 	testkit.Eventually(t, 3*writeTimeout, 0, func() error {
