@@ -289,9 +289,8 @@ func (s *Swarm) addServiceLocked(at time.Time) *service {
 					Constraints: []string{"node.role == worker"},
 					Platforms:   []swarm.Platform{{Architecture: "amd64", OS: "linux"}},
 				},
-				Networks:    []swarm.NetworkAttachmentConfig{{Target: s.net.ID, Aliases: []string{name}}},
-				ForceUpdate: 0,
-				Runtime:     "container",
+				Networks: []swarm.NetworkAttachmentConfig{{Target: s.net.ID, Aliases: []string{name}}},
+				Runtime:  "container",
 			},
 			Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
 			UpdateConfig: &swarm.UpdateConfig{Parallelism: 1, FailureAction: "pause", Monitor: 5 * time.Second, MaxFailureRatio: 0, Order: "stop-first"},
@@ -331,7 +330,6 @@ func containerSpec(n int) *swarm.ContainerSpec {
 		StopGracePeriod: new(time.Duration),
 		DNSConfig:       &swarm.DNSConfig{},
 		Isolation:       "default",
-		Healthcheck:     nil,
 	}
 }
 
@@ -388,7 +386,6 @@ func (s *Swarm) taskLocked(sv *service, slot int, at time.Time) swarm.Task {
 			},
 			Addresses: []string{s.nextAddrLocked() + "/9"},
 		}},
-		Volumes: nil,
 	}
 }
 
