@@ -110,6 +110,7 @@ func Run(ctx context.Context, o Options) error {
 		TLSName:        func(host string) string { return e.TLSName(host) },
 		TrustedProxies: o.TrustedForwarders,
 		HTTPSPort:      portOf(o.HTTPSAddr),
+		SecretsDir:     o.TLS.Certs,
 		RequestBuffer:  o.RequestBuffer,
 	})
 	defer p.Close()

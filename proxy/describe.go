@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // RouteView is one HTTP route with its endpoints' live state.
@@ -20,6 +21,7 @@ type RouteView struct {
 	Sticky    string         `json:"sticky,omitempty"`
 	TLS       string         `json:"tls,omitempty"`
 	Timeout   string         `json:"timeout"`
+	Policy    *route.Policy  `json:"policy,omitempty"`
 	Endpoints []EndpointView `json:"endpoints"`
 }
 
@@ -39,7 +41,7 @@ func (t *Table) Describe(now time.Time) []RouteView {
 		v = append(v, RouteView{
 			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: routePrefix(r.Path), Strip: r.Strip,
 			Priority: r.Priority, Weight: r.Weight, Default: r.Default, Balancer: r.Balancer,
-			Sticky: r.Sticky, TLS: r.TLS, Timeout: r.Timeout.String(),
+			Sticky: r.Sticky, TLS: r.TLS, Timeout: r.Timeout.String(), Policy: r.Policy,
 			Endpoints: EndpointViews(tg.endpoints, now),
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/policy"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	// HTTPSPort is the port clients reach the HTTPS listener on, for
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
+	// SecretsDir is where the htpasswd files of swarmgate.auth.basic are
+	// read. If empty, /run/secrets.
+	SecretsDir string
 	// RequestBuffer is how much of a request body is read before an
 	// upstream is picked (see bufferBody). If zero, DefaultRequestBuffer;
 	// negative streams every body from its first byte.
@@ -72,6 +76,8 @@ type Proxy struct {
 	tlsName func(host string) string
 	trusted []netip.Prefix
 	https   string // ":port" for redirects, or ""
+	secrets string // SecretsDir
+	limits  *policy.Limits
 
 	// mu serialises Install; the request path never takes it.
 	mu     sync.Mutex
@@ -93,6 +99,8 @@ func New(o Options) *Proxy {
 		maxTry:  o.MaxAttempts,
 		tlsName: o.TLSName,
 		trusted: o.TrustedProxies,
+		secrets: o.SecretsDir,
+		limits:  policy.NewLimits(),
 	}
 	switch { // a negative RequestBuffer leaves it 0: no buffering
 	case o.RequestBuffer == 0:
@@ -121,7 +129,7 @@ func New(o Options) *Proxy {
 	}
 	p.tr = newUpstreams(dial)
 	p.metrics = newMetrics(o.Registerer)
-	p.table.Store(buildTable(route.Config{}, p.pool, p.tr, p.budget, p.now()))
+	p.table.Store(buildTable(route.Config{}, p.pool, p.tr, p.budget, p.guard, p.now()))
 	return p
 }
 
@@ -133,7 +141,7 @@ func (p *Proxy) Table() *Table { return p.table.Load() }
 // connections survive the rebuild. Routes the router rejects are left out
 // and reported by Table.Rejected; they never affect other routes.
 func (p *Proxy) Build(cfg route.Config) *Table {
-	return buildTable(cfg, p.pool, p.tr, p.budget, p.now())
+	return buildTable(cfg, p.pool, p.tr, p.budget, p.guard, p.now())
 }
 
 // Install swaps t in. Requests in flight finish on the table they started
@@ -148,6 +156,7 @@ func (p *Proxy) Install(t *Table) {
 	p.table.Store(t)
 	p.restartHealthChecks(t)
 	p.pruneBudgets(t)
+	p.pruneLimits(t)
 	p.metrics.swapped(t, len(t.config.Errors))
 }
 

@@ -70,6 +70,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, to, code)
 		return
 	}
+	if tg.guard != nil {
+		p.serveGuarded(w, r, tg, reqPath, &x)
+		return
+	}
 	p.forward(w, r, tg, reqPath, &x)
 }
 

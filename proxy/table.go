@@ -39,6 +39,7 @@ type target struct {
 	sticky    string // cookie name; "" is off
 	stripLen  int    // bytes of the path prefix to strip; 0 for none
 	budget    *retryBudget
+	guard     http.Handler // the route's policies ahead of forward; nil is none
 }
 
 // pick chooses a target by weight, falling back to any other weighted target
@@ -78,7 +79,12 @@ type transports interface {
 // from pool, so their statistics and connections survive the rebuild. Routes
 // the router rejects are left out and reported; they never affect other
 // routes.
-func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget, now time.Time) *Table {
+//
+// guard wraps each route's handler in its policies, once per table; a route
+// whose policy cannot be served (a missing htpasswd file) is reported and
+// answers 503 rather than going unguarded.
+func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget,
+	guard func(*target) (http.Handler, error), now time.Time) *Table {
 	t := &Table{config: cfg, built: now}
 	type key struct {
 		host, path string
@@ -93,6 +99,9 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 		if err != nil {
 			t.errors = append(t.errors, err.Error())
 			continue
+		}
+		if tg.guard, err = guard(tg); err != nil {
+			t.errors = append(t.errors, fmt.Sprintf("route %s: %v", tg.id, err))
 		}
 		t.targets = append(t.targets, tg)
 		hosts := r.Hosts

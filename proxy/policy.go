@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/swarmgate/swarmgate/policy"
+)
+
+// A route with policies (route.Policy) is served through a handler chain
+// that package policy builds once per table, ending in forward. A route
+// without them goes to forward directly and pays nothing.
+
+// guardedKey is the context key of a guarded request's state.
+type guardedKey struct{}
+
+// guarded is what forward needs of a request that went through its
+// route's policies.
+type guarded struct {
+	x    *exchange
+	path string // the cleaned path, routed and forwarded
+}
+
+// guard returns tg's policy chain, or nil for a route without policies. A
+// policy that cannot be served makes a handler that answers 503, and the
+// error to report: a route is never served without the policies it asks for.
+func (p *Proxy) guard(tg *target) (http.Handler, error) {
+	if tg.route.Policy == nil {
+		return nil, nil
+	}
+	end := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := r.Context().Value(guardedKey{}).(*guarded)
+		p.forward(w, r, tg, g.path, g.x)
+	})
+	h, err := policy.Build(tg.id, tg.route.Policy, end, policy.Options{
+		SecretsDir: p.secrets, Now: p.now, Reply: p.policyReply, Limits: p.limits,
+	})
+	if err != nil {
+		reason := "route policy unavailable: " + err.Error()
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.policyReply(w, r, http.StatusServiceUnavailable, reason)
+		}), err
+	}
+	return h, nil
+}
+
+// serveGuarded serves a request through its route's policies.
+func (p *Proxy) serveGuarded(w http.ResponseWriter, r *http.Request, tg *target, reqPath string, x *exchange) {
+	ctx := context.WithValue(r.Context(), guardedKey{}, &guarded{x: x, path: reqPath})
+	tg.guard.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// policyReply is policy.Options.Reply: the policies' own answers go through
+// fail like every answer of the proxy, and are logged and counted with the
+// exchange.
+func (p *Proxy) policyReply(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	x := r.Context().Value(guardedKey{}).(*guarded).x
+	if code >= 400 {
+		p.fail(w, x, code, reason)
+		return
+	}
+	x.status, x.reason = code, reason
+	w.WriteHeader(code)
+}
+
+// pruneLimits forgets the rate-limit state of routes t no longer has.
+func (p *Proxy) pruneLimits(t *Table) {
+	in := make(map[string]bool, len(t.targets))
+	for _, tg := range t.targets {
+		in[tg.id] = true
+	}
+	p.limits.Keep(func(id string) bool { return in[id] })
+}
