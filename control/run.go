@@ -38,7 +38,8 @@ type Options struct {
 	Server ServerOptions
 	// State, if set, is the fleet's shared state (fleet.Docker in
 	// production), served to edges under fleet.Path on the stream's
-	// listener, with the stream's TLS. If nil, there is none.
+	// listener, with the stream's TLS, and where Run keeps the fleet's
+	// session ticket keys (fleet.RotateTickets). If nil, there is none.
 	State fleet.Store
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
@@ -117,6 +118,9 @@ func Run(ctx context.Context, o Options) error {
 			fatal <- fmt.Errorf("control: source %s: %w", o.Source.Name(), err)
 		}
 	}()
+	if o.State != nil {
+		wg.Go(func() { fleet.RotateTickets(runCtx, o.State, fleet.TicketOptions{Logger: log.Named("tickets")}) })
+	}
 	go func() {
 		if err := stream.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			fatal <- fmt.Errorf("control: stream listener: %w", err)

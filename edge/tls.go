@@ -27,12 +27,13 @@ type TLSOptions struct {
 	ACME          bool   // certificates from ACME for routes labelled swarmgate.tls=auto
 	ACMEEmail     string // account contact
 	ACMEDirectory string // directory URL; "": Let's Encrypt production
-	ACMECache     string // account and certificate cache directory
+	ACMECache     string // account and certificate cache directory; "" with Fleet: the fleet's state
 	ACMECA        string // PEM file of CA roots for the ACME directory (a private or test CA)
 	// Fleet is the fleet's shared state through the control plane. If set,
-	// ACME keeps its account, certificates, locks and challenges there
-	// (one order per host for the fleet, validations answered by any edge)
-	// instead of ACMECache.
+	// the edge seals session tickets with the fleet's keys (a ticket
+	// resumes on any edge), and with ACMECache empty ACME keeps its
+	// account, certificates, locks and challenges there (one order per host
+	// for the fleet, validations answered by any edge).
 	Fleet *fleet.Client
 }
 
@@ -85,7 +86,7 @@ func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge,
 		}
 	}
 	switch {
-	case o.ACME && o.Fleet != nil:
+	case o.ACME && o.Fleet != nil && o.ACMECache == "":
 		a, err := tlsstore.NewFleetACME(tlsstore.FleetACMEOptions{
 			Storage:      fleetStorage{o.Fleet},
 			DirectoryURL: o.ACMEDirectory,
@@ -133,8 +134,62 @@ func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge,
 			return nil, errors.New("no certificate source: give --certs, --acme or --self-signed")
 		}
 	}
-	s.config = tlsstore.ServerConfig(get, tlsstore.ConfigOptions{ACME: s.acme != nil})
+	co := tlsstore.ConfigOptions{ACME: s.acme != nil}
+	if o.Fleet != nil {
+		co.Tickets = &tlsstore.TicketKeys{}
+		stop := pollTickets(ctx, o.Fleet, co.Tickets, log.Named("tickets"))
+		closeACME := s.close
+		s.close = func() { stop(); closeACME() }
+	}
+	s.config = tlsstore.ServerConfig(get, co)
 	return s, nil
+}
+
+// Session ticket key polling: every minute once the edge holds the fleet's
+// keys (a new key is published ten minutes before edges seal with it), every
+// second until then.
+const (
+	ticketPoll      = time.Minute
+	ticketPollFirst = time.Second
+)
+
+// pollTickets keeps tk set to the fleet's session ticket keys until the
+// returned stop is called. While it has none (the control plane is
+// unreachable or keeps no state), the edge seals tickets with its own keys.
+func pollTickets(ctx context.Context, c *fleet.Client, tk *tlsstore.TicketKeys, log *zap.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var held, failing bool
+		for {
+			keys, err := c.TicketKeys(ctx)
+			if err == nil {
+				conv := make([]tlsstore.TicketKey, len(keys))
+				for i, k := range keys {
+					conv[i] = tlsstore.TicketKey{Secret: [32]byte(k.Secret), From: k.From, Until: k.Until}
+				}
+				err = tk.Set(conv)
+			}
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				log.Warn("no session ticket keys from the control plane; tickets resume on this edge only until it answers", zap.Error(err))
+			case err == nil && (failing || !held):
+				log.Info("session ticket keys of the fleet in use", zap.Int("keys", len(keys)))
+			}
+			failing, held = err != nil, held || err == nil
+			wait := ticketPoll
+			if !held {
+				wait = ticketPollFirst
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // fleetStorage is the fleet's state as certmagic.Storage, whose Stat

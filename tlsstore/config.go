@@ -4,9 +4,11 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,62 @@ type ConfigOptions struct {
 	TicketRotation time.Duration
 	// Now is the clock of the ticket key rotation. If nil, time.Now.
 	Now func() time.Time
+	// Tickets, if set, are the fleet's session ticket keys: while it holds
+	// a key in force, tickets are sealed and opened with its keys, so a
+	// ticket issued by one edge resumes on any other; else with the
+	// edge's own rotating keys.
+	Tickets *TicketKeys
+}
+
+// TicketKey is one of the fleet's session ticket keys.
+type TicketKey struct {
+	Secret [32]byte
+	// From is when edges start sealing new tickets with it (the newest key
+	// whose From has passed seals); until then it only opens them.
+	From time.Time
+	// Until is when it retires: tickets under it no longer resume.
+	Until time.Time
+}
+
+// TicketKeys is the fleet's set of session ticket keys, replaced as a whole
+// by Set (from the control plane) and read on handshakes without a lock.
+// The zero value holds none.
+type TicketKeys struct {
+	keys atomic.Pointer[[]ticketKey] // newest From first
+}
+
+// Set replaces the keys.
+func (t *TicketKeys) Set(keys []TicketKey) error {
+	out := make([]ticketKey, 0, len(keys))
+	for _, k := range keys {
+		tk, err := newTicketKey(k.Secret, k.From, k.Until)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(k.Secret[:])
+		copy(tk.id[:], sum[:]) // the same id on every edge
+		out = append(out, tk)
+	}
+	slices.SortFunc(out, func(a, b ticketKey) int { return b.from.Compare(a.from) })
+	t.keys.Store(&out)
+	return nil
+}
+
+// inForce returns the keys if one of them seals at now.
+func (t *TicketKeys) inForce(now time.Time) ([]ticketKey, bool) {
+	if t == nil {
+		return nil, false
+	}
+	ks := t.keys.Load()
+	if ks == nil {
+		return nil, false
+	}
+	for _, k := range *ks {
+		if k.seals(now) {
+			return *ks, true
+		}
+	}
+	return nil, false
 }
 
 // ticketKeyPeriods is how many rotation periods a ticket key decrypts:
@@ -43,8 +101,9 @@ const ticketKeyPeriods = 3
 // after a period ends instead of in a goroutine, so there is nothing to
 // stop, and it survives tls.Config.Clone (net/http clones the config; a
 // key set with SetSessionTicketKeys on the original would not reach the
-// clone). Keys are random per process: a ticket resumes on the edge node
-// that issued it.
+// clone). The edge's own keys are random per process: a ticket resumes on
+// the edge node that issued it, unless ConfigOptions.Tickets holds the
+// fleet's keys.
 func ServerConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), o ConfigOptions) *tls.Config {
 	if o.TicketRotation <= 0 {
 		o.TicketRotation = 12 * time.Hour
@@ -56,7 +115,7 @@ func ServerConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), o Co
 	if o.ACME {
 		protos = append(protos, acme.ALPNProto)
 	}
-	r := &ticketRing{period: o.TicketRotation, now: o.Now, rand: rand.Reader}
+	r := &ticketRing{period: o.TicketRotation, now: o.Now, rand: rand.Reader, shared: o.Tickets}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{
@@ -75,12 +134,27 @@ func ServerConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), o Co
 	}
 }
 
-// ticketKey seals session tickets with AES-256-GCM.
+// ticketKey seals session tickets with AES-256-GCM from from and opens
+// them until until.
 type ticketKey struct {
-	id      [8]byte
-	aead    cipher.AEAD
-	created time.Time
+	id          [8]byte
+	aead        cipher.AEAD
+	from, until time.Time
 }
+
+func newTicketKey(secret [32]byte, from, until time.Time) (ticketKey, error) {
+	k := ticketKey{from: from, until: until}
+	block, err := aes.NewCipher(secret[:])
+	if err != nil {
+		return k, fmt.Errorf("tlsstore: session ticket key: %w", err)
+	}
+	if k.aead, err = cipher.NewGCM(block); err != nil {
+		return k, fmt.Errorf("tlsstore: session ticket key: %w", err)
+	}
+	return k, nil
+}
+
+func (k ticketKey) seals(now time.Time) bool { return !now.Before(k.from) && now.Before(k.until) }
 
 // ticketRing holds the session ticket keys, newest first.
 type ticketRing struct {
@@ -90,41 +164,43 @@ type ticketRing struct {
 
 	keys atomic.Pointer[[]ticketKey] // read on every handshake without a lock
 	mu   sync.Mutex                  // mu serializes rotations
+
+	shared *TicketKeys // the fleet's keys, preferred while one is in force
 }
 
-// current returns the live keys, rotating first when the newest key has
-// encrypted for a full period.
+// current returns the keys in use: the fleet's while one of them seals,
+// else the edge's own, rotating first when the newest has encrypted for a
+// full period.
 func (r *ticketRing) current(now time.Time) ([]ticketKey, error) {
-	if ks := r.keys.Load(); ks != nil && now.Before((*ks)[0].created.Add(r.period)) {
+	if ks, ok := r.shared.inForce(now); ok {
+		return ks, nil
+	}
+	if ks := r.keys.Load(); ks != nil && now.Before((*ks)[0].from.Add(r.period)) {
 		return *ks, nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var old []ticketKey
 	if ks := r.keys.Load(); ks != nil {
-		if now.Before((*ks)[0].created.Add(r.period)) {
+		if now.Before((*ks)[0].from.Add(r.period)) {
 			return *ks, nil // another handshake rotated first
 		}
 		old = *ks
 	}
-	k := ticketKey{created: now}
 	var secret [32]byte
 	if _, err := io.ReadFull(r.rand, secret[:]); err != nil {
 		return nil, fmt.Errorf("tlsstore: session ticket key: %w", err)
 	}
-	if _, err := io.ReadFull(r.rand, k.id[:]); err != nil {
-		return nil, fmt.Errorf("tlsstore: session ticket key: %w", err)
-	}
-	block, err := aes.NewCipher(secret[:])
+	k, err := newTicketKey(secret, now, now.Add(ticketKeyPeriods*r.period))
 	if err != nil {
-		return nil, fmt.Errorf("tlsstore: session ticket key: %w", err)
+		return nil, err
 	}
-	if k.aead, err = cipher.NewGCM(block); err != nil {
+	if _, err := io.ReadFull(r.rand, k.id[:]); err != nil {
 		return nil, fmt.Errorf("tlsstore: session ticket key: %w", err)
 	}
 	next := []ticketKey{k}
 	for _, o := range old {
-		if r.live(o, now) {
+		if now.Before(o.until) {
 			next = append(next, o)
 		}
 	}
@@ -132,14 +208,11 @@ func (r *ticketRing) current(now time.Time) ([]ticketKey, error) {
 	return next, nil
 }
 
-func (r *ticketRing) live(k ticketKey, now time.Time) bool {
-	return now.Before(k.created.Add(ticketKeyPeriods * r.period))
-}
-
 // wrap seals a session as id | nonce | AES-GCM(session), the id as
 // additional data.
 func (r *ticketRing) wrap(_ tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-	ks, err := r.current(r.now())
+	now := r.now()
+	ks, err := r.current(now)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +221,12 @@ func (r *ticketRing) wrap(_ tls.ConnectionState, ss *tls.SessionState) ([]byte, 
 		return nil, fmt.Errorf("tlsstore: session ticket: %w", err)
 	}
 	k := ks[0]
+	for _, c := range ks { // the newest that seals: a fleet key published ahead waits for its From
+		if c.seals(now) {
+			k = c
+			break
+		}
+	}
 	ns := k.aead.NonceSize()
 	out := make([]byte, len(k.id)+ns, len(k.id)+ns+len(plain)+k.aead.Overhead())
 	copy(out, k.id[:])
@@ -171,7 +250,7 @@ func (r *ticketRing) unwrap(identity []byte, _ tls.ConnectionState) (*tls.Sessio
 		if len(identity) < len(k.id)+ns || [8]byte(identity[:8]) != k.id {
 			continue
 		}
-		if !r.live(k, now) {
+		if !now.Before(k.until) {
 			return nil, nil
 		}
 		plain, err := k.aead.Open(nil, identity[8:8+ns], identity[8+ns:], identity[:8])

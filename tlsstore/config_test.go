@@ -175,6 +175,66 @@ func TestSessionTicketRotation(t *testing.T) {
 	}
 }
 
+// TestFleetTickets: two edges holding the fleet's keys (each its own
+// TicketKeys, set from the same list) resume each other's sessions over
+// TLS 1.2 and 1.3; a key published ahead seals only from its From; an edge
+// without the fleet's keys resumes nothing of theirs; once every fleet key
+// is retired, an edge falls back to its own keys.
+func TestFleetTickets(t *testing.T) {
+	ca := testkit.NewCA(t, "ca")
+	l := ca.Issue(t, "app.example.org")
+	cert, err := parseCertificate(l.CertPEM, l.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	clock := testkit.NewClock()
+	now := clock.Now()
+	keys := []TicketKey{
+		{Secret: [32]byte{1}, From: now.Add(-time.Hour), Until: now.Add(24 * time.Hour)},
+		{Secret: [32]byte{2}, From: now.Add(10 * time.Minute), Until: now.Add(36 * time.Hour)}, // published ahead
+	}
+	edge := func(keys []TicketKey) string {
+		var tk TicketKeys
+		if err := tk.Set(keys); err != nil {
+			t.Fatal(err)
+		}
+		return serveGreeting(t, ServerConfig(get, ConfigOptions{Now: clock.Now, Tickets: &tk}).Clone())
+	}
+	a, b, alone := edge(keys), edge(keys), edge(nil)
+	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(ver), func(t *testing.T) {
+			resumes := func(issuer, other string) bool {
+				t.Helper()
+				client := &tls.Config{RootCAs: ca.Pool, ServerName: "app.example.org", MaxVersion: ver,
+					ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+				if cs, err := dialGreeting(issuer, client); err != nil || cs.DidResume {
+					t.Fatalf("first handshake: resumed %v, %v", cs.DidResume, err)
+				}
+				cs, err := dialGreeting(other, client)
+				if err != nil {
+					t.Fatalf("second handshake: %v", err)
+				}
+				return cs.DidResume
+			}
+			if !resumes(a, b) || !resumes(b, a) {
+				t.Fatal("a session from one fleet edge did not resume on the other")
+			}
+			if resumes(a, alone) || resumes(alone, a) {
+				t.Fatal("a session resumed between a fleet edge and one without the fleet's keys")
+			}
+		})
+	}
+	var tk TicketKeys
+	tk.Set(keys)
+	if ks, ok := tk.inForce(now); !ok || ks[0].from != keys[1].From {
+		t.Fatal("keys not newest first")
+	}
+	if _, ok := tk.inForce(now.Add(37 * time.Hour)); ok {
+		t.Fatal("retired fleet keys still in force")
+	}
+}
+
 func TestTicketRing(t *testing.T) {
 	clock := testkit.NewClock()
 	r := &ticketRing{period: time.Hour, now: clock.Now, rand: rand.Reader}

@@ -112,8 +112,12 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	acmeCache := o.acmeCache
 	if state != nil {
 		defer state.Close()
+		if !o.ownACMECache() {
+			acmeCache = "" // the fleet's
+		}
 	}
 	return edge.Run(ctx, edge.Options{
 		Sources:   sources,
@@ -124,7 +128,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		Handover:  o.handover,
 		TLS: edge.TLSOptions{
 			Certs: o.certs, DefaultCert: o.defaultCert, SelfSigned: o.selfSigned,
-			ACME: o.acme, ACMEEmail: o.acmeEmail, ACMEDirectory: o.acmeDirectory, ACMECache: o.acmeCache, ACMECA: o.acmeCA,
+			ACME: o.acme, ACMEEmail: o.acmeEmail, ACMEDirectory: o.acmeDirectory, ACMECache: acmeCache, ACMECA: o.acmeCA,
 			Fleet: state,
 		},
 		TrustedProxies:    trusted,

@@ -49,11 +49,11 @@ func controlSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (r
 	return c, nil
 }
 
-// fleetState returns the fleet's shared state through the control plane,
-// for --acme with --control; nil when the edge keeps its own (no --control,
-// or --acme-cache given).
+// fleetState returns the fleet's shared state through the control plane
+// (session ticket keys, and ACME's state unless --acme-cache is given); nil
+// without --control.
 func fleetState(o edgeOptions, log *zap.Logger) (*fleet.Client, error) {
-	if o.control == "" || !o.acme || o.ownACMECache() {
+	if o.control == "" {
 		return nil, nil
 	}
 	addrs, conf, err := controlEndpoints(o)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmgate/swarmgate/control"
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/fleet"
 	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
@@ -29,6 +30,12 @@ type replica struct {
 }
 
 func startReplica(t *testing.T, routes, addr string) *replica {
+	return startStateReplica(t, routes, addr, nil)
+}
+
+// startStateReplica is startReplica serving the fleet state too (if state
+// is not nil).
+func startStateReplica(t *testing.T, routes, addr string, state fleet.Store) *replica {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{addr: addr, cancel: cancel, done: make(chan error, 1)}
@@ -36,6 +43,7 @@ func startReplica(t *testing.T, routes, addr string) *replica {
 		r.done <- control.Run(ctx, control.Options{
 			Source:       discovery.NewFile(discovery.FileOptions{Path: routes, Interval: 10 * time.Millisecond}),
 			Listen:       addr,
+			State:        state,
 			Registry:     prometheus.NewRegistry(),
 			Logger:       zaptest.NewLogger(t).Named("control"),
 			DrainTimeout: 2 * time.Second,
@@ -83,24 +91,39 @@ type edgeUnderTest struct {
 
 func startControlledEdge(t *testing.T, control string) *edgeUnderTest {
 	t.Helper()
-	e := &edgeUnderTest{
-		o: edgeOptions{
-			httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), control: control,
-			drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
-		},
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
-	}
+	return startEdge(t, edgeOptions{
+		httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), control: control,
+		drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
+	}).edgeUnderTest
+}
+
+// runningEdge is an edge run by startEdge, until stop or the test's end.
+type runningEdge struct {
+	*edgeUnderTest
+	stop func()
+}
+
+// startEdge runs `swarmgate edge` with o as main would.
+func startEdge(t *testing.T, o edgeOptions) *runningEdge {
+	t.Helper()
+	e := &edgeUnderTest{o: o, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runEdge(ctx, e.o, zaptest.NewLogger(t)) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
-		if err := <-done; err != nil {
+		if err := testkit.Receive(t, done, 30*time.Second, "the edge to stop"); err != nil {
 			t.Errorf("edge: %v", err)
 		}
 		e.client.CloseIdleConnections()
-	})
-	return e
+	}
+	t.Cleanup(stop)
+	return &runningEdge{edgeUnderTest: e, stop: stop}
 }
 
 func (e *edgeUnderTest) get(addr, host, path string) (int, string) {
