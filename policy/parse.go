@@ -74,6 +74,16 @@ func list(v, what string) ([]string, error) {
 	return items, nil
 }
 
+// starOrList is list, except that "*" alone is the one item "*", and
+// star is true.
+func starOrList(v, what string) (items []string, star bool, err error) {
+	if v == "*" {
+		return []string{"*"}, true, nil
+	}
+	items, err = list(v, what)
+	return items, false, err
+}
+
 // ParseSecretName parses the name of a file in the secrets directory
 // (swarmgate.auth.basic): letters, digits, '.', '_' and '-', starting with a
 // letter or digit, so that it can name no other directory.
@@ -205,12 +215,9 @@ func ParseHeader(side, name, value string) (route.Header, error) {
 // ParseOrigins parses swarmgate.cors.origins: "*", or a comma list of
 // origins "scheme://host[:port]" (http or https), stored lower-case.
 func ParseOrigins(v string) ([]string, error) {
-	if v == "*" {
-		return []string{"*"}, nil
-	}
-	items, err := list(v, "origin")
-	if err != nil {
-		return nil, err
+	items, star, err := starOrList(v, "origin")
+	if star || err != nil {
+		return items, err
 	}
 	for i, o := range items {
 		o = strings.ToLower(o)
@@ -270,12 +277,9 @@ func ParseMethods(v string) ([]string, error) {
 // ParseHeaderNames parses swarmgate.cors.headers: "*" or a comma list of
 // field names, stored canonical.
 func ParseHeaderNames(v string) ([]string, error) {
-	if v == "*" {
-		return []string{"*"}, nil
-	}
-	items, err := list(v, "field name")
-	if err != nil {
-		return nil, err
+	items, star, err := starOrList(v, "field name")
+	if star || err != nil {
+		return items, err
 	}
 	for i, h := range items {
 		if !httpguts.ValidHeaderFieldName(h) {

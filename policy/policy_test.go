@@ -65,14 +65,22 @@ func serve(t *testing.T, p *route.Policy, o Options, h http.Handler, remote stri
 	return srv
 }
 
-func do(t *testing.T, req *http.Request) (*http.Response, string) {
+// roundTrip sends req as it is (no Accept-Encoding added); the caller
+// closes the body.
+func roundTrip(t *testing.T, req *http.Request) *http.Response {
 	t.Helper()
 	tr := &http.Transport{DisableCompression: true}
-	defer tr.CloseIdleConnections()
+	t.Cleanup(tr.CloseIdleConnections)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp := roundTrip(t, req)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -573,12 +581,7 @@ func TestCompressStreams(t *testing.T) {
 	}), "")
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("Accept-Encoding", "gzip")
-	tr := &http.Transport{DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := roundTrip(t, req)
 	defer resp.Body.Close()
 	if resp.Header.Get("Content-Encoding") != Gzip {
 		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
@@ -615,12 +618,7 @@ func TestCompressBoundedMemory(t *testing.T) {
 			stop := sampleHeap(&peak)
 			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 			req.Header.Set("Accept-Encoding", enc)
-			tr := &http.Transport{DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := roundTrip(t, req)
 			n, err := io.Copy(io.Discard, decodeStream(t, enc, resp.Body))
 			resp.Body.Close()
 			base := stop()
