@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +87,7 @@ type Client struct {
 	// ClientState.Version is the Config's in force, which is kept when
 	// the state is dropped.
 	items   map[string]decoded
+	order   []string // the keys of items, sorted: kept in step, not re-sorted per frame
 	version string
 	logged  map[string]bool // label errors already logged (route.LabelError.Error())
 
@@ -386,7 +388,7 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		if err := decodeSet(items, f.Set); err != nil {
 			return "", err
 		}
-		c.items = items
+		c.items, c.order = items, sortedKeys(items)
 	case "delta":
 		if f.From != c.version {
 			return "", fmt.Errorf("delta from version %s, but the client is at %s", f.From, c.version)
@@ -397,10 +399,11 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		if err := decodeSet(c.items, f.Set); err != nil {
 			return "", err
 		}
+		c.order = reorder(c.order, c.items, f.Set, f.Del)
 	default:
 		return "", fmt.Errorf("unknown frame type %q", f.T)
 	}
-	got := versionOf(sortedKeys(c.items), func(k string) [sha256.Size]byte { return c.items[k].sum })
+	got := versionOf(c.order, func(k string) [sha256.Size]byte { return c.items[k].sum })
 	if got != f.V {
 		return "", fmt.Errorf("state after the %s is version %s, the server announced %s", f.T, got, f.V)
 	}
@@ -410,7 +413,7 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		// Config in force: nothing to rebuild.
 		return f.T, nil
 	}
-	cfg := buildConfig(c.items, f.At)
+	cfg := buildConfig(c.items, c.order, f.At)
 	update(cfg)
 	c.logLabelErrors(cfg.Errors)
 	now := c.o.Now()
@@ -424,6 +427,26 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		s.Routes, s.LabelErrors = len(cfg.Routes), len(cfg.Errors)
 	})
 	return f.T, nil
+}
+
+// reorder returns the sorted keys of items after a delta that set and
+// deleted keys, from order, the sorted keys before it: a small delta costs
+// a binary search per key, a large one a sort.
+func reorder(order []string, items map[string]decoded, set map[string]json.RawMessage, del []string) []string {
+	if len(set)+len(del) > 64 {
+		return sortedKeys(items)
+	}
+	for _, k := range del {
+		if i, ok := slices.BinarySearch(order, k); ok {
+			order = slices.Delete(order, i, i+1)
+		}
+	}
+	for k := range set {
+		if i, ok := slices.BinarySearch(order, k); !ok {
+			order = slices.Insert(order, i, k)
+		}
+	}
+	return order
 }
 
 // logLabelErrors logs each label error once, when it appears, so that an

@@ -262,29 +262,22 @@ func strictUnmarshal(raw []byte, v any) error {
 }
 
 // buildConfig assembles the Config of a client's state: routes and label
-// errors in key order (route ID, service name), every slice its own.
-func buildConfig(items map[string]decoded, changed time.Time) route.Config {
-	keys := make([]string, 0, len(items))
-	for k := range items {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	cfg := route.Config{Routes: []route.Route{}, Changed: changed}
+// errors in the order of keys, the state's keys sorted (route ID, service
+// name). It costs a copy of each route's struct, no sort and no slice.
+func buildConfig(items map[string]decoded, keys []string, changed time.Time) route.Config {
+	cfg := route.Config{Routes: make([]route.Route, 0, len(items)/2), Changed: changed}
 	for _, k := range keys {
 		d := items[k]
 		switch {
 		case d.route != nil:
+			// The decoded item is never modified (a change decodes a new
+			// one), so the Config shares its slices rather than copy them:
+			// Configs are read-only (route.Source).
 			r := *d.route
-			r.Hosts = slices.Clone(r.Hosts)
-			r.SNI = slices.Clone(r.SNI)
-			r.Redirects = slices.Clone(r.Redirects)
-			r.Endpoints = slices.Clone(items[keyEndpoints+k[len(keyRoute):]].endpoints)
+			r.Endpoints = items[keyEndpoints+k[len(keyRoute):]].endpoints
 			cfg.Routes = append(cfg.Routes, r)
 		case d.errors != nil:
-			for _, e := range d.errors {
-				c := *e
-				cfg.Errors = append(cfg.Errors, &c)
-			}
+			cfg.Errors = append(cfg.Errors, d.errors...)
 		}
 	}
 	return cfg

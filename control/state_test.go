@@ -70,7 +70,7 @@ func TestWireRouteCoversTheModel(t *testing.T) {
 		}
 		items[k] = d
 	}
-	got := buildConfig(items, time.Time{})
+	got := buildConfig(items, sortedKeys(items), time.Time{})
 	if !reflect.DeepEqual(got.Routes, cfg.Routes) {
 		t.Errorf("route after the wire:\n got %+v\nwant %+v", got.Routes, cfg.Routes)
 	}

@@ -202,6 +202,8 @@ type Config struct {
 
 // Source produces Configs. Run blocks until ctx is done, calling update with
 // every new desired Config (the whole state of that source, never a delta).
+// A Config is read-only: its slices may be shared with the source's state
+// and with the Configs before and after it.
 // A source that loses its backend keeps quiet (the last Config stays in force)
 // and reconnects on its own.
 type Source interface {
