@@ -92,6 +92,16 @@ func (s *Snapshot) tlsName(host string) string {
 	return ""
 }
 
+// allIn reports whether every route is of cluster.
+func allIn(cluster string, routes []route.Route) bool {
+	for i := range routes {
+		if routes[i].Cluster != cluster {
+			return false
+		}
+	}
+	return true
+}
+
 // endpoints reports every address the snapshot references.
 func (s *Snapshot) endpoints() map[string]bool {
 	in := make(map[string]bool)
@@ -109,6 +119,15 @@ func (s *Snapshot) endpoints() map[string]bool {
 // --cluster) and every label error. Its Changed is the latest of theirs:
 // the change that made this merge.
 func Merge(cluster string, cfgs ...route.Config) route.Config {
+	if len(cfgs) == 1 && allIn(cluster, cfgs[0].Routes) {
+		// The usual edge: one source, one cluster. Configs are read-only,
+		// so the source's is the merge.
+		out := cfgs[0]
+		if out.Routes == nil {
+			out.Routes = []route.Route{}
+		}
+		return out
+	}
 	out := route.Config{Routes: []route.Route{}}
 	for _, c := range cfgs {
 		for _, r := range c.Routes {

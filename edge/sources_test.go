@@ -93,3 +93,20 @@ func TestMergeKeepsLatestChange(t *testing.T) {
 		t.Fatalf("Changed = %v, want %v", got.Changed, late)
 	}
 }
+
+// TestMergeOneSource: one source whose routes are all of the edge's cluster
+// is its own merge; a route of another cluster still leaves it.
+func TestMergeOneSource(t *testing.T) {
+	cfg := route.Config{Routes: []route.Route{{Service: "a"}, {Service: "b"}}, Errors: []*route.LabelError{{Service: "x"}}, Changed: time.Unix(5, 0)}
+	got := Merge(route.DefaultCluster, cfg)
+	if len(got.Routes) != 2 || len(got.Errors) != 1 || !got.Changed.Equal(cfg.Changed) {
+		t.Fatalf("one source: %+v", got)
+	}
+	cfg.Routes = append(cfg.Routes, route.Route{Service: "c", Cluster: "blue"})
+	if got := Merge(route.DefaultCluster, cfg); len(got.Routes) != 2 {
+		t.Fatalf("a blue route reached the default cluster: %+v", got.Routes)
+	}
+	if got := Merge(route.DefaultCluster, route.Config{}); got.Routes == nil {
+		t.Fatal("an empty source merges to nil routes; want an empty list")
+	}
+}
