@@ -483,4 +483,21 @@ func (d *Docker) Unlock(ctx context.Context, name, token string) error {
 	return d.remove(ctx, c.ID)
 }
 
+// Purge removes every config of the state, values and locks: for tests,
+// and for an operator who retires the state.
+func (d *Docker) Purge(ctx context.Context) error {
+	cs, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", labelNS+"="+d.prefix))})
+	if err != nil {
+		return fmt.Errorf("fleet: docker: list configs: %w", err)
+	}
+	for _, c := range cs {
+		if c.Spec.Labels[labelNS] == d.prefix && strings.HasPrefix(c.Spec.Name, d.prefix) {
+			if err := d.remove(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 var _ Store = (*Docker)(nil)

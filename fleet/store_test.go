@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
@@ -185,37 +184,30 @@ func dockerClient(t *testing.T) *client.Client {
 	return cli
 }
 
-// testPrefix is a prefix no other state uses, and a cleanup that removes
-// every config under it.
-func testPrefix(t *testing.T, cli *client.Client) string {
+// testPrefix is a prefix no other state uses.
+func testPrefix() string {
 	var b [2]byte
 	rand.Read(b[:])
-	prefix := "swarmgate-state-t" + hex.EncodeToString(b[:]) + "-"
-	t.Cleanup(func() {
-		cs, err := cli.ConfigList(context.Background(), swarm.ConfigListOptions{
-			Filters: filters.NewArgs(filters.Arg("label", labelNS+"="+prefix))})
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		for _, c := range cs {
-			if len(c.Spec.Name) >= len(prefix) && c.Spec.Name[:len(prefix)] == prefix {
-				cli.ConfigRemove(context.Background(), c.ID)
-			}
-		}
-	})
-	return prefix
+	return "swarmgate-state-t" + hex.EncodeToString(b[:]) + "-"
 }
 
 func TestDocker(t *testing.T) {
 	cli := dockerClient(t)
 	key := bytes.Repeat([]byte{7}, 32)
 	c := newFakeClock()
-	prefix := testPrefix(t, cli)
+	prefix := testPrefix()
 	d, err := NewDocker(DockerOptions{Client: cli, Key: key, Prefix: prefix, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := d.Purge(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if cs, _ := d.list(context.Background(), "value", ""); len(cs) != 0 {
+			t.Errorf("%d configs left after Purge", len(cs))
+		}
+	})
 	testStore(t, d, c)
 
 	ctx := context.Background()
