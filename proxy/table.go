@@ -90,8 +90,8 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 		host, path string
 		priority   int
 	}
-	groups := make(map[key]*group)
-	var order []key
+	groups := make(map[key]*group, len(cfg.Routes))
+	order := make([]key, 0, len(cfg.Routes))
 	// Older routes first, so that group members and listings are deterministic.
 	routes := cfg.HTTPByAge()
 	for _, r := range routes {
