@@ -39,6 +39,12 @@ const (
 	edgeService    = stack + "_edge"     // the edge: global, host-mode ports
 )
 
+// The control plane's state key secret and the prefix of its state.
+const (
+	stateKey    = prefix + "-state-key"
+	statePrefix = prefix + "-state-"
+)
+
 // controlReplicas: the stack runs one control plane per manager; on this
 // one-node swarm the suite runs two, so that failing one over is tested.
 const controlReplicas = 2
@@ -71,6 +77,7 @@ services:
 		"SWARMGATE_CONTROL_NETWORK="+controlNetwork,
 		"SWARMGATE_HTTP_PORT=18080", "SWARMGATE_ADMIN_PORT=18081", "SWARMGATE_HTTPS_PORT=18443",
 		"SWARMGATE_SHUTDOWN_DELAY=0s", "SWARMGATE_DRAIN_TIMEOUT=3s", "SWARMGATE_STOP_GRACE=5s",
+		"SWARMGATE_STATE_KEY_SECRET="+stateKey, "SWARMGATE_STATE_PREFIX="+statePrefix,
 		// Every node of this swarm is an edge node: the host's own node
 		// gets no label from the suite.
 		"SWARMGATE_EDGE_CONSTRAINT=node.role == manager",
@@ -163,6 +170,9 @@ func setup() error {
 	if err := buildImages(); err != nil {
 		return err
 	}
+	if out, err := run("sh", "-c", "head -c 48 /dev/urandom | base64 | docker secret create "+stateKey+" -"); err != nil {
+		return fmt.Errorf("state key secret: %v: %s", err, out)
+	}
 	if err := deployStack(); err != nil {
 		return err
 	}
@@ -239,6 +249,11 @@ func teardown() {
 		}
 		return nil
 	})
+	// The control plane's state: its secret and the configs it wrote.
+	docker("secret", "rm", stateKey)
+	if out, _ := docker("config", "ls", "-q", "--filter", "label=swarmgate.state="+statePrefix); out != "" {
+		docker(append([]string{"config", "rm"}, strings.Fields(out)...)...)
+	}
 	// The engine's name filter matches whole names of networks with no local
 	// container, so the prefix is matched here.
 	testkit.Wait(20*time.Second, 500*time.Millisecond, func() error {

@@ -27,6 +27,7 @@ type controlOptions struct {
 	history      int
 	drainTimeout time.Duration
 	stateKey     string
+	statePrefix  string
 }
 
 func newControlCmd(logs *logOptions) *cobra.Command {
@@ -55,6 +56,7 @@ managers serve the same ones, and an edge resumes on any of them.`,
 	f.StringVar(&o.tlsCA, "tls-ca", "", "require edge certificates signed by this CA (PEM): mutual TLS")
 	f.IntVar(&o.history, "history", control.DefaultHistory, "versions an edge can resume from with a delta instead of a snapshot")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long the listeners may take to close")
+	f.StringVar(&o.statePrefix, "state-prefix", fleet.DefaultPrefix, "name prefix (and swarmgate.state label) of the shared state's Docker configs, for several stacks in one swarm")
 	f.StringVar(&o.stateKey, "state-key-file", "", "file (a Docker secret) with the key that encrypts the fleet's shared state (ACME certificates, session ticket keys) in Docker configs; empty: no shared state")
 	o.dockerTLS.flags(f, "docker", "a socket-proxy")
 	return cmd
@@ -96,7 +98,7 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		if err != nil {
 			return fmt.Errorf("control: --state-key-file: %w", err)
 		}
-		if opts.State, err = fleet.NewDocker(fleet.DockerOptions{Client: src.Client(), Key: key}); err != nil {
+		if opts.State, err = fleet.NewDocker(fleet.DockerOptions{Client: src.Client(), Key: key, Prefix: o.statePrefix}); err != nil {
 			return fmt.Errorf("control: %w", err)
 		}
 	}
