@@ -116,6 +116,7 @@ type wireRoute struct {
 	HealthPath     string         `json:"hpath,omitempty"`
 	HealthInterval time.Duration  `json:"hint,omitempty"`
 	Timeout        time.Duration  `json:"timeout,omitempty"`
+	StreamBody     bool           `json:"stream,omitempty"`
 	Redirects      []wireRedirect `json:"redir,omitempty"`
 	Cluster        string         `json:"cluster,omitempty"`
 	TCPPort        int            `json:"tcp,omitempty"`
@@ -142,7 +143,7 @@ func toWire(r *route.Route) wireRoute {
 		Service: r.Service, ServiceID: r.ServiceID, Name: r.Name,
 		Hosts: r.Hosts, Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight, Default: r.Default,
 		Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer, Sticky: r.Sticky,
-		TLS: r.TLS, TLSRedirect: r.TLSRedirect, HSTS: r.HSTS, BackendTLS: r.BackendTLS, H2C: r.H2C,
+		TLS: r.TLS, TLSRedirect: r.TLSRedirect, HSTS: r.HSTS, BackendTLS: r.BackendTLS, H2C: r.H2C, StreamBody: r.StreamBody,
 		HealthPath: r.HealthPath, HealthInterval: r.HealthInterval, Timeout: r.Timeout,
 		Cluster: r.Cluster, TCPPort: r.TCPPort, SNI: r.SNI, ProxyProtocol: r.ProxyProtocol, Policy: r.Policy,
 	}
@@ -161,7 +162,7 @@ func fromWire(w *wireRoute) route.Route {
 		Service: w.Service, ServiceID: w.ServiceID, Name: w.Name, CreatedAt: w.CreatedAt,
 		Hosts: w.Hosts, Path: w.Path, Strip: w.Strip, Priority: w.Priority, Weight: w.Weight, Default: w.Default,
 		Port: w.Port, Backend: w.Backend, Network: w.Network, Balancer: w.Balancer, Sticky: w.Sticky,
-		TLS: w.TLS, TLSRedirect: w.TLSRedirect, HSTS: w.HSTS, BackendTLS: w.BackendTLS, H2C: w.H2C,
+		TLS: w.TLS, TLSRedirect: w.TLSRedirect, HSTS: w.HSTS, BackendTLS: w.BackendTLS, H2C: w.H2C, StreamBody: w.StreamBody,
 		HealthPath: w.HealthPath, HealthInterval: w.HealthInterval, Timeout: w.Timeout,
 		Cluster: w.Cluster, TCPPort: w.TCPPort, SNI: w.SNI, ProxyProtocol: w.ProxyProtocol, Policy: w.Policy,
 	}

@@ -182,6 +182,12 @@ func routeKeys() []keyDef {
 			apply: field(parseBackendTLS, func(r *route.Route) *string { return &r.BackendTLS })},
 		{name: keyH2C, kind: kindHTTP, doc: "cleartext HTTP/2 to the tasks (gRPC)",
 			apply: field(parseBool, func(r *route.Route) *bool { return &r.H2C })},
+		{name: "request.buffering", kind: kindHTTP, doc: "false: stream request bodies to the tasks from the first byte",
+			apply: func(r *route.Route, v string) error {
+				buffer, err := parseBool(v)
+				r.StreamBody = !buffer
+				return err
+			}},
 		{name: keyRedirects, kind: kindHTTP, doc: "FROM=>TO redirect rules, ;-separated",
 			apply: field(parseRedirects, func(r *route.Route) *[]route.Redirect { return &r.Redirects })},
 		{name: keyHealthPath, kind: kindHTTP, doc: "path (and query) of an active health check",

@@ -91,6 +91,10 @@ func TestParseLabelsRoutes(t *testing.T) {
 		{"backend.tls off", labels("swarmgate.backend.tls", "off"), []route.Route{httpRoute(nil)}},
 		{"backend.h2c", labels("swarmgate.backend.h2c", "1"),
 			[]route.Route{httpRoute(func(r *route.Route) { r.H2C = true })}},
+		{"request.buffering off", labels("swarmgate.request.buffering", "false"),
+			[]route.Route{httpRoute(func(r *route.Route) { r.StreamBody = true })}},
+		{"request.buffering on", labels("swarmgate.request.buffering", "true"),
+			[]route.Route{httpRoute(func(*route.Route) {})}},
 		{"health.path with the default interval", labels("swarmgate.health.path", "/healthz?full=1"),
 			[]route.Route{httpRoute(func(r *route.Route) { r.HealthPath, r.HealthInterval = "/healthz?full=1", route.DefaultHealthInterval })}},
 		{"health.interval", labels("swarmgate.health.path", "/ping", "swarmgate.health.interval", "2s"),
@@ -316,6 +320,7 @@ func TestParseLabelsErrors(t *testing.T) {
 		{"tls.hsts bad directive", labels("swarmgate.tls", "auto", "swarmgate.tls.hsts", "1y;always"), []wantErr{{"swarmgate.tls.hsts", "unknown directive"}}},
 		{"backend.tls bad", labels("swarmgate.backend.tls", "verify"), []wantErr{{"swarmgate.backend.tls", "off, on or insecure"}}},
 		{"backend.h2c bad", labels("swarmgate.backend.h2c", "grpc"), []wantErr{{"swarmgate.backend.h2c", "true or false"}}},
+		{"request.buffering bad", labels("swarmgate.request.buffering", "sometimes"), []wantErr{{"swarmgate.request.buffering", "true or false"}}},
 		{"h2c with backend.tls", labels("swarmgate.backend.h2c", "true", "swarmgate.backend.tls", "on"),
 			[]wantErr{{"swarmgate.backend.h2c", "cleartext"}}},
 		// health, timeout

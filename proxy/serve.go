@@ -132,9 +132,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
 	defer timer.Stop()
 
-	if err := bufferBody(r, p.requestBuffer); err != nil {
-		p.failClientBody(w, x, err)
-		return
+	if !tg.route.StreamBody { // a streaming route's bodies are not read ahead
+		if err := bufferBody(r, p.requestBuffer); err != nil {
+			p.failClientBody(w, x, err)
+			return
+		}
 	}
 	out := p.outRequest(ctx, r, tg, reqPath)
 	var body *replayGuard

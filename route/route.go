@@ -83,6 +83,10 @@ type Route struct {
 	HealthPath     string        // active health check path; "" is passive only
 	HealthInterval time.Duration // active health check period
 	Timeout        time.Duration // upstream response timeout
+	// StreamBody sends request bodies to the task from their first byte
+	// instead of reading up to the edge's request buffer first (uploads the
+	// task reads as they arrive).
+	StreamBody bool
 
 	Redirects []Redirect
 	Cluster   string // service cluster; DefaultCluster when unset
