@@ -14,9 +14,10 @@
 #   CONNS=64        wrk connections
 #   BODY=small      response body: small (13 B), 1k, 64k
 #   PROXIES="swarmgate nginx haproxy stdproxy"   which proxies, in order
-#   SUITES=http,tls,l4   suites to run, comma or space separated
+#   SUITES=http,tls,l4   suites to run, comma or space separated (also: slow)
 #   TLS_DURATION=5 TLS_CONNS=16 TLS_VERSIONS="1.3 1.2"   TLS suite
 #   L4_BYTES=2G L4_DURATION=10 L4_CONNS=1                L4 suite
+#   SLOW_CONNS=1000 SLOW_DURATION=60                      slow suite (slowhttptest)
 #   PROXY_CPU=0 LOAD_CPU=1                        core pinning
 #   BACKEND_PORT=19000 PROXY_PORT=19001           loopback ports
 #   SWARMGATE_BIN=  a prebuilt binary (default: `make build`, bin/swarmgate)
@@ -60,6 +61,7 @@ need_apt taskset util-linux
 need_apt wrk wrk
 [[ " $PROXIES " != *" nginx "* ]] || need_apt nginx nginx
 [[ " $PROXIES " != *" haproxy "* ]] || need_apt haproxy haproxy
+[[ " ${SUITES//,/ } " != *" slow "* ]] || need_apt slowhttptest slowhttptest
 if ! command -v vegeta >/dev/null; then
 	log "installing vegeta"
 	go install github.com/tsenart/vegeta/v12@v12.13.0
@@ -107,6 +109,7 @@ cd "$ROOT"
 	-duration "${DURATION:-10}" -warmup "${WARMUP:-2}" -rate "${RATE:-2000}" -conns "${CONNS:-64}" -body "${BODY:-small}" \
 	-tls-duration "${TLS_DURATION:-5}" -tls-conns "${TLS_CONNS:-16}" -tls-versions "${TLS_VERSIONS:-1.3 1.2}" \
 	-l4-bytes "${L4_BYTES:-2G}" -l4-duration "${L4_DURATION:-10}" -l4-conns "${L4_CONNS:-1}" \
+	-slow-conns "${SLOW_CONNS:-1000}" -slow-duration "${SLOW_DURATION:-60}" \
 	-proxy-cpu "${PROXY_CPU:-0}" -load-cpu "${LOAD_CPU:-1}" \
 	-backend-port "${BACKEND_PORT:-19000}" -proxy-port "${PROXY_PORT:-19001}" &
 RUN_PID=$!

@@ -88,6 +88,8 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 			table, err = b.suiteTLS(ctx)
 		case "l4":
 			table, err = b.suiteL4(ctx)
+		case "slow":
+			table, err = b.suiteSlow(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("benchrun: suite %s: %w", s, err)
@@ -164,8 +166,13 @@ func (b *bench) writeHeader(ctx context.Context) {
 		fieldsOf(first("haproxy", "-v"), 0, 2), fieldsOf(first("wrk", "-v"), 0, 1), runtime.Version())
 	b.raw.printf("knobs: SUITES='%s' DURATION=%d WARMUP=%d RATE=%d CONNS=%d BODY=%s PROXY_CPU=%d LOAD_CPU=%d\n",
 		strings.Join(o.suites, " "), int(o.duration.Seconds()), int(o.warmup.Seconds()), o.rate, o.conns, o.body, o.proxyCPU, o.loadCPU)
-	b.raw.printf("       TLS_DURATION=%d TLS_CONNS=%d TLS_VERSIONS='%s' L4_BYTES=%s L4_DURATION=%d L4_CONNS=%d\n\n",
+	b.raw.printf("       TLS_DURATION=%d TLS_CONNS=%d TLS_VERSIONS='%s' L4_BYTES=%s L4_DURATION=%d L4_CONNS=%d\n",
 		int(o.tlsDuration.Seconds()), o.tlsConns, strings.Join(o.tlsVersions, " "), o.l4Bytes, int(o.l4Duration.Seconds()), o.l4Conns)
+	slowhttptest := first("slowhttptest", "-h")
+	if _, v, ok := strings.Cut(slowhttptest, "version "); ok {
+		slowhttptest = "slowhttptest " + v
+	}
+	b.raw.printf("       SLOW_CONNS=%d SLOW_DURATION=%d (%s)\n\n", o.slowConns, int(o.slowDuration.Seconds()), slowhttptest)
 }
 
 func cpuModel() string {

@@ -48,7 +48,7 @@ func TestRender(t *testing.T) {
 			"nbthread 1", "mode http", "http-reuse always", "option forwardfor", "unique-id-header X-Request-Id",
 			"bind 127.0.0.1:19001", "http-request set-header X-Forwarded-Proto http", "server origin 127.0.0.1:19000",
 			"timeout connect 5s", "timeout http-keep-alive 65s",
-		}, []string{"ssl", "mode tcp", "log "}},
+		}, []string{"ssl", "mode tcp", "log ", "set-uri"}},
 		{"haproxy", "tls", testConf(), []string{
 			"bind 127.0.0.1:19001 ssl crt /w/certs/bench.pem ssl-min-ver TLSv1.2 curves X25519:P-256 ciphers " + tlsCiphers,
 			"http-request set-header X-Forwarded-Proto https", "mode http",
@@ -60,6 +60,14 @@ func TestRender(t *testing.T) {
 			"- name: bench", "swarmgate.hosts: bench.local", `swarmgate.port: "19000"`, "swarmgate.balancer: round-robin",
 			`endpoints: ["127.0.0.1"]`,
 		}, []string{"swarmgate.tls", "tcp"}},
+		{"nginx", "slow", testConf(), []string{
+			"worker_processes 1;", "listen 127.0.0.1:19001;", "server 127.0.0.1:19000;", "keepalive 64;", "proxy_pass http://backend;",
+		}, []string{"ssl", "stream {", "proxy_request_buffering off", "client_header_timeout", "client_body_timeout", "send_timeout"}},
+		{"haproxy", "slow", testConf(), []string{
+			"nbthread 1", "mode http", "bind 127.0.0.1:19001", "server origin 127.0.0.1:19000", "timeout client 60s",
+			"http-request set-header X-Forwarded-Proto http", "http-request set-uri %[pathq]",
+		}, []string{"ssl", "http-buffer-request", "timeout http-request"}},
+		{"swarmgate", "slow", testConf(), []string{"swarmgate.hosts: bench.local", `swarmgate.port: "19000"`}, []string{"swarmgate.tls", "tcp"}},
 		{"swarmgate", "tls", testConf(), []string{"swarmgate.hosts: bench.local", "swarmgate.tls: bench", `swarmgate.port: "19000"`}, nil},
 		{"swarmgate", "l4", testConf(), []string{"- name: bulk", `swarmgate.tcp.port: "19001"`, `swarmgate.port: "19000"`}, []string{"hosts"}},
 	}

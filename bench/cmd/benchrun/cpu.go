@@ -81,23 +81,29 @@ func readProcs(procDir string) (map[int]procStat, error) {
 // treeTicks is the CPU of root and all its descendants in procs (NGINX's
 // worker is a child of its master), in ticks; 0 if root is 0.
 func treeTicks(root int, procs map[int]procStat) uint64 {
-	if root == 0 {
-		return 0
+	var total uint64
+	for _, pid := range treePIDs(root, procs) {
+		total += procs[pid].ticks
+	}
+	return total
+}
+
+// treePIDs is root and all its descendants in procs, root first; none if
+// root is 0 or not in procs.
+func treePIDs(root int, procs map[int]procStat) []int {
+	if _, ok := procs[root]; root == 0 || !ok {
+		return nil
 	}
 	kids := make(map[int][]int)
 	for pid, p := range procs {
 		kids[p.ppid] = append(kids[p.ppid], pid)
 	}
-	var total uint64
+	var tree []int
 	for queue := []int{root}; len(queue) > 0; queue = queue[1:] {
-		p, ok := procs[queue[0]]
-		if !ok {
-			continue
-		}
-		total += p.ticks
+		tree = append(tree, queue[0])
 		queue = append(queue, kids[queue[0]]...)
 	}
-	return total
+	return tree
 }
 
 // coreTicks is one core's line of /proc/stat, in ticks.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,29 @@ func TestTreeTicks(t *testing.T) {
 	for _, tt := range tests {
 		if got := treeTicks(tt.root, procs); got != tt.want {
 			t.Errorf("treeTicks(%d) = %d, want %d", tt.root, got, tt.want)
+		}
+	}
+}
+
+func TestTreePIDs(t *testing.T) {
+	procs := map[int]procStat{
+		1:  {ppid: 0},
+		10: {ppid: 1},  // nginx master
+		11: {ppid: 10}, // its worker
+		20: {ppid: 1},  // someone else
+	}
+	tests := []struct {
+		root int
+		want []int
+	}{
+		{10, []int{10, 11}},
+		{11, []int{11}},
+		{0, nil},  // no process
+		{99, nil}, // exited
+	}
+	for _, tt := range tests {
+		if got := treePIDs(tt.root, procs); !slices.Equal(got, tt.want) {
+			t.Errorf("treePIDs(%d) = %v, want %v", tt.root, got, tt.want)
 		}
 	}
 }

@@ -50,9 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // The suites and the proxies, in the order the tables list them by default.
+// The slow suite is not in the default run (defaultSuites): it holds
+// thousands of connections for minutes.
 var (
-	allSuites  = []string{"http", "tls", "l4"}
-	allProxies = []string{"swarmgate", "nginx", "haproxy", "stdproxy"}
+	allSuites     = []string{"http", "tls", "l4", "slow"}
+	defaultSuites = []string{"http", "tls", "l4"}
+	allProxies    = []string{"swarmgate", "nginx", "haproxy", "stdproxy"}
 )
 
 // options is one run's configuration: run.sh's knobs plus where things are.
@@ -74,6 +77,9 @@ type options struct {
 	l4Duration time.Duration
 	l4Conns    int
 
+	slowConns    int
+	slowDuration time.Duration
+
 	proxyCPU, loadCPU      int
 	backendPort, proxyPort int
 	bin                    string // directory of backend, stdproxy, tlsload, l4load
@@ -86,7 +92,7 @@ type options struct {
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := benchkit.FlagSet("benchrun", stderr)
-	suites := fs.String("suites", "http,tls,l4", "suites to run, comma or space separated (SUITES)")
+	suites := fs.String("suites", strings.Join(defaultSuites, ","), "suites to run, comma or space separated: "+strings.Join(allSuites, ", ")+" (SUITES)")
 	proxies := fs.String("proxies", "swarmgate nginx haproxy stdproxy", "targets, in order (PROXIES)")
 	duration := fs.String("duration", "10", "seconds of each measured HTTP run (DURATION)")
 	warmup := fs.String("warmup", "2", "seconds of wrk before the measured runs of each target (WARMUP)")
@@ -99,6 +105,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	l4Bytes := fs.String("l4-bytes", "2G", "bytes sent through each L4 target, K/M/G: powers of 1024 (L4_BYTES)")
 	l4Duration := fs.String("l4-duration", "10", "seconds after which the L4 source starts no new segment (L4_DURATION)")
 	l4Conns := fs.Int("l4-conns", 1, "parallel L4 connections (L4_CONNS)")
+	slowConns := fs.Int("slow-conns", 1000, "connections of each slowhttptest attack (SLOW_CONNS)")
+	slowDuration := fs.String("slow-duration", "60", "seconds of each slowhttptest attack (SLOW_DURATION)")
 	proxyCPU := fs.Int("proxy-cpu", 0, "core of the proxies (PROXY_CPU)")
 	loadCPU := fs.Int("load-cpu", 1, "core of the backend and the load generators (LOAD_CPU)")
 	backendPort := fs.Int("backend-port", 19000, "loopback port of the backend (BACKEND_PORT)")
@@ -118,7 +126,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o := options{
 		suites: fields(*suites), proxies: fields(*proxies), rate: *rate, conns: *conns, body: *body,
 		tlsConns: *tlsConns, tlsVersions: fields(*tlsVersions),
-		l4Bytes: *l4Bytes, l4Conns: *l4Conns,
+		l4Bytes: *l4Bytes, l4Conns: *l4Conns, slowConns: *slowConns,
 		proxyCPU: *proxyCPU, loadCPU: *loadCPU, backendPort: *backendPort, proxyPort: *proxyPort,
 		bin: *bin, swarmgate: *swarmgate, swarmgateErr: *swarmgateErr,
 		conf: *conf, results: *results, nginxStream: *nginxStream,
@@ -133,6 +141,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		{"warmup", *warmup, &o.warmup},
 		{"tls-duration", *tlsDuration, &o.tlsDuration},
 		{"l4-duration", *l4Duration, &o.l4Duration},
+		{"slow-duration", *slowDuration, &o.slowDuration},
 	} {
 		if *d.out, err = parseSeconds(d.in); err != nil {
 			return options{}, fmt.Errorf("benchrun: -%s: %w", d.flag, err)
@@ -175,7 +184,7 @@ func (o *options) check(ncpu int) error {
 	}
 	for _, s := range o.suites {
 		if !slices.Contains(allSuites, s) {
-			bad("unknown suite %q (http, tls, l4)", s)
+			bad("unknown suite %q (%s)", s, strings.Join(allSuites, ", "))
 		}
 	}
 	if len(o.proxies) == 0 {
@@ -199,6 +208,10 @@ func (o *options) check(ncpu int) error {
 	inRange("-tls-conns", o.tlsConns, 1, 1024)
 	inRange("-l4-duration (seconds)", int(o.l4Duration/time.Second), 1, 120)
 	inRange("-l4-conns", o.l4Conns, 1, 64)
+	// NGINX's worker takes 4096 connections (nginx.common), and a held
+	// upstream connection is one more.
+	inRange("-slow-conns", o.slowConns, 1, 2000)
+	inRange("-slow-duration (seconds)", int(o.slowDuration/time.Second), 10, 600)
 	inRange("-backend-port", o.backendPort, 1, 65535)
 	inRange("-proxy-port", o.proxyPort, 1, 65534) // the TLS and L4 suites use proxy-port+1 too
 	for _, v := range o.tlsVersions {
@@ -237,6 +250,8 @@ func (o options) measuringSeconds() int {
 			total += (sec(o.tlsDuration) + 1) * 2 * len(o.tlsVersions) * n
 		case "l4":
 			total += (sec(o.l4Duration) + 2) * (n + 1)
+		case "slow":
+			total += (sec(o.slowDuration) + 4) * len(slowAttacks) * len(slices.DeleteFunc(slices.Clone(o.proxies), func(p string) bool { return p == "stdproxy" }))
 		}
 	}
 	return total

@@ -17,17 +17,22 @@ func TestParseOptionsDefaults(t *testing.T) {
 	if err := o.check(2); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(o.suites, allSuites) || !slices.Equal(o.proxies, allProxies) ||
+	if !slices.Equal(o.suites, defaultSuites) || !slices.Equal(o.proxies, allProxies) ||
 		o.duration != 10*time.Second || o.warmup != 2*time.Second || o.rate != 2000 || o.conns != 64 ||
 		o.bodyPath != "/" || o.tlsDuration != 5*time.Second || o.tlsConns != 16 ||
 		!slices.Equal(o.tlsVersions, []string{"1.3", "1.2"}) || o.l4Bytes != "2G" || o.l4Duration != 10*time.Second ||
-		o.l4Conns != 1 || o.proxyCPU != 0 || o.loadCPU != 1 || o.backendPort != 19000 || o.proxyPort != 19001 {
+		o.l4Conns != 1 || o.slowConns != 1000 || o.slowDuration != 60*time.Second || o.proxyCPU != 0 || o.loadCPU != 1 || o.backendPort != 19000 || o.proxyPort != 19001 {
 		t.Errorf("defaults are not run.sh's: %+v", o)
 	}
 	// The default run: HTTP (2+2*10+5) s for direct and 4 proxies, TLS
 	// (5+1) s for 2 modes of 2 versions on 4 targets, L4 (10+2) s for 5.
 	if got := o.measuringSeconds(); got != 27*5+6*2*2*4+12*5 {
 		t.Errorf("measuringSeconds = %d", got)
+	}
+	// The slow suite: (60+4) s for 3 attacks on 3 targets (not stdproxy).
+	o.suites = []string{"slow"}
+	if got := o.measuringSeconds(); got != 64*3*3 {
+		t.Errorf("measuringSeconds of the slow suite = %d", got)
 	}
 }
 
@@ -46,6 +51,9 @@ func TestParseOptions(t *testing.T) {
 		{"body 64k", []string{"-body", "64k"}, func(o options) bool { return o.bodyPath == "/64k" }, ""},
 		{"body 1k", []string{"-body", "1k"}, func(o options) bool { return o.bodyPath == "/1k" }, ""},
 		{"l4 bytes", []string{"-l4-bytes", "512M"}, func(o options) bool { return o.l4Bytes == "512M" }, ""},
+		{"slow suite", []string{"-suites", "slow", "-slow-conns", "2000", "-slow-duration", "30s"}, func(o options) bool {
+			return slices.Equal(o.suites, []string{"slow"}) && o.slowConns == 2000 && o.slowDuration == 30*time.Second
+		}, ""},
 		{"TLS 1.3 only", []string{"-tls-versions", "1.3"}, func(o options) bool { return slices.Equal(o.tlsVersions, []string{"1.3"}) }, ""},
 		{"unknown suite", []string{"-suites", "http,udp"}, nil, `unknown suite "udp"`},
 		{"no suite", []string{"-suites", ","}, nil, "-suites: none given"},
@@ -62,6 +70,8 @@ func TestParseOptions(t *testing.T) {
 		{"l4 conns", []string{"-l4-conns", "65"}, nil, "-l4-conns must be 1..64"},
 		{"l4 bytes", []string{"-l4-bytes", "2T"}, nil, "-l4-bytes must look like"},
 		{"l4 bytes zero", []string{"-l4-bytes", "0"}, nil, "-l4-bytes must look like"},
+		{"slow conns", []string{"-slow-conns", "2001"}, nil, "-slow-conns must be 1..2000"},
+		{"slow duration", []string{"-slow-duration", "5"}, nil, "-slow-duration (seconds) must be 10..600"},
 		{"same core", []string{"-load-cpu", "0"}, nil, "must differ"},
 		{"no such core", []string{"-load-cpu", "2"}, nil, "this machine has 2 cores"},
 		{"no bin", []string{"-bin", ""}, nil, "-bin is required"},

@@ -106,3 +106,62 @@ func lastLine(out string) string {
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
+
+// slowResult is what the slow table takes from slowhttptest's -g output.
+type slowResult struct {
+	samples     int    // rows of the CSV: one a second
+	unavailable int    // rows whose "Service Available" is 0
+	connected   int    // the most connections slowhttptest had open at once
+	closed      int    // connections closed by the end (by the target, or refused)
+	exit        string // its "Exit status:" line, such as "Hit test time limit"
+}
+
+// parseSlowCSV reads the CSV file slowhttptest -g writes, one row a second:
+//
+//	Seconds,Closed,Pending,Connected,Service Available
+//	0,0,1,0,1000
+//
+// "Service Available" is the number of connections while its last probe
+// got an answer in time, 0 after a probe that did not. Rows that are not
+// five numbers (the header, a row cut short when it was killed) are skipped.
+func parseSlowCSV(csv string) slowResult {
+	var r slowResult
+	for line := range strings.Lines(csv) {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) != 5 {
+			continue
+		}
+		var v [5]int
+		ok := true
+		for i, s := range f {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				ok = false
+				break
+			}
+			v[i] = n
+		}
+		if !ok {
+			continue
+		}
+		r.samples++
+		if v[4] == 0 {
+			r.unavailable++
+		}
+		r.connected = max(r.connected, v[3])
+		r.closed = v[1]
+	}
+	return r
+}
+
+// slowExitStatus is the reason slowhttptest's output gives for the end of
+// its test (colors removed), "" if it has none.
+func slowExitStatus(out string) string {
+	status := ""
+	for line := range strings.Lines(out) {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "Exit status:"); ok {
+			status = strings.TrimSpace(s)
+		}
+	}
+	return status
+}

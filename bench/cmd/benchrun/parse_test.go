@@ -134,3 +134,143 @@ func TestLastLine(t *testing.T) {
 		}
 	}
 }
+
+// slowCSV is slowhttptest 1.8.2's -g CSV of a slowloris run of 20
+// connections that the target closed after 4 s, with 3 s in which its probe
+// got no answer, and a last row cut short (from a run against a stalled
+// listener).
+const slowCSV = `Seconds,Closed,Pending,Connected,Service Available
+0,0,1,0,20
+1,0,0,20,20
+2,0,0,20,0
+3,0,0,20,0
+4,12,0,8,0
+5,20,0,0,20
+6,20,0
+`
+
+// slowOut is the end of slowhttptest's output, colors removed.
+const slowOut = `slow HTTP test status on 5th second:
+
+initializing:        0
+pending:             0
+connected:           0
+error:               0
+closed:              20
+service available:   YES
+Thu Dec  3 06:43:56 2026:
+Test ended on 6th second
+Exit status: No open connections left
+CSV report saved to /tmp/x.csv
+HTML report saved to /tmp/x.html
+`
+
+func TestParseSlowCSV(t *testing.T) {
+	tests := []struct {
+		name string
+		csv  string
+		want slowResult
+	}{
+		{"closed by the target", slowCSV, slowResult{samples: 6, unavailable: 3, connected: 20, closed: 20}},
+		{"held all along", "Seconds,Closed,Pending,Connected,Service Available\n0,0,1,0,1000\n1,0,0,1000,1000\n2,0,0,1000,1000\n",
+			slowResult{samples: 3, connected: 1000}},
+		{"CRLF", "Seconds,Closed,Pending,Connected,Service Available\r\n0,0,1,0,0\r\n", slowResult{samples: 1, unavailable: 1}},
+		{"not numbers", "a,b,c,d,e\n1,2,3,4,-5\n", slowResult{}},
+		{"empty", "", slowResult{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseSlowCSV(tt.csv); got != tt.want {
+				t.Errorf("parseSlowCSV = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSlowExitStatus(t *testing.T) {
+	tests := []struct{ out, want string }{
+		{slowOut, "No open connections left"},
+		{stripANSI("\x1b[0m\x1b[0;36m\nTest ended on 61st second\nExit status:\x1b[1;36m Hit test time limit\n\x1b[0m"), "Hit test time limit"},
+		{"Error in getaddrinfo: Name or service not known\n", ""},
+	}
+	for _, tt := range tests {
+		if got := slowExitStatus(tt.out); got != tt.want {
+			t.Errorf("slowExitStatus(%q) = %q, want %q", tt.out, got, tt.want)
+		}
+	}
+}
+
+// netTCP is /proc/net/tcp with the backend on 127.0.0.1:19000 (4A38): a
+// listener, two connections from the proxy (one ESTABLISHED, one in
+// TIME_WAIT), the backend's end of the first, and a client of the proxy
+// (19001, 4A39).
+const netTCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:4A38 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2185061 1 00000000bf09ec06 100 0 0 10 0
+   1: 0100007F:9C40 0100007F:4A38 01 00000000:00000000 00:00000000 00000000     0        0 2185070 1 00000000bf09ec07 20 4 30 10 -1
+   2: 0100007F:9C42 0100007F:4A38 06 00000000:00000000 03:00000F9E 00000000     0        0 0 3 00000000bf09ec08
+   3: 0100007F:4A38 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2185071 1 00000000bf09ec09 20 4 30 10 -1
+   4: 0100007F:D431 0100007F:4A39 01 00000000:00000000 00:00000000 00000000     0        0 2185080 1 00000000bf09ec0a 20 4 30 10 -1
+`
+
+// netTCP6 is /proc/net/tcp6 with one connection to [::ffff:127.0.0.1]:19000.
+const netTCP6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:46A0 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2212470 1 00000000d61d2a7f 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:9C44 0000000000000000FFFF00000100007F:4A38 01 00000000:00000000 00:00000000 00000000     0        0 2212471 1 00000000d61d2a80 20 4 30 10 -1
+`
+
+func TestCountEstablished(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		port    int
+		want    int
+		wantErr bool
+	}{
+		{"backend", netTCP, 19000, 1, false},
+		{"proxy port", netTCP, 19001, 1, false},
+		{"none", netTCP, 8080, 0, false},
+		{"tcp6", netTCP6, 19000, 1, false},
+		{"header only", "  sl  local_address rem_address   st\n", 19000, 0, false},
+		{"empty", "", 19000, 0, false},
+		{"short line", "sl local rem st\n   0: 0100007F:4A38\n", 19000, 0, true},
+		{"bad port", "sl local rem st\n   0: 0100007F:4A38 0100007F:ZZZZ 01\n", 19000, 0, true},
+		{"no port", "sl local rem st\n   0: 0100007F:4A38 0100007F 01\n", 19000, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := countEstablished(tt.text, tt.port)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("countEstablished = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  string
+		want    int64
+		wantErr bool
+	}{
+		{"process", "Name:\tnginx\nVmHWM:\t    2076 kB\nVmRSS:\t    2076 kB\nRssAnon:\t     156 kB\n", 2076, false},
+		{"kernel thread", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, false},
+		{"no unit", "VmRSS:\t2076\n", 0, true},
+		{"not a number", "VmRSS:\tmany kB\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVmRSS(tt.status)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseVmRSS = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestStripANSI(t *testing.T) {
+	in := "\x1b[H\x1b[2J\x1b[0;34mtest type:\x1b[1;34m   SLOW HEADERS\n\x1b[0m"
+	if got, want := stripANSI(in), "test type:   SLOW HEADERS\n"; got != want {
+		t.Errorf("stripANSI = %q, want %q", got, want)
+	}
+}

@@ -63,7 +63,8 @@ type started struct {
 // directory and starts it pinned to the proxy core. The HTTP suite's
 // listener is proxy-port; the TLS suite's HTTPS listener is proxy-port and
 // its plain HTTP one proxy-port+1; the L4 suite's TCP listener is
-// proxy-port (plain HTTP on proxy-port+1, no HTTPS listener).
+// proxy-port (plain HTTP on proxy-port+1, no HTTPS listener). The slow
+// suite's listener is the HTTP suite's.
 func (b *bench) startProxy(name, suite string) (started, error) {
 	dir := filepath.Join(b.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -84,6 +85,7 @@ func (b *bench) startProxy(name, suite string) (started, error) {
 		s.config = filepath.Join(dir, "routes.yaml")
 		listen := map[string][]string{
 			"http": {"--http", port(b.o.proxyPort), "--https", ""},
+			"slow": {"--http", port(b.o.proxyPort), "--https", ""},
 			"tls":  {"--http", port(b.o.proxyPort + 1), "--https", port(b.o.proxyPort), "--certs", b.certs},
 			"l4":   {"--http", port(b.o.proxyPort + 1), "--https", "", "--tcp-host", "127.0.0.1"},
 		}[suite]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The tables are fixed-width text, one row per target (per target and
@@ -177,4 +178,60 @@ func writeFailed(b *strings.Builder, failed []failure) {
 	for _, f := range failed {
 		fmt.Fprintf(b, "%-10s FAILED: %s: %s\n", "", f.name, f.reason)
 	}
+}
+
+// slowReport is the slow suite's table, "" if it has no row.
+func slowReport(t table[slowRow], o options) string {
+	if t.empty() {
+		return ""
+	}
+	type ng struct{ upstream, fds, rss value }
+	ngOf := map[string]ng{}
+	for _, r := range t.rows {
+		if r.name == "nginx" {
+			ngOf[r.attack] = ng{known(float64(r.peak.upstream), 0), known(float64(r.peak.fds), 0), mib(r.peak.rssKiB)}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %-8s %9s %5s %6s %5s %5s %7s %6s %5s | %6s %6s %6s | %s\n",
+		"target", "attack", "unavail", "open", "closed", "upstr", "fds", "rss-MiB", "cpu-s", "oth%",
+		"up/ng", "fds/ng", "rss/ng", "exit")
+	for _, r := range t.rows {
+		n := ngOf[r.attack]
+		fmt.Fprintf(&b, "%-10s %-8s %9s %5d %6d %5d %5d %7s %6.2f %5.0f | %6s %6s %6s | %s\n",
+			r.name, r.attack, fmt.Sprintf("%d/%d", r.slow.unavailable, r.slow.samples), r.slow.connected, r.slow.closed,
+			r.peak.upstream, r.peak.fds, mib(r.peak.rssKiB), r.cpu, r.other,
+			ratio(known(float64(r.peak.upstream), 0), n.upstream), ratio(known(float64(r.peak.fds), 0), n.fds),
+			ratio(mib(r.peak.rssKiB), n.rss), r.slow.exit)
+	}
+	writeFailed(&b, t.failed)
+	b.WriteString("\nbefore each attack (idle):\n")
+	for _, r := range t.rows {
+		fmt.Fprintf(&b, "  %-10s %-8s upstr %d, fds %d, rss %s MiB; %d footprint samples%s\n",
+			r.name, r.attack, r.idle.upstream, r.idle.fds, mib(r.idle.rssKiB), r.samples, prefixed("; ", r.extra))
+	}
+	fmt.Fprintf(&b, `
+slowhttptest, %d connections (%d/s) for %d s per attack, each on a freshly started proxy:
+headers (slowloris: a header line every 10 s), body (POST of 8 KiB, a few bytes every
+10 s), read (a GET of 64 KiB read 32 bytes/s through a window of at most 512 bytes).
+unavail: seconds in which slowhttptest counted the target unavailable (its probe, a GET
+every %d s, had no answer within %d s), of its samples. open: most attack connections open
+at once; closed: closed by the end (by the proxy, or refused). upstr, fds, rss-MiB: peak,
+sampled every second, of ESTABLISHED connections to the backend's port (/proc/net/tcp),
+of the proxy tree's open fds (/proc/PID/fd) and of its VmRSS (NGINX: master + worker).
+cpu-s: the proxy's CPU seconds during the attack. oth%% as in the HTTP table. x/ng: ratio
+to NGINX for the same attack. exit: slowhttptest's exit status.
+`, o.slowConns, slowRate, int(o.slowDuration/time.Second), slowProbe, slowProbe)
+	return b.String()
+}
+
+// mib is kib in MiB, with one decimal.
+func mib(kib int64) value { return known(float64(kib)/1024, 1) }
+
+// prefixed is p+s, or "" if s is.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }

@@ -7,13 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The rows below are bench/README.md's result tables: formatting their
 // figures must give the README's lines back, ratios included.
 
 func testOptions() options {
-	return options{conns: 64, rate: 2000, proxyCPU: 0, loadCPU: 1, tlsConns: 16, l4Conns: 1}
+	return options{conns: 64, rate: 2000, proxyCPU: 0, loadCPU: 1, tlsConns: 16, l4Conns: 1, slowConns: 1000, slowDuration: 60 * time.Second}
 }
 
 func TestHTTPTable(t *testing.T) {
@@ -121,6 +122,43 @@ haproxy      10.45     0.689    94    88     0  proxy |   1.03   0.98 | 21474836
 	}
 }
 
+func TestSlowTable(t *testing.T) {
+	t.Parallel()
+	row := func(name, attack string, unavail, samples, open, closed, upstream, fds int, rss int64, cpu float64, exit string) slowRow {
+		return slowRow{name: name, attack: attack,
+			slow: slowResult{samples: samples, unavailable: unavail, connected: open, closed: closed, exit: exit},
+			idle: footprint{upstream: 1, fds: 12, rssKiB: 10240},
+			peak: footprint{upstream: upstream, fds: fds, rssKiB: rss},
+			cpu:  cpu, other: 3, samples: samples}
+	}
+	tab := table[slowRow]{
+		rows: []slowRow{
+			row("swarmgate", "headers", 0, 61, 1000, 0, 1, 1012, 40960, 0.52, "Hit test time limit"),
+			row("swarmgate", "read", 12, 61, 1000, 0, 1000, 2012, 102400, 1.5, "Hit test time limit"),
+			row("nginx", "headers", 0, 61, 1000, 1000, 1, 1008, 8192, 0.21, "No open connections left"),
+			row("nginx", "read", 0, 61, 1000, 0, 0, 1006, 20480, 0.8, "Hit test time limit"),
+		},
+		failed: []failure{{"haproxy", "could not start (see log above)"}},
+	}
+	got := slowReport(tab, testOptions())
+	want := `target     attack     unavail  open closed upstr   fds rss-MiB  cpu-s  oth% |  up/ng fds/ng rss/ng | exit
+swarmgate  headers       0/61  1000      0     1  1012    40.0   0.52     3 |   1.00   1.00   5.00 | Hit test time limit
+swarmgate  read         12/61  1000      0  1000  2012   100.0   1.50     3 |      -   2.00   5.00 | Hit test time limit
+nginx      headers       0/61  1000   1000     1  1008     8.0   0.21     3 |   1.00   1.00   1.00 | No open connections left
+nginx      read          0/61  1000      0     0  1006    20.0   0.80     3 |      -   1.00   1.00 | Hit test time limit
+           FAILED: haproxy: could not start (see log above)
+
+before each attack (idle):
+  swarmgate  headers  upstr 1, fds 12, rss 10.0 MiB; 61 footprint samples
+`
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("table:\n%s\nwant it to start with:\n%s", got, want)
+	}
+	if !strings.Contains(got, "slowhttptest, 1000 connections (200/s) for 60 s per attack") {
+		t.Errorf("legend without the run's knobs:\n%s", got)
+	}
+}
+
 func TestEmptyTables(t *testing.T) {
 	t.Parallel()
 	if got := tlsReport(table[tlsRow]{}, testOptions()); got != "" {
@@ -128,6 +166,9 @@ func TestEmptyTables(t *testing.T) {
 	}
 	if got := l4Report(table[l4Row]{}, testOptions()); got != "" {
 		t.Errorf("empty L4 table = %q", got)
+	}
+	if got := slowReport(table[slowRow]{}, testOptions()); got != "" {
+		t.Errorf("empty slow table = %q", got)
 	}
 	// A suite whose every target failed still lists the failures.
 	got := tlsReport(table[tlsRow]{failed: []failure{{"nginx", "carried no traffic (see log above)"}}}, testOptions())

@@ -130,25 +130,32 @@ func (b *bench) eachProxy(ctx context.Context, suite string, failed *[]failure, 
 			b.logf("stdproxy: HTTP only, not in the %s suite", strings.ToUpper(suite))
 			continue
 		}
-		if !portFree(b.o.proxyPort) {
-			return fmt.Errorf("port %d is in use (set PROXY_PORT)", b.o.proxyPort)
-		}
-		s, err := b.proxyUp(ctx, suite, name)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			b.fail(suite, name, err.Error(), failed)
-			continue
-		}
-		err = measure(name, s.p)
-		b.raw.sectionFile(name+" log (last 50 lines)", s.log, 50)
-		s.p.stop()
-		if err != nil {
+		if err := b.runProxy(ctx, suite, name, failed, func(p *proc) error { return measure(name, p) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// runProxy starts name for suite, calls measure while it runs, and stops
+// it. If it does not come up, it gets a FAILED row in failed; an error of
+// measure is returned.
+func (b *bench) runProxy(ctx context.Context, suite, name string, failed *[]failure, measure func(p *proc) error) error {
+	if !portFree(b.o.proxyPort) {
+		return fmt.Errorf("port %d is in use (set PROXY_PORT)", b.o.proxyPort)
+	}
+	s, err := b.proxyUp(ctx, suite, name)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		b.fail(suite, name, err.Error(), failed)
+		return nil
+	}
+	err = measure(s.p)
+	b.raw.sectionFile(name+" log (last 50 lines)", s.log, 50)
+	s.p.stop()
+	return err
 }
 
 // proxyUp starts name for suite and waits until it carries the suite's
@@ -160,7 +167,7 @@ func (b *bench) proxyUp(ctx context.Context, suite, name string) (started, error
 		return started{}, errors.New("could not start (see log above)")
 	}
 	switch suite {
-	case "http":
+	case "http", "slow":
 		err = b.waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
 	case "tls":
 		err = b.waitHTTP(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
