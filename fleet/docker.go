@@ -346,18 +346,7 @@ func (d *Docker) Exists(ctx context.Context, key string) bool {
 
 // List returns the keys below prefix.
 func (d *Docker) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
-	if err := checkPrefix(prefix); err != nil {
-		return nil, err
-	}
-	all, err := d.keys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := listKeys(all, prefix, recursive)
-	if len(out) == 0 && prefix != "" {
-		return nil, notExist(prefix)
-	}
-	return out, nil
+	return list(func() ([]string, error) { return d.keys(ctx) }, prefix, recursive)
 }
 
 // Stat describes key; a value's Modified is its write time.

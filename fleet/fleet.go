@@ -134,6 +134,22 @@ func listKeys(all []string, prefix string, recursive bool) []string {
 	return out
 }
 
+// list answers List from keys, which returns every key there is.
+func list(keys func() ([]string, error), prefix string, recursive bool) ([]string, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	all, err := keys()
+	if err != nil {
+		return nil, err
+	}
+	out := listKeys(all, prefix, recursive)
+	if len(out) == 0 && prefix != "" {
+		return nil, notExist(prefix)
+	}
+	return out, nil
+}
+
 // statKeys answers Stat of a key that holds no value: a prefix of others.
 func statKeys(all []string, key string) (KeyInfo, bool) {
 	for _, k := range all {
@@ -224,14 +240,7 @@ func (m *Memory) Exists(ctx context.Context, key string) bool {
 
 // List returns the keys below prefix.
 func (m *Memory) List(_ context.Context, prefix string, recursive bool) ([]string, error) {
-	if err := checkPrefix(prefix); err != nil {
-		return nil, err
-	}
-	out := listKeys(m.keys(), prefix, recursive)
-	if len(out) == 0 && prefix != "" {
-		return nil, notExist(prefix)
-	}
-	return out, nil
+	return list(func() ([]string, error) { return m.keys(), nil }, prefix, recursive)
 }
 
 // Stat describes key.

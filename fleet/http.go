@@ -64,14 +64,20 @@ func Handler(s Store, o HandlerOptions) http.Handler {
 	}
 	h := &handler{s: s, o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+Path+"value/{key...}", h.load)
-	mux.HandleFunc("PUT "+Path+"value/{key...}", h.store)
-	mux.HandleFunc("DELETE "+Path+"value/{key...}", h.delete)
-	mux.HandleFunc("GET "+Path+"stat/{key...}", h.stat)
+	mux.HandleFunc("GET "+Path+"value/{key...}", h.keyed("load", h.load))
+	mux.HandleFunc("PUT "+Path+"value/{key...}", h.keyed("store", h.store))
+	mux.HandleFunc("DELETE "+Path+"value/{key...}", h.keyed("delete", func(ctx context.Context, w http.ResponseWriter, _ *http.Request, k string) error {
+		return noContent(w, h.s.Delete(ctx, k))
+	}))
+	mux.HandleFunc("GET "+Path+"stat/{key...}", h.keyed("stat", h.stat))
 	mux.HandleFunc("GET "+Path+"list", h.list)
-	mux.HandleFunc("POST "+Path+"lock/{key...}", h.lock)
-	mux.HandleFunc("POST "+Path+"refresh/{key...}", h.refresh)
-	mux.HandleFunc("POST "+Path+"unlock/{key...}", h.unlock)
+	mux.HandleFunc("POST "+Path+"lock/{key...}", h.keyed("lock", h.lock))
+	mux.HandleFunc("POST "+Path+"refresh/{key...}", h.keyed("refresh", func(ctx context.Context, w http.ResponseWriter, r *http.Request, k string) error {
+		return noContent(w, h.s.Refresh(ctx, k, r.URL.Query().Get("token"), h.o.LockTTL))
+	}))
+	mux.HandleFunc("POST "+Path+"unlock/{key...}", h.keyed("unlock", func(ctx context.Context, w http.ResponseWriter, r *http.Request, k string) error {
+		return noContent(w, h.s.Unlock(ctx, k, r.URL.Query().Get("token")))
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(stateHeader, "1")
 		mux.ServeHTTP(w, r)
@@ -87,15 +93,21 @@ type handler struct {
 	o HandlerOptions
 }
 
-// key reads and checks the request's key.
-func (h *handler) key(w http.ResponseWriter, r *http.Request) (string, context.Context, context.CancelFunc, bool) {
-	k := r.PathValue("key")
-	if err := CheckKey(k); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return "", nil, nil, false
+// keyed checks the request's key, bounds the work by Timeout and answers
+// serve's error: 404 for a missing key, 409 for a lost lock, else 503.
+func (h *handler) keyed(op string, serve func(context.Context, http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k := r.PathValue("key")
+		if err := CheckKey(k); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+		defer cancel()
+		if err := serve(ctx, w, r, k); err != nil {
+			h.fail(w, op, k, err)
+		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
-	return k, ctx, cancel, true
 }
 
 // fail answers a store error.
@@ -111,65 +123,40 @@ func (h *handler) fail(w http.ResponseWriter, op, key string, err error) {
 	}
 }
 
-func (h *handler) load(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
+// noContent answers 204 when err is nil.
+func noContent(w http.ResponseWriter, err error) error {
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
 	}
-	defer cancel()
+	return err
+}
+
+func (h *handler) load(ctx context.Context, w http.ResponseWriter, _ *http.Request, k string) error {
 	v, err := h.s.Load(ctx, k)
 	if err != nil {
-		h.fail(w, "load", k, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(v)
+	return nil
 }
 
-func (h *handler) store(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (h *handler) store(ctx context.Context, w http.ResponseWriter, r *http.Request, k string) error {
 	v, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxValueLen))
 	if err != nil {
 		http.Error(w, fmt.Sprintf("value over %d bytes or unreadable", MaxValueLen), http.StatusRequestEntityTooLarge)
-		return
+		return nil
 	}
-	if err := h.s.Store(ctx, k, v); err != nil {
-		h.fail(w, "store", k, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return noContent(w, h.s.Store(ctx, k, v))
 }
 
-func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
-	if err := h.s.Delete(ctx, k); err != nil {
-		h.fail(w, "delete", k, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (h *handler) stat(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (h *handler) stat(ctx context.Context, w http.ResponseWriter, _ *http.Request, k string) error {
 	ki, err := h.s.Stat(ctx, k)
-	if err != nil {
-		h.fail(w, "stat", k, err)
-		return
+	if err == nil {
+		writeJSON(w, ki)
 	}
-	writeJSON(w, ki)
+	return err
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
@@ -197,60 +184,28 @@ type lockGrant struct {
 // lock tries the lock until it is taken or LockWait passes. Polling is the
 // whole protocol: a lock is held while a certificate is ordered, rarely and
 // briefly.
-func (h *handler) lock(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (h *handler) lock(ctx context.Context, w http.ResponseWriter, _ *http.Request, k string) error {
 	deadline := time.Now().Add(h.o.LockWait)
 	for {
 		tok, ok, err := h.s.TryLock(ctx, k, h.o.LockTTL)
 		if err != nil {
-			h.fail(w, "lock", k, err)
-			return
+			return err
 		}
 		if ok {
 			writeJSON(w, lockGrant{Token: tok, TTL: h.o.LockTTL})
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
 			http.Error(w, "lock held", http.StatusConflict)
-			return
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			http.Error(w, "lock held", http.StatusConflict)
-			return
+			return nil
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
-	if err := h.s.Refresh(ctx, k, r.URL.Query().Get("token"), h.o.LockTTL); err != nil {
-		h.fail(w, "refresh", k, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (h *handler) unlock(w http.ResponseWriter, r *http.Request) {
-	k, ctx, cancel, ok := h.key(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
-	if err := h.s.Unlock(ctx, k, r.URL.Query().Get("token")); err != nil {
-		h.fail(w, "unlock", k, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // fakeClock is a settable clock for lock expiry.
@@ -167,13 +167,7 @@ func TestMemory(t *testing.T) {
 // CI when there is none.
 func dockerClient(t *testing.T) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		var info swarm.Swarm
-		if info, err = cli.SwarmInspect(context.Background()); err == nil && info.ID == "" {
-			err = errors.New("not a swarm manager")
-		}
-	}
+	cli, err := testkit.SwarmManager()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("Docker in swarm mode is required in CI: %v", err)
