@@ -126,17 +126,23 @@ func TestServerConfigProtocols(t *testing.T) {
 	}
 }
 
-func TestSessionTicketRotation(t *testing.T) {
+// appCert returns a CA and a GetCertificate that serves its certificate
+// for app.example.org.
+func appCert(t *testing.T) (*testkit.CA, func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
 	ca := testkit.NewCA(t, "ca")
 	l := ca.Issue(t, "app.example.org")
 	cert, err := parseCertificate(l.CertPEM, l.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+}
+
+func TestSessionTicketRotation(t *testing.T) {
+	ca, get := appCert(t)
 	const period = time.Hour
 	clock := testkit.NewClock()
-	cfg := ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
-		ConfigOptions{TicketRotation: period, Now: clock.Now})
+	cfg := ServerConfig(get, ConfigOptions{TicketRotation: period, Now: clock.Now})
 	// net/http clones the config; the rotation must work on the clone.
 	addr := serveGreeting(t, cfg.Clone())
 	tests := []struct {
@@ -181,13 +187,7 @@ func TestSessionTicketRotation(t *testing.T) {
 // without the fleet's keys resumes nothing of theirs; once every fleet key
 // is retired, an edge falls back to its own keys.
 func TestFleetTickets(t *testing.T) {
-	ca := testkit.NewCA(t, "ca")
-	l := ca.Issue(t, "app.example.org")
-	cert, err := parseCertificate(l.CertPEM, l.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	ca, get := appCert(t)
 	clock := testkit.NewClock()
 	now := clock.Now()
 	keys := []TicketKey{

@@ -67,11 +67,21 @@ func (r *replica) stop() {
 // backend.
 func writeRoutes(t *testing.T, path, backend string, hosts ...string) {
 	t.Helper()
+	writeRoutesWith(t, path, backend, "", hosts...)
+}
+
+// writeRoutesWith is writeRoutes with one more label line ("key: value")
+// on every service, if not "".
+func writeRoutesWith(t *testing.T, path, backend, label string, hosts ...string) {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("services:\n")
 	for _, h := range hosts {
-		fmt.Fprintf(&b, "  - name: %s\n    labels:\n      swarmgate.hosts: %s\n      swarmgate.port: \"80\"\n    endpoints: [%q]\n",
-			strings.Split(h, ".")[0], h, backend)
+		fmt.Fprintf(&b, "  - name: %s\n    labels:\n      swarmgate.hosts: %s\n      swarmgate.port: \"80\"\n", strings.Split(h, ".")[0], h)
+		if label != "" {
+			fmt.Fprintf(&b, "      %s\n", label)
+		}
+		fmt.Fprintf(&b, "    endpoints: [%q]\n", backend)
 	}
 	// Write and rename: a watcher never reads half a file.
 	tmp := path + ".tmp"
@@ -100,7 +110,8 @@ func startControlledEdge(t *testing.T, control string) *edgeUnderTest {
 // runningEdge is an edge run by startEdge, until stop or the test's end.
 type runningEdge struct {
 	*edgeUnderTest
-	stop func()
+	stop   func()
+	output func() string // its logs, for an edge in a process of its own
 }
 
 // startEdge runs `swarmgate edge` with o as main would.

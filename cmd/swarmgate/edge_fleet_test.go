@@ -15,14 +15,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
 
 	"github.com/swarmgate/swarmgate/fleet"
 	"github.com/swarmgate/swarmgate/internal/testkit"
@@ -32,13 +31,7 @@ import (
 // of a test prefix when a swarm manager runs here (required in CI), else in
 // memory; either survives the control plane's restarts, as Raft does.
 func testFleetState(t *testing.T) fleet.Store {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		var sw swarm.Swarm
-		if sw, err = cli.SwarmInspect(context.Background()); err == nil && sw.ID == "" {
-			err = errors.New("not a manager")
-		}
-	}
+	cli, err := testkit.SwarmManager()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("Docker in swarm mode is required in CI: %v", err)
@@ -168,24 +161,6 @@ type readOnly struct {
 func (c readOnly) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c readOnly) Write(p []byte) (int, error) { return len(p), nil }
 
-// writeAutoTLSRoutes writes a routes file with one tls=auto service per host.
-func writeAutoTLSRoutes(t *testing.T, path, backend string, hosts ...string) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("services:\n")
-	for _, h := range hosts {
-		fmt.Fprintf(&b, "  - name: %s\n    labels:\n      swarmgate.hosts: %s\n      swarmgate.port: \"80\"\n      swarmgate.tls: auto\n    endpoints: [%q]\n",
-			strings.Split(h, ".")[0], h, backend)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // serial handshakes with the edge for host and returns the serial of the
 // certificate it serves, which must verify against roots.
 func serial(e *edgeUnderTest, host string, roots *x509.CertPool, timeout time.Duration) (string, error) {
@@ -214,8 +189,74 @@ func obtained(t *testing.T, e *edgeUnderTest) int {
 	return 0
 }
 
-// TestFleetACMEPebble runs three edges against one control plane and a
-// real Pebble whose validations reach the edges through a dispatcher: for
+// autoTLS is the label of the test's hosts.
+const autoTLS = "swarmgate.tls: auto"
+
+// startEdgeProcess runs `swarmgate edge` with o's addresses, control plane
+// and ACME flags in a process of its own (the test binary, see runMainEnv):
+// certmagic keeps the challenges it solves in process-wide memory, so edges
+// in one process would answer each other's validations from there, and the
+// shared state would go untested.
+func startEdgeProcess(t *testing.T, o edgeOptions) *runningEdge {
+	t.Helper()
+	args := []string{"edge", "--log-level=debug", "--access-log=false", "--certs=" + t.TempDir(),
+		"--http=" + o.httpAddr, "--https=" + o.httpsAddr, "--admin=" + o.adminAddr, "--control=" + o.control,
+		"--drain-timeout=1s", "--acme", "--acme-directory=" + o.acmeDirectory, "--acme-ca=" + o.acmeCA}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	var out testkit.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	e := &edgeUnderTest{o: o, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := testkit.Receive(t, done, 30*time.Second, "the edge process to stop"); err != nil {
+			t.Errorf("edge process: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("edge %s output:\n%s", o.httpsAddr, out.String())
+		}
+		e.client.CloseIdleConnections()
+	}
+	t.Cleanup(stop)
+	testkit.Eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if code, body := e.get(o.adminAddr, "", "/readyz"); code != 200 {
+			return fmt.Errorf("edge /readyz: %d %s", code, body)
+		}
+		return nil
+	})
+	return &runningEdge{edgeUnderTest: e, stop: stop, output: out.String}
+}
+
+// answeredFromState reports how many validations for host e answered with
+// a challenge it read from the shared state (certmagic logs each answer and
+// whether it came from the storage, "distributed", or its own memory), and
+// how many it answered from memory.
+func answeredFromState(e *runningEdge, host string) (fromState, fromMemory int) {
+	for _, l := range strings.Split(e.output(), "\n") {
+		if !strings.Contains(l, "served key authentication") || !strings.Contains(l, `"`+host+`"`) {
+			continue
+		}
+		if strings.Contains(l, `"distributed":true`) {
+			fromState++
+		} else {
+			fromMemory++
+		}
+	}
+	return fromState, fromMemory
+}
+
+// TestFleetACMEPebble runs three edges (processes) against one control
+// plane and a real Pebble whose validations reach the edges through a dispatcher: for
 // each host, the test makes one edge order and sends the CA's validation to
 // another, which answers it from the shared state; every edge then serves
 // the same certificate; Pebble takes one order per host; all edges and the
@@ -235,7 +276,7 @@ func TestFleetACMEPebble(t *testing.T) {
 
 	backend := testkit.Addr(testkit.Backend(t, "web"))
 	routes := filepath.Join(dir, "routes.yaml")
-	writeAutoTLSRoutes(t, routes, backend)
+	writeRoutesWith(t, routes, backend, autoTLS)
 	state := testFleetState(t)
 	cpAddr := testkit.UnusedAddr(t)
 	cp := startStateReplica(t, routes, cpAddr, state)
@@ -249,12 +290,12 @@ func TestFleetACMEPebble(t *testing.T) {
 			maxBody: 1 << 20, maxHeader: 16 << 10,
 			tlsOptions: tlsOptions{acme: true, acmeDirectory: p.Directory, acmeCA: caFile},
 		}
-		edges[i] = startEdge(t, opts[i])
+		edges[i] = startEdgeProcess(t, opts[i])
 	}
 
 	// Each host: edge i orders, edge i+1 answers the CA.
 	labelled := time.Now()
-	writeAutoTLSRoutes(t, routes, backend, hosts...)
+	writeRoutesWith(t, routes, backend, autoTLS, hosts...)
 	serials := map[string]string{}
 	for i, h := range hosts {
 		orderer, answerer := edges[i], edges[(i+1)%3]
@@ -278,7 +319,10 @@ func TestFleetACMEPebble(t *testing.T) {
 				t.Fatalf("%s: a validation went to another edge than the answerer", h)
 			}
 		}
-		t.Logf("%s: %d validation connection(s) (%s) answered by an edge that did not order", h, len(vs), vs[0].kind)
+		if fromState, fromMemory := answeredFromState(answerer, h); fromState == 0 || fromMemory != 0 {
+			t.Fatalf("%s: the answering edge answered %d validations from the shared state and %d from its memory", h, fromState, fromMemory)
+		}
+		t.Logf("%s: %d validation connection(s) (%s) answered by an edge that did not order, from the shared state", h, len(vs), vs[0].kind)
 		for j, e := range edges {
 			got, err := serial(e.edgeUnderTest, h, roots, 10*time.Second)
 			if err != nil || got != s {
@@ -308,7 +352,7 @@ func TestFleetACMEPebble(t *testing.T) {
 	cp.stop()
 	cp = startStateReplica(t, routes, cpAddr, state)
 	for i := range edges {
-		edges[i] = startEdge(t, opts[i])
+		edges[i] = startEdgeProcess(t, opts[i])
 	}
 	for _, h := range hosts {
 		for j, e := range edges {
@@ -327,9 +371,9 @@ func TestFleetACMEPebble(t *testing.T) {
 	}
 
 	// The control plane down: the edges serve what they have; the late
-	// host (in their table already) waits for the state, then gets its
-	// certificate once the control plane is back.
-	writeAutoTLSRoutes(t, routes, backend, append([]string{late}, hosts...)...)
+	// host (in their table already) gets no certificate until the control
+	// plane is back, then one.
+	writeRoutesWith(t, routes, backend, autoTLS, append([]string{late}, hosts...)...)
 	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
 		for i, e := range edges {
 			if code, body := e.get(opts[i].adminAddr, "", "/api/routes"); code != 200 || !strings.Contains(body, late) {
@@ -347,23 +391,16 @@ func TestFleetACMEPebble(t *testing.T) {
 			}
 		}
 	}
-	waited := make(chan error, 1)
-	asked := time.Now()
-	go func() {
-		_, err := serial(edges[0].edgeUnderTest, late, roots, 90*time.Second)
-		waited <- err
-	}()
-	time.Sleep(3 * time.Second)
-	select {
-	case err := <-waited:
-		t.Fatalf("%s was answered with the control plane down: %v", late, err)
-	default:
+	if _, err := serial(edges[0].edgeUnderTest, late, roots, 5*time.Second); err == nil {
+		t.Fatalf("%s got a certificate with the control plane down", late)
 	}
+	back := time.Now()
 	startStateReplica(t, routes, cpAddr, state)
-	if err := testkit.Receive(t, waited, 90*time.Second, "the late host's handshake"); err != nil {
-		t.Fatalf("%s after the control plane came back: %v", late, err)
-	}
-	t.Logf("%s: served %v after the first handshake, which waited out the control plane", late, time.Since(asked).Round(time.Millisecond))
+	testkit.Eventually(t, 90*time.Second, 200*time.Millisecond, func() error {
+		_, err := serial(edges[0].edgeUnderTest, late, roots, 30*time.Second)
+		return err
+	})
+	t.Logf("%s: served %v after the control plane came back", late, time.Since(back).Round(time.Millisecond))
 	if n := strings.Count(p.Output(), "Added order"); n != orders+1 {
 		t.Fatalf("%d orders for the late host, want 1", n-orders)
 	}

@@ -11,10 +11,18 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "swarmgate:", err)
 		os.Exit(1)
 	}
+}
+
+// run is the command with args, until it ends or SIGINT or SIGTERM stop it.
+// Tests run it in a process of their own (see main_test.go).
+func run(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
 }

@@ -112,7 +112,7 @@ type Pebble struct {
 	APIRoots   *x509.CertPool // the roots of Pebble's own HTTPS API
 	APIRootPEM []byte         // the same, PEM-encoded (edge --acme-ca)
 	MgmtClient *http.Client   // a client of both APIs
-	out        *lockedBuffer
+	out        *SyncBuffer
 }
 
 // Output returns what Pebble printed so far.
@@ -195,7 +195,7 @@ func StartPebble(t testing.TB, bin string, httpPort, tlsPort int, dnsAddr string
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "-config", cfgFile, "-dnsserver", dnsAddr)
 		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-		var out lockedBuffer
+		var out SyncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.WaitDelay = 5 * time.Second
 		if err := cmd.Start(); err != nil {
@@ -296,18 +296,20 @@ func (p *Pebble) NewOrderURL(t testing.TB) string {
 	return dir.NewOrder
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer (a process's output)
+// and readers at once.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
