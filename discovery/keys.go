@@ -40,6 +40,8 @@ const (
 	keyDefault        = "default"
 	keyAuthBasic      = "auth.basic"
 	keyRealm          = "auth.basic.realm"
+	keyAuthForward    = "auth.forward"
+	keyAuthHeaders    = "auth.forward.headers"
 	keyRateLimit      = "ratelimit"
 	keyBurst          = "ratelimit.burst"
 	keyCORSOrigins    = "cors.origins"
@@ -214,6 +216,10 @@ func routeKeys() []keyDef {
 			apply: field(policy.ParseSecretName, func(r *route.Route) *string { return &pol(r).BasicAuth })},
 		{name: keyRealm, kind: kindHTTP, doc: "basic-auth realm",
 			apply: field(policy.ParseRealm, func(r *route.Route) *string { return &pol(r).BasicRealm })},
+		{name: keyAuthForward, kind: kindHTTP, doc: "URL of an auth service asked about every request",
+			apply: field(policy.ParseAuthURL, func(r *route.Route) *string { return &pol(r).ForwardAuth })},
+		{name: keyAuthHeaders, kind: kindHTTP, doc: "fields of the auth service's 2xx answer set on the request",
+			apply: field(policy.ParseAuthHeaders, func(r *route.Route) *[]string { return &pol(r).ForwardAuthHeaders })},
 		{name: keyRateLimit, kind: kindHTTP, doc: "N/s, N/m or N/h per client address",
 			apply: field(policy.ParseRate, func(r *route.Route) *route.Rate { return &pol(r).RateLimit })},
 		{name: keyBurst, kind: kindHTTP, doc: "requests a client may send at once",

@@ -362,8 +362,9 @@ func (s *spec) namesOf(k *keyDef) []string {
 }
 
 // policy checks the policy keys that need another: a realm needs basic
-// auth, a burst a rate, the CORS keys their origins; and credentials are
-// never granted to every origin.
+// auth, auth fields forward auth, a burst a rate, the CORS keys their
+// origins; a route has one kind of auth, and credentials are never granted
+// to every origin.
 func (p *parser) policy(s *spec, r *route.Route) {
 	has := func(k string) bool { _, ok := s.keys[k]; return ok }
 	needs := func(key, needed string) {
@@ -372,6 +373,10 @@ func (p *parser) policy(s *spec, r *route.Route) {
 		}
 	}
 	needs(keyRealm, keyAuthBasic)
+	needs(keyAuthHeaders, keyAuthForward)
+	if has(keyAuthForward) && has(keyAuthBasic) {
+		p.failKey(s, keyAuthForward, "a route takes one kind of auth; it has %s too", s.label(keyAuthBasic))
+	}
 	needs(keyBurst, keyRateLimit)
 	for _, k := range []string{"cors.methods", "cors.headers", keyCORSCreds, "cors.max-age"} {
 		needs(k, keyCORSOrigins)

@@ -66,6 +66,18 @@ func TestParsePolicyLabels(t *testing.T) {
 		t.Errorf("named routes: api %+v, www %+v", routes[0].Policy, routes[1].Policy)
 	}
 
+	// Forward auth.
+	routes, errs = ParseLabels("web", labels(
+		"swarmgate.auth.forward", "http://auth:9091/verify",
+		"swarmgate.auth.forward.headers", "remote-user, Remote-Groups",
+	))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p := routes[0].Policy; p == nil || p.ForwardAuth != "http://auth:9091/verify" || !reflect.DeepEqual(p.ForwardAuthHeaders, []string{"Remote-User", "Remote-Groups"}) {
+		t.Errorf("forward auth: %+v", p)
+	}
+
 	// No policy label, or only compress=false, is no policy.
 	for _, l := range []map[string]string{labels(), labels("swarmgate.compress", "false")} {
 		if routes, _ := ParseLabels("web", l); routes[0].Policy != nil {
@@ -85,6 +97,12 @@ func TestParsePolicyLabelErrors(t *testing.T) {
 		{"auth file outside the secrets", labels("swarmgate.auth.basic", "../etc/passwd"), []wantErr{{"swarmgate.auth.basic", "file name in the secrets directory"}}},
 		{"realm without auth", labels("swarmgate.auth.basic.realm", "x"), []wantErr{{"swarmgate.auth.basic.realm", "needs swarmgate.auth.basic"}}},
 		{"realm with a quote", labels("swarmgate.auth.basic", "f", "swarmgate.auth.basic.realm", `a"b`), []wantErr{{"swarmgate.auth.basic.realm", "not allowed"}}},
+		{"auth service without scheme", labels("swarmgate.auth.forward", "auth:9091/verify"), []wantErr{{"swarmgate.auth.forward", "want an http or https URL"}}},
+		{"auth fields without the service", labels("swarmgate.auth.forward.headers", "Remote-User"), []wantErr{{"swarmgate.auth.forward.headers", "needs swarmgate.auth.forward"}}},
+		{"auth field set by the edge", labels("swarmgate.auth.forward", "http://auth/", "swarmgate.auth.forward.headers", "X-Forwarded-For"),
+			[]wantErr{{"swarmgate.auth.forward.headers", "X-Forwarded-For is set by the edge"}}},
+		{"two kinds of auth", labels("swarmgate.auth.forward", "http://auth/", "swarmgate.auth.basic", "users"),
+			[]wantErr{{"swarmgate.auth.forward", "one kind of auth; it has swarmgate.auth.basic too"}}},
 		{"rate per day", labels("swarmgate.ratelimit", "1000/d"), []wantErr{{"swarmgate.ratelimit", "want N/s, N/m or N/h"}}},
 		{"burst without rate", labels("swarmgate.ratelimit.burst", "5"), []wantErr{{"swarmgate.ratelimit.burst", "needs swarmgate.ratelimit"}}},
 		{"burst zero", labels("swarmgate.ratelimit", "1/s", "swarmgate.ratelimit.burst", "0"), []wantErr{{"swarmgate.ratelimit.burst", "from 1"}}},

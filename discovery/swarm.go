@@ -9,12 +9,11 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -26,13 +25,17 @@ import (
 
 // Defaults of SwarmOptions and fixed timings of the Swarm source.
 const (
-	DefaultSwarmResync   = 30 * time.Second
+	DefaultSwarmResync   = 5 * time.Minute
 	DefaultSwarmFastPoll = 250 * time.Millisecond
 	DefaultSwarmDebounce = 50 * time.Millisecond
 
 	swarmRequestTimeout = 10 * time.Second // one API call; a stuck proxy must not stall the source
 	swarmMinBackoff     = 100 * time.Millisecond
 	swarmMaxBackoff     = 5 * time.Second
+	// swarmEventGrace is how long a service an event named stays in the
+	// fast polls: Swarm's orchestrator acts on a change (tasks created or
+	// shut down, an update started) just after the event that announced it.
+	swarmEventGrace = time.Second
 )
 
 // SwarmOptions configure the Swarm source.
@@ -50,7 +53,8 @@ type SwarmOptions struct {
 	// service is attached to it. If empty, a service must be attached to
 	// exactly one overlay network or name one in its labels.
 	Network string
-	// Resync is the period of full listings, whatever happens. If zero, 30s.
+	// Resync is the period of full listings, whatever happens: the safety
+	// net under events and polls (see SWARM.md). If zero, 5m.
 	Resync time.Duration
 	// FastPoll is the task polling period while a published service
 	// converges (Swarm sends no task events). If zero, 250ms.
@@ -69,6 +73,7 @@ type SwarmOptions struct {
 type Swarm struct {
 	o   SwarmOptions
 	cli *client.Client
+	api *swarmAPI // the listings, on cli's transport
 	log *zap.Logger
 	m   *swarmMetrics
 }
@@ -106,7 +111,12 @@ func NewSwarm(o SwarmOptions) (*Swarm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: swarm: docker client: %w", err)
 	}
-	return &Swarm{o: o, cli: cli, log: log.With(zap.String("source", "swarm"), zap.String("host", cli.DaemonHost())),
+	api, err := newSwarmAPI(cli, usesTLS(o))
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return &Swarm{o: o, cli: cli, api: api, log: log.With(zap.String("source", "swarm"), zap.String("host", cli.DaemonHost())),
 		m: newSwarmMetrics(o.Registerer)}, nil
 }
 
@@ -124,7 +134,7 @@ func (s *Swarm) Client() *client.Client { return s.cli }
 // nodes and returns the Config it yields.
 func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 	var c swarmCache
-	st, err := s.list(ctx, true, nil, &c)
+	st, _, err := s.list(ctx, true, listing{}, &c)
 	if err != nil {
 		return route.Config{}, err
 	}
@@ -136,7 +146,7 @@ func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 // API is unreachable it keeps quiet (the last Config stays in force), logs
 // once, and reconnects with exponential backoff.
 func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
-	r := &swarmRun{s: s, update: update, logged: map[string]bool{}}
+	r := &swarmRun{s: s, update: update, logged: map[string]bool{}, watch: map[string]time.Time{}}
 	backoff := swarmMinBackoff
 	var downSince time.Time
 	for {
@@ -173,9 +183,57 @@ type swarmRun struct {
 	update     func(route.Config)
 	cache      swarmCache
 	sent       bool
-	last       route.Config    // as sent, without Changed
-	converging []string        // IDs of the published services still converging
-	logged     map[string]bool // label errors already logged (route.LabelError.Error())
+	last       route.Config         // as sent, without Changed
+	converging []string             // IDs of the published services still converging
+	watch      map[string]time.Time // IDs of published services an event named, polled until then
+	logged     map[string]bool      // label errors already logged (route.LabelError.Error())
+}
+
+// Kinds of listing (the kind label of swarmgate_swarm_syncs_total).
+const (
+	syncFull  = "full"  // everything
+	syncEvent = "event" // the services events named, and those polled
+	syncPoll  = "poll"  // the services that converge or an event named lately
+)
+
+// eventBatch is what the events of one debounce window ask for.
+type eventBatch struct {
+	at       time.Time         // when Swarm reported the first of them
+	full     bool              // a full listing
+	services map[string]string // else these services: name by ID ("" if the event did not say)
+}
+
+// note adds what ev asks for to b and reports whether it asks for anything.
+// A service event names its service: that service is listed. A network
+// connect or disconnect is a container of this engine's node starting or
+// stopping: a disconnect of a task's container lists its service (the task
+// may have failed; its replacement arrives through convergence), a connect
+// asks for nothing (a task starting is its service converging). Any other
+// network event, and node events, change what many services resolve to:
+// they list everything, and are rare.
+func (r *swarmRun) note(b *eventBatch, ev events.Message) bool {
+	id, name := "", ""
+	switch {
+	case ev.Type == events.ServiceEventType:
+		id, name = ev.Actor.ID, ev.Actor.Attributes["name"]
+	case ev.Type == events.NetworkEventType && ev.Action == events.ActionConnect:
+		return false
+	case ev.Type == events.NetworkEventType && ev.Action == events.ActionDisconnect:
+		if id, name = r.cache.serviceOfContainer(ev.Actor.Attributes["container"]); id == "" {
+			return false
+		}
+	}
+	if id == "" {
+		b.full = true
+	} else {
+		if b.services == nil {
+			b.services = map[string]string{}
+		}
+		if b.services[id] == "" {
+			b.services[id] = name
+		}
+	}
+	return true
 }
 
 // session subscribes to events, lists everything, and then follows the
@@ -187,8 +245,6 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 		filters.Arg("type", string(events.ServiceEventType)),
 		filters.Arg("type", string(events.NetworkEventType)),
 		filters.Arg("type", string(events.NodeEventType)),
-		filters.Arg("type", string(events.SecretEventType)),
-		filters.Arg("type", string(events.ConfigEventType)),
 	)})
 	var streamErr error
 	defer func() {
@@ -200,7 +256,8 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 
 	// connected runs once the listing succeeds, before its update: the
 	// outage is over when the API answers, not when the edge has applied.
-	if err := r.sync(ctx, true, time.Time{}, connected); err != nil {
+	r.s.api.reset()
+	if _, err := r.sync(ctx, syncFull, nil, time.Time{}, connected); err != nil {
 		return err
 	}
 
@@ -214,9 +271,10 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 	if len(r.converging) > 0 {
 		fast.Reset(o.FastPoll)
 	}
-	var eventAt time.Time // when Swarm reported the first event of the debounce window
+	var batch eventBatch
 	for {
-		full, at := true, time.Time{}
+		kind, at := syncFull, time.Time{}
+		var named map[string]string
 		select {
 		case <-ctx.Done():
 			return nil
@@ -228,27 +286,36 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 		case ev := <-msgs:
 			r.s.log.Debug("event", zap.String("type", string(ev.Type)), zap.String("action", string(ev.Action)),
 				zap.String("id", ev.Actor.ID))
+			if !r.note(&batch, ev) {
+				continue
+			}
 			if !debounce.armed {
-				eventAt = eventTime(ev)
+				batch.at = eventTime(ev)
 				debounce.Reset(o.Debounce)
 			}
 			continue
 		case <-debounce.C:
 			debounce.armed = false
-			at = eventAt
+			at = batch.at
+			if !batch.full {
+				kind = syncEvent
+				named = batch.services
+			}
+			batch = eventBatch{}
 		case <-resync.C:
 		case <-fast.C:
 			fast.armed = false
-			full = false
+			kind = syncPoll
 		}
-		if err := r.sync(ctx, full, at, nil); err != nil {
+		kind, err := r.sync(ctx, kind, named, at, nil)
+		if err != nil {
 			return err
 		}
-		if full {
+		if kind == syncFull {
 			// A full listing is as fresh as a resync can be.
 			resync.Reset(o.Resync)
 		}
-		if len(r.converging) > 0 && !fast.armed {
+		if (len(r.converging) > 0 || len(r.watch) > 0) && !fast.armed {
 			fast.Reset(o.FastPoll)
 		}
 	}
@@ -265,20 +332,43 @@ func eventTime(ev events.Message) time.Time {
 	return time.Now()
 }
 
-// sync lists the cluster (everything when full, else the converging
-// services and their tasks), builds the Config and sends it if it changed.
-// eventAt is when Swarm reported the event that caused the listing, zero
-// for polls and resyncs: it stamps the Config's Changed. listed, if not
-// nil, runs once the listing succeeded.
-func (r *swarmRun) sync(ctx context.Context, full bool, eventAt time.Time, listed func()) error {
-	kind := "poll"
-	if full {
-		kind = "full"
+// sync lists the cluster (everything for syncFull; else the services named,
+// those converging and those an event named within swarmEventGrace, and
+// their tasks), builds the Config and sends it if it changed. eventAt is
+// when Swarm reported the event that caused the listing, zero for polls and
+// resyncs: it stamps the Config's Changed. listed, if not nil, runs once the
+// listing succeeded. It returns the kind of listing done: a filtered one
+// falls back to a full listing when it must (see Swarm.list).
+func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]string, eventAt time.Time, listed func()) (string, error) {
+	now := time.Now()
+	want := listing{names: named}
+	add := func(id string) {
+		if _, ok := named[id]; !ok && !slices.Contains(want.ids, id) {
+			want.ids = append(want.ids, id)
+		}
 	}
-	st, err := r.s.list(ctx, full, r.converging, &r.cache)
+	for _, id := range r.converging {
+		add(id)
+	}
+	for id, until := range r.watch {
+		if !now.Before(until) {
+			delete(r.watch, id)
+		} else {
+			add(id)
+		}
+	}
+	st, whole, err := r.s.list(ctx, kind == syncFull, want, &r.cache)
 	if err != nil {
 		r.s.m.syncErrors.Inc()
-		return err
+		return kind, err
+	}
+	if whole {
+		kind = syncFull
+	}
+	for id := range named {
+		if i, ok := r.cache.index[id]; ok && publishes(r.cache.services[i].Spec.Labels) {
+			r.watch[id] = now.Add(swarmEventGrace)
+		}
 	}
 	if listed != nil {
 		listed()
@@ -289,7 +379,7 @@ func (r *swarmRun) sync(ctx context.Context, full bool, eventAt time.Time, liste
 	r.converging = res.ConvergingIDs
 	r.logLabelErrors(res.Config.Errors)
 	if r.sent && reflect.DeepEqual(r.last, res.Config) {
-		return nil
+		return kind, nil
 	}
 	r.s.log.Info("routes changed", zap.String("sync", kind), zap.Int("routes", len(res.Config.Routes)),
 		zap.Int("label_errors", len(res.Config.Errors)), zap.Strings("converging", res.Converging))
@@ -298,7 +388,7 @@ func (r *swarmRun) sync(ctx context.Context, full bool, eventAt time.Time, liste
 	r.sent, r.last = true, res.Config
 	r.s.m.updates.Inc()
 	r.update(cfg)
-	return nil
+	return kind, nil
 }
 
 // stamp returns when Swarm reported the change a new Config brings: the
@@ -346,18 +436,56 @@ const (
 
 // swarmCache keeps the last listing between polls: the slow-moving parts
 // (networks, nodes), which any network or node event lists again, and the
-// services and tasks, into which polls merge those of the converging
-// services.
+// services and tasks, into which polls merge those of the services polled.
 type swarmCache struct {
-	networks []network.Summary
-	nodes    []swarm.Node
+	networks []swarmNetwork
+	nodes    []swarmNode
 	valid    bool // networks and nodes listed
 
-	services []swarm.Service
-	index    map[string]int          // position in services by service ID
-	tasks    map[string][]swarm.Task // by service ID, desired state running
-	listed   bool                    // services and tasks listed
+	services []swarmService
+	index    map[string]int         // position in services by service ID
+	tasks    map[string][]swarmTask // by service ID, desired state running
+	listed   bool                   // services and tasks listed
 }
+
+// serviceOfContainer returns the ID and name of the service whose cached
+// task runs container id, or "".
+func (c *swarmCache) serviceOfContainer(id string) (string, string) {
+	if id == "" {
+		return "", ""
+	}
+	for sid, ts := range c.tasks {
+		for i := range ts {
+			if cs := ts[i].Status.ContainerStatus; cs != nil && cs.ContainerID == id {
+				if j, ok := c.index[sid]; ok {
+					return sid, c.services[j].Spec.Name
+				}
+				return sid, ""
+			}
+		}
+	}
+	return "", ""
+}
+
+// publishes reports whether a service's labels are any of the source's
+// (swarmgate.*, com.docker.lb.*): only then can its tasks be endpoints, and
+// only then are they listed outside a full listing.
+func publishes(labels map[string]string) bool {
+	for k := range labels {
+		if strings.HasPrefix(k, labelPrefix) || strings.HasPrefix(k, interlockPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// listing is what a filtered listing asks for.
+type listing struct {
+	ids   []string          // services by ID: those polled
+	names map[string]string // services by name, by ID: those events named (by ID when the name is "")
+}
+
+func (w listing) len() int { return len(w.ids) + len(w.names) }
 
 // lister makes the API calls of one listing: each with its own timeout and
 // counted; the first error stops the rest.
@@ -374,7 +502,7 @@ func (l *lister) call(name string, f func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(l.ctx, swarmRequestTimeout)
 	defer cancel()
 	e := f(ctx)
-	if e != nil && client.IsErrNotFound(e) && name == "tasks" {
+	if e != nil && isNotFound(e) && name == "tasks" {
 		// A polled service was removed between the two calls: not an
 		// API failure; the caller lists the cluster instead.
 		l.err = errServiceGone
@@ -391,98 +519,157 @@ var errServiceGone = errors.New("discovery: swarm: a polled service is gone")
 // runningTasks filters task listings to the tasks Swarm wants running:
 // the others are out of rotation whatever their state, and Swarm keeps a
 // history of dead tasks per slot, so this is far fewer.
-func runningTasks(args ...filters.KeyValuePair) swarm.TaskListOptions {
-	return swarm.TaskListOptions{Filters: filters.NewArgs(append(args, filters.Arg("desired-state", "running"))...)}
+func runningTasks(args ...filters.KeyValuePair) filters.Args {
+	return filters.NewArgs(append(args, filters.Arg("desired-state", "running"))...)
 }
 
-// list does one listing and returns the state it yields. A full listing
-// (and the first) lists the services and one TaskList for the whole
-// cluster, plus networks and nodes. A poll lists only the services in poll
-// (IDs) and their tasks, and merges them into the cached listing: at 50,000
-// tasks one listing of them all is some 100 MB, and the services that do not
-// converge change only through events (which cause full listings) and the
-// periodic resync, the safety net.
-func (s *Swarm) list(ctx context.Context, full bool, poll []string, c *swarmCache) (swarmState, error) {
+// list does one listing and returns the state it yields, and whether it
+// listed the whole cluster. A full listing (and the first) lists the
+// services and one task listing for the whole cluster, plus networks and
+// nodes. Otherwise it lists only the services ids (and their tasks) and
+// merges them into the cached listing: at 50,000 tasks one listing of them
+// all is some 100 MB, and a service changes only through events (which name
+// it), convergence (which polls it) and the periodic resync, the safety net.
+// Services an event named are listed by name (the event says it; the names
+// are stable, and IDs asked for are what polls send), and only the tasks of
+// services that publish routes are listed.
+// It lists the cluster instead when more than maxPolledServices are asked
+// for, when there is no cached listing, or when a service was removed
+// between its two calls.
+func (s *Swarm) list(ctx context.Context, full bool, want listing, c *swarmCache) (swarmState, bool, error) {
 	l := &lister{s: s, ctx: ctx}
 	if full || !c.valid {
-		l.call("networks", func(ctx context.Context) (e error) {
-			c.networks, e = s.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("scope", "swarm"))})
-			return e
+		c.networks, c.nodes, c.valid = nil, nil, false
+		l.call("networks", func(ctx context.Context) error {
+			return get(ctx, s.api, "/networks", filters.NewArgs(filters.Arg("scope", "swarm")),
+				func(n *swarmNetwork) { c.networks = append(c.networks, *n) })
 		})
-		l.call("nodes", func(ctx context.Context) (e error) {
-			c.nodes, e = s.cli.NodeList(ctx, swarm.NodeListOptions{})
-			return e
+		l.call("nodes", func(ctx context.Context) error {
+			return get(ctx, s.api, "/nodes", filters.NewArgs(), func(n *swarmNode) { c.nodes = append(c.nodes, *n) })
 		})
 		c.valid = l.err == nil
 	}
-	if !full && c.listed && len(poll) <= maxPolledServices {
-		s.poll(l, poll, c)
+	whole := full || !c.listed || want.len() > maxPolledServices
+	if !whole {
+		s.poll(l, want, c)
 		if errors.Is(l.err, errServiceGone) {
-			l.err = nil
-			c.listed = false
+			l.err, whole = nil, true
 		}
 	}
-	if full || !c.listed || len(poll) > maxPolledServices {
-		var svcs []swarm.Service
-		var tasks []swarm.Task
-		l.call("services", func(ctx context.Context) (e error) {
-			svcs, e = s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true})
-			return e
+	if whole {
+		// The last listing goes first, so that it is garbage by the time
+		// the new one has been decoded: two listings never coexist. If this
+		// one fails, the session ends and the next starts with a full
+		// listing anyway.
+		c.services, c.index, c.tasks, c.listed = nil, nil, nil, false
+		var svcs []swarmService
+		var tasks []swarmTask
+		l.call("services", func(ctx context.Context) error {
+			return get(ctx, s.api, "/services", filters.NewArgs(), func(v *swarmService) { svcs = append(svcs, *v) }, "status", "true")
 		})
-		l.call("tasks", func(ctx context.Context) (e error) {
-			tasks, e = s.cli.TaskList(ctx, runningTasks())
-			return e
+		l.call("tasks", func(ctx context.Context) error {
+			return get(ctx, s.api, "/tasks", runningTasks(), func(t *swarmTask) { tasks = append(tasks, *t) })
 		})
 		if l.err == nil {
-			c.services, c.tasks, c.listed = svcs, groupTasks(tasks), true
+			c.services, c.tasks, c.listed = slices.Clip(svcs), byService(tasks), true
 			c.reindex()
 		}
 	}
 	if l.err != nil {
 		c.listed = false // a poll may have merged part of its results
-		return swarmState{}, l.err
+		return swarmState{}, whole, l.err
 	}
-	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes}, nil
+	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes}, whole, nil
 }
 
-// poll lists the services ids and their tasks and merges them into c: a
-// service that is gone leaves it, the tasks of a listed service replace
-// those it had.
-func (s *Swarm) poll(l *lister, ids []string, c *swarmCache) {
-	var svcs []swarm.Service
+// byService groups tasks by service ID, in place: ts is sorted, and each
+// service's tasks are a window of it (capped, so that appending to one
+// cannot overwrite the next).
+func byService(ts []swarmTask) map[string][]swarmTask {
+	slices.SortStableFunc(ts, func(a, b swarmTask) int { return strings.Compare(a.ServiceID, b.ServiceID) })
+	m := map[string][]swarmTask{}
+	for i := 0; i < len(ts); {
+		j := i + 1
+		for j < len(ts) && ts[j].ServiceID == ts[i].ServiceID {
+			j++
+		}
+		m[ts[i].ServiceID] = ts[i:j:j]
+		i = j
+	}
+	return m
+}
+
+// poll lists the services want asks for, and the tasks of those that
+// publish routes, and merges them into c: a service that is gone leaves it,
+// the tasks of a listed service replace those it had.
+func (s *Swarm) poll(l *lister, want listing, c *swarmCache) {
+	ids := slices.Clone(want.ids)
+	var names []string
+	for id, name := range want.names {
+		if name == "" {
+			ids = append(ids, id)
+		} else if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var svcs []swarmService
+	seen := map[string]bool{}
+	keep := func(v *swarmService) {
+		if !seen[v.ID] {
+			seen[v.ID] = true
+			svcs = append(svcs, *v)
+		}
+	}
 	for chunk := range slices.Chunk(ids, pollChunk) {
 		l.call("services", func(ctx context.Context) error {
-			got, e := s.cli.ServiceList(ctx, swarm.ServiceListOptions{Status: true, Filters: filters.NewArgs(idFilter("id", chunk)...)})
-			svcs = append(svcs, got...)
-			return e
+			return get(ctx, s.api, "/services", filters.NewArgs(idFilter("id", chunk)...), keep, "status", "true")
 		})
 	}
-	found := make([]string, 0, len(svcs))
-	for i := range svcs {
-		found = append(found, svcs[i].ID)
+	for chunk := range slices.Chunk(names, pollChunk) {
+		l.call("services", func(ctx context.Context) error {
+			// The engine matches names by prefix.
+			return get(ctx, s.api, "/services", filters.NewArgs(idFilter("name", chunk)...), func(v *swarmService) {
+				if slices.Contains(chunk, v.Spec.Name) {
+					keep(v)
+				}
+			}, "status", "true")
+		})
 	}
-	tasks := map[string][]swarm.Task{}
+	merged := slices.Clone(ids) // every ID asked for or found
+	for id := range want.names {
+		if !slices.Contains(merged, id) {
+			merged = append(merged, id)
+		}
+	}
+	var found []string
+	for i := range svcs {
+		if !slices.Contains(merged, svcs[i].ID) {
+			merged = append(merged, svcs[i].ID)
+		}
+		if publishes(svcs[i].Spec.Labels) {
+			found = append(found, svcs[i].ID)
+		}
+	}
+	tasks := map[string][]swarmTask{}
 	for chunk := range slices.Chunk(found, pollChunk) {
 		l.call("tasks", func(ctx context.Context) error {
-			got, e := s.cli.TaskList(ctx, runningTasks(idFilter("service", chunk)...))
-			for _, t := range got {
-				tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
-			}
-			return e
+			return get(ctx, s.api, "/tasks", runningTasks(idFilter("service", chunk)...),
+				func(t *swarmTask) { tasks[t.ServiceID] = append(tasks[t.ServiceID], *t) })
 		})
 	}
 	if l.err != nil {
 		return
 	}
-	c.merge(ids, svcs, tasks)
+	c.merge(merged, svcs, tasks)
 }
 
 // merge replaces the services ids (and their tasks) of the cached listing
 // with svcs and tasks, the result of polling them. It works in place: the
 // state of the previous listing is no longer read once its Config is built,
 // and at 10,000 services a copy would be megabytes per poll.
-func (c *swarmCache) merge(ids []string, svcs []swarm.Service, tasks map[string][]swarm.Task) {
-	byID := make(map[string]*swarm.Service, len(svcs))
+func (c *swarmCache) merge(ids []string, svcs []swarmService, tasks map[string][]swarmTask) {
+	byID := make(map[string]*swarmService, len(svcs))
 	for i := range svcs {
 		byID[svcs[i].ID] = &svcs[i]
 	}
@@ -493,7 +680,7 @@ func (c *swarmCache) merge(ids []string, svcs []swarm.Service, tasks map[string]
 		switch {
 		case svc != nil && cached:
 			c.services[i] = *svc
-		case svc != nil: // polled but not cached: cannot happen, kept safe
+		case svc != nil: // new: an event named it
 			c.index[id] = len(c.services)
 			c.services = append(c.services, *svc)
 		case cached: // polled and gone
@@ -506,7 +693,7 @@ func (c *swarmCache) merge(ids []string, svcs []swarm.Service, tasks map[string]
 		}
 	}
 	if gone {
-		c.services = slices.DeleteFunc(c.services, func(s swarm.Service) bool { return byID[s.ID] == nil && slices.Contains(ids, s.ID) })
+		c.services = slices.DeleteFunc(c.services, func(s swarmService) bool { return byID[s.ID] == nil && slices.Contains(ids, s.ID) })
 		c.reindex()
 	}
 }
@@ -547,7 +734,7 @@ func (t *idleTimer) Reset(d time.Duration) {
 
 // swarmMetrics are the source's Prometheus series.
 type swarmMetrics struct {
-	syncs      *prometheus.CounterVec // kind: full, poll
+	syncs      *prometheus.CounterVec // kind: full, event, poll
 	syncErrors prometheus.Counter
 	requests   *prometheus.CounterVec // call, result
 	updates    prometheus.Counter
@@ -558,7 +745,7 @@ type swarmMetrics struct {
 func newSwarmMetrics(reg prometheus.Registerer) *swarmMetrics {
 	return &swarmMetrics{
 		syncs: metrics.NewCounterVec(reg, "swarmgate_swarm_syncs_total",
-			"Successful listings of the Swarm, by kind: full (services, tasks, networks, nodes) or poll (services and tasks).", "kind"),
+			"Successful listings of the Swarm, by kind: full (services, tasks, networks, nodes), event (the services events named) or poll (services converging or named by an event lately).", "kind"),
 		syncErrors: metrics.NewCounter(reg, "swarmgate_swarm_sync_errors_total",
 			"Listings of the Swarm that failed (the last route.Config stays in force)."),
 		requests: metrics.NewCounterVec(reg, "swarmgate_swarm_api_requests_total",

@@ -10,36 +10,34 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarmgate/swarmgate/route"
 )
 
 // swarmState is one listing of the cluster: everything a Swarm Config is
-// computed from. The Docker client types are used as they come so that the
-// pure part can be tested with constructed values.
+// computed from, in the reduced forms of the API's types (swarm_api.go).
 type swarmState struct {
-	Services []swarm.Service
-	Tasks    []swarm.Task // the tasks of every service, one TaskList for the cluster
+	Services []swarmService
+	Tasks    []swarmTask // the tasks of every service, one TaskList for the cluster
 	// TaskMap, if not nil, holds the tasks by service ID and Tasks is
 	// ignored: the form the source's cache keeps between polls, so that a
 	// poll replaces the tasks of a few services without copying the others.
-	TaskMap  map[string][]swarm.Task
-	Networks []network.Summary
-	Nodes    []swarm.Node // nil when unknown: every node counts as up
+	TaskMap  map[string][]swarmTask
+	Networks []swarmNetwork
+	Nodes    []swarmNode // nil when unknown: every node counts as up
 }
 
 // tasksByService returns the state's tasks grouped by service ID.
-func (st *swarmState) tasksByService() map[string][]swarm.Task {
+func (st *swarmState) tasksByService() map[string][]swarmTask {
 	if st.TaskMap != nil {
 		return st.TaskMap
 	}
 	return groupTasks(st.Tasks)
 }
 
-func groupTasks(ts []swarm.Task) map[string][]swarm.Task {
-	m := map[string][]swarm.Task{}
+func groupTasks(ts []swarmTask) map[string][]swarmTask {
+	m := map[string][]swarmTask{}
 	for _, t := range ts {
 		m[t.ServiceID] = append(m[t.ServiceID], t)
 	}
@@ -68,11 +66,11 @@ type netRef struct{ ID, Name string }
 // name order, endpoints sorted) so that two listings of an unchanged cluster
 // compare equal.
 func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
-	nets := make(map[string]network.Summary, 2*len(st.Networks))
+	nets := make(map[string]swarmNetwork, 2*len(st.Networks))
 	for _, n := range st.Networks {
 		nets[n.ID] = n
 	}
-	byName := make(map[string]network.Summary, len(st.Networks))
+	byName := make(map[string]swarmNetwork, len(st.Networks))
 	for _, n := range st.Networks {
 		byName[n.Name] = n
 	}
@@ -85,7 +83,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 	tasks := st.tasksByService()
 	// Services are sorted by pointer: at 10,000 services the structs
 	// themselves are megabytes to copy on every poll.
-	services := make([]*swarm.Service, len(st.Services))
+	services := make([]*swarmService, len(st.Services))
 	for i := range st.Services {
 		services[i] = &st.Services[i]
 	}
@@ -144,10 +142,10 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 // attachedNetworks lists the overlay networks of a service's tasks, ingress
 // excluded (it only carries the routing mesh's published ports), in name
 // order. A target Swarm reports by ID is named from the network list.
-func attachedNetworks(svc *swarm.Service, nets, byName map[string]network.Summary) []netRef {
+func attachedNetworks(svc *swarmService, nets, byName map[string]swarmNetwork) []netRef {
 	targets := svc.Spec.TaskTemplate.Networks
 	if len(targets) == 0 {
-		targets = svc.Spec.Networks //nolint:staticcheck // services created through the pre-1.25 API
+		targets = svc.Spec.Networks // services created through the pre-1.25 API
 	}
 	var out []netRef
 	seen := map[string]bool{}
@@ -159,7 +157,7 @@ func attachedNetworks(svc *swarm.Service, nets, byName map[string]network.Summar
 		if !ok {
 			// Not in the list (removed meanwhile, or listed before it
 			// existed): still attached, known by its ID only.
-			n = network.Summary{ID: t.Target, Name: t.Target}
+			n = swarmNetwork{ID: t.Target, Name: t.Target}
 		}
 		if n.Ingress || seen[n.ID] {
 			continue
@@ -175,7 +173,7 @@ func attachedNetworks(svc *swarm.Service, nets, byName map[string]network.Summar
 // labels name, else the edge's network when the service is attached to it,
 // else the service's only network. Anything else is an error on the service,
 // never a guess: a wrong pick would route to addresses the edge cannot reach.
-func chooseNetwork(svc *swarm.Service, r *route.Route, attached []netRef, byName map[string]network.Summary, edge string) (netRef, *route.LabelError) {
+func chooseNetwork(svc *swarmService, r *route.Route, attached []netRef, byName map[string]swarmNetwork, edge string) (netRef, *route.LabelError) {
 	label, value := routeLabel(svc.Spec.Labels, r.Name, keyNetwork)
 	fail := func(format string, args ...any) (netRef, *route.LabelError) {
 		return netRef{}, &route.LabelError{Service: svc.Spec.Name, Label: label, Value: value, Reason: fmt.Sprintf(format, args...)}
@@ -243,7 +241,7 @@ func netNames(ns []netRef) string {
 // and it runs. A task with a health check stays "starting" until the check
 // passes, so running implies healthy; a task whose desired state moved on
 // (scale-down, update, drain) leaves at once, before its container stops.
-func inRotation(t *swarm.Task) bool {
+func inRotation(t *swarmTask) bool {
 	return t.DesiredState == swarm.TaskStateRunning && t.Status.State == swarm.TaskStateRunning
 }
 
@@ -251,7 +249,7 @@ func inRotation(t *swarm.Task) bool {
 // sorted, skipping tasks on nodes that are down (Swarm may not have noticed
 // the task is gone yet). nil when there are none: the route still exists and
 // answers 503.
-func taskEndpoints(tasks []swarm.Task, netID string, port int, down map[string]bool) []string {
+func taskEndpoints(tasks []swarmTask, netID string, port int, down map[string]bool) []string {
 	var out []string
 	for i := range tasks {
 		t := &tasks[i]
@@ -273,7 +271,7 @@ func taskEndpoints(tasks []swarm.Task, netID string, port int, down map[string]b
 
 // vipEndpoints returns the service's virtual IP on the network. ok is false
 // while Swarm has not allocated it yet (just after the service is created).
-func vipEndpoints(svc *swarm.Service, r *route.Route, n netRef) (eps []string, ok bool, _ *route.LabelError) {
+func vipEndpoints(svc *swarmService, r *route.Route, n netRef) (eps []string, ok bool, _ *route.LabelError) {
 	if svc.Spec.EndpointSpec != nil && svc.Spec.EndpointSpec.Mode == swarm.ResolutionModeDNSRR {
 		label, value := routeLabel(svc.Spec.Labels, r.Name, keyBackend)
 		return nil, true, &route.LabelError{Service: svc.Spec.Name, Label: label, Value: value,
@@ -304,7 +302,7 @@ func addrIP(cidr string) string {
 // polling them fast pays off: an update or rollback in progress, fewer tasks
 // running than wanted, or a task that Swarm wants running but is not yet
 // (pending, starting, waiting for its health check).
-func converging(svc *swarm.Service, tasks []swarm.Task) bool {
+func converging(svc *swarmService, tasks []swarmTask) bool {
 	if u := svc.UpdateStatus; u != nil && (u.State == swarm.UpdateStateUpdating || u.State == swarm.UpdateStateRollbackStarted) {
 		return true
 	}

@@ -6,25 +6,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 )
 
 // Constructed cluster pieces for the pure Config builder.
 
 var (
-	netApp     = network.Summary{ID: "n-app", Name: "app"}
-	netEdge    = network.Summary{ID: "n-edge", Name: "edge"}
-	netOther   = network.Summary{ID: "n-other", Name: "other"}
-	netIngress = network.Summary{ID: "n-ingress", Name: "ingress", Ingress: true}
-	allNets    = []network.Summary{netApp, netEdge, netOther, netIngress}
+	netApp     = swarmNetwork{ID: "n-app", Name: "app"}
+	netEdge    = swarmNetwork{ID: "n-edge", Name: "edge"}
+	netOther   = swarmNetwork{ID: "n-other", Name: "other"}
+	netIngress = swarmNetwork{ID: "n-ingress", Name: "ingress", Ingress: true}
+	allNets    = []swarmNetwork{netApp, netEdge, netOther, netIngress}
 	created    = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 )
 
-type svcOpt func(*swarm.Service)
+type svcOpt func(*swarmService)
 
-func svc(id, name string, labels map[string]string, opts ...svcOpt) swarm.Service {
-	s := swarm.Service{ID: id}
+func svc(id, name string, labels map[string]string, opts ...svcOpt) swarmService {
+	s := swarmService{ID: id}
 	s.CreatedAt = created
 	s.Spec.Name = name
 	s.Spec.Labels = labels
@@ -37,7 +36,7 @@ func svc(id, name string, labels map[string]string, opts ...svcOpt) swarm.Servic
 }
 
 func onNets(nets ...string) svcOpt {
-	return func(s *swarm.Service) {
+	return func(s *swarmService) {
 		for _, n := range nets {
 			s.Spec.TaskTemplate.Networks = append(s.Spec.TaskTemplate.Networks, swarm.NetworkAttachmentConfig{Target: n})
 		}
@@ -45,48 +44,48 @@ func onNets(nets ...string) svcOpt {
 }
 
 func replicas(n uint64) svcOpt {
-	return func(s *swarm.Service) { s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n} }
+	return func(s *swarmService) { s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n} }
 }
 
 func global(desired uint64) svcOpt {
-	return func(s *swarm.Service) {
+	return func(s *swarmService) {
 		s.Spec.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}}
 		s.ServiceStatus = &swarm.ServiceStatus{DesiredTasks: desired}
 	}
 }
 
 func vip(netID, addr string) svcOpt {
-	return func(s *swarm.Service) {
+	return func(s *swarmService) {
 		s.Endpoint.VirtualIPs = append(s.Endpoint.VirtualIPs, swarm.EndpointVirtualIP{NetworkID: netID, Addr: addr})
 	}
 }
 
-func dnsrr(s *swarm.Service) {
+func dnsrr(s *swarmService) {
 	s.Spec.EndpointSpec = &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR}
 }
 
-func updating(s *swarm.Service) {
+func updating(s *swarmService) {
 	s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}
 }
 
 // task returns a task of service sid on node "node-1" with addresses
 // "netID=ip" (Swarm writes them with a prefix length).
-func task(sid string, desired, state swarm.TaskState, addrs ...string) swarm.Task {
-	t := swarm.Task{ServiceID: sid, NodeID: "node-1", DesiredState: desired}
+func task(sid string, desired, state swarm.TaskState, addrs ...string) swarmTask {
+	t := swarmTask{ServiceID: sid, NodeID: "node-1", DesiredState: desired}
 	t.Status.State = state
 	for _, a := range addrs {
 		id, ip, _ := strings.Cut(a, "=")
-		t.NetworksAttachments = append(t.NetworksAttachments, swarm.NetworkAttachment{
-			Network: swarm.Network{ID: id}, Addresses: []string{ip + "/24"}})
+		t.NetworksAttachments = append(t.NetworksAttachments, taskAttachment{
+			Network: attachedNetwork{ID: id}, Addresses: []string{ip + "/24"}})
 	}
 	return t
 }
 
-func running(sid string, addrs ...string) swarm.Task {
+func running(sid string, addrs ...string) swarmTask {
 	return task(sid, swarm.TaskStateRunning, swarm.TaskStateRunning, addrs...)
 }
 
-func onNode(t swarm.Task, node string) swarm.Task { t.NodeID = node; return t }
+func onNode(t swarmTask, node string) swarmTask { t.NodeID = node; return t }
 
 func web(extra ...string) map[string]string {
 	l := map[string]string{"swarmgate.hosts": "app.example.org", "swarmgate.port": "8080"}
@@ -117,8 +116,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "task endpoints: only tasks wanted and running, on the route's network, sorted",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app"), replicas(3))},
-				Tasks: []swarm.Task{
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app"), replicas(3))},
+				Tasks: []swarmTask{
 					running("s1", "n-app=10.0.1.9"),
 					running("s1", "n-app=10.0.1.10", "n-other=10.0.9.10"),
 					task("s1", swarm.TaskStateRunning, swarm.TaskStateStarting, "n-app=10.0.1.11"),  // health check pending
@@ -134,13 +133,13 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "tasks on a node that is down are out; a converged service does not poll",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app"), replicas(2))},
-				Tasks: []swarm.Task{
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app"), replicas(2))},
+				Tasks: []swarmTask{
 					running("s1", "n-app=10.0.1.2"),
 					onNode(running("s1", "n-app=10.0.1.3"), "node-2"),
 				},
 				Networks: allNets,
-				Nodes: []swarm.Node{
+				Nodes: []swarmNode{
 					{ID: "node-1", Status: swarm.NodeStatus{State: swarm.NodeStateReady}},
 					{ID: "node-2", Status: swarm.NodeStatus{State: swarm.NodeStateDown}},
 				},
@@ -150,7 +149,7 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "zero tasks: the route stays, with no endpoints (503)",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app"), replicas(0))},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app"), replicas(0))},
 				Networks: allNets,
 			},
 			routes: []gotRoute{{"web", "app", nil}},
@@ -158,8 +157,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "fewer tasks running than replicas: converging",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app"), replicas(3))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2")},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app"), replicas(3))},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2")},
 				Networks: allNets,
 			},
 			routes:     []gotRoute{{"web", "app", []string{"10.0.1.2:8080"}}},
@@ -168,8 +167,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "an update in progress: converging",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app"), updating)},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2")},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app"), updating)},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2")},
 				Networks: allNets,
 			},
 			routes:     []gotRoute{{"web", "app", []string{"10.0.1.2:8080"}}},
@@ -178,11 +177,11 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "global service: converged when every desired task runs",
 			st: swarmState{
-				Services: []swarm.Service{
+				Services: []swarmService{
 					svc("s1", "a", web("swarmgate.hosts", "a.example.org"), onNets("n-app"), global(2)),
 					svc("s2", "b", web("swarmgate.hosts", "b.example.org"), onNets("n-app"), global(2)),
 				},
-				Tasks: []swarm.Task{
+				Tasks: []swarmTask{
 					running("s1", "n-app=10.0.1.2"), running("s1", "n-app=10.0.1.3"),
 					running("s2", "n-app=10.0.1.4"),
 				},
@@ -197,8 +196,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "the edge's network wins over the service's others; ingress never counts",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-app", "n-edge", "n-ingress"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2", "n-edge=10.0.2.2")},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-app", "n-edge", "n-ingress"))},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2", "n-edge=10.0.2.2")},
 				Networks: allNets,
 			},
 			edgeNet: "edge",
@@ -207,8 +206,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "the service's only network when it is not on the edge's; ingress ignored",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-ingress", "n-app"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2")},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-ingress", "n-app"))},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2")},
 				Networks: allNets,
 			},
 			edgeNet: "edge",
@@ -217,11 +216,11 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "the labelled network wins over the edge's, by name or ID",
 			st: swarmState{
-				Services: []swarm.Service{
+				Services: []swarmService{
 					svc("s1", "a", web("swarmgate.hosts", "a.example.org", "swarmgate.network", "app"), onNets("n-app", "n-edge")),
 					svc("s2", "b", web("swarmgate.hosts", "b.example.org", "swarmgate.network", "n-other"), onNets("n-other", "n-edge")),
 				},
-				Tasks: []swarm.Task{
+				Tasks: []swarmTask{
 					running("s1", "n-app=10.0.1.2", "n-edge=10.0.2.2"),
 					running("s2", "n-other=10.0.3.2", "n-edge=10.0.2.3"),
 				},
@@ -236,12 +235,12 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "named routes resolve their own networks and ports",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "shop", map[string]string{
+				Services: []swarmService{svc("s1", "shop", map[string]string{
 					"swarmgate.hosts": "shop.example.org", "swarmgate.port": "80",
 					"swarmgate.routes.admin.hosts": "admin.example.org", "swarmgate.routes.admin.port": "9000",
 					"swarmgate.routes.admin.network": "other",
 				}, onNets("n-app", "n-other"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2")},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2")},
 				Networks: allNets,
 			},
 			edgeNet: "app",
@@ -253,11 +252,11 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "several networks and none is the edge's: an error on that service only",
 			st: swarmState{
-				Services: []swarm.Service{
+				Services: []swarmService{
 					svc("s1", "ambiguous", web("swarmgate.hosts", "a.example.org"), onNets("n-app", "n-other")),
 					svc("s2", "fine", web("swarmgate.hosts", "f.example.org"), onNets("n-app")),
 				},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2"), running("s2", "n-app=10.0.1.3")},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2"), running("s2", "n-app=10.0.1.3")},
 				Networks: allNets,
 			},
 			routes: []gotRoute{{"fine", "app", []string{"10.0.1.3:8080"}}},
@@ -266,7 +265,7 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "no overlay network at all: an error",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "lonely", web(), onNets("n-ingress"))},
+				Services: []swarmService{svc("s1", "lonely", web(), onNets("n-ingress"))},
 				Networks: allNets,
 			},
 			edgeNet: "edge",
@@ -275,7 +274,7 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "labelled network the service is not on, or that does not exist",
 			st: swarmState{
-				Services: []swarm.Service{
+				Services: []swarmService{
 					svc("s1", "a", web("swarmgate.hosts", "a.example.org", "swarmgate.network", "other"), onNets("n-app")),
 					svc("s2", "b", web("swarmgate.hosts", "b.example.org", "swarmgate.routes.x.hosts", "x.example.org",
 						"swarmgate.routes.x.network", "nope"), onNets("n-app")),
@@ -290,7 +289,7 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "Interlock network label is named in its error",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "il", map[string]string{
+				Services: []swarmService{svc("s1", "il", map[string]string{
 					"com.docker.lb.hosts": "il.example.org", "com.docker.lb.port": "80", "com.docker.lb.network": "edge",
 				}, onNets("n-app"))},
 				Networks: allNets,
@@ -300,10 +299,10 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "Interlock labels resolve like swarmgate's",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "il", map[string]string{
+				Services: []swarmService{svc("s1", "il", map[string]string{
 					"com.docker.lb.hosts": "il.example.org", "com.docker.lb.port": "80", "com.docker.lb.network": "app",
 				}, onNets("n-app", "n-other"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2")},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.2", "n-other=10.0.3.2")},
 				Networks: allNets,
 			},
 			routes: []gotRoute{{"il", "app", []string{"10.0.1.2:80"}}},
@@ -311,9 +310,9 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "vip backend: the virtual IP on the chosen network, whatever the tasks",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app", "n-edge"),
+				Services: []swarmService{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app", "n-edge"),
 					vip("n-ingress", "10.255.0.5/16"), vip("n-app", "10.0.1.5/24"), vip("n-edge", "10.0.2.5/24"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.7", "n-edge=10.0.2.7")},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.7", "n-edge=10.0.2.7")},
 				Networks: allNets,
 			},
 			edgeNet: "edge",
@@ -322,8 +321,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "vip backend before Swarm allocated the VIP: no endpoint yet, converging",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app"))},
-				Tasks:    []swarm.Task{running("s1", "n-app=10.0.1.7")},
+				Services: []swarmService{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app"))},
+				Tasks:    []swarmTask{running("s1", "n-app=10.0.1.7")},
 				Networks: allNets,
 			},
 			routes:     []gotRoute{{"v", "app", nil}},
@@ -332,7 +331,7 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "vip backend on a dnsrr service: an error",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app"), dnsrr)},
+				Services: []swarmService{svc("s1", "v", web("swarmgate.backend", "vip"), onNets("n-app"), dnsrr)},
 				Networks: allNets,
 			},
 			errs: []gotErr{{"v", "swarmgate.backend", "endpoint mode dnsrr"}},
@@ -340,13 +339,13 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "bad labels skip that service only; unlabelled services are ignored; output sorted by name",
 			st: swarmState{
-				Services: []swarm.Service{
+				Services: []swarmService{
 					svc("s3", "zeta", web("swarmgate.hosts", "z.example.org"), onNets("n-app")),
 					svc("s1", "bad", web("swarmgate.port", "eighty"), onNets("n-app")),
 					svc("s2", "plain", map[string]string{"com.example.team": "x"}, onNets("n-app"), replicas(5)),
 					svc("s4", "alpha", web("swarmgate.hosts", "a.example.org"), onNets("n-app")),
 				},
-				Tasks:    []swarm.Task{running("s3", "n-app=10.0.1.3"), running("s4", "n-app=10.0.1.4")},
+				Tasks:    []swarmTask{running("s3", "n-app=10.0.1.3"), running("s4", "n-app=10.0.1.4")},
 				Networks: allNets,
 			},
 			routes: []gotRoute{
@@ -358,8 +357,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 		{
 			name: "a network target not in the list is still the service's only network",
 			st: swarmState{
-				Services: []swarm.Service{svc("s1", "web", web(), onNets("n-new"))},
-				Tasks:    []swarm.Task{running("s1", "n-new=10.0.7.2")},
+				Services: []swarmService{svc("s1", "web", web(), onNets("n-new"))},
+				Tasks:    []swarmTask{running("s1", "n-new=10.0.7.2")},
 				Networks: allNets,
 			},
 			routes: []gotRoute{{"web", "n-new", []string{"10.0.7.2:8080"}}},
@@ -397,8 +396,8 @@ func TestBuildSwarmConfig(t *testing.T) {
 
 func TestBuildSwarmConfigCopiesServiceIdentity(t *testing.T) {
 	st := swarmState{
-		Services: []swarm.Service{svc("id-1", "web", web(), onNets("n-app"))},
-		Tasks:    []swarm.Task{running("id-1", "n-app=10.0.1.2")},
+		Services: []swarmService{svc("id-1", "web", web(), onNets("n-app"))},
+		Tasks:    []swarmTask{running("id-1", "n-app=10.0.1.2")},
 		Networks: allNets,
 	}
 	res := buildSwarmConfig(st, "")

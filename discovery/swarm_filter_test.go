@@ -21,15 +21,15 @@ import (
 )
 
 func TestSwarmCacheMerge(t *testing.T) {
-	ts := func(sid string, n int) []swarm.Task {
-		out := make([]swarm.Task, n)
+	ts := func(sid string, n int) []swarmTask {
+		out := make([]swarmTask, n)
 		for i := range out {
-			out[i] = swarm.Task{ID: sid + "-t" + string(rune('0'+i)), ServiceID: sid}
+			out[i] = swarmTask{ID: sid + "-t" + string(rune('0'+i)), ServiceID: sid}
 		}
 		return out
 	}
-	s := func(id string, version uint64) swarm.Service {
-		v := swarm.Service{ID: id}
+	s := func(id string, version uint64) swarmService {
+		v := swarmService{ID: id}
 		v.Spec.Name = "svc-" + id
 		v.Version.Index = version
 		return v
@@ -37,46 +37,46 @@ func TestSwarmCacheMerge(t *testing.T) {
 	tests := []struct {
 		name      string
 		ids       []string
-		svcs      []swarm.Service
-		tasks     map[string][]swarm.Task
-		wantSvcs  []swarm.Service
+		svcs      []swarmService
+		tasks     map[string][]swarmTask
+		wantSvcs  []swarmService
 		wantTasks map[string]int // tasks per service
 	}{
 		{
 			name:      "polled service replaced, others untouched",
 			ids:       []string{"b"},
-			svcs:      []swarm.Service{s("b", 2)},
-			tasks:     map[string][]swarm.Task{"b": ts("b", 3)},
-			wantSvcs:  []swarm.Service{s("a", 1), s("b", 2), s("c", 1)},
+			svcs:      []swarmService{s("b", 2)},
+			tasks:     map[string][]swarmTask{"b": ts("b", 3)},
+			wantSvcs:  []swarmService{s("a", 1), s("b", 2), s("c", 1)},
 			wantTasks: map[string]int{"a": 1, "b": 3, "c": 1},
 		},
 		{
 			name:      "polled service with no running task",
 			ids:       []string{"a"},
-			svcs:      []swarm.Service{s("a", 2)},
-			tasks:     map[string][]swarm.Task{},
-			wantSvcs:  []swarm.Service{s("a", 2), s("b", 1), s("c", 1)},
+			svcs:      []swarmService{s("a", 2)},
+			tasks:     map[string][]swarmTask{},
+			wantSvcs:  []swarmService{s("a", 2), s("b", 1), s("c", 1)},
 			wantTasks: map[string]int{"b": 1, "c": 1},
 		},
 		{
 			name:      "polled service gone",
 			ids:       []string{"a", "c"},
-			svcs:      []swarm.Service{s("c", 5)},
-			tasks:     map[string][]swarm.Task{"c": ts("c", 2)},
-			wantSvcs:  []swarm.Service{s("b", 1), s("c", 5)},
+			svcs:      []swarmService{s("c", 5)},
+			tasks:     map[string][]swarmTask{"c": ts("c", 2)},
+			wantSvcs:  []swarmService{s("b", 1), s("c", 5)},
 			wantTasks: map[string]int{"b": 1, "c": 2},
 		},
 		{
 			name:      "nothing polled",
-			wantSvcs:  []swarm.Service{s("a", 1), s("b", 1), s("c", 1)},
+			wantSvcs:  []swarmService{s("a", 1), s("b", 1), s("c", 1)},
 			wantTasks: map[string]int{"a": 1, "b": 1, "c": 1},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &swarmCache{
-				services: []swarm.Service{s("a", 1), s("b", 1), s("c", 1)},
-				tasks:    map[string][]swarm.Task{"a": ts("a", 1), "b": ts("b", 1), "c": ts("c", 1)},
+				services: []swarmService{s("a", 1), s("b", 1), s("c", 1)},
+				tasks:    map[string][]swarmTask{"a": ts("a", 1), "b": ts("b", 1), "c": ts("c", 1)},
 				listed:   true,
 			}
 			c.reindex()
@@ -108,7 +108,7 @@ func TestChangeStamp(t *testing.T) {
 	b.UpdatedAt = t0.Add(time.Second)
 	ta := task("id-a", swarm.TaskStateRunning, swarm.TaskStateRunning)
 	ta.Status.Timestamp = t0.Add(5 * time.Second)
-	st := swarmState{Services: []swarm.Service{a, b}, Tasks: []swarm.Task{ta}}
+	st := swarmState{Services: []swarmService{a, b}, Tasks: []swarmTask{ta}}
 	tests := []struct {
 		name  string
 		names []string
