@@ -266,9 +266,9 @@ func answeredFromState(e *runningEdge, host string) (fromState, fromMemory int) 
 func TestFleetACMEPebble(t *testing.T) {
 	bin := testkit.PebbleBinary(t)
 	hosts := []string{"a.fleet.test", "b.fleet.test", "c.fleet.test"}
-	const late = "late.fleet.test"
+	const late, denied = "late.fleet.test", "denied.fleet.test"
 	disp := newDispatcher(t)
-	dns := testkit.ServeDNS(t, append([]string{late}, hosts...))
+	dns := testkit.ServeDNS(t, append([]string{late, denied}, hosts...))
 	p := testkit.StartPebble(t, bin, disp.port(disp.httpLn), disp.port(disp.tlsLn), dns)
 	roots := p.IssuerRoots(t)
 	dir := t.TempDir()
@@ -330,6 +330,10 @@ func TestFleetACMEPebble(t *testing.T) {
 			}
 		}
 		t.Logf("%s: every edge serves serial %s, the last %v after the first", h, s, time.Since(served).Round(time.Millisecond))
+	}
+	// A host without tls=auto gets nothing and costs no order.
+	if _, err := serial(edges[0].edgeUnderTest, denied, roots, 10*time.Second); err == nil {
+		t.Fatalf("%s, not a tls=auto host, got a certificate", denied)
 	}
 	orders := strings.Count(p.Output(), "Added order")
 	if orders != len(hosts) {
