@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/textproto"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,20 +198,78 @@ func ParseHeader(side, name, value string) (route.Header, error) {
 	if name == "" || len(name) > maxNameLen {
 		return route.Header{}, fmt.Errorf("want swarmgate.headers.%s.<Name> with a field name of 1 to %d bytes", side, maxNameLen)
 	}
-	if !httpguts.ValidHeaderFieldName(name) || strings.IndexByte(name, '_') >= 0 {
-		return route.Header{}, fmt.Errorf("field name %q: want letters, digits and '-' (an RFC 9110 token without '_')", name)
-	}
-	canon := textproto.CanonicalMIMEHeaderKey(name)
-	if why, ok := refused[canon]; ok {
-		return route.Header{}, fmt.Errorf("%s is a %s field; the edge sets it", canon, why)
-	}
-	if side == Request && forwarding[canon] {
-		return route.Header{}, fmt.Errorf("%s is set by the edge on every forwarded request", canon)
+	canon, err := settableField(side, name)
+	if err != nil {
+		return route.Header{}, err
 	}
 	if !httpguts.ValidHeaderFieldValue(value) {
 		return route.Header{}, errors.New("the value has control characters")
 	}
 	return route.Header{Name: canon, Value: value}, nil
+}
+
+// settableField checks a field name the edge may set on one side of an
+// exchange and returns it canonical.
+func settableField(side, name string) (string, error) {
+	if !httpguts.ValidHeaderFieldName(name) || strings.IndexByte(name, '_') >= 0 {
+		return "", fmt.Errorf("field name %q: want letters, digits and '-' (an RFC 9110 token without '_')", name)
+	}
+	canon := textproto.CanonicalMIMEHeaderKey(name)
+	if why, ok := refused[canon]; ok {
+		return "", fmt.Errorf("%s is a %s field; the edge sets it", canon, why)
+	}
+	if side == Request && forwarding[canon] {
+		return "", fmt.Errorf("%s is set by the edge on every forwarded request", canon)
+	}
+	return canon, nil
+}
+
+// ParseAuthURL parses swarmgate.auth.forward: an absolute http or https
+// URL of an auth service, usually a service on the overlay by name
+// (http://auth:9091/verify), without user info or fragment.
+func ParseAuthURL(v string) (string, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return "", errors.New("want an http or https URL such as http://auth:9091/verify")
+	}
+	if u.User != nil || u.Fragment != "" || strings.Contains(v, "#") {
+		return "", errors.New("want a URL without user info or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("port %q: want 1 to 65535", p)
+		}
+	}
+	if h := u.Hostname(); !validHost(strings.ToLower(h)) && !isIPv6(h) {
+		return "", fmt.Errorf("host %q: want a service name, a DNS name or an address", h)
+	}
+	return u.String(), nil
+}
+
+func isIPv6(h string) bool {
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Is6() && a.Zone() == ""
+}
+
+// ParseAuthHeaders parses swarmgate.auth.forward.headers: a comma list of
+// fields of the auth service's 2xx answer to set on the request (the
+// user's name, groups), stored canonical.
+func ParseAuthHeaders(v string) ([]string, error) {
+	items, err := list(v, "field name")
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range items {
+		canon, err := settableField(Request, name)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(items[:i], canon) {
+			return nil, fmt.Errorf("field %s listed twice", canon)
+		}
+		items[i] = canon
+	}
+	return items, nil
 }
 
 // ParseOrigins parses swarmgate.cors.origins: "*", or a comma list of

@@ -1,6 +1,6 @@
 // Package policy applies a route's policy labels to its requests: access
-// lists, rate limits, CORS, basic auth, body limits, header rewriting and
-// compression, each a pure parser of its label values and an http.Handler
+// lists, rate limits, CORS, basic and forward auth, body limits, header
+// rewriting and compression, each a pure parser of its label values and an http.Handler
 // that wraps the next one. Build wraps a route's handler once per table, so
 // a request pays only for the policies its route has.
 package policy
@@ -32,11 +32,23 @@ type Options struct {
 	// Limits keeps rate-limit state across builds, so that a new table does
 	// not hand every client a fresh burst. If nil, each Build starts afresh.
 	Limits *Limits
+	// Relay sends the client an answer the policy got from elsewhere, as
+	// it is: forward auth's refusals (a redirect to a login page), whose
+	// header fields are set already. reason is for the log. If nil, the
+	// status and body are written as they are.
+	Relay func(w http.ResponseWriter, r *http.Request, code int, body []byte, reason string)
+	// AuthTransport carries swarmgate.auth.forward requests; it is asked
+	// with RoundTrip, so redirects are answers, not followed. If nil,
+	// http.DefaultTransport.
+	AuthTransport http.RoundTripper
+	// AuthTimeout bounds one exchange with an auth service. If zero,
+	// DefaultAuthTimeout.
+	AuthTimeout time.Duration
 }
 
 // Build returns next wrapped in the handlers p asks for, outermost first:
-// access lists, CORS, rate limit, basic auth, body limit, request headers,
-// response headers, compression. id names the route (the default realm, the
+// access lists, CORS, rate limit, basic auth, forward auth, body limit,
+// request headers, response headers, compression. id names the route (the default realm, the
 // rate-limit state). A nil p returns next itself. The error is for a policy
 // that cannot be served (an htpasswd file that is missing or weak); the
 // route must then not be served without it.
@@ -53,6 +65,15 @@ func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handl
 	if o.SecretsDir == "" {
 		o.SecretsDir = "/run/secrets"
 	}
+	if o.Relay == nil {
+		o.Relay = plainRelay
+	}
+	if o.AuthTransport == nil {
+		o.AuthTransport = http.DefaultTransport
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
+	}
 	h := next
 	if len(p.Compress) > 0 {
 		h = compress(p.Compress, h)
@@ -65,6 +86,9 @@ func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handl
 	}
 	if p.BodyMax > 0 {
 		h = bodyLimit(p.BodyMax, h, o.Reply)
+	}
+	if p.ForwardAuth != "" {
+		h = forwardAuth(p.ForwardAuth, p.ForwardAuthHeaders, o.AuthTransport, o.AuthTimeout, h, o.Reply, o.Relay)
 	}
 	if p.BasicAuth != "" {
 		data, err := os.ReadFile(filepath.Join(o.SecretsDir, p.BasicAuth))

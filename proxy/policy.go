@@ -34,6 +34,7 @@ func (p *Proxy) guard(tg *target) (http.Handler, error) {
 	})
 	h, err := policy.Build(tg.id, tg.route.Policy, end, policy.Options{
 		SecretsDir: p.secrets, Now: p.now, Reply: p.policyReply, Limits: p.limits,
+		Relay: p.policyRelay, AuthTransport: p.tr.auth,
 	})
 	if err != nil {
 		reason := "route policy unavailable: " + err.Error()
@@ -61,6 +62,16 @@ func (p *Proxy) policyReply(w http.ResponseWriter, r *http.Request, code int, re
 	}
 	x.status, x.reason = code, reason
 	w.WriteHeader(code)
+}
+
+// policyRelay is policy.Options.Relay: an answer a policy passes on as it
+// is (forward auth's refusals), logged and counted with the exchange.
+func (p *Proxy) policyRelay(w http.ResponseWriter, r *http.Request, code int, body []byte, reason string) {
+	x := r.Context().Value(guardedKey{}).(*guarded).x
+	x.status, x.reason = code, reason
+	w.WriteHeader(code)
+	n, _ := w.Write(body)
+	x.bytes = int64(n)
 }
 
 // pruneLimits forgets the rate-limit state of routes t no longer has.

@@ -314,3 +314,66 @@ func BenchmarkServePolicyRoute(b *testing.B) {
 		Compress: []string{"zstd", "br", "gzip"}}
 	benchServe(b, pol, dir, req.Header)
 }
+
+func TestPolicyForwardAuthThroughTheProxy(t *testing.T) {
+	var seen atomic.Pointer[http.Header]
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		seen.Store(&h)
+		io.WriteString(w, "orders")
+	}))
+	defer backend.Close()
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("session"); err == nil && c.Value == "alice" {
+			w.Header().Set("Remote-User", "alice")
+			return
+		}
+		w.Header().Set("Location", "https://login.example.org/?rd="+r.Header.Get("X-Forwarded-Uri"))
+		w.Header().Set("Set-Cookie", "flow=1")
+		w.WriteHeader(http.StatusFound)
+		io.WriteString(w, "log in")
+	}))
+	defer auth.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+
+	shop := testkit.Route("shop", []string{"shop.example.org"}, "/", testkit.Addr(backend))
+	shop.Policy = &route.Policy{ForwardAuth: auth.URL + "/verify", ForwardAuthHeaders: []string{"Remote-User"}}
+	closed := testkit.Route("closed", []string{"closed.example.org"}, "/", testkit.Addr(backend))
+	closed.Policy = &route.Policy{ForwardAuth: downURL + "/verify"}
+	e := startEdge(t, route.Config{Routes: []route.Route{shop, closed}})
+	// Redirects are answers to pass on, not to follow.
+	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	send := func(host, cookie string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/orders?page=2", nil)
+		req.Host = host
+		req.Header.Set("Remote-User", "mallory")
+		if cookie != "" {
+			req.Header.Set("Cookie", "session="+cookie)
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, body := send("shop.example.org", "alice"); resp.StatusCode != 200 || body != "orders" || (*seen.Load()).Get("Remote-User") != "alice" {
+		t.Errorf("allowed: %d %q, upstream Remote-User %q", resp.StatusCode, body, (*seen.Load()).Get("Remote-User"))
+	}
+	seen.Store(nil)
+	resp, body := send("shop.example.org", "")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://login.example.org/?rd=/orders?page=2" ||
+		resp.Header.Get("Set-Cookie") != "flow=1" || body != "log in" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("refused: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	if resp, _ := send("closed.example.org", "alice"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("auth service down: %d, want 503", resp.StatusCode)
+	}
+	if seen.Load() != nil {
+		t.Errorf("a refused request reached the upstream: %v", *seen.Load())
+	}
+}

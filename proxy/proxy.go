@@ -252,6 +252,7 @@ func (tg *target) scheme() string {
 type upstreams struct {
 	plain                 *h1Transport // HTTP/1.1; upgrades go to its fallback
 	h2c, tls, tlsInsecure *http.Transport
+	auth                  *http.Transport // swarmgate.auth.forward services
 }
 
 func newUpstreams(dialTimeout time.Duration) *upstreams {
@@ -279,6 +280,8 @@ func newUpstreams(dialTimeout time.Duration) *upstreams {
 	u.tls.ForceAttemptHTTP2 = true
 	u.tlsInsecure.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // the operator asked for it: swarmgate.backend.tls=insecure
 	u.tlsInsecure.ForceAttemptHTTP2 = true
+	u.auth = base()
+	u.auth.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	return u
 }
 
@@ -296,7 +299,7 @@ func (u *upstreams) forRoute(r *route.Route) http.RoundTripper {
 
 func (u *upstreams) closeIdle() {
 	u.plain.CloseIdleConnections()
-	for _, t := range []*http.Transport{u.h2c, u.tls, u.tlsInsecure} {
+	for _, t := range []*http.Transport{u.h2c, u.tls, u.tlsInsecure, u.auth} {
 		t.CloseIdleConnections()
 	}
 }

@@ -138,6 +138,12 @@ type Policy struct {
 	BasicAuth  string // htpasswd file name in the secrets directory; "" is off
 	BasicRealm string // WWW-Authenticate realm; "" is the route ID
 
+	// ForwardAuth is the URL of an auth service asked about every request
+	// (its method, URI and fields, no body); "" is off. ForwardAuthHeaders
+	// are the fields of a 2xx answer set on the request (canonical).
+	ForwardAuth        string
+	ForwardAuthHeaders []string
+
 	RateLimit Rate // per client address; a zero N is off
 
 	BodyMax int64 // request body limit in bytes; 0 is off
