@@ -147,6 +147,7 @@ func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 // once, and reconnects with exponential backoff.
 func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
 	r := &swarmRun{s: s, update: update, logged: map[string]bool{}, watch: map[string]time.Time{}}
+	r.cache.parsed = map[string]parsedLabels{}
 	backoff := swarmMinBackoff
 	var downSince time.Time
 	for {
@@ -446,6 +447,8 @@ type swarmCache struct {
 	index    map[string]int         // position in services by service ID
 	tasks    map[string][]swarmTask // by service ID, desired state running
 	listed   bool                   // services and tasks listed
+
+	parsed map[string]parsedLabels // labels parsed by the last builds (swarmState.Parsed); nil: none kept
 }
 
 // serviceOfContainer returns the ID and name of the service whose cached
@@ -579,7 +582,7 @@ func (s *Swarm) list(ctx context.Context, full bool, want listing, c *swarmCache
 		c.listed = false // a poll may have merged part of its results
 		return swarmState{}, whole, l.err
 	}
-	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes}, whole, nil
+	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes, Parsed: c.parsed}, whole, nil
 }
 
 // byService groups tasks by service ID, in place: ts is sorted, and each

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"reflect"
 	"slices"
@@ -26,6 +27,32 @@ type swarmState struct {
 	TaskMap  map[string][]swarmTask
 	Networks []swarmNetwork
 	Nodes    []swarmNode // nil when unknown: every node counts as up
+	// Parsed, if not nil, keeps each service's parsed labels from one build
+	// to the next, by service ID: a service whose version has not moved is
+	// not parsed again. At 10,000 services parsing is most of a build.
+	Parsed map[string]parsedLabels
+}
+
+// parsedLabels is what ParseLabels returned for a version of a service.
+type parsedLabels struct {
+	version uint64
+	routes  []route.Route
+	errs    []*route.LabelError
+}
+
+// parse returns ParseLabels of svc, from st.Parsed when its version is there.
+// The routes are a copy that the caller may fill in; errs must only be
+// appended to.
+func (st *swarmState) parse(svc *swarmService) ([]route.Route, []*route.LabelError) {
+	v := svc.Version.Index
+	if p, ok := st.Parsed[svc.ID]; ok && v != 0 && p.version == v {
+		return slices.Clone(p.routes), p.errs
+	}
+	routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
+	if st.Parsed != nil && v != 0 {
+		st.Parsed[svc.ID] = parsedLabels{version: v, routes: slices.Clip(slices.Clone(routes)), errs: slices.Clip(errs)}
+	}
+	return routes, errs
 }
 
 // tasksByService returns the state's tasks grouped by service ID.
@@ -95,8 +122,15 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 	})
 
 	res := swarmResult{Config: route.Config{Routes: []route.Route{}}}
+	if len(st.Parsed) > len(services) { // services gone since the last build
+		ids := make(map[string]bool, len(services))
+		for _, svc := range services {
+			ids[svc.ID] = true
+		}
+		maps.DeleteFunc(st.Parsed, func(id string, _ parsedLabels) bool { return !ids[id] })
+	}
 	for _, svc := range services {
-		routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
+		routes, errs := st.parse(svc)
 		if len(errs) > 0 {
 			res.Config.Errors = append(res.Config.Errors, errs...)
 			continue

@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -418,5 +420,39 @@ func TestAddrIP(t *testing.T) {
 		if got := addrIP(in); got != want {
 			t.Errorf("addrIP(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBuildSwarmConfigReusesParsedLabels checks the parse memo: the same
+// Config with it and without, labels parsed again when the version moves,
+// and services gone forgotten.
+func TestBuildSwarmConfigReusesParsedLabels(t *testing.T) {
+	a := svc("id-a", "a", web(), onNets("n-app"))
+	a.Version.Index = 1
+	b := svc("id-b", "b", web("swarmgate.weight", "heavy"), onNets("n-app"))
+	b.Version.Index = 1
+	st := swarmState{Services: []swarmService{a, b}, Tasks: []swarmTask{running("id-a", "n-app=10.0.1.2")}, Networks: allNets}
+	plain := buildSwarmConfig(st, "")
+	st.Parsed = map[string]parsedLabels{}
+	for range 2 {
+		if got := buildSwarmConfig(st, ""); !reflect.DeepEqual(got, plain) {
+			t.Fatalf("with the memo:\n got %+v\nwant %+v", got, plain)
+		}
+	}
+	if len(st.Parsed) != 2 {
+		t.Errorf("memo holds %d services, want 2", len(st.Parsed))
+	}
+	st.Services[0].Spec.Labels = web("swarmgate.port", "9090")
+	if r := buildSwarmConfig(st, "").Config.Routes; r[0].Port != 8080 {
+		t.Errorf("same version, labels parsed again: port %d", r[0].Port)
+	}
+	st.Services[0].Version.Index = 2
+	if r := buildSwarmConfig(st, "").Config.Routes; r[0].Port != 9090 {
+		t.Errorf("new version, old labels kept: port %d", r[0].Port)
+	}
+	st.Services = st.Services[:1]
+	buildSwarmConfig(st, "")
+	if _, ok := st.Parsed["id-b"]; ok || len(st.Parsed) != 1 {
+		t.Errorf("memo after id-b left: %v", slices.Collect(maps.Keys(st.Parsed)))
 	}
 }
