@@ -242,6 +242,10 @@ func routeKeys() []keyDef {
 			apply: field(policy.ParseMaxAge, func(r *route.Route) *time.Duration { return &pol(r).CORS.MaxAge })},
 		{name: "compress", kind: kindHTTP, doc: "true or a list of zstd, br, gzip",
 			apply: field(policy.ParseCompress, func(r *route.Route) *[]string { return &pol(r).Compress })},
+		{name: "match.header", kind: kindHTTP, doc: "Name=value: the requests with this field value, whatever the weights",
+			apply: field(policy.ParseMatchHeader, func(r *route.Route) *route.Match { return &pol(r).MatchHeader })},
+		{name: "match.cookie", kind: kindHTTP, doc: "name=value: the requests with this cookie value, whatever the weights",
+			apply: field(policy.ParseMatchCookie, func(r *route.Route) *route.Match { return &pol(r).MatchCookie })},
 	}
 }
 

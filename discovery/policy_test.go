@@ -78,6 +78,20 @@ func TestParsePolicyLabels(t *testing.T) {
 		t.Errorf("forward auth: %+v", p)
 	}
 
+	// Request matches, in a named route too.
+	routes, errs = ParseLabels("web", labels(
+		"swarmgate.match.header", "x-canary = 1",
+		"swarmgate.routes.beta.hosts", "shop.example.org",
+		"swarmgate.routes.beta.match.cookie", "canary=yes",
+	))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if !reflect.DeepEqual(routes[0].Policy, &route.Policy{MatchHeader: route.Match{Name: "X-Canary", Value: "1"}}) ||
+		!reflect.DeepEqual(routes[1].Policy, &route.Policy{MatchCookie: route.Match{Name: "canary", Value: "yes"}}) {
+		t.Errorf("matches: %+v, %+v", routes[0].Policy, routes[1].Policy)
+	}
+
 	// No policy label, or only compress=false, is no policy.
 	for _, l := range []map[string]string{labels(), labels("swarmgate.compress", "false")} {
 		if routes, _ := ParseLabels("web", l); routes[0].Policy != nil {
@@ -103,6 +117,11 @@ func TestParsePolicyLabelErrors(t *testing.T) {
 			[]wantErr{{"swarmgate.auth.forward.headers", "X-Forwarded-For is set by the edge"}}},
 		{"two kinds of auth", labels("swarmgate.auth.forward", "http://auth/", "swarmgate.auth.basic", "users"),
 			[]wantErr{{"swarmgate.auth.forward", "one kind of auth; it has swarmgate.auth.basic too"}}},
+		{"match without a value", labels("swarmgate.match.header", "X-Canary"), []wantErr{{"swarmgate.match.header", "want Name=value"}}},
+		{"match on a hop-by-hop field", labels("swarmgate.match.header", "Connection=close"), []wantErr{{"swarmgate.match.header", "Connection is a hop-by-hop field"}}},
+		{"match cookie with a space", labels("swarmgate.match.cookie", "beta=a b"), []wantErr{{"swarmgate.match.cookie", `cookie value "a b"`}}},
+		{"match on an L4 route", only("swarmgate.tcp.port", "5432", "swarmgate.port", "5432", "swarmgate.match.cookie", "a=b"),
+			[]wantErr{{"swarmgate.match.cookie", "applies to HTTP routes only"}}},
 		{"rate per day", labels("swarmgate.ratelimit", "1000/d"), []wantErr{{"swarmgate.ratelimit", "want N/s, N/m or N/h"}}},
 		{"burst without rate", labels("swarmgate.ratelimit.burst", "5"), []wantErr{{"swarmgate.ratelimit.burst", "needs swarmgate.ratelimit"}}},
 		{"burst zero", labels("swarmgate.ratelimit", "1/s", "swarmgate.ratelimit.burst", "0"), []wantErr{{"swarmgate.ratelimit.burst", "from 1"}}},

@@ -272,6 +272,43 @@ func ParseAuthHeaders(v string) ([]string, error) {
 	return items, nil
 }
 
+// ParseMatchHeader parses swarmgate.match.header: Name=value, a request
+// field (stored canonical) and the value a request must carry in it.
+func ParseMatchHeader(v string) (route.Match, error) {
+	name, value, ok := strings.Cut(v, "=")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" || value == "" || len(name) > maxNameLen {
+		return route.Match{}, errors.New("want Name=value, such as X-Canary=1")
+	}
+	canon, err := settableField(Response, name) // the fields a label may name
+	if err != nil {
+		return route.Match{}, err
+	}
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return route.Match{}, errors.New("the value has control characters")
+	}
+	return route.Match{Name: canon, Value: value}, nil
+}
+
+// ParseMatchCookie parses swarmgate.match.cookie: name=value, a cookie
+// (RFC 6265 token) and the value a request must send for it.
+func ParseMatchCookie(v string) (route.Match, error) {
+	name, value, ok := strings.Cut(v, "=")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" || value == "" || len(name) > maxNameLen {
+		return route.Match{}, errors.New("want name=value, such as canary=1")
+	}
+	if !isToken(name) {
+		return route.Match{}, fmt.Errorf("cookie name %q: want an RFC 6265 token", name)
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return route.Match{}, fmt.Errorf("cookie value %q: want RFC 6265 cookie octets (no space, '\"', ',', ';' or '\\')", value)
+		}
+	}
+	return route.Match{Name: name, Value: value}, nil
+}
+
 // ParseOrigins parses swarmgate.cors.origins: "*", or a comma list of
 // origins "scheme://host[:port]" (http or https), stored lower-case.
 func ParseOrigins(v string) ([]string, error) {

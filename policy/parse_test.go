@@ -244,3 +244,25 @@ func TestNegotiate(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMatch(t *testing.T) {
+	runParse(t, ParseMatchHeader, eq, []parseCase[route.Match]{
+		{in: "X-Canary=1", want: route.Match{Name: "X-Canary", Value: "1"}},
+		{in: " x-canary = on ", want: route.Match{Name: "X-Canary", Value: "on"}},
+		{in: "X-Group=a=b", want: route.Match{Name: "X-Group", Value: "a=b"}},
+		{in: "X-Canary", err: "want Name=value"},
+		{in: "X-Canary=", err: "want Name=value"},
+		{in: "=1", err: "want Name=value"},
+		{in: "X_Canary=1", err: "without '_'"},
+		{in: "Host=a.org", err: "routing field"},
+		{in: "X-A=\x01", err: "control characters"},
+	})
+	runParse(t, ParseMatchCookie, eq, []parseCase[route.Match]{
+		{in: "canary=1", want: route.Match{Name: "canary", Value: "1"}},
+		{in: "beta = yes", want: route.Match{Name: "beta", Value: "yes"}},
+		{in: "beta", err: "want name=value"},
+		{in: "be;ta=1", err: "RFC 6265 token"},
+		{in: "beta=a;b", err: "cookie octets"},
+		{in: `beta="x"`, err: "cookie octets"},
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/swarmgate/swarmgate/route"
@@ -48,12 +49,13 @@ type Options struct {
 
 // Build returns next wrapped in the handlers p asks for, outermost first:
 // access lists, CORS, rate limit, basic auth, forward auth, body limit,
-// request headers, response headers, compression. id names the route (the default realm, the
-// rate-limit state). A nil p returns next itself. The error is for a policy
-// that cannot be served (an htpasswd file that is missing or weak); the
-// route must then not be served without it.
+// request headers, response headers, compression. id names the route (the
+// default realm, the rate-limit state). A p that Wraps nothing (nil among
+// them) returns next itself. The error is for a policy that cannot be
+// served (an htpasswd file that is missing or weak); the route must then
+// not be served without it.
 func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handler, error) {
-	if p == nil {
+	if !Wraps(p) {
 		return next, nil
 	}
 	if o.Reply == nil {
@@ -182,3 +184,16 @@ func (w *editWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection (hijack for
 // upgrades, deadlines).
 func (w *editWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Wraps reports whether p asks for a handler in front of the route. Its
+// match labels and error page are the proxy's to serve, so a route with
+// only those is served as one without policies; Build returns next itself
+// for it.
+func Wraps(p *route.Policy) bool {
+	if p == nil {
+		return false
+	}
+	q := *p
+	q.MatchHeader, q.MatchCookie = route.Match{}, route.Match{}
+	return !reflect.ValueOf(q).IsZero()
+}

@@ -632,3 +632,20 @@ func TestCompressBoundedMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestWraps(t *testing.T) {
+	for _, tc := range []struct {
+		p    *route.Policy
+		want bool
+	}{
+		{nil, false},
+		{&route.Policy{}, false},
+		{&route.Policy{MatchHeader: route.Match{Name: "X-Canary", Value: "1"}, MatchCookie: route.Match{Name: "b", Value: "1"}}, false},
+		{&route.Policy{MatchHeader: route.Match{Name: "X-Canary", Value: "1"}, BodyMax: 1}, true},
+		{&route.Policy{ForwardAuth: "http://auth/"}, true},
+	} {
+		if got := Wraps(tc.p); got != tc.want {
+			t.Errorf("Wraps(%+v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}

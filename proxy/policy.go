@@ -25,7 +25,7 @@ type guarded struct {
 // policy that cannot be served makes a handler that answers 503, and the
 // error to report: a route is never served without the policies it asks for.
 func (p *Proxy) guard(tg *target) (http.Handler, error) {
-	if tg.route.Policy == nil {
+	if !policy.Wraps(tg.route.Policy) {
 		return nil, nil
 	}
 	end := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -50,7 +50,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, &x, http.StatusNotFound, "no route")
 		return
 	}
-	tg := g.pick(x.start)
+	tg := g.pick(r, x.start)
 	if tg == nil {
 		x.target = g.targets[0]
 		p.fail(w, &x, http.StatusServiceUnavailable, errNoEndpoint.Error())

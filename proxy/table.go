@@ -25,7 +25,13 @@ type Table struct {
 // group is a weighted set of routes that publish the same host, path and
 // priority: a canary or blue-green split.
 type group struct {
-	targets  []*target
+	targets []*target // every member, oldest first
+	// matched are the members with a matcher, oldest first: the first that
+	// matches a request takes it. nil in a group without one, which then
+	// costs a request nothing.
+	matched []*target
+	shared  []*target // the other members: targets itself when matched is nil
+	// weighted picks among shared by weight.
 	weighted *balancer.Weighted[*target]
 }
 
@@ -40,15 +46,22 @@ type target struct {
 	stripLen  int    // bytes of the path prefix to strip; 0 for none
 	budget    *retryBudget
 	guard     http.Handler // the route's policies ahead of forward; nil is none
+	match     *matcher     // the requests the route takes in its group; nil is any
 }
 
-// pick chooses a target by weight, falling back to any other weighted target
-// that still has an available endpoint.
-func (g *group) pick(now time.Time) *target {
+// pick chooses the member whose matcher r matches, else a member by weight,
+// falling back to any other weighted member that still has an available
+// endpoint.
+func (g *group) pick(r *http.Request, now time.Time) *target {
+	for _, t := range g.matched {
+		if t.match.matches(r) {
+			return t
+		}
+	}
 	if t, ok := g.weighted.Pick(); ok && t.available(now) {
 		return t
 	}
-	for _, t := range g.targets {
+	for _, t := range g.shared {
 		if t.route.Weight > 0 && t.available(now) {
 			return t
 		}
@@ -122,11 +135,22 @@ func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets fu
 	b := router.NewBuilder[*group]()
 	for _, k := range order {
 		g := groups[k]
-		weights := make([]int, len(g.targets))
-		for i, tg := range g.targets {
+		g.shared = g.targets
+		if slices.ContainsFunc(g.targets, func(tg *target) bool { return tg.match != nil }) {
+			g.shared = nil
+			for _, tg := range g.targets {
+				if tg.match != nil {
+					g.matched = append(g.matched, tg)
+				} else {
+					g.shared = append(g.shared, tg)
+				}
+			}
+		}
+		weights := make([]int, len(g.shared))
+		for i, tg := range g.shared {
 			weights[i] = tg.route.Weight
 		}
-		g.weighted = balancer.NewWeighted(g.targets, weights)
+		g.weighted = balancer.NewWeighted(g.shared, weights)
 		if err := b.Insert(k.host, k.path, k.priority, g); err != nil {
 			t.errors = append(t.errors, fmt.Sprintf("host %q path %q: %v", k.host, k.path, err))
 		}
@@ -147,6 +171,7 @@ func newTarget(r *route.Route, pool *balancer.Pool, tr transports, budget *retry
 		transport: tr.forRoute(r),
 		sticky:    r.Sticky,
 		budget:    budget,
+		match:     newMatcher(r.Policy),
 	}
 	if r.Strip && r.Path != "/" {
 		tg.stripLen = len(routePrefix(r.Path))

@@ -156,6 +156,20 @@ type Policy struct {
 	// Compress lists the response encodings offered ("zstd", "br",
 	// "gzip"), the edge's preference first; empty is off.
 	Compress []string
+
+	// MatchHeader and MatchCookie make the route take, within its weighted
+	// group (the routes of the same host, path and priority), exactly the
+	// requests that carry the field or cookie Name with the value Value,
+	// whatever the weights; a zero Name is off. With both, a request must
+	// match both.
+	MatchHeader Match
+	MatchCookie Match
+}
+
+// Match is a swarmgate.match.header or swarmgate.match.cookie label.
+type Match struct {
+	Name  string // a canonical field name, or a cookie name
+	Value string
 }
 
 // Rate is a swarmgate.ratelimit: N requests per Per on average, up to
