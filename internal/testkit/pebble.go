@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,9 +163,19 @@ func goEnv(key string) (string, error) {
 // StartPebble runs Pebble on loopback with a generated configuration and
 // API certificate, and waits until its directory answers.
 func StartPebble(t testing.TB, bin string, httpPort, tlsPort int, dnsAddr string) *Pebble {
+	return StartPebbleOn(t, bin, "127.0.0.1", httpPort, tlsPort, dnsAddr)
+}
+
+// StartPebbleOn is StartPebble with the API on host, an IP address (for
+// clients in containers: the Docker bridge's gateway).
+func StartPebbleOn(t testing.TB, bin, host string, httpPort, tlsPort int, dnsAddr string) *Pebble {
 	dir := t.TempDir()
 	apiCA := NewCA(t, "pebble API test CA")
-	api := apiCA.Issue(t, "127.0.0.1")
+	names := []string{"127.0.0.1"} // the management API's address
+	if host != "127.0.0.1" {
+		names = append(names, host)
+	}
+	api := apiCA.Issue(t, names...)
 	certFile := WriteFile(t, dir, "cert.pem", api.CertPEM)
 	keyFile := WriteFile(t, dir, "key.pem", api.KeyPEM)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -175,7 +186,7 @@ func StartPebble(t testing.TB, bin string, httpPort, tlsPort int, dnsAddr string
 	for attempt := 1; ; attempt++ {
 		apiPort, mgmtPort := freePort(t), freePort(t)
 		cfg := map[string]any{"pebble": map[string]any{
-			"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", apiPort),
+			"listenAddress":                  net.JoinHostPort(host, strconv.Itoa(apiPort)),
 			"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmtPort),
 			"certificate":                    certFile,
 			"privateKey":                     keyFile,
@@ -209,7 +220,7 @@ func StartPebble(t testing.TB, bin string, httpPort, tlsPort int, dnsAddr string
 		go func() { _ = cmd.Wait(); close(exited) }()
 		stop := func() { cancel(); <-exited }
 		p := &Pebble{
-			Directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
+			Directory:  "https://" + net.JoinHostPort(host, strconv.Itoa(apiPort)) + "/dir",
 			Mgmt:       fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
 			APIRoots:   apiCA.Pool,
 			APIRootPEM: apiCA.PEM,
