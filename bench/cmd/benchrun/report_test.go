@@ -190,6 +190,7 @@ func TestREADMEHeaders(t *testing.T) {
 		"HTTP": httpReport(table[httpRow]{}, o),
 		"TLS":  tlsReport(table[tlsRow]{failed: []failure{{}}}, o),
 		"L4":   l4Report(table[l4Row]{failed: []failure{{}}}, o),
+		"slow": slowReport(table[slowRow]{failed: []failure{{}}}, o),
 	} {
 		header, _, _ := strings.Cut(table, "\n")
 		if !strings.Contains(string(readme), "\n"+header+"\n") {
