@@ -261,12 +261,13 @@ type sampled struct {
 }
 
 // sampleFootprint samples p's footprint every second until done is closed,
-// at most max times, and returns the peak of each figure.
+// at most max times (failed samples included), and returns the peak of each
+// figure.
 func (b *bench) sampleFootprint(done <-chan struct{}, p *proc, max int) sampled {
 	var s sampled
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for s.samples < max {
+	for range max {
 		select {
 		case <-done:
 			return s
