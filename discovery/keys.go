@@ -246,6 +246,8 @@ func routeKeys() []keyDef {
 			apply: field(policy.ParseMatchHeader, func(r *route.Route) *route.Match { return &pol(r).MatchHeader })},
 		{name: "match.cookie", kind: kindHTTP, doc: "name=value: the requests with this cookie value, whatever the weights",
 			apply: field(policy.ParseMatchCookie, func(r *route.Route) *route.Match { return &pol(r).MatchCookie })},
+		{name: "errors.page", kind: kindHTTP, doc: "HTML file in the secrets or configs directory for the edge's own 502, 503 and 504",
+			apply: field(policy.ParseErrorPage, func(r *route.Route) *string { return &pol(r).ErrorPage })},
 	}
 }
 

@@ -78,6 +78,12 @@ func TestParsePolicyLabels(t *testing.T) {
 		t.Errorf("forward auth: %+v", p)
 	}
 
+	// An error page alone is a policy the proxy serves.
+	if routes, errs := ParseLabels("web", labels("swarmgate.errors.page", "shop-errors.html")); len(errs) > 0 ||
+		!reflect.DeepEqual(routes[0].Policy, &route.Policy{ErrorPage: "shop-errors.html"}) {
+		t.Errorf("errors.page: %+v %v", routes[0].Policy, errs)
+	}
+
 	// Request matches, in a named route too.
 	routes, errs = ParseLabels("web", labels(
 		"swarmgate.match.header", "x-canary = 1",
@@ -117,6 +123,8 @@ func TestParsePolicyLabelErrors(t *testing.T) {
 			[]wantErr{{"swarmgate.auth.forward.headers", "X-Forwarded-For is set by the edge"}}},
 		{"two kinds of auth", labels("swarmgate.auth.forward", "http://auth/", "swarmgate.auth.basic", "users"),
 			[]wantErr{{"swarmgate.auth.forward", "one kind of auth; it has swarmgate.auth.basic too"}}},
+		{"error page not HTML", labels("swarmgate.errors.page", "shop.key"), []wantErr{{"swarmgate.errors.page", "want the name of an .html file"}}},
+		{"error page in another directory", labels("swarmgate.errors.page", "../x.html"), []wantErr{{"swarmgate.errors.page", "file name in the secrets directory"}}},
 		{"match without a value", labels("swarmgate.match.header", "X-Canary"), []wantErr{{"swarmgate.match.header", "want Name=value"}}},
 		{"match on a hop-by-hop field", labels("swarmgate.match.header", "Connection=close"), []wantErr{{"swarmgate.match.header", "Connection is a hop-by-hop field"}}},
 		{"match cookie with a space", labels("swarmgate.match.cookie", "beta=a b"), []wantErr{{"swarmgate.match.cookie", `cookie value "a b"`}}},

@@ -100,6 +100,19 @@ func ParseSecretName(v string) (string, error) {
 	return v, nil
 }
 
+// ParseErrorPage parses swarmgate.errors.page: the name of an HTML file in
+// the secrets or configs directory (ParseSecretName), ending in .html, so
+// that no other secret (a key, a password file) can be served as a page.
+func ParseErrorPage(v string) (string, error) {
+	if _, err := ParseSecretName(v); err != nil {
+		return "", err
+	}
+	if !strings.HasSuffix(strings.ToLower(v), ".html") || len(v) == len(".html") {
+		return "", errors.New("want the name of an .html file, such as errors.html")
+	}
+	return v, nil
+}
+
 // ParseRealm parses a basic-auth realm: printable ASCII or UTF-8 without
 // '"' and '\', which it would need quoting for.
 func ParseRealm(v string) (string, error) {

@@ -245,6 +245,17 @@ func TestNegotiate(t *testing.T) {
 	}
 }
 
+func TestParseErrorPage(t *testing.T) {
+	runParse(t, ParseErrorPage, eq, []parseCase[string]{
+		{in: "errors.html", want: "errors.html"},
+		{in: "Shop-502.HTML", want: "Shop-502.HTML"},
+		{in: ".html", err: "file name"},
+		{in: "errors.htm", err: "an .html file"},
+		{in: "shop.key", err: "an .html file"},
+		{in: "../errors.html", err: "file name"},
+	})
+}
+
 func TestParseMatch(t *testing.T) {
 	runParse(t, ParseMatchHeader, eq, []parseCase[route.Match]{
 		{in: "X-Canary=1", want: route.Match{Name: "X-Canary", Value: "1"}},

@@ -194,6 +194,6 @@ func Wraps(p *route.Policy) bool {
 		return false
 	}
 	q := *p
-	q.MatchHeader, q.MatchCookie = route.Match{}, route.Match{}
+	q.MatchHeader, q.MatchCookie, q.ErrorPage = route.Match{}, route.Match{}, ""
 	return !reflect.ValueOf(q).IsZero()
 }

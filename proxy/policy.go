@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/swarmgate/swarmgate/policy"
@@ -21,10 +22,19 @@ type guarded struct {
 	path string // the cleaned path, routed and forwarded
 }
 
-// guard returns tg's policy chain, or nil for a route without policies. A
-// policy that cannot be served makes a handler that answers 503, and the
-// error to report: a route is never served without the policies it asks for.
+// guard reads tg's error page and returns its policy chain, or nil for a
+// route without policies. A policy that cannot be served makes a handler
+// that answers 503, and the error to report: a route is never served
+// without the policies it asks for.
 func (p *Proxy) guard(tg *target) (http.Handler, error) {
+	pageErr := p.errorPage(tg)
+	h, err := p.policies(tg)
+	return h, errors.Join(err, pageErr)
+}
+
+// policies returns tg's policy chain, or nil for a route without policies,
+// or a handler that answers 503 when a policy cannot be served.
+func (p *Proxy) policies(tg *target) (http.Handler, error) {
 	if !policy.Wraps(tg.route.Policy) {
 		return nil, nil
 	}

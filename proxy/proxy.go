@@ -55,8 +55,13 @@ type Options struct {
 	// redirects from HTTP. If zero or 443, redirects name no port.
 	HTTPSPort int
 	// SecretsDir is where the htpasswd files of swarmgate.auth.basic are
-	// read. If empty, /run/secrets.
+	// read, and the pages of swarmgate.errors.page first. If empty,
+	// /run/secrets.
 	SecretsDir string
+	// ConfigsDir is where the pages of swarmgate.errors.page are read when
+	// SecretsDir has no such file. If empty, /, where a Docker config
+	// appears when it names no target.
+	ConfigsDir string
 	// RequestBuffer is how much of a request body is read before an
 	// upstream is picked (see bufferBody). If zero, DefaultRequestBuffer;
 	// negative streams every body from its first byte.
@@ -77,6 +82,7 @@ type Proxy struct {
 	trusted []netip.Prefix
 	https   string // ":port" for redirects, or ""
 	secrets string // SecretsDir
+	configs string // ConfigsDir
 	limits  *policy.Limits
 
 	// mu serialises Install; the request path never takes it.
@@ -100,6 +106,7 @@ func New(o Options) *Proxy {
 		tlsName: o.TLSName,
 		trusted: o.TrustedProxies,
 		secrets: o.SecretsDir,
+		configs: o.ConfigsDir,
 		limits:  policy.NewLimits(),
 	}
 	switch { // a negative RequestBuffer leaves it 0: no buffering
@@ -110,6 +117,12 @@ func New(o Options) *Proxy {
 	}
 	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
 		p.https = ":" + strconv.Itoa(o.HTTPSPort)
+	}
+	if p.secrets == "" {
+		p.secrets = "/run/secrets"
+	}
+	if p.configs == "" {
+		p.configs = "/"
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()

@@ -31,12 +31,13 @@ type exchange struct {
 	attempts  int
 	reason    string // why the proxy answered by itself, or why the upstream failed
 	requestID string
+	accept    []string           // the request's Accept field, for the error page
 	cancel    context.CancelFunc // ends the upstream exchange
 	drained   atomic.Bool        // set when the backend drain deadline ended a stream
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchange{start: p.now(), requestID: requestID(r.Header)}
+	x := exchange{start: p.now(), requestID: requestID(r.Header), accept: r.Header["Accept"]}
 	defer p.finish(r, &x)
 	w.Header().Set("X-Request-Id", x.requestID)
 	if r.Method == http.MethodConnect {
@@ -104,10 +105,13 @@ func (p *Proxy) misdirected(r *http.Request) bool {
 	return p.tlsName(host) != p.tlsName(sni)
 }
 
-// fail answers the client with a plain-text error. Every answer the proxy
-// gives by itself goes through here.
+// fail answers the client with a plain-text error, or the route's error
+// page. Every answer the proxy gives by itself goes through here.
 func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, reason string) {
 	x.status, x.reason = code, reason
+	if servePage(w, x, code) {
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

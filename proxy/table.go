@@ -47,6 +47,7 @@ type target struct {
 	budget    *retryBudget
 	guard     http.Handler // the route's policies ahead of forward; nil is none
 	match     *matcher     // the requests the route takes in its group; nil is any
+	errorPage []byte       // swarmgate.errors.page; nil is the plain-text answers
 }
 
 // pick chooses the member whose matcher r matches, else a member by weight,
@@ -93,9 +94,10 @@ type transports interface {
 // the router rejects are left out and reported; they never affect other
 // routes.
 //
-// guard wraps each route's handler in its policies, once per table; a route
-// whose policy cannot be served (a missing htpasswd file) is reported and
-// answers 503 rather than going unguarded.
+// guard wraps each route's handler in its policies and reads its error
+// page, once per table; a route whose policy cannot be served (a missing
+// htpasswd file) is reported and answers 503 rather than going unguarded,
+// and one whose page cannot be read is reported and answers in plain text.
 func buildTable(cfg route.Config, pool *balancer.Pool, tr transports, budgets func(route string) *retryBudget,
 	guard func(*target) (http.Handler, error), now time.Time) *Table {
 	t := &Table{config: cfg, built: now}

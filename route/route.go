@@ -164,6 +164,11 @@ type Policy struct {
 	// match both.
 	MatchHeader Match
 	MatchCookie Match
+
+	// ErrorPage is an HTML file in the secrets or configs directory sent
+	// instead of the proxy's own plain-text 502, 503 and 504 answers to
+	// clients that accept text/html; "" is off.
+	ErrorPage string
 }
 
 // Match is a swarmgate.match.header or swarmgate.match.cookie label.
