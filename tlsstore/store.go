@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -57,8 +58,13 @@ type Options struct {
 	// Registerer receives the metrics. If nil, they are not registered.
 	// Registering them twice on one registry panics (a wiring mistake).
 	Registerer prometheus.Registerer
-	// Now is the clock for the fallback certificate. If nil, time.Now.
+	// Now is the clock for the fallback certificate and OCSP staples. If
+	// nil, time.Now.
 	Now func() time.Time
+	// OCSPClient fetches the OCSP responses Run staples to the
+	// certificates that name a responder (and carry their issuer). If nil,
+	// one with a 10s timeout.
+	OCSPClient *http.Client
 }
 
 // Store holds the certificates of a directory: NAME.crt (or NAME.cert) +
@@ -85,6 +91,9 @@ type Store struct {
 	// bad remembers the content that last failed to load for each name,
 	// so an unchanged bad file is logged and counted once, not every poll.
 	bad map[string][sha256.Size]byte
+
+	ocspClient *http.Client
+	ocsp       map[string]ocspState // Run's alone
 }
 
 // entry is one loaded certificate.
@@ -126,6 +135,12 @@ func New(o Options) (*Store, error) {
 		metrics:   newStoreMetrics(o.Registerer),
 		now:       o.Now,
 		bad:       map[string][sha256.Size]byte{},
+
+		ocspClient: o.OCSPClient,
+		ocsp:       map[string]ocspState{},
+	}
+	if s.ocspClient == nil {
+		s.ocspClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s.snap.Store(&snapshot{})
 	if o.Fallback {
@@ -146,16 +161,19 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
-// Run re-reads the directory every Poll until ctx is done.
+// Run re-reads the directory every Poll, and staples OCSP responses to the
+// certificates that name a responder, until ctx is done.
 func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
+	s.staple(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			_ = s.Reload() // logged and counted inside
+			s.staple(ctx)
 		}
 	}
 }

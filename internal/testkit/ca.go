@@ -87,6 +87,8 @@ type LeafOptions struct {
 	// NotAfter ends the validity. If zero, a day from now. Validity always
 	// starts an hour ago.
 	NotAfter time.Time
+	// OCSPServer are the OCSP responder URLs the certificate names.
+	OCSPServer []string
 }
 
 // Leaf is a certificate issued by a CA, with its key.
@@ -125,6 +127,7 @@ func (ca *CA) IssueLeaf(t testing.TB, o LeafOptions) *Leaf {
 		NotAfter:     o.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		OCSPServer:   o.OCSPServer,
 	}
 	if o.Client {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
