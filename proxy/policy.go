@@ -55,10 +55,18 @@ func (p *Proxy) policies(tg *target) (http.Handler, error) {
 	return h, nil
 }
 
-// serveGuarded serves a request through its route's policies.
+// serveGuarded serves a request through its route's policies. They see
+// the cleaned path, the one that is routed and forwarded: an auth service
+// told /public/../admin would judge another path than the task gets.
 func (p *Proxy) serveGuarded(w http.ResponseWriter, r *http.Request, tg *target, reqPath string, x *exchange) {
 	ctx := context.WithValue(r.Context(), guardedKey{}, &guarded{x: x, path: reqPath})
-	tg.guard.ServeHTTP(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if reqPath != r.URL.Path {
+		u := *r.URL
+		u.Path, u.RawPath = reqPath, ""
+		r.URL = &u
+	}
+	tg.guard.ServeHTTP(w, r)
 }
 
 // policyReply is policy.Options.Reply: the policies' own answers go through

@@ -381,6 +381,14 @@ func TestPolicyForwardAuthThroughTheProxy(t *testing.T) {
 		resp.Header.Get("Set-Cookie") != "flow=1" || body != "log in" || resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("refused: %d %v %q", resp.StatusCode, resp.Header, body)
 	}
+	// The auth service judges the path that is forwarded.
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/public/../orders", nil)
+	req.Host = "shop.example.org"
+	if resp, err := e.client.Do(req); err != nil || resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://login.example.org/?rd=/orders" {
+		t.Errorf("a path with ..: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if resp, _ := send("closed.example.org", "alice"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("auth service down: %d, want 503", resp.StatusCode)
 	}
