@@ -60,6 +60,9 @@ type Options struct {
 	// RequestBuffer is how much of a request body is read before an
 	// upstream is picked; see proxy.Options. 0: 64 KiB; negative: none.
 	RequestBuffer int64
+	// BodyTimeout bounds a client's silence in the middle of a request
+	// body; see proxy.ServerOptions.
+	BodyTimeout time.Duration
 	// FirstTableWait bounds the wait for every source's first Config before
 	// traffic is accepted anyway. 0: 30s.
 	FirstTableWait time.Duration
@@ -131,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	httpLn, adminLn := lns["http"], lns["admin"]
-	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader}
+	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader, BodyTimeout: o.BodyTimeout}
 	var srv, httpsSrv *proxy.Server
 	if httpLn != nil {
 		srv = p.NewServer("http", limits)

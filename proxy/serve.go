@@ -578,5 +578,12 @@ func (p *Proxy) failClientBody(w http.ResponseWriter, x *exchange, err error) {
 		p.fail(w, x, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
 		return
 	}
+	if errors.Is(err, errBodyTimeout) {
+		// Closed after the answer: net/http would otherwise wait for the
+		// rest of the body before it sends one.
+		w.Header().Set("Connection", "close")
+		p.fail(w, x, http.StatusRequestTimeout, err.Error())
+		return
+	}
 	p.fail(w, x, http.StatusBadRequest, "malformed request body: "+err.Error())
 }

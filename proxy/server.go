@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swarmgate/swarmgate/internal/opt"
 	"go.uber.org/zap"
 )
 
@@ -23,6 +24,9 @@ type ServerOptions struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body; larger gets 413. If zero, 1 GiB; negative is unlimited.
 	MaxBodyBytes int64
+	// BodyTimeout bounds how long a client may send nothing in the middle
+	// of a request body; then it gets 408. If zero, DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 // Server is an http.Server for one kind of listener, with a shutdown that
@@ -61,6 +65,7 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
+	opt.Positive(&o.BodyTimeout, DefaultBodyTimeout)
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 1 << 30
 	}
@@ -69,6 +74,7 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	if o.MaxBodyBytes > 0 {
 		h = limitBody(p, o.MaxBodyBytes)
 	}
+	h = limitBodyIdle(h, o.BodyTimeout, p.now)
 	h = closeAfterTransferEncoding(h)
 	srv := &Server{p: p}
 	s := &http.Server{

@@ -38,6 +38,7 @@ type edgeOptions struct {
 	maxBody       int64
 	maxHeader     int
 	requestBuffer int64
+	bodyTimeout   time.Duration
 	handover      string
 	pprof         bool
 	adminAllow    string
@@ -80,6 +81,7 @@ swapped in atomically: no reload, no dropped request.`,
 	f.Int64Var(&o.maxBody, "max-body-size", 1<<30, "largest request body in bytes (413 beyond); -1 is unlimited")
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
 	f.Int64Var(&o.requestBuffer, "request-buffer", 64<<10, "bytes of a request body read before a task is picked, so that slow clients hold no connection to a task; larger bodies stream beyond it; -1 streams every body (gRPC bodies always stream)")
+	f.DurationVar(&o.bodyTimeout, "body-timeout", 60*time.Second, "how long a client may send nothing in the middle of a request body before it gets 408 (an upload that keeps moving is never cut)")
 	f.BoolVar(&o.pprof, "admin-pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener (to loopback clients, or to others with --admin-token-file)")
 	f.StringVar(&o.adminAllow, "admin-allow", "", "comma-separated CIDRs that may use the admin API beyond /healthz and /readyz (default: loopback and private ranges)")
 	f.StringVar(&o.adminToken, "admin-token-file", "", "file (a Docker secret) holding a bearer token the admin API requires beyond /healthz and /readyz")
@@ -146,6 +148,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		MaxBodyBytes:      o.maxBody,
 		MaxHeader:         o.maxHeader,
 		RequestBuffer:     o.requestBuffer,
+		BodyTimeout:       o.bodyTimeout,
 	})
 }
 
