@@ -38,12 +38,26 @@ func main() {
 			"host":    r.Host,
 			"path":    r.URL.Path,
 			"xff":     r.Header.Get("X-Forwarded-For"),
+			"user":    r.Header.Get("Remote-User"),
+			"auth":    r.Header.Get("Authorization"),
 			"tls":     strconv.FormatBool(r.TLS != nil),
 		})
 	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", answer)
+	// /verify is a forward-auth service: a request carrying the token
+	// "X-Token: letmein" is let through as user "tester"; anything else is
+	// sent to a login page.
+	mux.HandleFunc("/verify", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Token") == "letmein" {
+			w.Header().Set("Remote-User", "tester")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Location", "https://login.e2e.test/?next="+r.Header.Get("X-Forwarded-Uri"))
+		w.WriteHeader(http.StatusFound)
+	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		select {
