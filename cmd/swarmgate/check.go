@@ -120,6 +120,7 @@ type checkRoute struct {
 	Balancer  string   `json:"balancer"`
 	TLS       string   `json:"tls"`
 	Cluster   string   `json:"cluster,omitempty"`
+	Policies  []string `json:"policies,omitempty"` // the policy labels in force, by key
 	Endpoints []string `json:"endpoints,omitempty"`
 }
 
@@ -210,7 +211,7 @@ func (rep *checkReport) add(source string, cfg route.Config) {
 			Hosts: r.Hosts, Default: r.Default, TCPPort: r.TCPPort, SNI: r.SNI,
 			Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight,
 			Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer,
-			TLS: r.TLS, Cluster: r.Cluster, Endpoints: r.Endpoints,
+			TLS: r.TLS, Cluster: r.Cluster, Policies: policyNames(r.Policy), Endpoints: r.Endpoints,
 		})
 	}
 	for _, e := range cfg.Errors {
@@ -233,14 +234,18 @@ func (rep *checkReport) print(w io.Writer, live bool) error {
 	for _, r := range rep.Routes {
 		multi = multi || r.Source != rep.Routes[0].Source
 	}
-	cluster := false
+	cluster, policies := false, false
 	for _, r := range rep.Routes {
 		cluster = cluster || r.Cluster != ""
+		policies = policies || len(r.Policies) > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	cols := []string{"SERVICE", "ROUTE", "HOSTS/PORTS", "PATH", "WEIGHT", "BACKEND", "TLS"}
 	if cluster {
 		cols = append(cols, "CLUSTER")
+	}
+	if policies {
+		cols = append(cols, "POLICIES")
 	}
 	if live {
 		cols = append(cols, "ENDPOINTS")
@@ -253,6 +258,9 @@ func (rep *checkReport) print(w io.Writer, live bool) error {
 		row := []string{r.Service, r.Route, r.listens(), r.path(), strconv.Itoa(r.Weight), r.backend(), r.TLS}
 		if cluster {
 			row = append(row, dash(r.Cluster))
+		}
+		if policies {
+			row = append(row, dash(strings.Join(r.Policies, ",")))
 		}
 		if live {
 			row = append(row, endpoints(r.Endpoints))
@@ -273,6 +281,36 @@ func (rep *checkReport) print(w io.Writer, live bool) error {
 		fmt.Fprintf(w, "warning: %sservice %q: %s\n", prefix(wn.Source), wn.Service, wn.Message)
 	}
 	return nil
+}
+
+// policyNames lists the policies of p that are on, by their label key (a
+// rate limit with its value): what check shows of a route's policies.
+func policyNames(p *route.Policy) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	on := func(set bool, name string) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	on(len(p.Allow) > 0, "allow")
+	on(len(p.Deny) > 0, "deny")
+	on(p.BasicAuth != "", "auth.basic")
+	on(p.ForwardAuth != "", "auth.forward")
+	if p.RateLimit.N > 0 {
+		out = append(out, "ratelimit="+strconv.Itoa(p.RateLimit.N)+"/"+map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[p.RateLimit.Per])
+	}
+	on(p.BodyMax > 0, "body.max")
+	on(len(p.RequestHeaders) > 0, "headers.request")
+	on(len(p.ResponseHeaders) > 0, "headers.response")
+	on(len(p.CORS.Origins) > 0, "cors")
+	on(len(p.Compress) > 0, "compress")
+	on(p.MatchHeader.Name != "", "match.header")
+	on(p.MatchCookie.Name != "", "match.cookie")
+	on(p.ErrorPage != "", "errors.page")
+	return out
 }
 
 // listens says what the route answers: host names, the default backend, a

@@ -136,6 +136,31 @@ func TestCheckFiles(t *testing.T) {
 			want:    []string{"FILE SERVICE ROUTE", good + " web web shop.example.org", "error: " + bad + `: service "broken"`},
 		},
 		{
+			name: "policies: a POLICIES column naming each route's",
+			args: []string{writeFile(t, "policies.yml", `services:
+  shop:
+    image: shop
+    deploy:
+      labels:
+        swarmgate.hosts: shop.example.org
+        swarmgate.port: "8080"
+        swarmgate.ratelimit: 20/s
+        swarmgate.compress: "true"
+        swarmgate.allow: 10.0.0.0/8
+  plain:
+    image: plain
+    deploy:
+      labels:
+        swarmgate.hosts: plain.example.org
+        swarmgate.port: "80"
+`)},
+			want: []string{
+				"SERVICE ROUTE HOSTS/PORTS PATH WEIGHT BACKEND TLS POLICIES",
+				"shop shop shop.example.org / 100 task :8080 off allow,ratelimit=20/s,compress",
+				"plain plain plain.example.org / 100 task :80 off -",
+			},
+		},
+		{
 			name:  "standard input",
 			args:  []string{"-"},
 			stdin: goodStack,
