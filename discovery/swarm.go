@@ -393,14 +393,16 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 }
 
 // stamp returns when Swarm reported the change a new Config brings: the
-// time of the event that caused the listing, else (a poll or a resync found
-// it) the newest Swarm timestamp among the services that changed, else now.
+// newest Swarm timestamp among the services that changed (a task's status,
+// a service's update) or the time of the event that caused the listing,
+// whichever is earlier (an event may come after the task it finds was
+// running: the earliest change is the Config's, see route.Config), else now.
 // It is never later than now: workers' clocks may run ahead.
 func (r *swarmRun) stamp(st swarmState, cfg route.Config, eventAt time.Time) time.Time {
 	now := time.Now()
-	at := eventAt
-	if at.IsZero() {
-		at = changeStamp(st, changedServices(r.last, cfg))
+	at := changeStamp(st, changedServices(r.last, cfg))
+	if !eventAt.IsZero() && (at.IsZero() || eventAt.Before(at)) {
+		at = eventAt
 	}
 	if at.IsZero() || at.After(now) {
 		at = now
