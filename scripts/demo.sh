@@ -25,6 +25,12 @@ quiet docker build -q -f deploy/Dockerfile.local --build-arg BIN=echo -t swarmga
 node=$(docker info --format '{{.Swarm.NodeID}}')
 docker node update --label-add swarmgate.edge=true "$node" >/dev/null
 
+# The control plane seals the fleet's shared state (ACME certificates,
+# session ticket keys) with a key from this secret; created once.
+if ! docker secret inspect swarmgate-state-key >/dev/null 2>&1; then
+  head -c 32 /dev/urandom | base64 | docker secret create swarmgate-state-key - >/dev/null
+fi
+
 echo "demo: deploying the swarmgate stack (edge on :$HTTP_PORT, admin on :$ADMIN_PORT)"
 quiet docker stack deploy --resolve-image never -c deploy/swarmgate-stack.yml swarmgate
 
