@@ -26,7 +26,7 @@ lint:
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-# FUZZTIME bounds each fuzz target (default 10s).
+# FUZZTIME bounds each fuzz target (default 50000x: executions).
 fuzz:
 	scripts/fuzz.sh
 
