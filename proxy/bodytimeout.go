@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -36,7 +37,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{}) // the connection's own timeouts apply again
 	}
-	if isTimeout(err) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errBodyTimeout
 	}
 	return n, err
@@ -44,11 +45,6 @@ func (b *idleBody) Read(p []byte) (int, error) {
 
 // errBodyTimeout is a client that sent nothing of its body for BodyTimeout.
 var errBodyTimeout = errors.New("the client sent nothing of its request body for too long")
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
 
 // limitBodyIdle wraps every request body of h in an idleBody.
 func limitBodyIdle(h http.Handler, timeout time.Duration, now func() time.Time) http.Handler {

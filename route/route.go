@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -183,6 +184,12 @@ type Rate struct {
 	N     int
 	Per   time.Duration // time.Second, time.Minute or time.Hour
 	Burst int
+}
+
+// String is the rate as its label writes it: "20/s", "100/m", "5/h".
+func (r Rate) String() string {
+	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
+	return strconv.Itoa(r.N) + "/" + unit
 }
 
 // Header is one swarmgate.headers.request.<Name> or

@@ -300,7 +300,7 @@ func policyNames(p *route.Policy) []string {
 	on(p.BasicAuth != "", "auth.basic")
 	on(p.ForwardAuth != "", "auth.forward")
 	if p.RateLimit.N > 0 {
-		out = append(out, "ratelimit="+strconv.Itoa(p.RateLimit.N)+"/"+map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[p.RateLimit.Per])
+		out = append(out, "ratelimit="+p.RateLimit.String())
 	}
 	on(p.BodyMax > 0, "body.max")
 	on(len(p.RequestHeaders) > 0, "headers.request")
