@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,7 +38,8 @@ type fileService struct {
 
 // ParseRoutesFile parses a routes file. A service with bad labels or bad
 // endpoints is skipped and reported in Config.Errors; a file that is not valid
-// YAML of the right shape is an error, so that the caller keeps its last table.
+// YAML of the right shape is an error that names the line, so that the caller
+// keeps its last table.
 func ParseRoutesFile(data []byte) (route.Config, error) {
 	var f routesFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -44,20 +47,25 @@ func ParseRoutesFile(data []byte) (route.Config, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return route.Config{}, fmt.Errorf("discovery: routes file: %w", err)
 	}
+	lines := serviceLines(data)
 	cfg := route.Config{Routes: []route.Route{}}
-	seen := make(map[string]bool)
+	seen := make(map[string]int) // name -> line
 	for i, s := range f.Services {
+		at := ""
+		if i < len(lines) {
+			at = fmt.Sprintf("line %d: ", lines[i])
+		}
 		if s.Name == "" {
-			return route.Config{}, fmt.Errorf("discovery: routes file: service #%d has no name", i+1)
+			return route.Config{}, fmt.Errorf("discovery: routes file: %sservice #%d has no name", at, i+1)
 		}
-		if seen[s.Name] {
-			return route.Config{}, fmt.Errorf("discovery: routes file: service %q is listed twice", s.Name)
+		if prev, ok := seen[s.Name]; ok {
+			return route.Config{}, fmt.Errorf("discovery: routes file: %sservice %q is listed twice (first at line %d)", at, s.Name, prev)
 		}
-		seen[s.Name] = true
-		routes, errs := ParseLabels(s.Name, s.Labels)
-		if len(errs) == 0 {
-			errs = resolveFileEndpoints(s, routes)
+		seen[s.Name] = 0
+		if i < len(lines) {
+			seen[s.Name] = lines[i]
 		}
+		routes, errs := parseFileService(s)
 		if len(errs) > 0 {
 			cfg.Errors = append(cfg.Errors, errs...)
 			continue
@@ -69,6 +77,88 @@ func ParseRoutesFile(data []byte) (route.Config, error) {
 		cfg.Routes = append(cfg.Routes, routes...)
 	}
 	return cfg, nil
+}
+
+// serviceLines returns the line of each entry of the file's services list,
+// for errors about an entry as a whole (the decoder names the line of the
+// errors it finds itself).
+func serviceLines(data []byte) []int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	top := doc.Content[0]
+	for i := 0; top.Kind == yaml.MappingNode && i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "services" {
+			continue
+		}
+		var lines []int
+		for _, n := range top.Content[i+1].Content {
+			lines = append(lines, n.Line)
+		}
+		return lines
+	}
+	return nil
+}
+
+// parseFileService parses the labels of one service of a routes file and
+// resolves its endpoints. An endpoint written host:port carries its port, so
+// the port label is needed only when a bare host is to take it: when every
+// endpoint has a port and the labels set none, the labels are parsed as if
+// the service-level port were set, and the routes that would take it get
+// port 0 (the endpoints carry it).
+func parseFileService(s fileService) ([]route.Route, []*route.LabelError) {
+	labels, implied := s.Labels, impliedPortLabel(s)
+	if implied != "" {
+		labels = maps.Clone(s.Labels)
+		labels[implied] = "1" // any valid port: no route keeps it
+	}
+	routes, errs := ParseLabels(s.Name, labels)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if implied != "" {
+		for i := range routes {
+			if _, own := s.Labels[namedPrefix+routes[i].Name+"."+keyPort]; routes[i].Name == "" || !own {
+				routes[i].Port = 0
+			}
+		}
+	}
+	if errs := resolveFileEndpoints(s, routes); len(errs) > 0 {
+		return nil, errs
+	}
+	return routes, nil
+}
+
+// impliedPortLabel returns the service-level port label that s's endpoints
+// make unnecessary, or "" when the labels set one, an endpoint is a bare
+// host, or the service has no route labels at all. It is the Interlock label
+// for a service labelled for Interlock only, so that errors name the labels
+// the service uses.
+func impliedPortLabel(s fileService) string {
+	if _, ok := s.Labels[labelPrefix+keyPort]; ok {
+		return ""
+	}
+	if _, ok := s.Labels[interlockPrefix+"port"]; ok {
+		return ""
+	}
+	for _, ep := range s.Endpoints {
+		if _, _, err := net.SplitHostPort(ep); err != nil {
+			return ""
+		}
+	}
+	own, interlock := false, false
+	for k := range s.Labels {
+		own = own || strings.HasPrefix(k, labelPrefix)
+		interlock = interlock || strings.HasPrefix(k, interlockPrefix)
+	}
+	switch {
+	case own:
+		return labelPrefix + keyPort
+	case interlock:
+		return interlockPrefix + "port"
+	}
+	return ""
 }
 
 // resolveFileEndpoints fills each route's endpoints: "host:port" as written,
@@ -103,6 +193,9 @@ func endpointAddr(ep string, port int) (string, error) {
 		}
 		if host == "" || bytes.ContainsAny([]byte(host), "/ ") {
 			return "", fmt.Errorf("want host or host:port")
+		}
+		if port == 0 {
+			return "", fmt.Errorf("a bare host takes the route's port, and it has none: write host:port or set the port label")
 		}
 		return net.JoinHostPort(host, strconv.Itoa(port)), nil
 	}

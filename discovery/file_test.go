@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -151,5 +152,119 @@ func TestFileSourceFirstLoadErrorIsFatal(t *testing.T) {
 	f := NewFile(FileOptions{Path: filepath.Join(t.TempDir(), "missing.yaml")})
 	if err := f.Run(context.Background(), func(route.Config) { t.Error("update called") }); err == nil {
 		t.Fatal("missing file: want an error")
+	}
+}
+
+// TestRoutesFilePorts: an endpoint written host:port carries its port, so
+// the port label is needed only by bare hosts (DESIGN.md's example).
+func TestRoutesFilePorts(t *testing.T) {
+	tests := []struct {
+		name      string
+		service   string // one entry of services:
+		want      string // "route port endpoints...", or "" for a skipped service
+		wantLabel string // the label of the error that skips it
+	}{
+		{"host:port needs no port label",
+			"{name: web, labels: {swarmgate.hosts: a.org}, endpoints: ['127.0.0.1:9000', '127.0.0.1:9001']}",
+			"web 0 127.0.0.1:9000 127.0.0.1:9001", ""},
+		{"no endpoints need no port label",
+			"{name: web, labels: {swarmgate.hosts: a.org}}",
+			"web 0", ""},
+		{"a bare host still needs one",
+			"{name: web, labels: {swarmgate.hosts: a.org}, endpoints: ['127.0.0.1:9000', '10.0.0.2']}",
+			"", "swarmgate.port"},
+		{"a port label is used by bare hosts, host:port wins",
+			"{name: web, labels: {swarmgate.hosts: a.org, swarmgate.port: '80'}, endpoints: ['127.0.0.1:9000', '10.0.0.2']}",
+			"web 80 127.0.0.1:9000 10.0.0.2:80", ""},
+		{"interlock labels: errors name com.docker.lb.port",
+			"{name: web, labels: {com.docker.lb.hosts: a.org}, endpoints: ['10.0.0.2']}",
+			"", "com.docker.lb.port"},
+		{"interlock labels with host:port",
+			"{name: web, labels: {com.docker.lb.hosts: a.org}, endpoints: ['10.0.0.2:8080']}",
+			"web 0 10.0.0.2:8080", ""},
+		{"L4 route with host:port",
+			"{name: db, labels: {swarmgate.tcp.port: '15432'}, endpoints: ['127.0.0.1:5432']}",
+			"db 0 127.0.0.1:5432", ""},
+		{"named routes: own port kept, others take the endpoints'",
+			"{name: web, labels: {swarmgate.hosts: a.org, swarmgate.routes.m.tcp.port: '9100', swarmgate.routes.m.port: '9100'}, endpoints: ['127.0.0.1:9000']}",
+			"web 0 127.0.0.1:9000; web/m 9100 127.0.0.1:9000", ""},
+		{"other errors still skip the service, without a port error",
+			"{name: web, labels: {swarmgate.hosts: a.org, swarmgate.weight: heavy}, endpoints: ['127.0.0.1:9000']}",
+			"", "swarmgate.weight"},
+		{"a service with no route labels publishes nothing",
+			"{name: web, labels: {com.example.team: x}, endpoints: ['127.0.0.1:9000']}",
+			"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseRoutesFile([]byte("services:\n  - " + tt.service + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range cfg.Routes {
+				got = append(got, strings.Join(append([]string{r.ID(), strconv.Itoa(r.Port)}, r.Endpoints...), " "))
+			}
+			if g := strings.Join(got, "; "); g != tt.want {
+				t.Errorf("routes %q, want %q", g, tt.want)
+			}
+			var labels []string
+			for _, e := range cfg.Errors {
+				labels = append(labels, e.Label)
+				if strings.Contains(e.Reason, "required") && tt.wantLabel != keyPortLabel(e.Label) {
+					t.Errorf("unexpected port error: %v", e)
+				}
+			}
+			if g := strings.Join(labels, ","); g != tt.wantLabel {
+				t.Errorf("errors on %q (%v), want %q", g, cfg.Errors, tt.wantLabel)
+			}
+		})
+	}
+}
+
+// keyPortLabel returns label if it is a port label, else "".
+func keyPortLabel(label string) string {
+	if strings.HasSuffix(label, ".port") {
+		return label
+	}
+	return ""
+}
+
+// TestRoutesFileDesignExample loads DESIGN.md's routes file example (copied
+// into testdata as written) through the File source.
+func TestRoutesFileDesignExample(t *testing.T) {
+	f := NewFile(FileOptions{Path: filepath.Join("testdata", "routes-design.yaml"), Logger: zaptest.NewLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	var cfg route.Config
+	err := f.Run(ctx, func(c route.Config) { cfg = c; cancel() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Errors) != 0 || len(cfg.Routes) != 2 {
+		t.Fatalf("routes %+v, errors %v", cfg.Routes, cfg.Errors)
+	}
+	web, db := cfg.Routes[0], cfg.Routes[1]
+	if got := strings.Join(web.Endpoints, " "); web.ID() != "web" || got != "127.0.0.1:9000 127.0.0.1:9001" ||
+		strings.Join(web.Hosts, ",") != "app.example.org,www.example.org" || web.Path != "/" {
+		t.Errorf("web: %+v", web)
+	}
+	if got := strings.Join(db.Endpoints, " "); db.ID() != "db" || got != "127.0.0.1:5432" || db.TCPPort != 15432 || db.Port != 5432 {
+		t.Errorf("db: %+v", db)
+	}
+}
+
+// TestRoutesFileErrorLines: errors about the file's shape name the line.
+func TestRoutesFileErrorLines(t *testing.T) {
+	tests := []struct{ data, want string }{
+		{"services:\n  - name: a\n  - labels: {}\n", "line 3: service #2 has no name"},
+		{"services:\n  - name: a\n  -\n    name: a\n", "line 4: service \"a\" is listed twice (first at line 2)"},
+		{"services:\n  - name: a\n    lables: {}\n", "line 3: field lables not found"},
+		{"services:\n  - name: a\n    endpoints: [\n", "line 3"},
+	}
+	for _, tt := range tests {
+		_, err := ParseRoutesFile([]byte(tt.data))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want one containing %q", tt.data, err, tt.want)
+		}
 	}
 }
