@@ -45,7 +45,7 @@ func ParseRoutesFile(data []byte) (route.Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return route.Config{}, fmt.Errorf("discovery: routes file: %w", err)
+		return route.Config{}, fmt.Errorf("discovery: routes file: %w", shapeError(err))
 	}
 	lines := serviceLines(data)
 	cfg := route.Config{Routes: []route.Route{}}
@@ -77,6 +77,30 @@ func ParseRoutesFile(data []byte) (route.Config, error) {
 		cfg.Routes = append(cfg.Routes, routes...)
 	}
 	return cfg, nil
+}
+
+// shapeNames are the Go types of the file's parts in the decoder's errors,
+// and what a user calls them.
+var shapeNames = strings.NewReplacer(
+	"[]discovery.fileService", "a list of services",
+	"discovery.fileService", "a service (fields: name, labels, endpoints)",
+	"discovery.routesFile", "a routes file (fields: services)",
+	"map[string]string", "a mapping of labels",
+	"[]string", "a list of endpoints",
+)
+
+// shapeError rewrites the decoder's errors about the file's shape (one per
+// line: "line 6: field endpoint not found in type ...") in the file's terms.
+func shapeError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = shapeNames.Replace(strings.Replace(m, " in type ", " in ", 1))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // serviceLines returns the line of each entry of the file's services list,

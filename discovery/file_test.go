@@ -268,3 +268,21 @@ func TestRoutesFileErrorLines(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesFileShapeErrors: the decoder's errors speak of the file's parts,
+// not of Go types.
+func TestRoutesFileShapeErrors(t *testing.T) {
+	tests := []struct{ data, want string }{
+		{"services:\n  - name: web\n    endpoint: [a]\n", "line 3: field endpoint not found in a service (fields: name, labels, endpoints)"},
+		{"service: []\n", "line 1: field service not found in a routes file (fields: services)"},
+		{"services:\n  - name: web\n    labels: [a]\n", "line 3: cannot unmarshal !!seq into a mapping of labels"},
+		{"services:\n  - name: web\n    endpoints: a\n", "line 3: cannot unmarshal !!str `a` into a list of endpoints"},
+		{"services:\n  - name: a\n    lables: {}\n  - name: b\n    endpoint: []\n", "line 3: field lables not found in a service (fields: name, labels, endpoints); line 5: field endpoint"},
+	}
+	for _, tt := range tests {
+		_, err := ParseRoutesFile([]byte(tt.data))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "discovery.") {
+			t.Errorf("%q: err = %v, want one containing %q and no Go type", tt.data, err, tt.want)
+		}
+	}
+}

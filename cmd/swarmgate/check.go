@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/route"
@@ -24,6 +25,7 @@ const maxStackFile = 16 << 20
 type checkOptions struct {
 	docker  bool
 	network string
+	stack   string
 	output  string
 	timeout time.Duration
 }
@@ -32,19 +34,24 @@ func newCheckCmd(logs *logOptions) *cobra.Command {
 	var o checkOptions
 	cmd := &cobra.Command{
 		Use:   "check [FILE...] | check --docker [HOST]",
-		Short: "Validate routing labels of stack files or live services and print the routes they produce",
+		Short: "Validate routing labels of stack files, routes files or live services and print the routes they produce",
 		Long: `Validate the swarmgate.* and com.docker.lb.* labels of compose/stack files
-(deploy.labels; "-" reads standard input) or, with --docker, of the services
-running in a Swarm, and print the routes an edge would build from them, every
-label error and every warning. The exit status is 1 if any label is invalid.
+(deploy.labels), of routes files (the edge's --routes format) or, with
+--docker, of the services running in a Swarm, and print the routes an edge
+would build from them, every label error and every warning. A file is read as
+a stack file or a routes file by its content ("services:" a mapping or a
+list), whatever its name; "-" reads standard input. The exit status is 1 if
+any label is invalid.
 
 With --docker, HOST is the Docker Engine API (unix:///var/run/docker.sock,
 tcp://socket-proxy:2375); without it the DOCKER_HOST conventions apply. Live
 services are resolved as the edge would: networks (--network is the edge's)
 and task endpoints.`,
 		Example: `  swarmgate check stack.yml
+  swarmgate check routes.yaml
   docker compose config | swarmgate check -
   swarmgate check --docker
+  swarmgate check --docker --stack shop
   swarmgate check --docker tcp://socket-proxy:2375 --network edge --output json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.output != "table" && o.output != "json" {
@@ -52,6 +59,9 @@ and task endpoints.`,
 			}
 			var rep checkReport
 			var err error
+			if o.stack != "" && !o.docker {
+				return fmt.Errorf("check: --stack needs --docker")
+			}
 			if o.docker {
 				if len(args) > 1 {
 					return fmt.Errorf("check: --docker takes at most one HOST, got %d arguments", len(args))
@@ -63,7 +73,7 @@ and task endpoints.`,
 				rep, err = checkDocker(cmd.Context(), logs, host, o)
 			} else {
 				if len(args) == 0 {
-					return fmt.Errorf("check: give stack files (or - for standard input), or --docker")
+					return fmt.Errorf("check: give stack files or routes files (or - for standard input), or --docker")
 				}
 				rep, err = checkFiles(cmd.InOrStdin(), args)
 			}
@@ -76,7 +86,7 @@ and task endpoints.`,
 				enc.SetIndent("", "  ")
 				err = enc.Encode(rep)
 			} else {
-				err = rep.print(out, o.docker)
+				err = rep.print(out)
 			}
 			if err != nil {
 				return fmt.Errorf("check: %w", err)
@@ -90,6 +100,7 @@ and task endpoints.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.docker, "docker", false, "check the live services of the Docker Engine API at HOST (default: DOCKER_HOST conventions)")
 	f.StringVar(&o.network, "network", "", "with --docker: the overlay network the edge shares with services")
+	f.StringVar(&o.stack, "stack", "", "with --docker: only the services of this stack (named STACK_*)")
 	f.StringVarP(&o.output, "output", "o", "table", "table or json")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --docker: how long the listing may take")
 	return cmd
@@ -100,6 +111,9 @@ type checkReport struct {
 	Routes   []checkRoute   `json:"routes"`
 	Errors   []checkError   `json:"errors"`
 	Warnings []checkWarning `json:"warnings"`
+	// endpoints is set when the routes have known endpoints (live services,
+	// routes files): the table shows them.
+	endpoints bool
 }
 
 type checkRoute struct {
@@ -122,6 +136,9 @@ type checkRoute struct {
 	Cluster   string   `json:"cluster,omitempty"`
 	Policies  []string `json:"policies,omitempty"` // the policy labels in force, by key
 	Endpoints []string `json:"endpoints,omitempty"`
+	// resolved is set when Endpoints are known (live services, routes
+	// files), not left to Swarm (stack files).
+	resolved bool
 }
 
 type checkError struct {
@@ -138,7 +155,8 @@ type checkWarning struct {
 	Message string `json:"message"`
 }
 
-// checkFiles parses every stack file; "-" is r.
+// checkFiles parses every file, a stack file or a routes file as its
+// content says (fileKind); "-" is r.
 func checkFiles(r io.Reader, files []string) (checkReport, error) {
 	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}}
 	for _, name := range files {
@@ -146,19 +164,70 @@ func checkFiles(r io.Reader, files []string) (checkReport, error) {
 		if err != nil {
 			return rep, err
 		}
+		kind, err := fileKind(data)
+		if err != nil {
+			return rep, fmt.Errorf("check: %s: %w", name, err)
+		}
+		if kind == routesFile {
+			cfg, err := discovery.ParseRoutesFile(data)
+			if err != nil {
+				return rep, fmt.Errorf("check: %s: %w", name, err)
+			}
+			rep.add(name, cfg, true)
+			rep.endpoints = true
+			continue
+		}
 		services, err := discovery.ParseStack(data)
 		if err != nil {
 			return rep, fmt.Errorf("check: %s: %w", name, err)
 		}
 		for _, s := range services {
 			routes, errs := discovery.ParseLabels(s.Name, s.Labels)
-			rep.add(name, route.Config{Routes: routes, Errors: errs})
+			rep.add(name, route.Config{Routes: routes, Errors: errs}, false)
 			for _, w := range s.Warnings {
 				rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
 			}
 		}
 	}
 	return rep, nil
+}
+
+// The kinds of file check reads.
+const (
+	stackFile  = "stack file"  // compose: services is a mapping of name to service
+	routesFile = "routes file" // --routes: services is a list of {name, labels, endpoints}
+)
+
+// fileKind tells a stack file from a routes file by its content, whatever
+// its name: both have a top-level services key, a mapping in a stack file
+// and a list in a routes file. A file without services (empty, or a
+// compose file of networks only) is a stack file of no services.
+func fileKind(data []byte) (string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", fmt.Errorf("not YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return stackFile, nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return "", fmt.Errorf("line %d: want a stack file or a routes file, a mapping with a services key", top.Line)
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "services" {
+			continue
+		}
+		switch v := top.Content[i+1]; {
+		case v.Kind == yaml.SequenceNode:
+			return routesFile, nil
+		case v.Kind == yaml.MappingNode || v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			return stackFile, nil
+		default:
+			return "", fmt.Errorf("line %d: services: want a mapping of services (a stack file) or a list of services (a routes file)", v.Line)
+		}
+	}
+	return stackFile, nil
 }
 
 func readStackFile(stdin io.Reader, name string) ([]byte, error) {
@@ -199,12 +268,35 @@ func checkDocker(ctx context.Context, logs *logOptions, host string, o checkOpti
 	if err != nil {
 		return checkReport{}, fmt.Errorf("check: %w", err)
 	}
-	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}}
-	rep.add("", cfg)
+	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}, endpoints: true}
+	rep.add("", stackOnly(cfg, o.stack), true)
 	return rep, nil
 }
 
-func (rep *checkReport) add(source string, cfg route.Config) {
+// stackOnly keeps the routes and errors of the services of stack, the ones
+// `docker stack deploy` names stack_*; all of them if stack is "".
+func stackOnly(cfg route.Config, stack string) route.Config {
+	if stack == "" {
+		return cfg
+	}
+	in := func(service string) bool { return strings.HasPrefix(service, stack+"_") }
+	out := route.Config{}
+	for _, r := range cfg.Routes {
+		if in(r.Service) {
+			out.Routes = append(out.Routes, r)
+		}
+	}
+	for _, e := range cfg.Errors {
+		if in(e.Service) {
+			out.Errors = append(out.Errors, e)
+		}
+	}
+	return out
+}
+
+// add reports cfg's routes and errors; resolved says that the routes'
+// endpoints are known.
+func (rep *checkReport) add(source string, cfg route.Config, resolved bool) {
 	for _, r := range cfg.Routes {
 		rep.Routes = append(rep.Routes, checkRoute{
 			Source: source, Service: r.Service, Route: r.ID(),
@@ -212,6 +304,7 @@ func (rep *checkReport) add(source string, cfg route.Config) {
 			Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight,
 			Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer,
 			TLS: r.TLS, Cluster: r.Cluster, Policies: policyNames(r.Policy), Endpoints: r.Endpoints,
+			resolved: resolved,
 		})
 	}
 	for _, e := range cfg.Errors {
@@ -228,8 +321,8 @@ func (rep *checkReport) erroredServices() int {
 }
 
 // print writes the human-readable report: a table of routes, then errors and
-// warnings, one per line. live adds the endpoints column.
-func (rep *checkReport) print(w io.Writer, live bool) error {
+// warnings, one per line.
+func (rep *checkReport) print(w io.Writer) error {
 	multi := false
 	for _, r := range rep.Routes {
 		multi = multi || r.Source != rep.Routes[0].Source
@@ -247,7 +340,7 @@ func (rep *checkReport) print(w io.Writer, live bool) error {
 	if policies {
 		cols = append(cols, "POLICIES")
 	}
-	if live {
+	if rep.endpoints {
 		cols = append(cols, "ENDPOINTS")
 	}
 	if multi {
@@ -262,8 +355,8 @@ func (rep *checkReport) print(w io.Writer, live bool) error {
 		if policies {
 			row = append(row, dash(strings.Join(r.Policies, ",")))
 		}
-		if live {
-			row = append(row, endpoints(r.Endpoints))
+		if rep.endpoints {
+			row = append(row, r.endpoints())
 		}
 		if multi {
 			row = append([]string{r.Source}, row...)
@@ -343,18 +436,26 @@ func (r checkRoute) path() string {
 }
 
 func (r checkRoute) backend() string {
-	s := r.Backend + " :" + strconv.Itoa(r.Port)
+	s := r.Backend
+	if r.Port != 0 { // 0: a routes file's endpoints carry their ports
+		s += " :" + strconv.Itoa(r.Port)
+	}
 	if r.Network != "" {
 		s += " @" + r.Network
 	}
 	return s
 }
 
-func endpoints(eps []string) string {
-	if len(eps) == 0 {
+// endpoints lists the route's endpoints: "none (503)" when it has none, "-"
+// when they are Swarm's to say (a stack file's route).
+func (r checkRoute) endpoints() string {
+	switch {
+	case !r.resolved:
+		return "-"
+	case len(r.Endpoints) == 0:
 		return "none (503)"
 	}
-	return strings.Join(eps, ",")
+	return strings.Join(r.Endpoints, ",")
 }
 
 func dash(s string) string {

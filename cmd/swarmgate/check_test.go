@@ -166,9 +166,48 @@ func TestCheckFiles(t *testing.T) {
 			stdin: goodStack,
 			want:  []string{"db db tcp:15432", "4 route(s), 0 error(s)"},
 		},
-		{name: "no arguments", args: nil, wantErr: "give stack files"},
+		{
+			name: "a routes file, told by its content: endpoints shown, host:port needs no port label",
+			args: []string{writeFile(t, "routes.yml", "services:\n  - name: web\n    labels: {swarmgate.hosts: app.example.org}\n    endpoints: ['127.0.0.1:9000', '127.0.0.1:9001']\n  - name: api\n    labels: {swarmgate.hosts: app.example.org, swarmgate.path: /api, swarmgate.port: '9100'}\n    endpoints: [10.0.0.7]\n")},
+			want: []string{
+				"SERVICE ROUTE HOSTS/PORTS PATH WEIGHT BACKEND TLS ENDPOINTS",
+				"web web app.example.org / 100 task off 127.0.0.1:9000,127.0.0.1:9001",
+				"api api app.example.org /api 100 task :9100 off 10.0.0.7:9100",
+			},
+		},
+		{
+			name:    "a routes file with bad labels and endpoints",
+			args:    []string{writeFile(t, "routes-bad.txt", "services:\n  - name: web\n    labels: {swarmgate.hosts: a.org}\n    endpoints: [10.0.0.7]\n  - name: db\n    labels: {swarmgate.tcp.port: '15432'}\n    endpoints: ['10.0.0.8:99999']\n")},
+			wantErr: "2 invalid label(s) in 2 service(s)",
+			want: []string{
+				`service "web": label swarmgate.port="": required`,
+				`service "db": label endpoints="10.0.0.8:99999": want host:port`,
+			},
+		},
+		{
+			name:  "a routes file on standard input",
+			args:  []string{"-"},
+			stdin: "services:\n  - name: web\n    labels: {swarmgate.hosts: a.org}\n    endpoints: ['127.0.0.1:9000']\n",
+			want:  []string{"web web a.org / 100 task off 127.0.0.1:9000"},
+		},
+		{
+			name: "DESIGN.md's routes file example",
+			args: []string{filepath.Join("..", "..", "discovery", "testdata", "routes-design.yaml")},
+			want: []string{
+				"web web app.example.org,www.example.org / 100 task off 127.0.0.1:9000,127.0.0.1:9001",
+				"db db tcp:15432 - 100 task :5432 off 127.0.0.1:5432",
+				"2 route(s), 0 error(s), 0 warning(s)",
+			},
+		},
+		{name: "no arguments", args: nil, wantErr: "give stack files or routes files"},
 		{name: "missing file", args: []string{filepath.Join(t.TempDir(), "nope.yml")}, wantErr: "no such file"},
-		{name: "not YAML", args: []string{writeFile(t, "x.yml", "services: [\n")}, wantErr: "stack file"},
+		{name: "not YAML: file and line", args: []string{writeFile(t, "x.yml", "services:\n  web: [\n")}, wantErr: "x.yml: not YAML: yaml: line 2"},
+		{name: "services neither a mapping nor a list", args: []string{writeFile(t, "s.yml", "version: '3'\nservices: web\n")}, wantErr: "s.yml: line 2: services: want a mapping of services (a stack file) or a list of services (a routes file)"},
+		{name: "not a mapping", args: []string{writeFile(t, "l.yml", "- web\n")}, wantErr: "l.yml: line 1: want a stack file or a routes file"},
+		{name: "routes file: entry error with its line", args: []string{writeFile(t, "r.yml", "services:\n  - name: a\n  - labels: {}\n")}, wantErr: "r.yml: discovery: routes file: line 3: service #2 has no name"},
+		{name: "routes file: unknown field with its line", args: []string{writeFile(t, "r2.yml", "services:\n  - name: a\n    endpoint: [x]\n")}, wantErr: "line 3: field endpoint not found"},
+		{name: "stack file: label error with its line", args: []string{writeFile(t, "st.yml", "services:\n  web:\n    deploy:\n      labels: [{a: b}]\n")}, wantErr: "st.yml: discovery: stack file: service \"web\": deploy.labels: line 4"},
+		{name: "--stack without --docker", args: []string{"--stack", "shop", good}, wantErr: "--stack needs --docker"},
 		{name: "bad output format", args: []string{"--output", "xml", good}, wantErr: "--output"},
 	}
 	for _, tt := range tests {
