@@ -22,6 +22,7 @@ import (
 // does.
 var exampleDocs = []string{
 	"CHECK.md",
+	filepath.Join("..", "..", "docs", "migrate-interlock.md"),
 }
 
 func TestDocExamples(t *testing.T) {

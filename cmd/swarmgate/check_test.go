@@ -10,13 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/internal/testkit"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // runCheck runs `swarmgate check args...` and returns its output and error.
@@ -358,5 +361,68 @@ func TestCheckDocker(t *testing.T) {
 	if !strings.Contains(collapse(out), good+" "+good+" good.sgtest.example / 100 task :8080 @"+nw+" off") ||
 		!strings.Contains(out, "none (503)") || !strings.Contains(out, `service "`+bad+`": label swarmgate.balancer="random"`) {
 		t.Errorf("table output:\n%s", out)
+	}
+}
+
+// TestInterlockMigrationExample: the Interlock stack of docs/examples and
+// its conversion to swarmgate labels (docs/migrate-interlock.md) give the
+// same routes, in check's report and in every field of the route model.
+func TestInterlockMigrationExample(t *testing.T) {
+	dir := filepath.Join("..", "..", "docs", "examples")
+	il, sg := filepath.Join(dir, "interlock-stack.yml"), filepath.Join(dir, "interlock-converted.yml")
+	reports := map[string]checkReport{}
+	for _, f := range []string{il, sg} {
+		out, err := runCheck(t, "", "-o", "json", f)
+		if err != nil {
+			t.Fatalf("check %s: %v\n%s", f, err, out)
+		}
+		var rep checkReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Errors)+len(rep.Warnings) != 0 || len(rep.Routes) != 5 {
+			t.Fatalf("check %s: want 5 routes, no errors or warnings: %+v", f, rep)
+		}
+		for i := range rep.Routes {
+			rep.Routes[i].Source = ""
+		}
+		reports[f] = rep
+	}
+	if a, b := reports[il].Routes, reports[sg].Routes; !reflect.DeepEqual(a, b) {
+		t.Errorf("check's routes differ:\ninterlock %+v\nswarmgate %+v", a, b)
+	}
+
+	routes := func(file, prefix string) []route.Route {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		services, err := discovery.ParseStack(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []route.Route
+		for _, s := range services {
+			for k := range s.Labels {
+				if !strings.HasPrefix(k, prefix) {
+					t.Errorf("%s: service %s: label %s: want only %s* labels", file, s.Name, k, prefix)
+				}
+			}
+			rs, errs := discovery.ParseLabels(s.Name, s.Labels)
+			if len(errs) > 0 {
+				t.Fatalf("%s: %v", file, errs)
+			}
+			all = append(all, rs...)
+		}
+		return all
+	}
+	a, b := routes(il, "com.docker.lb."), routes(sg, "swarmgate.")
+	if len(a) != len(b) {
+		t.Fatalf("%d routes from Interlock labels, %d from swarmgate labels", len(a), len(b))
+	}
+	for i := range a {
+		if !reflect.DeepEqual(a[i], b[i]) {
+			t.Errorf("route %s differs:\ninterlock %+v\nswarmgate %+v", a[i].ID(), a[i], b[i])
+		}
 	}
 }
