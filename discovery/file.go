@@ -36,11 +36,16 @@ type fileService struct {
 	Endpoints []string          `yaml:"endpoints"`
 }
 
-// ParseRoutesFile parses a routes file. A service with bad labels or bad
-// endpoints is skipped and reported in Config.Errors; a file that is not valid
-// YAML of the right shape is an error that names the line, so that the caller
-// keeps its last table.
+// ParseRoutesFile is ParseRoutesFileFor with DefaultDialects.
 func ParseRoutesFile(data []byte) (route.Config, error) {
+	return ParseRoutesFileFor(data, DefaultDialects)
+}
+
+// ParseRoutesFileFor parses a routes file, reading the label dialects d. A
+// service with bad labels or bad endpoints is skipped and reported in
+// Config.Errors; a file that is not valid YAML of the right shape is an
+// error that names the line, so that the caller keeps its last table.
+func ParseRoutesFileFor(data []byte, d Dialects) (route.Config, error) {
 	var f routesFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -65,7 +70,7 @@ func ParseRoutesFile(data []byte) (route.Config, error) {
 		if i < len(lines) {
 			seen[s.Name] = lines[i]
 		}
-		routes, errs := parseFileService(s)
+		routes, errs := parseFileService(s, d)
 		if len(errs) > 0 {
 			cfg.Errors = append(cfg.Errors, errs...)
 			continue
@@ -131,13 +136,13 @@ func serviceLines(data []byte) []int {
 // endpoint has a port and the labels set none, the labels are parsed as if
 // the service-level port were set, and the routes that would take it get
 // port 0 (the endpoints carry it).
-func parseFileService(s fileService) ([]route.Route, []*route.LabelError) {
+func parseFileService(s fileService, d Dialects) ([]route.Route, []*route.LabelError) {
 	labels, implied := s.Labels, impliedPortLabel(s)
 	if implied != "" {
 		labels = maps.Clone(s.Labels)
 		labels[implied] = "1" // any valid port: no route keeps it
 	}
-	routes, errs := ParseLabels(s.Name, labels)
+	routes, errs := ParseLabelsFor(s.Name, labels, d)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -237,6 +242,9 @@ type FileOptions struct {
 	// Polling (rather than inotify) sees every kind of replacement: editors'
 	// rename-over, Docker configs and Kubernetes' symlink swaps.
 	Interval time.Duration
+	// Labels are the label dialects read (--labels). If zero,
+	// DefaultDialects (swarmgate, interlock).
+	Labels Dialects
 	// Logger receives reload errors. If nil, nothing is logged.
 	Logger *zap.Logger
 }
@@ -308,7 +316,7 @@ func (f *File) load() (route.Config, bool, error) {
 	if sum == f.last {
 		return route.Config{}, false, nil
 	}
-	cfg, err := ParseRoutesFile(data)
+	cfg, err := ParseRoutesFileFor(data, f.o.Labels)
 	if err != nil {
 		return route.Config{}, false, err
 	}

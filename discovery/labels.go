@@ -1,7 +1,8 @@
 // Package discovery produces the desired routing configuration (route.Config)
 // from the services of a Swarm and from a routes file, through one label
-// parser for swarmgate.* and Interlock's com.docker.lb.* labels. It is plain
-// data: nothing here serves traffic, and the edge builds its tables from it.
+// parser for swarmgate.* labels and the dialects it translates (Interlock's
+// com.docker.lb.*, Traefik's traefik.*). It is plain data: nothing here
+// serves traffic, and the edge builds its tables from it.
 package discovery
 
 import (
@@ -19,7 +20,74 @@ const (
 	labelPrefix     = "swarmgate."
 	namedPrefix     = "swarmgate.routes."
 	interlockPrefix = "com.docker.lb."
+	traefikPrefix   = "traefik."
 )
+
+// Dialects is a set of label dialects the parser reads (--labels). The zero
+// value is DefaultDialects. It is a flag.Value, written as a comma list of
+// swarmgate, interlock and traefik.
+type Dialects uint8
+
+// The label dialects.
+const (
+	DialectSwarmgate Dialects = 1 << iota // swarmgate.*
+	DialectInterlock                      // com.docker.lb.* (interlock.go)
+	DialectTraefik                        // traefik.* on traefik.enable=true services (traefik.go)
+
+	DefaultDialects = DialectSwarmgate | DialectInterlock
+)
+
+type dialectName struct {
+	d    Dialects
+	name string
+}
+
+var dialectNames = []dialectName{{DialectSwarmgate, "swarmgate"}, {DialectInterlock, "interlock"}, {DialectTraefik, "traefik"}}
+
+// ParseDialects parses a comma list of dialect names.
+func ParseDialects(v string) (Dialects, error) {
+	var d Dialects
+	for _, item := range strings.Split(v, ",") {
+		item = strings.ToLower(strings.TrimSpace(item))
+		i := slices.IndexFunc(dialectNames, func(n dialectName) bool { return n.name == item })
+		if i < 0 {
+			return 0, fmt.Errorf("discovery: label dialect %q: want a comma list of swarmgate, interlock and traefik", item)
+		}
+		d |= dialectNames[i].d
+	}
+	return d, nil
+}
+
+func (d Dialects) or() Dialects {
+	if d == 0 {
+		return DefaultDialects
+	}
+	return d
+}
+
+// String is the comma list, in the order swarmgate, interlock, traefik.
+func (d Dialects) String() string {
+	var names []string
+	for _, n := range dialectNames {
+		if d.or()&n.d != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// Set parses v (flag.Value).
+func (d *Dialects) Set(v string) error {
+	x, err := ParseDialects(v)
+	if err != nil {
+		return err
+	}
+	*d = x
+	return nil
+}
+
+// Type names the value in flag usage (pflag.Value).
+func (d *Dialects) Type() string { return "list" }
 
 // origin is where one route key's value came from.
 type origin struct {
@@ -35,6 +103,10 @@ type spec struct {
 	// interlock is true when the keys came from com.docker.lb.* labels only,
 	// so that errors about missing keys name the labels the operator uses.
 	interlock bool
+	// alias names, by key, the label that an error about an unset key
+	// names instead of the swarmgate one (a Traefik route's port is its
+	// service's loadbalancer.server.port).
+	alias map[string]string
 }
 
 func newSpec(name string) *spec { return &spec{name: name, keys: map[string]origin{}} }
@@ -48,6 +120,9 @@ func (s *spec) label(key string) string {
 		if l := interlockLabelFor(key); l != "" {
 			return l
 		}
+	}
+	if l := s.alias[key]; l != "" {
+		return l
 	}
 	if s.name == "" {
 		return labelPrefix + key
@@ -73,8 +148,13 @@ func (p *parser) failKey(s *spec, key, format string, args ...any) {
 	p.fail(s.label(key), s.keys[key].orig, format, args...)
 }
 
-// ParseLabels turns one service's labels into its routes. Labels that are not
-// swarmgate.* or com.docker.lb.* are ignored. It returns no routes for a
+// ParseLabels is ParseLabelsFor with DefaultDialects.
+func ParseLabels(service string, labels map[string]string) (routes []route.Route, errs []*route.LabelError) {
+	return ParseLabelsFor(service, labels, DefaultDialects)
+}
+
+// ParseLabelsFor turns one service's labels into its routes, reading the
+// label dialects d. Labels of other dialects are ignored. It returns no routes for a
 // service that publishes nothing (no relevant labels). Any error skips the
 // whole service: routes is nil and errs lists every problem found (not only
 // the first), each naming service, label, value and reason.
@@ -86,25 +166,38 @@ func (p *parser) failKey(s *spec, key, format string, args ...any) {
 // inherited ones (port, network, backend, cluster) default to the
 // service-level values. Which key is which is the table of routeKeys. Routes
 // come back sorted by name, the default route ("") first.
-func ParseLabels(service string, labels map[string]string) (routes []route.Route, errs []*route.LabelError) {
+//
+// Traefik's routers (traefik.go) become named routes, one per router and
+// (hosts, path) of its rule; a swarmgate.routes.<router>.<key> label wins
+// over what the router's labels give that key, and a service-level
+// swarmgate.<key> of an inherited key wins in every one of them.
+func ParseLabelsFor(service string, labels map[string]string, d Dialects) (routes []route.Route, errs []*route.LabelError) {
+	d = d.or()
 	p := &parser{service: service, keys: routeKeys()}
 	names := slices.Sorted(maps.Keys(labels))
 
 	def := newSpec("")
 	named := map[string]*spec{}
-	for _, label := range names {
-		if strings.HasPrefix(label, labelPrefix) {
-			p.collect(label, labels[label], def, named)
+	if d&DialectSwarmgate != 0 {
+		for _, label := range names {
+			if strings.HasPrefix(label, labelPrefix) {
+				p.collect(label, labels[label], def, named)
+			}
 		}
 	}
-	il := p.interlock(labels, names)
-	if len(def.keys) == 0 && len(il) > 0 {
-		def.interlock = true
-	}
-	for k, o := range il {
-		if _, ok := def.keys[k]; !ok { // swarmgate.* wins where both are set
-			def.keys[k] = o
+	if d&DialectInterlock != 0 {
+		il := p.interlock(labels, names)
+		if len(def.keys) == 0 && len(il) > 0 {
+			def.interlock = true
 		}
+		for k, o := range il {
+			if _, ok := def.keys[k]; !ok { // swarmgate.* wins where both are set
+				def.keys[k] = o
+			}
+		}
+	}
+	if d&DialectTraefik != 0 {
+		p.mergeTraefik(p.traefik(labels, names), def, named)
 	}
 	if len(def.keys) == 0 && len(named) == 0 {
 		if len(p.errs) > 0 {

@@ -62,6 +62,9 @@ type SwarmOptions struct {
 	// Debounce coalesces bursts of events into one listing: the first event
 	// starts the wait, the ones that follow within it ride along. If zero, 50ms.
 	Debounce time.Duration
+	// Labels are the label dialects read (--labels). If zero,
+	// DefaultDialects (swarmgate, interlock).
+	Labels Dialects
 	// Logger receives outages, label errors and changes. If nil, nothing is logged.
 	Logger *zap.Logger
 	// Registerer receives the source's metrics. If nil, metrics are not exported.
@@ -584,7 +587,8 @@ func (s *Swarm) list(ctx context.Context, full bool, want listing, c *swarmCache
 		c.listed = false // a poll may have merged part of its results
 		return swarmState{}, whole, l.err
 	}
-	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes, Parsed: c.parsed}, whole, nil
+	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes, Parsed: c.parsed,
+		Dialects: s.o.Labels}, whole, nil
 }
 
 // byService groups tasks by service ID, in place: ts is sorted, and each

@@ -31,16 +31,18 @@ type swarmState struct {
 	// to the next, by service ID: a service whose version has not moved is
 	// not parsed again. At 10,000 services parsing is most of a build.
 	Parsed map[string]parsedLabels
+	// Dialects are the label dialects read; zero is DefaultDialects.
+	Dialects Dialects
 }
 
-// parsedLabels is what ParseLabels returned for a version of a service.
+// parsedLabels is what ParseLabelsFor returned for a version of a service.
 type parsedLabels struct {
 	version uint64
 	routes  []route.Route
 	errs    []*route.LabelError
 }
 
-// parse returns ParseLabels of svc, from st.Parsed when its version is there.
+// parse returns ParseLabelsFor of svc, from st.Parsed when its version is there.
 // The routes are a copy that the caller may fill in; errs must only be
 // appended to.
 func (st *swarmState) parse(svc *swarmService) ([]route.Route, []*route.LabelError) {
@@ -48,7 +50,7 @@ func (st *swarmState) parse(svc *swarmService) ([]route.Route, []*route.LabelErr
 	if p, ok := st.Parsed[svc.ID]; ok && v != 0 && p.version == v {
 		return slices.Clone(p.routes), p.errs
 	}
-	routes, errs := ParseLabels(svc.Spec.Name, svc.Spec.Labels)
+	routes, errs := ParseLabelsFor(svc.Spec.Name, svc.Spec.Labels, st.Dialects)
 	if st.Parsed != nil && v != 0 {
 		st.Parsed[svc.ID] = parsedLabels{version: v, routes: slices.Clip(slices.Clone(routes)), errs: slices.Clip(errs)}
 	}
