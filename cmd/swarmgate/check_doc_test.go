@@ -23,6 +23,7 @@ import (
 var exampleDocs = []string{
 	"CHECK.md",
 	filepath.Join("..", "..", "docs", "migrate-interlock.md"),
+	filepath.Join("..", "..", "docs", "labels.md"),
 }
 
 func TestDocExamples(t *testing.T) {
