@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +44,8 @@ type AdminOptions struct {
 	Pprof bool
 }
 
-// Admin serves the admin listener: /metrics, /healthz, /readyz and
-// /api/routes. It is a separate listener from traffic so that it can be
+// Admin serves the admin listener: the status page at /, /metrics,
+// /healthz, /readyz and /api/routes. It is a separate listener from traffic so that it can be
 // firewalled, and it checks who asks (AdminOptions) whatever the firewall.
 type Admin struct {
 	edge     *Edge
@@ -51,8 +53,18 @@ type Admin struct {
 	now      func() time.Time
 	opts     AdminOptions
 	sources  []route.Source // reported by /readyz and /api/sources
+	certs    Certificates   // listed by the status page; nil is none
 	ready    atomic.Bool    // set once the first table from every source is in force
 	draining atomic.Bool    // set on shutdown: /readyz answers 503
+
+	mu   sync.Mutex   // guards seen
+	seen []sourceSeen // the last Config of each of sources, by index
+}
+
+// sourceSeen is when a source last delivered a Config and what change it
+// said the Config brings.
+type sourceSeen struct {
+	updated, changed, applied time.Time
 }
 
 // NewAdmin returns the admin handler for e. g is the registry the metrics
@@ -66,7 +78,26 @@ func NewAdmin(e *Edge, g prometheus.Gatherer, o AdminOptions) *Admin {
 
 // ReportSources makes /readyz and /api/sources report the state of those
 // of srcs that are route.Reporters. Call it before Handler.
-func (a *Admin) ReportSources(srcs []route.Source) { a.sources = srcs }
+func (a *Admin) ReportSources(srcs []route.Source) {
+	a.sources = srcs
+	a.seen = make([]sourceSeen, len(srcs))
+}
+
+// track wraps the update callback of source i (of those ReportSources
+// was given) so that /api/sources and the status page say when it last
+// delivered a Config and how long its change took to reach the table.
+func (a *Admin) track(i int, update func(route.Config)) func(route.Config) {
+	return func(c route.Config) {
+		got := a.now()
+		update(c) // builds and swaps the table in
+		applied := a.now()
+		a.mu.Lock()
+		if i < len(a.seen) {
+			a.seen[i] = sourceSeen{updated: got, changed: c.Changed, applied: applied}
+		}
+		a.mu.Unlock()
+	}
+}
 
 // SetReady marks the edge ready (or not) to receive traffic.
 func (a *Admin) SetReady(ok bool) { a.ready.Store(ok) }
@@ -114,6 +145,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.Handle("GET /api/routes", a.guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, a.edge.Snapshot().Describe(a.now()))
 	}), false))
+	a.statusHandlers(mux, func(h http.Handler) http.Handler { return a.guard(h, false) })
 	return mux
 }
 
@@ -201,12 +233,28 @@ func (s *Snapshot) Describe(now time.Time) TableView {
 type SourceView struct {
 	Name   string              `json:"name"`
 	Status *route.SourceStatus `json:"status,omitempty"`
+	// Updated is when the source last delivered a Config; Changed is when
+	// its backend reported the change that Config brings (zero if it does
+	// not say), and LagSeconds the time from that change to the table in
+	// force.
+	Updated    time.Time `json:"updated,omitzero"`
+	Changed    time.Time `json:"changed,omitzero"`
+	LagSeconds float64   `json:"lag_seconds,omitempty"`
 }
 
 func (a *Admin) sourceViews() []SourceView {
 	out := make([]SourceView, 0, len(a.sources))
-	for _, s := range a.sources {
+	a.mu.Lock()
+	seen := slices.Clone(a.seen)
+	a.mu.Unlock()
+	for i, s := range a.sources {
 		v := SourceView{Name: s.Name()}
+		if i < len(seen) {
+			v.Updated, v.Changed = seen[i].updated, seen[i].changed
+			if !v.Changed.IsZero() && seen[i].applied.After(v.Changed) {
+				v.LagSeconds = seen[i].applied.Sub(v.Changed).Seconds()
+			}
+		}
 		if r, ok := s.(route.Reporter); ok {
 			st := r.Status()
 			v.Status = &st

@@ -129,6 +129,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer tlsSet.close()
+	if tlsSet.store != nil {
+		admin.ReportCertificates(tlsSet.store)
+	}
 	lns, ack, err := listeners(ctx, o, log)
 	if err != nil {
 		return err
@@ -166,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(runCtx, merge.update(i)); err != nil {
+			if err := s.Run(runCtx, admin.track(i, merge.update(i))); err != nil {
 				fatal <- fmt.Errorf("edge: source %s: %w", s.Name(), err)
 			}
 		}()

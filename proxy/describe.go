@@ -9,26 +9,43 @@ import (
 
 // RouteView is one HTTP route with its endpoints' live state.
 type RouteView struct {
-	Route     string         `json:"route"`
-	Service   string         `json:"service"`
-	Hosts     []string       `json:"hosts,omitempty"`
-	Path      string         `json:"path"`
-	Strip     bool           `json:"strip,omitempty"`
-	Priority  int            `json:"priority,omitempty"`
-	Weight    int            `json:"weight"`
-	Default   bool           `json:"default,omitempty"`
-	Balancer  string         `json:"balancer"`
-	Sticky    string         `json:"sticky,omitempty"`
-	TLS       string         `json:"tls,omitempty"`
-	Timeout   string         `json:"timeout"`
-	Policy    *route.Policy  `json:"policy,omitempty"`
-	Endpoints []EndpointView `json:"endpoints"`
+	Route       string         `json:"route"`
+	Service     string         `json:"service"`
+	Hosts       []string       `json:"hosts,omitempty"`
+	Path        string         `json:"path"`
+	Strip       bool           `json:"strip,omitempty"`
+	Priority    int            `json:"priority,omitempty"`
+	Weight      int            `json:"weight"`
+	Default     bool           `json:"default,omitempty"`
+	Balancer    string         `json:"balancer"`
+	Sticky      string         `json:"sticky,omitempty"`
+	TLS         string         `json:"tls,omitempty"`
+	TLSRedirect bool           `json:"tls_redirect,omitempty"`
+	Timeout     string         `json:"timeout"`
+	Policy      *route.Policy  `json:"policy,omitempty"`
+	Health      *HealthView    `json:"health_check,omitempty"` // nil: passive health only
+	Endpoints   []EndpointView `json:"endpoints"`
+}
+
+// HealthView is a route's active health check.
+type HealthView struct {
+	Path     string `json:"path"`
+	Interval string `json:"interval"`
 }
 
 // EndpointView is one endpoint's live state.
 type EndpointView struct {
-	Addr      string  `json:"addr"`
-	Available bool    `json:"available"`
+	Addr      string `json:"addr"`
+	Available bool   `json:"available"`
+	// Down: the last active health check failed.
+	Down bool `json:"down,omitempty"`
+	// EjectedUntil is when passive health lets the endpoint back into
+	// rotation; absent when it is not ejected.
+	EjectedUntil time.Time `json:"ejected_until,omitzero"`
+	// Failures are the failed requests in a row since the last success;
+	// Ejections the ejections in a row (each doubles the next one).
+	Failures  int     `json:"failures,omitempty"`
+	Ejections int     `json:"ejections,omitempty"`
 	InFlight  int64   `json:"in_flight"`
 	LatencyMS float64 `json:"latency_ewma_ms"`
 }
@@ -38,12 +55,20 @@ func (t *Table) Describe(now time.Time) []RouteView {
 	v := []RouteView{}
 	for _, tg := range t.targets {
 		r := tg.route
-		v = append(v, RouteView{
+		rv := RouteView{
 			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: routePrefix(r.Path), Strip: r.Strip,
 			Priority: r.Priority, Weight: r.Weight, Default: r.Default, Balancer: r.Balancer,
-			Sticky: r.Sticky, TLS: r.TLS, Timeout: r.Timeout.String(), Policy: r.Policy,
+			Sticky: r.Sticky, TLS: r.TLS, TLSRedirect: r.TLSRedirect, Timeout: r.Timeout.String(), Policy: r.Policy,
 			Endpoints: EndpointViews(tg.endpoints, now),
-		})
+		}
+		if r.HealthPath != "" {
+			interval := r.HealthInterval
+			if interval <= 0 {
+				interval = route.DefaultHealthInterval
+			}
+			rv.Health = &HealthView{Path: r.HealthPath, Interval: interval.String()}
+		}
+		v = append(v, rv)
 	}
 	return v
 }
@@ -52,8 +77,10 @@ func (t *Table) Describe(now time.Time) []RouteView {
 func EndpointViews(eps []*balancer.Endpoint, now time.Time) []EndpointView {
 	v := make([]EndpointView, 0, len(eps))
 	for _, e := range eps {
+		h := e.Health(now)
 		v = append(v, EndpointView{
-			Addr: e.Addr, Available: e.Available(now), InFlight: e.InFlight(),
+			Addr: e.Addr, Available: e.Available(now), Down: h.Down, EjectedUntil: h.EjectedUntil,
+			Failures: h.Failures, Ejections: h.Ejections, InFlight: e.InFlight(),
 			LatencyMS: float64(e.Latency().Microseconds()) / 1000,
 		})
 	}
