@@ -254,6 +254,9 @@ type File struct {
 	o    FileOptions
 	log  *zap.Logger
 	last [sha256.Size]byte
+	// rejected is the content last rejected: a broken file is reported once,
+	// not on every poll until someone fixes it.
+	rejected [sha256.Size]byte
 }
 
 // NewFile returns a File source.
@@ -313,11 +316,12 @@ func (f *File) load() (route.Config, bool, error) {
 		return route.Config{}, false, fmt.Errorf("discovery: routes file: larger than %d bytes", maxRoutesFile)
 	}
 	sum := sha256.Sum256(data)
-	if sum == f.last {
+	if sum == f.last || sum == f.rejected {
 		return route.Config{}, false, nil
 	}
 	cfg, err := ParseRoutesFileFor(data, f.o.Labels)
 	if err != nil {
+		f.rejected = sum
 		return route.Config{}, false, err
 	}
 	for _, e := range cfg.Errors {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/swarmgate/swarmgate/route"
 )
@@ -104,7 +106,8 @@ func TestFileSourceKeepsLastGoodTable(t *testing.T) {
 	one := "services:\n  - name: a\n    labels: {swarmgate.hosts: a.org, swarmgate.port: '80'}\n    endpoints: ['127.0.0.1']\n"
 	two := one + "  - name: b\n    labels: {swarmgate.hosts: b.org, swarmgate.port: '80'}\n    endpoints: ['127.0.0.1']\n"
 	write(one)
-	f := NewFile(FileOptions{Path: path, Interval: 5 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	core, logs := observer.New(zap.ErrorLevel)
+	f := NewFile(FileOptions{Path: path, Interval: 5 * time.Millisecond, Logger: zap.New(core)})
 	var mu sync.Mutex
 	var got []route.Config
 	updates := make(chan struct{}, 16)
@@ -139,6 +142,10 @@ func TestFileSourceKeepsLastGoodTable(t *testing.T) {
 	case <-updates:
 		t.Fatal("a broken file produced an update")
 	case <-time.After(100 * time.Millisecond):
+	}
+	// Some 20 polls of the broken file: one error, not one per poll.
+	if n := logs.FilterMessage("routes file rejected; keeping the last good table").Len(); n != 1 {
+		t.Errorf("a broken file was reported %d times, want once: %v", n, logs.All())
 	}
 	write(one)
 	wait(1)
