@@ -28,6 +28,7 @@ type checkOptions struct {
 	stack   string
 	output  string
 	timeout time.Duration
+	labels  discovery.Dialects
 }
 
 func newCheckCmd(logs *logOptions) *cobra.Command {
@@ -35,7 +36,8 @@ func newCheckCmd(logs *logOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [FILE...] | check --docker [HOST]",
 		Short: "Validate routing labels of stack files, routes files or live services and print the routes they produce",
-		Long: `Validate the swarmgate.* and com.docker.lb.* labels of compose/stack files
+		Long: `Validate the swarmgate.* and com.docker.lb.* labels (and traefik.*, with
+--labels swarmgate,interlock,traefik) of compose/stack files
 (deploy.labels), of routes files (the edge's --routes format) or, with
 --docker, of the services running in a Swarm, and print the routes an edge
 would build from them, every label error and every warning. A file is read as
@@ -48,6 +50,7 @@ tcp://socket-proxy:2375); without it the DOCKER_HOST conventions apply. Live
 services are resolved as the edge would: networks (--network is the edge's)
 and task endpoints.`,
 		Example: `  swarmgate check stack.yml
+  swarmgate check --labels swarmgate,interlock,traefik traefik-stack.yml
   swarmgate check routes.yaml
   docker compose config | swarmgate check -
   swarmgate check --docker
@@ -75,7 +78,7 @@ and task endpoints.`,
 				if len(args) == 0 {
 					return fmt.Errorf("check: give stack files or routes files (or - for standard input), or --docker")
 				}
-				rep, err = checkFiles(cmd.InOrStdin(), args)
+				rep, err = checkFiles(cmd.InOrStdin(), args, o.labels)
 			}
 			if err != nil {
 				return err
@@ -103,6 +106,7 @@ and task endpoints.`,
 	f.StringVar(&o.stack, "stack", "", "with --docker: only the services of this stack (named STACK_*)")
 	f.StringVarP(&o.output, "output", "o", "table", "table or json")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --docker: how long the listing may take")
+	labelsFlag(f, &o.labels)
 	return cmd
 }
 
@@ -157,7 +161,7 @@ type checkWarning struct {
 
 // checkFiles parses every file, a stack file or a routes file as its
 // content says (fileKind); "-" is r.
-func checkFiles(r io.Reader, files []string) (checkReport, error) {
+func checkFiles(r io.Reader, files []string, labels discovery.Dialects) (checkReport, error) {
 	rep := checkReport{Routes: []checkRoute{}, Errors: []checkError{}, Warnings: []checkWarning{}}
 	for _, name := range files {
 		data, err := readStackFile(r, name)
@@ -169,7 +173,7 @@ func checkFiles(r io.Reader, files []string) (checkReport, error) {
 			return rep, fmt.Errorf("check: %s: %w", name, err)
 		}
 		if kind == routesFile {
-			cfg, err := discovery.ParseRoutesFile(data)
+			cfg, err := discovery.ParseRoutesFileFor(data, labels)
 			if err != nil {
 				return rep, fmt.Errorf("check: %s: %w", name, err)
 			}
@@ -182,7 +186,7 @@ func checkFiles(r io.Reader, files []string) (checkReport, error) {
 			return rep, fmt.Errorf("check: %s: %w", name, err)
 		}
 		for _, s := range services {
-			routes, errs := discovery.ParseLabels(s.Name, s.Labels)
+			routes, errs := discovery.ParseLabelsFor(s.Name, s.Labels, labels)
 			rep.add(name, route.Config{Routes: routes, Errors: errs}, false)
 			for _, w := range s.Warnings {
 				rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
@@ -257,7 +261,7 @@ func checkDocker(ctx context.Context, logs *logOptions, host string, o checkOpti
 		return checkReport{}, err
 	}
 	defer log.Sync()
-	s, err := discovery.NewSwarm(discovery.SwarmOptions{Host: host, Network: o.network, Logger: log})
+	s, err := discovery.NewSwarm(discovery.SwarmOptions{Host: host, Network: o.network, Labels: o.labels, Logger: log})
 	if err != nil {
 		return checkReport{}, fmt.Errorf("check: %w", err)
 	}

@@ -21,6 +21,7 @@ type controlOptions struct {
 	admin        string
 	docker       string
 	network      string
+	labels       discovery.Dialects
 	tlsCert      string
 	tlsKey       string
 	tlsCA        string
@@ -51,6 +52,7 @@ managers serve the same ones, and an edge resumes on any of them.`,
 	f.StringVar(&o.admin, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/status); empty disables")
 	f.StringVar(&o.docker, "docker", "unix:///var/run/docker.sock", "Docker Engine API of a manager: unix:///path or tcp://host:port")
 	f.StringVar(&o.network, "network", "", "overlay network the edges share with services")
+	labelsFlag(f, &o.labels)
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve the stream over TLS with this certificate (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "require edge certificates signed by this CA (PEM): mutual TLS")
@@ -76,6 +78,7 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		Host:       o.docker,
 		TLS:        dockerTLS,
 		Network:    o.network,
+		Labels:     o.labels,
 		Logger:     log.Named("discovery"),
 		Registerer: reg,
 	})

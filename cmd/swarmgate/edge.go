@@ -30,6 +30,7 @@ type edgeOptions struct {
 	routesPoll    time.Duration
 	cluster       string
 	network       string
+	labels        discovery.Dialects
 	accessLog     bool
 	drainTimeout  time.Duration
 	shutdownDelay time.Duration
@@ -73,6 +74,7 @@ swapped in atomically: no reload, no dropped request.`,
 	f.DurationVar(&o.routesPoll, "routes-poll", time.Second, "how often the routes file is checked for changes")
 	f.StringVar(&o.cluster, "cluster", "", "serve only routes labelled swarmgate.cluster=NAME")
 	f.StringVar(&o.network, "network", "", "overlay network the edge shares with services")
+	labelsFlag(f, &o.labels)
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request (JSON)")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	f.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz failing before closing listeners")
@@ -157,7 +159,7 @@ func edgeSources(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) ([]r
 	var sources []route.Source
 	if o.routes != "" {
 		sources = append(sources, discovery.NewFile(discovery.FileOptions{
-			Path: o.routes, Interval: o.routesPoll, Logger: log.Named("discovery"),
+			Path: o.routes, Interval: o.routesPoll, Labels: o.labels, Logger: log.Named("discovery"),
 		}))
 	}
 	if o.control != "" {

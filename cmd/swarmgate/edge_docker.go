@@ -72,6 +72,7 @@ func dockerSource(o edgeOptions, log *zap.Logger, reg prometheus.Registerer) (ro
 		Host:       o.docker,
 		TLS:        tlsCfg,
 		Network:    o.network,
+		Labels:     o.labels,
 		Logger:     log.Named("discovery"),
 		Registerer: reg,
 	})
