@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
@@ -41,12 +42,16 @@ type Core struct {
 	// left rotation may go on before they are ended cleanly. If zero,
 	// DefaultBackendDrain.
 	BackendDrain time.Duration
+	// Registerer receives the table build and change-to-table histograms.
+	// If nil, they are not exported.
+	Registerer prometheus.Registerer
 }
 
 // Edge holds the snapshot in force and applies new ones. Its methods are
 // safe for concurrent use; the request path only loads the snapshot.
 type Edge struct {
 	c    Core
+	m    *edgeMetrics
 	snap atomic.Pointer[Snapshot]
 	mu   sync.Mutex // serialises Apply and guards drains; never taken on the request path
 	// drains are the pending backend drain deadlines; Close stops them.
@@ -65,7 +70,7 @@ func New(c Core) *Edge {
 		c.Now = time.Now
 	}
 	opt.Positive(&c.BackendDrain, DefaultBackendDrain)
-	e := &Edge{c: c, drains: map[*time.Timer]bool{}}
+	e := &Edge{c: c, m: newEdgeMetrics(c.Registerer), drains: map[*time.Timer]bool{}}
 	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, c.Now()))
 	return e
 }
@@ -103,11 +108,16 @@ func (e *Edge) Apply(cfg route.Config) {
 		e.c.Proxy.CloseIdle()
 		e.drainLaterLocked(dropped)
 	}
+	end := e.c.Now()
+	e.m.build.Observe(end.Sub(start).Seconds())
+	if d, ok := e.m.clock.observe(cfg.Changed, end); ok {
+		e.m.change.Observe(d.Seconds())
+	}
 	e.c.Logger.Info("routing table swapped",
 		zap.Int("routes", len(cfg.Routes)),
 		zap.Int("label_errors", len(cfg.Errors)),
 		zap.Int("rejected", len(s.rejected)),
-		zap.Duration("build", e.c.Now().Sub(start)))
+		zap.Duration("build", end.Sub(start)))
 }
 
 // drainLaterLocked schedules the backend drain deadline of addrs. e.mu is held.

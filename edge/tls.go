@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -44,6 +45,14 @@ type tlsSetup struct {
 	acme   tlsstore.ACMESource // nil without ACME
 	store  *tlsstore.Store
 	close  func() // stops ACME's maintenance
+	m      *tlsMetrics
+}
+
+// listener returns the HTTPS listener over inner: TLS with config, its
+// handshakes counted; srv, which serves it, counts them as early as it can.
+func (s *tlsSetup) listener(inner net.Listener, srv *http.Server) net.Listener {
+	s.m.watch(srv)
+	return s.m.listener(inner, s.config)
 }
 
 // newTLS builds the certificate selection for the HTTPS listener: the
@@ -142,6 +151,7 @@ func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge,
 		s.close = func() { stop(); closeACME() }
 	}
 	s.config = tlsstore.ServerConfig(get, co)
+	s.m = newTLSMetrics(reg)
 	return s, nil
 }
 

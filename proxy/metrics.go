@@ -2,20 +2,34 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/swarmgate/swarmgate/balancer"
 	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // metrics are the proxy's Prometheus series. Label values are route IDs and
 // service names from the table, never request data, so cardinality is bounded
-// by the configuration.
+// by the configuration: a route has one service, so adding "service" to a
+// series labelled by route adds no series, and lets `swarmgate rollout` and
+// dashboards sum by service. The series of a route that leaves the table are
+// deleted with it.
+//
+// The request path touches no label map: the children of each route are
+// looked up once per table, when it is installed (swapped), and found by the
+// target pointer (series).
 type metrics struct {
 	requests       *prometheus.CounterVec   // route, service, code
-	duration       *prometheus.HistogramVec // route
-	upstreamErrors *prometheus.CounterVec   // route, reason
-	retries        *prometheus.CounterVec   // route, result
+	duration       *prometheus.HistogramVec // route, service
+	upstreamErrors *prometheus.CounterVec   // route, service, reason
+	retries        *prometheus.CounterVec   // route, service, result
+	requestBytes   *prometheus.CounterVec   // route, service
+	responseBytes  *prometheus.CounterVec   // route, service
 	swaps          prometheus.Counter
 	routes         prometheus.Gauge
 	labelErrors    prometheus.Gauge
@@ -23,19 +37,45 @@ type metrics struct {
 	tunnels        prometheus.Gauge
 	clientResets   prometheus.Counter
 	resetCloses    prometheus.Counter
+
+	// table is the table in force, for the endpoint gauges read at scrape
+	// time; byTarget holds the children of its routes. Both are set by
+	// swapped, under the proxy's Install lock.
+	table    atomic.Pointer[Table]
+	byTarget atomic.Pointer[map[*target]*routeSeries]
+	// none are the series of requests no route took (route and service
+	// ""): 404s, and answers before the router.
+	none *routeSeries
+	// byRoute are the series of the routes of the table in force, by route
+	// ID, kept across tables and deleted when their route leaves. Guarded by
+	// the proxy's Install lock (swapped's caller).
+	byRoute map[string]*routeSeries
 }
 
+// Upstream error reasons and retry results: the values of the "reason" and
+// "result" labels.
+const (
+	reasonConnect  = "connect"
+	reasonProtocol = "protocol"
+	reasonTimeout  = "timeout"
+)
+
 func newMetrics(reg prometheus.Registerer) *metrics {
-	return &metrics{
+	rs := []string{"route", "service"}
+	m := &metrics{
 		requests: sgmetrics.NewCounterVec(reg, "swarmgate_http_requests_total",
 			"HTTP requests answered, by route, service and status code.", "route", "service", "code"),
 		duration: sgmetrics.NewHistogramVec(reg, "swarmgate_http_request_duration_seconds",
-			"Time from request to the end of the response, by route.",
-			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route"),
+			"Time from request to the end of the response, by route and service.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, rs...),
 		upstreamErrors: sgmetrics.NewCounterVec(reg, "swarmgate_upstream_errors_total",
-			"Failed upstream attempts, by route and reason (connect, protocol, timeout).", "route", "reason"),
+			"Failed upstream attempts, by route, service and reason (connect, protocol, timeout).", "route", "service", "reason"),
 		retries: sgmetrics.NewCounterVec(reg, "swarmgate_retries_total",
-			"Retries on another endpoint, by route and result (allowed, or denied by the retry budget).", "route", "result"),
+			"Retries on another endpoint, by route, service and result (allowed, or denied by the retry budget).", "route", "service", "result"),
+		requestBytes: sgmetrics.NewCounterVec(reg, "swarmgate_http_request_bytes_total",
+			"Request body bytes read from clients (tunnels: bytes from the client), by route and service.", rs...),
+		responseBytes: sgmetrics.NewCounterVec(reg, "swarmgate_http_response_bytes_total",
+			"Response body bytes sent to clients (tunnels: bytes to the client), by route and service.", rs...),
 		swaps:  sgmetrics.NewCounter(reg, "swarmgate_table_swaps_total", "Routing tables built and swapped in."),
 		routes: sgmetrics.NewGauge(reg, "swarmgate_table_routes", "HTTP routes in the table in force."),
 		labelErrors: sgmetrics.NewGauge(reg, "swarmgate_label_errors",
@@ -49,16 +89,179 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		resetCloses: sgmetrics.NewCounter(reg, "swarmgate_http_reset_flood_closes_total",
 			"Client connections closed for resetting more streams than the budget allows (rapid reset)."),
 	}
+	m.none = m.newSeries(&target{route: &route.Route{}})
+	sgmetrics.Register(reg, &endpointCollector{m: m, now: time.Now})
+	return m
 }
 
+// swapped records the installation of t: table gauges, the children of its
+// routes (a route that was in the last table keeps its own), and the
+// deletion of the series of routes it no longer has. The proxy's Install
+// lock is held.
 func (m *metrics) swapped(t *Table, labelErrors int) {
 	m.swaps.Inc()
 	m.routes.Set(float64(len(t.targets)))
 	m.labelErrors.Set(float64(labelErrors))
+	by := make(map[*target]*routeSeries, len(t.targets))
+	routes := make(map[string]*routeSeries, len(t.targets))
+	for _, tg := range t.targets {
+		s := m.byRoute[tg.id] // a route ID names its service: same ID, same series
+		if s == nil {
+			s = m.newSeries(tg)
+		}
+		by[tg], routes[tg.id] = s, s
+	}
+	m.byTarget.Store(&by)
+	m.table.Store(t)
+	for id := range m.byRoute {
+		if routes[id] == nil {
+			m.forget(id)
+		}
+	}
+	m.byRoute = routes
 }
 
+// forget deletes every series of route id.
+func (m *metrics) forget(id string) {
+	l := prometheus.Labels{"route": id}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.upstreamErrors.DeletePartialMatch(l)
+	m.retries.DeletePartialMatch(l)
+	m.requestBytes.DeletePartialMatch(l)
+	m.responseBytes.DeletePartialMatch(l)
+}
+
+// routeSeries are one route's children of the per-route vectors.
+type routeSeries struct {
+	route, service string
+	requests       *prometheus.CounterVec
+	codes          sync.Map // int status code -> prometheus.Counter
+	duration       prometheus.Observer
+	requestBytes   prometheus.Counter
+	responseBytes  prometheus.Counter
+	retryAllowed   lazyCounter
+	retryDenied    lazyCounter
+	errConnect     lazyCounter
+	errProtocol    lazyCounter
+	errTimeout     lazyCounter
+}
+
+// newSeries looks up the children of tg's route. Only the children that
+// count something by themselves exist before the first event: request and
+// byte counters and the histogram (so that a route with no traffic yet shows
+// as 0, not as absent); error and retry series appear when they first count.
+func (m *metrics) newSeries(tg *target) *routeSeries {
+	id, svc := tg.id, tg.route.Service
+	return &routeSeries{
+		route: id, service: svc,
+		requests:      m.requests,
+		duration:      m.duration.WithLabelValues(id, svc),
+		requestBytes:  m.requestBytes.WithLabelValues(id, svc),
+		responseBytes: m.responseBytes.WithLabelValues(id, svc),
+		retryAllowed:  lazyCounter{m.retries, [3]string{id, svc, "allowed"}},
+		retryDenied:   lazyCounter{m.retries, [3]string{id, svc, "denied"}},
+		errConnect:    lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonConnect}},
+		errProtocol:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonProtocol}},
+		errTimeout:    lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonTimeout}},
+	}
+}
+
+// series returns the children of tg's route: those looked up when its table
+// was installed, or, for a target of a table not (or no longer) in force,
+// freshly looked up ones.
+func (m *metrics) series(tg *target) *routeSeries {
+	if by := m.byTarget.Load(); by != nil {
+		if s := (*by)[tg]; s != nil {
+			return s
+		}
+	}
+	return m.newSeries(tg)
+}
+
+// code returns the request counter of status code c.
+func (s *routeSeries) code(c int) prometheus.Counter {
+	if v, ok := s.codes.Load(c); ok {
+		return v.(prometheus.Counter)
+	}
+	ctr := s.requests.WithLabelValues(s.route, s.service, codeString(c))
+	s.codes.Store(c, ctr)
+	return ctr
+}
+
+// lazyCounter is a vector child created when it first counts, so that rare
+// series (errors, retries) do not exist for every route from the start; a
+// rare event may pay for the label lookup.
+type lazyCounter struct {
+	vec    *prometheus.CounterVec
+	labels [3]string
+}
+
+func (c lazyCounter) Inc() { c.vec.WithLabelValues(c.labels[:]...).Inc() }
+
+// upstreamError counts a failed upstream attempt of tg's route.
 func (m *metrics) upstreamError(tg *target, reason string) {
-	m.upstreamErrors.WithLabelValues(tg.id, reason).Inc()
+	s := m.series(tg)
+	switch reason {
+	case reasonConnect:
+		s.errConnect.Inc()
+	case reasonTimeout:
+		s.errTimeout.Inc()
+	default:
+		s.errProtocol.Inc()
+	}
+}
+
+// retried counts a retry of tg's route, allowed by the retry budget or not.
+func (m *metrics) retried(tg *target, allowed bool) {
+	s := m.series(tg)
+	if allowed {
+		s.retryAllowed.Inc()
+	} else {
+		s.retryDenied.Inc()
+	}
+}
+
+// endpointCollector exports, at scrape time, how many endpoints of each
+// route of the table in force are up, ejected by passive health, or down by
+// the active health check: three series per route, whatever the number of
+// tasks, and nothing on the request path.
+type endpointCollector struct {
+	m   *metrics
+	now func() time.Time
+}
+
+var endpointsDesc = prometheus.NewDesc("swarmgate_route_endpoints",
+	"Endpoints of each route of the table in force, by state: up (in rotation), ejected (passive health, for a backoff), down (failing its active health check).",
+	[]string{"route", "service", "state"}, nil)
+
+func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- endpointsDesc }
+
+func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.m.table.Load()
+	if t == nil {
+		return
+	}
+	now := c.now()
+	for _, tg := range t.targets {
+		var up, ejected, down int
+		for _, e := range tg.endpoints {
+			switch {
+			case e.Available(now):
+				up++
+			case balancer.LeastEjected([]*balancer.Endpoint{e}) == nil:
+				down++ // LeastEjected leaves out only what active checks marked down
+			default:
+				ejected++
+			}
+		}
+		for _, s := range []struct {
+			state string
+			n     int
+		}{{"up", up}, {"ejected", ejected}, {"down", down}} {
+			ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, float64(s.n), tg.id, tg.route.Service, s.state)
+		}
+	}
 }
 
 // codes holds the decimal strings of status codes, so that counting a request

@@ -23,11 +23,15 @@ import (
 // exchange is the state of one proxied request, for the error handler, the
 // access log and the metrics.
 type exchange struct {
-	start     time.Time
-	target    *target
-	endpoint  string
-	status    int   // status sent to the client
-	bytes     int64 // response body bytes sent to the client
+	start    time.Time
+	target   *target
+	endpoint string
+	status   int   // status sent to the client
+	bytes    int64 // response body bytes sent to the client
+	// reqBytes are the request body bytes read from the client (a tunnel's
+	// bytes from the client); finish adds those body read.
+	reqBytes  int64
+	body      *replayGuard
 	attempts  int
 	reason    string // why the proxy answered by itself, or why the upstream failed
 	requestID string
@@ -148,6 +152,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		timer.Stop()
 		body = &replayGuard{rc: r.Body, sent: func() { timer.Reset(timeout) }}
 		out.Body = body
+		x.body = body
 	}
 	tg.budget.deposit()
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
@@ -182,7 +187,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		switch {
 		case timedOut.Load():
 			release(p.now().Sub(sent), balancer.Failure)
-			p.metrics.upstreamError(tg, "timeout")
+			p.metrics.upstreamError(tg, reasonTimeout)
 			p.fail(w, x, http.StatusGatewayTimeout, "upstream timed out after "+timeout.String())
 			return
 		case r.Context().Err() != nil:
@@ -198,11 +203,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		case isConnectError(err):
 			// Nothing reached the endpoint: any request may go elsewhere.
 			release(p.now().Sub(sent), balancer.ConnectFailure)
-			p.metrics.upstreamError(tg, "connect")
+			p.metrics.upstreamError(tg, reasonConnect)
 			x.reason = err.Error()
 		default:
 			release(p.now().Sub(sent), balancer.Failure)
-			p.metrics.upstreamError(tg, "protocol")
+			p.metrics.upstreamError(tg, reasonProtocol)
 			x.reason = err.Error()
 			if body != nil || !idempotent(r.Method) {
 				p.fail(w, x, http.StatusBadGateway, x.reason)
@@ -218,11 +223,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			return
 		}
 		if !tg.budget.withdraw(p.now()) {
-			p.metrics.retries.WithLabelValues(tg.id, "denied").Inc()
+			p.metrics.retried(tg, false)
 			p.fail(w, x, http.StatusBadGateway, x.reason+" (retry budget exhausted)")
 			return
 		}
-		p.metrics.retries.WithLabelValues(tg.id, "allowed").Inc()
+		p.metrics.retried(tg, true)
 		tried = append(tried, ep)
 		p.log.Debug("retrying on another endpoint",
 			zap.String("route", tg.id), zap.String("endpoint", ep.Addr), zap.String("reason", x.reason))
@@ -420,7 +425,8 @@ func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, readEr
 type replayGuard struct {
 	rc   io.ReadCloser
 	read atomic.Bool
-	sent func() // called once the body has been read to its end
+	n    atomic.Int64 // bytes read, for the request bytes metric
+	sent func()       // called once the body has been read to its end
 	once sync.Once
 	// bad is set when reading the client's body failed: a malformed chunk,
 	// a body shorter than its Content-Length, a limit crossed. The upstream
@@ -431,6 +437,7 @@ type replayGuard struct {
 func (b *replayGuard) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
 	switch {
 	case err == io.EOF:
 		b.once.Do(b.sent)
@@ -519,12 +526,17 @@ func clientIP(remoteAddr string) string {
 // finish records the exchange: metrics and one access log entry.
 func (p *Proxy) finish(r *http.Request, x *exchange) {
 	elapsed := p.now().Sub(x.start)
-	route, service := "", ""
+	route, s := "", p.metrics.none
 	if x.target != nil {
-		route, service = x.target.id, x.target.route.Service
+		route, s = x.target.id, p.metrics.series(x.target)
 	}
-	p.metrics.requests.WithLabelValues(route, service, codeString(x.status)).Inc()
-	p.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+	if x.body != nil {
+		x.reqBytes += x.body.n.Load()
+	}
+	s.code(x.status).Inc()
+	s.duration.Observe(elapsed.Seconds())
+	s.requestBytes.Add(float64(x.reqBytes))
+	s.responseBytes.Add(float64(x.bytes))
 	if x.status >= 500 && x.status != 499 {
 		p.log.Warn("upstream failure",
 			zap.String("route", route), zap.String("endpoint", x.endpoint), zap.Int("status", x.status),

@@ -77,8 +77,7 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, resp *http.Respon
 		down = pipe(conn, backend)
 	}()
 	wg.Wait()
-	x.bytes = down
-	_ = up
+	x.bytes, x.reqBytes = down, up
 }
 
 // pipe copies src to dst, then half-closes dst where it can so the peer sees
