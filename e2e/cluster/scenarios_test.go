@@ -1,0 +1,388 @@
+//go:build cluster
+
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
+)
+
+// The acceptance scenarios of issue 11, in its order. Each runs a constant
+// load of at least 500 req/s through HAProxy for its whole length and counts
+// every non-2xx answer and transport error.
+
+// nodeOf is the node an echo task runs on: its host name is NODE-SLOT.
+func nodeOf(task string) string {
+	if i := strings.LastIndex(task, "-"); i > 0 {
+		return task[:i]
+	}
+	return task
+}
+
+// TestCrossNodeRouting: each edge reaches tasks on every node; the
+// three-replica service spread over three nodes gets traffic on all three
+// through each edge.
+func TestCrossNodeRouting(t *testing.T) {
+	cfg := scenarioLoad()
+	cfg.Duration, cfg.MaxRequests = 8*time.Second, 8*loadRate
+	res := runLoad(t.Context(), cfg)
+	t.Logf("cross-node routing: %s", res)
+	if res.Errors() != 0 {
+		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	checkRate(t, "cross-node routing", res)
+	for _, e := range edges {
+		c := res.Edges[e.name]
+		if c == nil {
+			t.Errorf("HAProxy sent nothing to the edge on %s", e.name)
+			continue
+		}
+		on := map[string]int{}
+		for task, n := range c.Tasks {
+			on[nodeOf(task)] += n
+		}
+		for _, n := range nodes {
+			if on[n.name] == 0 {
+				t.Errorf("through the edge on %s, no answer from a task on %s (answers by node: %v)", e.name, n.name, on)
+			}
+		}
+	}
+	// Each edge directly, bypassing HAProxy: the same three nodes.
+	for _, e := range edges {
+		seen := map[string]bool{}
+		for i := 0; i < 300 && len(seen) < len(nodes); i++ {
+			code, a, err := get(e.addr+":80", appHost)
+			if err != nil || code != 200 {
+				t.Fatalf("edge on %s: %d %v", e.name, code, err)
+			}
+			seen[nodeOf(a.Task)] = true
+		}
+		if len(seen) != len(nodes) {
+			t.Errorf("edge on %s reached tasks on %v; want all %d nodes", e.name, seen, len(nodes))
+		}
+	}
+}
+
+// TestWorkerLost: a worker running an edge and a task is unplugged, then, in
+// a second run, SIGKILLed (its dockerd, containerd, shims and containers).
+// Requests through the surviving edge must all succeed; the ones HAProxy had
+// sent to the lost edge are counted apart (its health check takes the edge
+// out). The node comes back within the same load, and HAProxy takes its
+// edge back.
+func TestWorkerLost(t *testing.T) {
+	for _, c := range []struct{ lose, restore string }{{"unplug", "plug"}, {"kill", "start"}} {
+		t.Run(c.lose, func(t *testing.T) {
+			lost, survivor := edges[len(edges)-1], edges[0]
+			waitLBUp(t, 60*time.Second)
+			load := startLoad(scenarioLoad())
+			time.Sleep(3 * time.Second)
+			if err := clusterCmd("node", lost.name, c.lose); err != nil {
+				load.stop(t)
+				t.Fatal(err)
+			}
+			lostAt := time.Now()
+			down := waitNode(t, lost.name, "down", 60*time.Second)
+			// Its task is rescheduled on the other nodes.
+			testkit.Eventually(t, 90*time.Second, 250*time.Millisecond, func() error { return running(app, appReplicas, lost.name) })
+			rescheduled := time.Since(lostAt)
+			time.Sleep(2 * time.Second)
+			if err := clusterCmd("node", lost.name, c.restore); err != nil {
+				load.stop(t)
+				t.Fatal(err)
+			}
+			waitNode(t, lost.name, "ready", 60*time.Second)
+			testkit.Eventually(t, 90*time.Second, 250*time.Millisecond, func() error { return ready(lost) })
+			waitLBUp(t, 30*time.Second)
+			time.Sleep(2 * time.Second)
+			res := load.stop(t)
+			onLost := res.errorsOn(lost.name)
+			t.Logf("worker %s %s: node Down after %s, task rescheduled after %s; %s",
+				lost.name, c.lose, down.Round(100*time.Millisecond), rescheduled.Round(100*time.Millisecond), res)
+			t.Logf("worker %s %s: %d requests, %d errors through the surviving edge %s, %d unattributed; %d errors on the lost edge's connections (counted apart)",
+				lost.name, c.lose, res.Requests, res.errorsOn(survivor.name), survivor.name, res.Errors()-onLost-res.errorsOn(survivor.name), onLost)
+			if n := res.Errors() - onLost; n != 0 {
+				t.Errorf("%d requests failed other than on the lost edge's connections; want 0", n)
+			}
+			checkRate(t, c.lose, res)
+		})
+	}
+}
+
+// running checks that a service has n running tasks, none on the node
+// named not.
+func running(service string, n int, not string) error {
+	out, err := docker("service", "ps", service, "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}")
+	if err != nil {
+		return err
+	}
+	count := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[1] == "Running" && f[0] != not {
+			count++
+		}
+	}
+	if count != n {
+		return fmt.Errorf("%s: %d tasks running off %s, want %d:\n%s", service, count, not, n, out)
+	}
+	return nil
+}
+
+// routeEndpoints is an edge's endpoints for the app's route, sorted.
+func routeEndpoints(e node, service string) ([]string, error) {
+	resp, err := client.Get(e.admin() + "/api/routes")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s /api/routes: %s", e.name, resp.Status)
+	}
+	var v struct {
+		Routes []struct {
+			Service   string `json:"service"`
+			Endpoints []struct {
+				Addr string `json:"addr"`
+			} `json:"endpoints"`
+		} `json:"routes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, err
+	}
+	var eps []string
+	for _, r := range v.Routes {
+		if r.Service == service {
+			for _, ep := range r.Endpoints {
+				eps = append(eps, ep.Addr)
+			}
+		}
+	}
+	slices.Sort(eps)
+	return eps, nil
+}
+
+// TestPartitionFromManager: a worker loses the manager only. Its edge keeps
+// serving its last table (tasks on the manager unreachable from it) with
+// zero errors; once the partition heals its table follows the control plane
+// again within a second.
+func TestPartitionFromManager(t *testing.T) {
+	cut, manager, other := edges[len(edges)-1], nodes[0], edges[0]
+	waitLBUp(t, 60*time.Second)
+	load := startLoad(scenarioLoad())
+	time.Sleep(3 * time.Second)
+	if err := clusterCmd("node", cut.name, "cut", manager.name); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	mended := false
+	defer func() {
+		if !mended {
+			clusterCmd("node", cut.name, "mend", manager.name)
+		}
+	}()
+	down := waitNode(t, cut.name, "down", 60*time.Second)
+	// Swarm reschedules the cut node's task; the other edge follows, the
+	// cut edge keeps its last table.
+	testkit.Eventually(t, 90*time.Second, 250*time.Millisecond, func() error { return running(app, appReplicas, cut.name) })
+	time.Sleep(2 * time.Second)
+	before, _ := routeEndpoints(cut, app)
+	if err := clusterCmd("node", cut.name, "mend", manager.name); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	mended = true
+	healed := time.Now()
+	var resumed time.Duration
+	testkit.Eventually(t, 60*time.Second, 20*time.Millisecond, func() error {
+		want, err := routeEndpoints(other, app)
+		if err != nil {
+			return err
+		}
+		got, err := routeEndpoints(cut, app)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("edge on %s has %v; the control plane has %v", cut.name, got, want)
+		}
+		resumed = time.Since(healed)
+		return nil
+	})
+	waitNode(t, cut.name, "ready", 60*time.Second)
+	waitLBUp(t, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	res := load.stop(t)
+	t.Logf("partition %s|%s: node Down after %s; cut edge's table during the partition %v; table current %s after healing; %s",
+		cut.name, manager.name, down.Round(100*time.Millisecond), before, resumed.Round(time.Millisecond), res)
+	if res.Errors() != 0 {
+		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	if resumed > time.Second {
+		t.Errorf("the cut edge's table followed the control plane %s after the partition healed; want within 1s", resumed)
+	}
+	checkRate(t, "partition", res)
+}
+
+// cpuHog saturates both cores with busy processes until ctx ends (bounded
+// by the caller) and returns a func that stops them.
+func cpuHog(t *testing.T, d time.Duration) func() {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	var cmds []*exec.Cmd
+	for range 4 {
+		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return func() {
+		cancel()
+		for _, c := range cmds {
+			c.Wait()
+		}
+	}
+}
+
+// waitUpdated waits until a service's update has completed.
+func waitUpdated(t *testing.T, service string, timeout time.Duration) {
+	t.Helper()
+	testkit.Eventually(t, timeout, 250*time.Millisecond, func() error {
+		st, err := docker("service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", service)
+		if err != nil || st != "completed" {
+			return fmt.Errorf("%s update: %q %v", service, st, err)
+		}
+		return nil
+	})
+}
+
+// TestRollingUpdateCPUStarved: a rolling update of the application while a
+// CPU hog (four busy loops, at most 90 s) saturates both cores.
+func TestRollingUpdateCPUStarved(t *testing.T) {
+	waitLBUp(t, 60*time.Second)
+	stopHog := cpuHog(t, 90*time.Second)
+	defer stopHog()
+	load := startLoad(scenarioLoad())
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	if _, err := docker("service", "update", "--detach", "--env-add", "ROLL=starved",
+		"--update-parallelism", "1", "--update-delay", "1s", app); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	waitUpdated(t, app, 80*time.Second)
+	took := time.Since(start)
+	time.Sleep(2 * time.Second)
+	res := load.stop(t)
+	stopHog()
+	t.Logf("rolling update under a CPU hog: update took %s; %s", took.Round(100*time.Millisecond), res)
+	if res.Errors() != 0 {
+		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	checkRate(t, "rolling update, CPU starved", res)
+}
+
+// TestControlPlaneKilled: the control plane's container is SIGKILLed and
+// Swarm restarts it. No request fails; a service created while it is down
+// is routed through every edge within a second of its return.
+func TestControlPlaneKilled(t *testing.T) {
+	waitLBUp(t, 60*time.Second)
+	old := mustDocker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService)
+	if old == "" {
+		t.Fatal("no control plane container on the manager")
+	}
+	load := startLoad(scenarioLoad())
+	time.Sleep(3 * time.Second)
+	if _, err := docker("kill", old); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	late := prefix + "-late"
+	lateHost := "late.cluster.test"
+	mustDocker(t, "service", "create", "--detach", "--name", late, "--no-resolve-image", "--network", network,
+		"--replicas", "2", "--env", "SERVICE="+late, "--label", "swarmgate.hosts="+lateHost,
+		"--label", "swarmgate.port=8000", echoImage, "--listen", ":8000")
+	defer docker("service", "rm", late)
+	// Its return: a new container running (Swarm restarts it after the
+	// stack's 2 s delay); and the new service's tasks running.
+	var back time.Time
+	testkit.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
+		id, _ := docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService, "--filter", "status=running")
+		if id == "" || id == old {
+			return fmt.Errorf("control plane not back")
+		}
+		started, err := docker("inspect", "--format", "{{.State.StartedAt}}", id)
+		if err != nil {
+			return err
+		}
+		back, err = time.Parse(time.RFC3339Nano, started)
+		return err
+	})
+	testkit.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error { return running(late, 2, "") })
+	tasksUp := time.Now()
+	ref := back
+	if tasksUp.After(ref) {
+		ref = tasksUp
+	}
+	routed := map[string]time.Duration{}
+	testkit.Eventually(t, 60*time.Second, 10*time.Millisecond, func() error {
+		for _, e := range edges {
+			if _, ok := routed[e.name]; ok {
+				continue
+			}
+			if code, _, err := get(e.addr+":80", lateHost); err == nil && code == 200 {
+				routed[e.name] = time.Since(ref)
+			}
+		}
+		if len(routed) < len(edges) {
+			return fmt.Errorf("routed so far: %v", routed)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	res := load.stop(t)
+	t.Logf("control plane killed: back (container started) %s after the kill; the new service's tasks running %s after; routed after its return by edge %v; %s",
+		back.Sub(killed).Round(100*time.Millisecond), tasksUp.Sub(killed).Round(100*time.Millisecond), routed, res)
+	if res.Errors() != 0 {
+		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	for e, d := range routed {
+		if d > time.Second {
+			t.Errorf("edge on %s routed the service created during the outage %s after the control plane's return; want within 1s", e, d.Round(time.Millisecond))
+		}
+	}
+	checkRate(t, "control plane killed", res)
+}
+
+// TestEdgeRollingUpdate: a rolling update of the edge service itself across
+// the two edge nodes, with the stack's settings (stop-first, one node at a
+// time, the shutdown delay that lets HAProxy's health check see /readyz
+// fail before the edge stops accepting, then the drain), behind HAProxy.
+func TestEdgeRollingUpdate(t *testing.T) {
+	waitLBUp(t, 60*time.Second)
+	load := startLoad(scenarioLoad())
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	if _, err := docker("service", "update", "--detach", "--force", edgeService); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	waitUpdated(t, edgeService, 85*time.Second)
+	took := time.Since(start)
+	waitLBUp(t, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	res := load.stop(t)
+	t.Logf("edge rolling update: took %s; %s", took.Round(100*time.Millisecond), res)
+	if res.Errors() != 0 {
+		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	checkRate(t, "edge rolling update", res)
+}
