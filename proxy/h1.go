@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +24,64 @@ type h1Transport struct {
 	maxIdle     int               // idle connections kept per address
 	idleTimeout time.Duration     // idle connections older than this are not reused
 
+	// connectFloor is the least time a connect is given before another
+	// endpoint is tried (see dial). If zero, defaultConnectFloor.
+	connectFloor time.Duration
+	// userTimeout is how long data written to an upstream may stay
+	// unacknowledged before the connection is given up (TCP_USER_TIMEOUT):
+	// a request sent on a pooled connection to a task whose node vanished
+	// fails after this, not after the route's response timeout. If zero,
+	// defaultUserTimeout; negative leaves the kernel's default (minutes).
+	userTimeout time.Duration
+
+	// connectEWMA is the connect latency of every address together, in
+	// nanoseconds (0: none measured): the estimate for an address that has
+	// none of its own.
+	connectEWMA atomic.Int64
+
 	// mu guards idle, dialing and closed.
 	mu      sync.Mutex
 	idle    map[string][]*h1Conn
-	dialing map[string]chan struct{} // per address, a slot per dial in progress
+	dialing map[string]*dialState // per address: dial slots and connect latency
 	closed  bool
 }
+
+// dialState is an address's dials in progress and observed connect latency.
+type dialState struct {
+	slots chan struct{} // a slot per dial in progress
+	ewma  atomic.Int64  // connect latency, nanoseconds; 0: none measured
+}
+
+// Connect hedging. A connect to a task takes well under a millisecond on an
+// overlay network, so one that has not completed after many times the
+// address's usual connect latency is to a task that is gone (its node lost,
+// unplugged or partitioned away, before discovery knows). Waiting for the
+// dial timeout (5 s, a client's whole patience) would cost the request; so
+// after connectFactor times the observed latency, at least the floor, the
+// request fails over to another endpoint (a connect error: nothing was sent)
+// while the first dial goes on; if it completes, its connection waits in the
+// pool. The floor keeps a starved machine (connects of tens of
+// milliseconds when both cores are saturated) from failing over healthy
+// endpoints.
+const (
+	defaultConnectFloor = 100 * time.Millisecond
+	connectFactor       = 8
+	defaultUserTimeout  = 2 * time.Second
+)
+
+// errConnectSlow is the error of a connect given up for another endpoint.
+var errConnectSlow = errors.New("connect not completed within the adaptive connect timeout: trying another endpoint")
+
+// slowConnectError is errConnectSlow as a timeout, so that callers that ask
+// net.Error see one.
+type slowConnectError struct{ wait time.Duration }
+
+func (e *slowConnectError) Error() string {
+	return errConnectSlow.Error() + " (" + e.wait.String() + ")"
+}
+func (e *slowConnectError) Unwrap() error   { return errConnectSlow }
+func (e *slowConnectError) Timeout() bool   { return true }
+func (e *slowConnectError) Temporary() bool { return true }
 
 // maxDialing bounds the dials in progress to one address: requests beyond
 // it wait for a slot (or leave, if their client does), so that a burst of
@@ -136,44 +189,166 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 			return pc, nil
 		}
 	}
-	slots := t.dialSlots(addr)
+	ds := t.dialState(addr)
 	select {
-	case slots <- struct{}{}:
+	case ds.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-slots }()
 	if !fresh {
 		// A dial that ended while this one waited may have left one.
 		if pc := t.takeIdle(addr); pc != nil {
+			<-ds.slots
 			return pc, nil
 		}
 	}
-	// A dial the client gives up on (a reset stream, a closed connection)
-	// still completes, bounded by the dial timeout, and its connection
-	// waits in the pool for the next request: a flood of requests that are
-	// cancelled at once costs connections only up to the pool's size.
-	c, err := t.dialer.DialContext(context.WithoutCancel(ctx), "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10), addr: addr}, nil
+	return t.dial(ctx, addr, ds)
 }
 
-// dialSlots returns the dial slots of addr. They stay while the address
-// has idle connections or dials; CloseIdleConnections drops the others.
-func (t *h1Transport) dialSlots(addr string) chan struct{} {
+// dial connects to addr holding one of its dial slots, which the dial frees
+// when it ends. It waits for the connect at most the address's adaptive
+// connect timeout (connectWait): past it, it returns a dial error so that
+// the proxy tries another endpoint, and the dial goes on (see
+// defaultConnectFloor). A dial the client gives up on (a reset stream, a
+// closed connection) also completes, bounded by the dial timeout, and its
+// connection waits in the pool for the next request: a flood of requests
+// that are cancelled at once costs connections only up to the pool's size.
+// A failed or slow connect drops the address's idle connections: a task
+// that does not answer a connect will not answer on them either.
+func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState) (*h1Conn, error) {
+	type result struct {
+		pc  *h1Conn
+		err error
+	}
+	done := make(chan result, 1)
+	wait := t.connectWait(ds)
+	start := time.Now()
+	go func() {
+		defer func() { <-ds.slots }()
+		c, err := t.dialer.DialContext(context.WithoutCancel(ctx), "tcp", addr)
+		if err != nil {
+			t.dropIdle(addr)
+			done <- result{err: err}
+			return
+		}
+		t.observeConnect(ds, time.Since(start))
+		t.setUserTimeout(c)
+		done <- result{pc: &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10), addr: addr}}
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var err error
+	select {
+	case r := <-done:
+		return r.pc, r.err
+	case <-timer.C:
+		err = &net.OpError{Op: "dial", Net: "tcp", Err: &slowConnectError{wait: wait}}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// The dial and the timer may both be ready (a starved process sees
+	// them at once): a completed dial wins.
+	select {
+	case r := <-done:
+		return r.pc, r.err
+	default:
+	}
+	if _, slow := err.(*net.OpError); slow {
+		t.dropIdle(addr)
+	}
+	go func() {
+		if r := <-done; r.err == nil {
+			t.put(r.pc)
+		}
+	}()
+	return nil, err
+}
+
+// connectWait is how long a connect to the address may take before another
+// endpoint is tried: connectFactor times its connect latency (that of all
+// addresses while it has none), at least the floor, at most the dial timeout.
+func (t *h1Transport) connectWait(ds *dialState) time.Duration {
+	floor := t.connectFloor
+	if floor <= 0 {
+		floor = defaultConnectFloor
+	}
+	est := ds.ewma.Load()
+	if est == 0 {
+		est = t.connectEWMA.Load()
+	}
+	wait := max(time.Duration(est)*connectFactor, floor)
+	if t.dialer.Timeout > 0 {
+		wait = min(wait, t.dialer.Timeout)
+	}
+	return wait
+}
+
+// observeConnect folds a connect's latency into the address's estimate and
+// the transport's: a slower sample moves it half way up, a faster one an
+// eighth of the way down, so one slow connect raises the timeout at once
+// and it comes back down gradually.
+func (t *h1Transport) observeConnect(ds *dialState, d time.Duration) {
+	fold(&ds.ewma, int64(max(d, 1)))
+	fold(&t.connectEWMA, int64(max(d, 1)))
+}
+
+func fold(v *atomic.Int64, s int64) {
+	for {
+		old := v.Load()
+		next := s
+		switch {
+		case old == 0:
+		case s > old:
+			next = old + (s-old)/2
+		default:
+			next = old - (old-s)/8
+		}
+		if v.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// setUserTimeout sets TCP_USER_TIMEOUT on an upstream connection.
+func (t *h1Transport) setUserTimeout(c net.Conn) {
+	d := t.userTimeout
+	if d == 0 {
+		d = defaultUserTimeout
+	}
+	if d < 0 {
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		setTCPUserTimeout(tc, d)
+	}
+}
+
+// dialState returns the dial state of addr. It stays while the address
+// has idle connections or dials; CloseIdleConnections drops the others
+// (their connect latency is then estimated from the transport's again).
+func (t *h1Transport) dialState(addr string) *dialState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.dialing == nil {
-		t.dialing = make(map[string]chan struct{})
+		t.dialing = make(map[string]*dialState)
 	}
-	slots := t.dialing[addr]
-	if slots == nil {
-		slots = make(chan struct{}, maxDialing)
-		t.dialing[addr] = slots
+	ds := t.dialing[addr]
+	if ds == nil {
+		ds = &dialState{slots: make(chan struct{}, maxDialing)}
+		t.dialing[addr] = ds
 	}
-	return slots
+	return ds
+}
+
+// dropIdle closes the idle connections to addr.
+func (t *h1Transport) dropIdle(addr string) {
+	t.mu.Lock()
+	list := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, pc := range list {
+		pc.c.Close()
+	}
 }
 
 func (t *h1Transport) takeIdle(addr string) *h1Conn {
@@ -236,8 +411,8 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil
-	for addr, slots := range t.dialing {
-		if len(slots) == 0 {
+	for addr, ds := range t.dialing {
+		if len(ds.slots) == 0 {
 			delete(t.dialing, addr) // no dial in progress: nothing waits on it
 		}
 	}
