@@ -162,7 +162,10 @@ func (a *Admin) guard(h http.Handler, profile bool) http.Handler {
 		loopback := ip.Addr().Unmap().IsLoopback()
 		switch {
 		case a.opts.Token != "" && !a.tokenOK(r):
-			w.Header().Set("WWW-Authenticate", `Bearer realm="swarmgate admin"`)
+			// Basic too, so that a browser asks for the token (as the
+			// password) and can show the status page.
+			w.Header().Add("WWW-Authenticate", `Bearer realm="swarmgate admin"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="swarmgate admin", charset="UTF-8"`)
 			http.Error(w, "unauthorized: send Authorization: Bearer <token> (see --admin-token-file)", http.StatusUnauthorized)
 			return
 		case profile && !loopback && a.opts.Token == "":
@@ -173,9 +176,14 @@ func (a *Admin) guard(h http.Handler, profile bool) http.Handler {
 	})
 }
 
-// tokenOK compares the bearer token in constant time.
+// tokenOK compares the token in constant time: a bearer token, or the
+// password of Basic authentication (any user name), which is how a browser
+// sends it.
 func (a *Admin) tokenOK(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		_, got, ok = r.BasicAuth()
+	}
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) == 1
 }
 

@@ -34,6 +34,7 @@ var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMa
 	"clock":   clock,
 	"join":    func(s []string) string { return strings.Join(s, ", ") },
 	"latency": latencyText,
+	"seconds": func(s float64) string { return roughly(time.Duration(s * float64(time.Second))) },
 }).ParseFS(statusFiles, "status/*.html"))
 
 // statusCSP lets the page load its own stylesheet and script and fetch its
@@ -263,35 +264,53 @@ func newStatusPage(v StatusView) statusPage {
 func groupRoutes(routes []proxy.RouteView, row func(proxy.RouteView) routeRow) []routeGroup {
 	var groups []routeGroup
 	index := make(map[string]int)
-	for _, r := range routes {
-		hosts := slices.Clone(r.Hosts)
-		slices.Sort(hosts)
-		key := strings.Join(hosts, ",") + " " + r.Path + " " + strconv.Itoa(r.Priority) + " " + strconv.FormatBool(r.Default)
-		i, ok := index[key]
+	shares := WeightShares(routes)
+	for i, r := range routes {
+		key := groupKey(r)
+		g, ok := index[key]
 		if !ok {
-			i = len(groups)
-			index[key] = i
+			g = len(groups)
+			index[key] = g
 			groups = append(groups, routeGroup{Hosts: r.Hosts, Path: r.Path, Default: r.Default})
 		}
-		groups[i].Routes = append(groups[i].Routes, row(r))
-	}
-	for _, g := range groups {
-		if len(g.Routes) < 2 {
-			continue
-		}
-		sum := 0
-		for _, r := range g.Routes {
-			sum += r.Weight
-		}
-		for i := range g.Routes {
-			if sum > 0 {
-				g.Routes[i].Share = int((100*g.Routes[i].Weight + sum/2) / sum)
-			} else {
-				g.Routes[i].Share = 0
-			}
-		}
+		rr := row(r)
+		rr.Share = shares[i]
+		groups[g].Routes = append(groups[g].Routes, rr)
 	}
 	return groups
+}
+
+// WeightShares returns, for each route, its share in percent of the
+// traffic of the weighted group it belongs to (the routes that publish the
+// same hosts, path and priority: a canary or blue-green pair), or -1 for a
+// route alone.
+func WeightShares(routes []proxy.RouteView) []int {
+	sums := make(map[string]int)
+	members := make(map[string]int)
+	for _, r := range routes {
+		k := groupKey(r)
+		sums[k] += r.Weight
+		members[k]++
+	}
+	out := make([]int, len(routes))
+	for i, r := range routes {
+		k := groupKey(r)
+		switch {
+		case members[k] < 2:
+			out[i] = -1
+		case sums[k] == 0:
+			out[i] = 0
+		default:
+			out[i] = (100*r.Weight + sums[k]/2) / sums[k]
+		}
+	}
+	return out
+}
+
+func groupKey(r proxy.RouteView) string {
+	hosts := slices.Clone(r.Hosts)
+	slices.Sort(hosts)
+	return strings.Join(hosts, ",") + " " + r.Path + " " + strconv.Itoa(r.Priority) + " " + strconv.FormatBool(r.Default)
 }
 
 // tlsMode says how a route's hosts are served over TLS.

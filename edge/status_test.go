@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +268,40 @@ func TestStatusGuard(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != 404 {
 		t.Errorf("/nothing: %d, want 404", rec.Code)
+	}
+}
+
+// TestStatusToken: with a token, a browser gets a Basic challenge and may
+// send the token as the password.
+func TestStatusToken(t *testing.T) {
+	te := startEdge(t, route.Config{}, time.Second)
+	h := NewAdmin(te.e, prometheus.NewRegistry(), AdminOptions{Token: "s3cret"}).Handler()
+	get := func(set func(*http.Request)) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = "127.0.0.1:4000"
+		set(req)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := get(func(*http.Request) {})
+	if rec.Code != 401 || !slices.ContainsFunc(rec.Header().Values("WWW-Authenticate"), func(v string) bool {
+		return strings.HasPrefix(v, "Basic ")
+	}) {
+		t.Fatalf("no token: %d, challenges %q", rec.Code, rec.Header().Values("WWW-Authenticate"))
+	}
+	for name, tt := range map[string]struct {
+		set  func(*http.Request)
+		want int
+	}{
+		"basic, token as password": {func(r *http.Request) { r.SetBasicAuth("admin", "s3cret") }, 200},
+		"basic, wrong password":    {func(r *http.Request) { r.SetBasicAuth("admin", "nope") }, 401},
+		"basic, token as user":     {func(r *http.Request) { r.SetBasicAuth("s3cret", "") }, 401},
+		"bearer":                   {func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }, 200},
+	} {
+		if rec := get(tt.set); rec.Code != tt.want || strings.Contains(rec.Body.String(), "s3cret") {
+			t.Errorf("%s: %d, want %d", name, rec.Code, tt.want)
+		}
 	}
 }
 
