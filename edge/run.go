@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,10 @@ type Options struct {
 
 	HTTPAddr  string // HTTP listen address; "" disables
 	HTTPSAddr string // HTTPS listen address (TLS termination and SNI passthrough); "" disables
+	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of HTTPSAddr, with the same
+	// certificates and routes, and advertises it with Alt-Svc on the HTTPS
+	// listener's responses.
+	HTTP3     bool
 	AdminAddr string // admin listen address; "" disables
 	// Handover is a unix socket for zero-downtime restarts: a new edge started
 	// with the same path takes over the listeners of the running one, which
@@ -47,11 +52,8 @@ type Options struct {
 	AccessLog bool        // one log line per request (logger "access")
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
-	// Registerer, if not nil, receives the metrics instead of Registry
-	// (which still serves them): a wrapper that sees every registration.
-	Registerer prometheus.Registerer
-	Admin      AdminOptions // who may use the admin API
-	Version    string       // logged at start
+	Admin    AdminOptions // who may use the admin API
+	Version  string       // logged at start
 
 	DrainTimeout  time.Duration // on shutdown, how long requests in flight may take; 0: 30s
 	ShutdownDelay time.Duration // on shutdown, keep serving this long with /readyz failing
@@ -90,17 +92,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.FirstTableWait <= 0 {
 		o.FirstTableWait = 30 * time.Second
 	}
-	reg := o.Registerer
-	if reg == nil {
-		reg = o.Registry
-	}
 	var access *zap.Logger
 	if o.AccessLog {
 		access = log.Named("access")
 	}
 	engine := l4.New(l4.Options{
 		Logger:         log.Named("l4"),
-		Registerer:     reg,
+		Registerer:     o.Registry,
 		DialTimeout:    o.DialTimeout,
 		ListenHost:     o.TCPHost,
 		TrustedProxies: o.TrustedProxies,
@@ -113,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	p := proxy.New(proxy.Options{
 		Logger:         log.Named("proxy"),
 		AccessLog:      access,
-		Registerer:     reg,
+		Registerer:     o.Registry,
 		DialTimeout:    o.DialTimeout,
 		Pool:           pool,
 		TLSName:        func(host string) string { return e.TLSName(host) },
@@ -123,25 +121,23 @@ func Run(ctx context.Context, o Options) error {
 		RequestBuffer:  o.RequestBuffer,
 	})
 	defer p.Close()
-	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain, Registerer: reg})
+	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
 	defer e.Close()
 	admin := NewAdmin(e, o.Registry, o.Admin)
 	admin.ReportSources(o.Sources)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, reg)
+	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, o.Registry)
 	if err != nil {
 		return err
 	}
 	defer tlsSet.close()
-	if tlsSet.store != nil {
-		admin.ReportCertificates(tlsSet.store)
-	}
-	lns, ack, err := listeners(ctx, o, log)
+	socks, ack, err := listeners(ctx, o, log)
 	if err != nil {
 		return err
 	}
+	lns := socks.Listeners
 	httpLn, adminLn := lns["http"], lns["admin"]
 	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader, BodyTimeout: o.BodyTimeout}
 	var srv, httpsSrv *proxy.Server
@@ -154,6 +150,13 @@ func Run(ctx context.Context, o Options) error {
 	if lns["https"] != nil {
 		httpsSrv = p.NewServer("https", limits)
 		httpsSrv.TLSConfig = tlsSet.config
+	}
+	var h3Srv *proxy.HTTP3Server
+	if udp := socks.Packets["https"]; udp != nil {
+		h3Srv = p.NewHTTP3Server("http3", limits, tlsSet.config)
+		if httpsSrv != nil {
+			httpsSrv.Handler = proxy.AdvertiseHTTP3(httpsSrv.Handler, proxy.AltSvc(portOf(udp.LocalAddr().String()), altSvcMaxAge))
+		}
 	}
 	var adminSrv *http.Server
 	if adminLn != nil {
@@ -175,7 +178,7 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(runCtx, admin.track(i, merge.update(i))); err != nil {
+			if err := s.Run(runCtx, merge.update(i)); err != nil {
 				fatal <- fmt.Errorf("edge: source %s: %w", s.Name(), err)
 			}
 		}()
@@ -212,12 +215,19 @@ func Run(ctx context.Context, o Options) error {
 		go func() {
 			// Passthrough names are spliced by the L4 engine; the rest is
 			// terminated here.
-			if err := httpsSrv.Serve(tlsSet.listener(engine.TLSListener(lns["https"]), httpsSrv.Server)); err != nil {
+			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(lns["https"]), tlsSet.config)); err != nil {
 				fatal <- fmt.Errorf("edge: https listener: %w", err)
 			}
 		}()
 	}
-	log.Info("edge started", zap.String("http", o.HTTPAddr), zap.String("https", o.HTTPSAddr), zap.String("admin", o.AdminAddr),
+	if h3Srv != nil {
+		go func() {
+			if err := h3Srv.Serve(socks.Packets["https"]); err != nil {
+				fatal <- fmt.Errorf("edge: http3 listener: %w", err)
+			}
+		}()
+	}
+	log.Info("edge started", zap.String("http", o.HTTPAddr), zap.String("https", o.HTTPSAddr), zap.Bool("http3", h3Srv != nil), zap.String("admin", o.AdminAddr),
 		zap.Int("sources", len(o.Sources)), zap.String("cluster", o.Cluster), zap.String("version", o.Version))
 	if ack != nil {
 		// Serving from a full table now: the predecessor may drain.
@@ -228,7 +238,7 @@ func Run(ctx context.Context, o Options) error {
 	handedOver := make(chan struct{})
 	if o.Handover != "" {
 		go func() {
-			err := handover.Offer(runCtx, o.Handover, func() map[string]net.Listener { return lns }, func() { close(handedOver) })
+			err := handover.Offer(runCtx, o.Handover, func() handover.Sockets { return socks }, func() { close(handedOver) })
 			if err != nil {
 				log.Error("hand-over socket failed; restarts will not be seamless", zap.Error(err))
 			}
@@ -269,6 +279,15 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}()
 	}
+	if h3Srv != nil {
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			if err := h3Srv.Shutdown(drainCtx); err != nil {
+				log.Warn("drain deadline passed; open HTTP/3 connections closed", zap.Error(err))
+			}
+		}()
+	}
 	drain.Wait()
 	// After the servers: closing the engine abandons connections its wrapped
 	// listeners have accepted but not delivered yet.
@@ -285,38 +304,54 @@ func Run(ctx context.Context, o Options) error {
 	return runErr
 }
 
+// altSvcMaxAge is how long a client may keep using HTTP/3 after an Alt-Svc.
+const altSvcMaxAge = 24 * time.Hour
+
 // listeners returns the edge's listening sockets, named "http", "https" and
-// "admin": inherited from a running edge when Handover finds one (ack must
-// then be called once they are served), else bound from the options.
-func listeners(ctx context.Context, o Options, log *zap.Logger) (lns map[string]net.Listener, ack func() error, err error) {
-	lns = make(map[string]net.Listener)
+// "admin", and with HTTP3 the UDP socket "https" on the HTTPS port:
+// inherited from a running edge when Handover finds one (ack must then be
+// called once they are served), else bound from the options.
+func listeners(ctx context.Context, o Options, log *zap.Logger) (socks handover.Sockets, ack func() error, err error) {
+	socks = handover.Sockets{Listeners: make(map[string]net.Listener), Packets: make(map[string]net.PacketConn)}
 	if o.Handover != "" {
 		inherited, a, err := handover.Inherit(ctx, o.Handover)
 		switch {
 		case err == nil:
-			log.Info("took over the listeners of the running edge", zap.Int("listeners", len(inherited)))
-			lns, ack = inherited, a
+			log.Info("took over the listeners of the running edge", zap.Int("listeners", len(inherited.Listeners)), zap.Int("udp", len(inherited.Packets)))
+			socks, ack = inherited, a
 		case !errors.Is(err, handover.ErrNoPredecessor):
-			return nil, nil, fmt.Errorf("edge: --handover: %w", err)
+			return socks, nil, fmt.Errorf("edge: --handover: %w", err)
 		}
 	}
-	closeAll := func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}
+	lns := socks.Listeners
 	for _, l := range []struct{ name, addr string }{{"http", o.HTTPAddr}, {"https", o.HTTPSAddr}, {"admin", o.AdminAddr}} {
 		if l.addr == "" || lns[l.name] != nil {
 			continue
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("edge: --%s: %w", l.name, err)
+			socks.Close()
+			return socks, nil, fmt.Errorf("edge: --%s: %w", l.name, err)
 		}
 		lns[l.name] = ln
 	}
-	return lns, ack, nil
+	switch https := lns["https"]; {
+	case !o.HTTP3 || https == nil:
+		// A predecessor's UDP socket that this edge does not serve is not kept.
+		for _, pc := range socks.Packets {
+			pc.Close()
+		}
+		clear(socks.Packets)
+	case socks.Packets["https"] == nil:
+		// The port the HTTPS listener got (an address with port 0 too).
+		pc, err := net.ListenPacket("udp", https.Addr().String())
+		if err != nil {
+			socks.Close()
+			return socks, nil, fmt.Errorf("edge: --https (HTTP/3 over UDP): %w", err)
+		}
+		socks.Packets["https"] = pc
+	}
+	return socks, ack, nil
 }
 
 // portOf returns the port of a listen address, or 0.

@@ -6,6 +6,13 @@
 // The running process Offers its listeners; a new process started with the
 // same socket path Inherits them, starts serving, and Acks; the old process
 // then stops accepting and drains its requests in flight.
+//
+// UDP sockets (QUIC) travel too. A UDP socket has no accept queue: after the
+// ack both processes read datagrams from the one socket until the old one
+// has drained, so each sees some of the other's packets. QUIC survives
+// that as loss (the packets of an unknown connection are dropped, not
+// answered with a stateless reset) and the old process's GOAWAY moves its
+// clients to new connections, which the successor serves.
 package handover
 
 import (
@@ -23,15 +30,35 @@ import (
 // maxListeners bounds what one hand-over carries.
 const maxListeners = 64
 
-// header names the file descriptors that travel with it, in order.
+// header names the file descriptors that travel with it, in order: the
+// listeners', then the packet sockets'. A predecessor that knows no packet
+// sockets sends no Packets.
 type header struct {
-	Names []string `json:"names"`
+	Names   []string `json:"names"`
+	Packets []string `json:"packets,omitempty"`
+}
+
+// Sockets are what a hand-over carries, by name: stream listeners ("http",
+// "https", "tcp:5432") and packet sockets ("https" for QUIC).
+type Sockets struct {
+	Listeners map[string]net.Listener
+	Packets   map[string]net.PacketConn
+}
+
+// Close closes every socket.
+func (s Sockets) Close() {
+	for _, ln := range s.Listeners {
+		ln.Close()
+	}
+	for _, pc := range s.Packets {
+		pc.Close()
+	}
 }
 
 // Offer serves hand-overs on the unix socket at path until ctx is done or one
 // succeeds. On success it calls handedOver once the successor has acked, and
-// returns. listeners maps names ("http", "https", "tcp:5432") to listeners.
-func Offer(ctx context.Context, path string, listeners func() map[string]net.Listener, handedOver func()) error {
+// returns. sockets returns what is handed over.
+func Offer(ctx context.Context, path string, sockets func() Sockets, handedOver func()) error {
 	os.Remove(path) // a stale socket of a process that died
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -53,7 +80,7 @@ func Offer(ctx context.Context, path string, listeners func() map[string]net.Lis
 			}
 			return fmt.Errorf("handover: accept: %w", err)
 		}
-		err = send(c, listeners())
+		err = send(c, sockets())
 		c.Close()
 		if err == nil {
 			handedOver()
@@ -63,13 +90,12 @@ func Offer(ctx context.Context, path string, listeners func() map[string]net.Lis
 	}
 }
 
-func send(c *net.UnixConn, ls map[string]net.Listener) error {
+// filer is a socket whose descriptor can be duplicated: *net.TCPListener,
+// *net.UnixListener, *net.UDPConn.
+type filer interface{ File() (*os.File, error) }
+
+func send(c *net.UnixConn, s Sockets) error {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	names := make([]string, 0, len(ls))
-	for n := range ls {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var fds []int
 	var files []*os.File
 	defer func() {
@@ -77,20 +103,37 @@ func send(c *net.UnixConn, ls map[string]net.Listener) error {
 			f.Close()
 		}
 	}()
-	for _, n := range names {
-		fl, ok := ls[n].(interface{ File() (*os.File, error) })
+	add := func(kind, name string, sock any) error {
+		fl, ok := sock.(filer)
 		if !ok {
-			return fmt.Errorf("handover: listener %s cannot be passed", n)
+			return fmt.Errorf("handover: %s %s cannot be passed", kind, name)
 		}
 		f, err := fl.File()
 		if err != nil {
-			return fmt.Errorf("handover: listener %s: %w", n, err)
+			return fmt.Errorf("handover: %s %s: %w", kind, name, err)
 		}
 		files = append(files, f)
 		fds = append(fds, int(f.Fd()))
+		return nil
 	}
-	h, _ := json.Marshal(header{Names: names})
-	if _, _, err := c.WriteMsgUnix(h, syscall.UnixRights(fds...), nil); err != nil {
+	var h header
+	for _, n := range sortedKeys(s.Listeners) {
+		if err := add("listener", n, s.Listeners[n]); err != nil {
+			return err
+		}
+		h.Names = append(h.Names, n)
+	}
+	for _, n := range sortedKeys(s.Packets) {
+		if err := add("packet socket", n, s.Packets[n]); err != nil {
+			return err
+		}
+		h.Packets = append(h.Packets, n)
+	}
+	if len(fds) > maxListeners {
+		return fmt.Errorf("handover: %d sockets, at most %d", len(fds), maxListeners)
+	}
+	hb, _ := json.Marshal(h)
+	if _, _, err := c.WriteMsgUnix(hb, syscall.UnixRights(fds...), nil); err != nil {
 		return fmt.Errorf("handover: send: %w", err)
 	}
 	// The successor acks once it is serving on the sockets.
@@ -104,14 +147,23 @@ func send(c *net.UnixConn, ls map[string]net.Listener) error {
 // ErrNoPredecessor means nothing offers listeners at the path.
 var ErrNoPredecessor = errors.New("handover: no running edge to take over from")
 
-// Inherit takes the listeners of the process offering at path. The caller
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Inherit takes the sockets of the process offering at path. The caller
 // must start serving on them and then call ack, which tells the predecessor
 // to drain. It returns ErrNoPredecessor when nobody offers.
-func Inherit(ctx context.Context, path string) (listeners map[string]net.Listener, ack func() error, err error) {
+func Inherit(ctx context.Context, path string) (sockets Sockets, ack func() error, err error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, nil, ErrNoPredecessor
+		return Sockets{}, nil, ErrNoPredecessor
 	}
 	c := conn.(*net.UnixConn)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -120,37 +172,49 @@ func Inherit(ctx context.Context, path string) (listeners map[string]net.Listene
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		c.Close()
-		return nil, nil, fmt.Errorf("handover: receive: %w", err)
+		return Sockets{}, nil, fmt.Errorf("handover: receive: %w", err)
 	}
 	fds, err := parseRights(oob[:oobn])
 	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return Sockets{}, nil, err
 	}
-	closeFDs := func() {
+	var h header
+	if err := json.Unmarshal(buf[:n], &h); err != nil || len(h.Names)+len(h.Packets) != len(fds) {
 		for _, fd := range fds {
 			syscall.Close(fd)
 		}
-	}
-	var h header
-	if err := json.Unmarshal(buf[:n], &h); err != nil || len(h.Names) != len(fds) {
-		closeFDs()
 		c.Close()
-		return nil, nil, fmt.Errorf("handover: malformed header (%d names, %d descriptors): %v", len(h.Names), len(fds), err)
+		return Sockets{}, nil, fmt.Errorf("handover: malformed header (%d names, %d descriptors): %v", len(h.Names)+len(h.Packets), len(fds), err)
 	}
-	listeners = make(map[string]net.Listener, len(fds))
+	sockets = Sockets{Listeners: make(map[string]net.Listener, len(h.Names)), Packets: make(map[string]net.PacketConn, len(h.Packets))}
+	var firstErr error
 	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), h.Names[i])
-		ln, err := net.FileListener(f) // dups fd
-		f.Close()
-		if err != nil {
-			for _, l := range listeners {
-				l.Close()
+		f := os.NewFile(uintptr(fd), "handover")
+		switch {
+		case firstErr != nil:
+		case i < len(h.Names):
+			ln, err := net.FileListener(f) // dups fd
+			if err != nil {
+				firstErr = fmt.Errorf("handover: listener %s: %w", h.Names[i], err)
+				break
 			}
-			c.Close()
-			return nil, nil, fmt.Errorf("handover: listener %s: %w", h.Names[i], err)
+			sockets.Listeners[h.Names[i]] = ln
+		default:
+			name := h.Packets[i-len(h.Names)]
+			pc, err := net.FilePacketConn(f) // dups fd
+			if err != nil {
+				firstErr = fmt.Errorf("handover: packet socket %s: %w", name, err)
+				break
+			}
+			sockets.Packets[name] = pc
 		}
-		listeners[h.Names[i]] = ln
+		f.Close()
+	}
+	if firstErr != nil {
+		sockets.Close()
+		c.Close()
+		return Sockets{}, nil, firstErr
 	}
 	ack = func() error {
 		defer c.Close()
@@ -159,7 +223,7 @@ func Inherit(ctx context.Context, path string) (listeners map[string]net.Listene
 		}
 		return nil
 	}
-	return listeners, ack, nil
+	return sockets, ack, nil
 }
 
 func parseRights(oob []byte) ([]int, error) {

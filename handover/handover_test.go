@@ -60,8 +60,8 @@ func TestHandOverUnderLoad(t *testing.T) {
 	handed := make(chan struct{})
 	offerDone := make(chan error, 1)
 	go func() {
-		offerDone <- Offer(context.Background(), sock, func() map[string]net.Listener {
-			return map[string]net.Listener{"http": ln}
+		offerDone <- Offer(context.Background(), sock, func() Sockets {
+			return Sockets{Listeners: map[string]net.Listener{"http": ln}}
 		}, func() {
 			// The successor serves: stop accepting here and drain.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,11 +103,11 @@ func TestHandOverUnderLoad(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	lns, ack, err := Inherit(context.Background(), sock)
+	inherited, ack, err := Inherit(context.Background(), sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	successor := serve(lns["http"], "new")
+	successor := serve(inherited.Listeners["http"], "new")
 	if err := ack(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +124,60 @@ func TestHandOverUnderLoad(t *testing.T) {
 	t.Logf("%d requests ok, %d failed; old served: %v, new served: %v", ok.Load(), failed.Load(), sawOld, sawNew)
 	if failed.Load() != 0 || !sawOld || !sawNew {
 		t.Fatalf("hand-over lost %d requests (old %v, new %v)", failed.Load(), sawOld, sawNew)
+	}
+}
+
+// TestHandOverUDP passes a TCP listener and a UDP socket: the successor's
+// UDP socket is the same socket (same address, and a datagram sent to it
+// after the predecessor closed its copy arrives).
+func TestHandOverUDP(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "edge.sock")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", ln.Addr().String()) // the same port, as HTTPS and QUIC share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerDone := make(chan error, 1)
+	go func() {
+		offerDone <- Offer(context.Background(), sock, func() Sockets {
+			return Sockets{Listeners: map[string]net.Listener{"https": ln}, Packets: map[string]net.PacketConn{"https": pc}}
+		}, func() {})
+	}()
+	waitSocket(t, sock)
+	got, ack, err := Inherit(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if err := ack(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-offerDone; err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	pc.Close()
+	upc := got.Packets["https"]
+	if upc == nil || got.Listeners["https"] == nil {
+		t.Fatalf("inherited %v", got)
+	}
+	if upc.LocalAddr().String() != pc.LocalAddr().String() {
+		t.Fatalf("inherited UDP socket on %s, want %s", upc.LocalAddr(), pc.LocalAddr())
+	}
+	c, err := net.Dial("udp", upc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	upc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16)
+	n, _, err := upc.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 }
 

@@ -56,26 +56,9 @@ type Server struct {
 // stream for hours (uploads, server-sent events); headers and idle waits are
 // bounded instead.
 func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
-	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 120 * time.Second
-	}
-	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 64 << 10
-	}
-	opt.Positive(&o.BodyTimeout, DefaultBodyTimeout)
-	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = 1 << 30
-	}
+	o.defaults()
 	open := p.metrics.connections.WithLabelValues(name)
-	var h http.Handler = p
-	if o.MaxBodyBytes > 0 {
-		h = limitBody(p, o.MaxBodyBytes)
-	}
-	h = limitBodyIdle(h, o.BodyTimeout, p.now)
-	h = closeAfterTransferEncoding(h)
+	h := closeAfterTransferEncoding(p.limited(o))
 	srv := &Server{p: p}
 	s := &http.Server{
 		Handler:           h,
@@ -116,6 +99,28 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	s.Protocols.SetHTTP2(true)
 	srv.Server = s
 	return srv
+}
+
+// defaults fills in the zero values of o.
+func (o *ServerOptions) defaults() {
+	opt.Positive(&o.ReadHeaderTimeout, 10*time.Second)
+	opt.Positive(&o.IdleTimeout, 120*time.Second)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	opt.Positive(&o.BodyTimeout, DefaultBodyTimeout)
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 30
+	}
+}
+
+// limited is p behind the body limits of o, as every listener serves it.
+func (p *Proxy) limited(o ServerOptions) http.Handler {
+	var h http.Handler = p
+	if o.MaxBodyBytes > 0 {
+		h = limitBody(p, o.MaxBodyBytes)
+	}
+	return limitBodyIdle(h, o.BodyTimeout, p.now)
 }
 
 // closedGuard drops a closed connection's reset accounting, and logs the

@@ -1,0 +1,327 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// h3Edge is a proxy serving HTTP/3 on a loopback UDP socket, with a
+// certificate for *.example.org.
+type h3Edge struct {
+	p      *Proxy
+	srv    *HTTP3Server
+	addr   string
+	reg    *prometheus.Registry
+	tr     *http3.Transport
+	client *http.Client
+	done   chan struct{} // closed when Serve has returned
+	err    error         // Serve's result
+}
+
+func startH3(t *testing.T, cfg route.Config, o ServerOptions) *h3Edge {
+	t.Helper()
+	ca := testkit.NewCA(t, "h3 CA")
+	cert := ca.Issue(t, "*.example.org").TLSCertificate()
+	reg := prometheus.NewRegistry()
+	p := New(Options{Logger: zaptest.NewLogger(t), Registerer: reg, DialTimeout: time.Second})
+	p.Update(cfg)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.NewHTTP3Server("http3", o, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	e := &h3Edge{p: p, srv: srv, addr: pc.LocalAddr().String(), reg: reg, done: make(chan struct{})}
+	go func() { e.err = srv.Serve(pc); close(e.done) }()
+	e.tr = &http3.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool},
+		Dial: func(ctx context.Context, _ string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+			return quic.DialAddr(ctx, e.addr, tc, qc) // every name resolves to the edge
+		},
+	}
+	e.client = &http.Client{Transport: e.tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.tr.Close()
+		srv.Shutdown(ctx)
+		<-e.done
+		p.Close()
+	})
+	return e
+}
+
+func (e *h3Edge) do(t *testing.T, method, url string, body io.Reader, hdr http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, b
+}
+
+// TestHTTP3 sends requests over HTTP/3 through the proxy's own routing,
+// bodies, retries and error answers.
+func TestHTTP3(t *testing.T) {
+	large := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/large":
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(large)
+		case "/echo":
+			w.Header().Set("X-Proto-Seen", r.Proto)
+			io.Copy(w, r.Body)
+		default:
+			fmt.Fprintf(w, "files %s %s", r.Method, r.URL.RequestURI())
+		}
+	}))
+	defer files.Close()
+	web := testkit.Backend(t, "web")
+	cfg := route.Config{Routes: []route.Route{
+		testkit.Route("files", []string{"files.example.org"}, "/", testkit.Addr(files)),
+		testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web)),
+		testkit.Route("down", []string{"down.example.org"}, "/", testkit.UnusedAddr(t)),
+	}}
+	e := startH3(t, cfg, ServerOptions{})
+
+	t.Run("GET", func(t *testing.T) {
+		resp, b := e.do(t, "GET", "https://web.example.org/a?b=1", nil, nil)
+		if resp.StatusCode != 200 || resp.Proto != "HTTP/3.0" || string(b) != "web GET /a?b=1" {
+			t.Fatalf("%d %s %q", resp.StatusCode, resp.Proto, b)
+		}
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Error("no X-Request-Id")
+		}
+	})
+	t.Run("routing by host", func(t *testing.T) {
+		_, b := e.do(t, "GET", "https://files.example.org/x", nil, nil)
+		if string(b) != "files GET /x" {
+			t.Fatalf("files.example.org answered %q", b)
+		}
+	})
+	t.Run("POST with a body", func(t *testing.T) {
+		body := strings.Repeat("upload ", 100_000) // 700 kB: beyond the request buffer, so it streams
+		resp, b := e.do(t, "POST", "https://files.example.org/echo", strings.NewReader(body), nil)
+		if resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("%d, %d bytes back of %d", resp.StatusCode, len(b), len(body))
+		}
+		if got := resp.Header.Get("X-Proto-Seen"); got != "HTTP/1.1" {
+			t.Errorf("the task saw %s, want HTTP/1.1", got)
+		}
+	})
+	t.Run("large download", func(t *testing.T) {
+		resp, b := e.do(t, "GET", "https://files.example.org/large", nil, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(b, large) {
+			t.Fatalf("%d, %d bytes of %d", resp.StatusCode, len(b), len(large))
+		}
+	})
+	t.Run("404", func(t *testing.T) {
+		resp, b := e.do(t, "GET", "https://nothing.example.org/", nil, nil)
+		if resp.StatusCode != 404 || string(b) != "Not Found\n" {
+			t.Fatalf("%d %q", resp.StatusCode, b)
+		}
+	})
+	t.Run("502 from a failed upstream", func(t *testing.T) {
+		resp, _ := e.do(t, "GET", "https://down.example.org/", nil, nil)
+		if resp.StatusCode != 502 {
+			t.Fatalf("status %d, want 502", resp.StatusCode)
+		}
+	})
+	t.Run("431 for a header block over the limit", func(t *testing.T) {
+		resp, _ := e.do(t, "GET", "https://web.example.org/", nil, http.Header{"X-Big": {strings.Repeat("x", 70<<10)}})
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %d, want 431", resp.StatusCode)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		// One connection for each name: web, files, nothing, down.
+		if n := h3Gauge(t, e.reg, "swarmgate_open_connections", "http3"); n != 4 {
+			t.Errorf("open HTTP/3 connections = %v, want 4", n)
+		}
+	})
+}
+
+// TestHTTP3BodyLimit: a body over MaxBodyBytes gets 413, as on TCP.
+func TestHTTP3BodyLimit(t *testing.T) {
+	web := testkit.Backend(t, "web")
+	e := startH3(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}},
+		ServerOptions{MaxBodyBytes: 1000})
+	resp, _ := e.do(t, "POST", "https://web.example.org/", strings.NewReader(strings.Repeat("x", 2000)), nil)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+// TestHTTP3Shutdown: a request in flight when the shutdown begins is
+// answered in full, the connection is told GOAWAY (a new request on it
+// fails without reaching the proxy), and the shutdown ends as soon as the
+// request has, long before its deadline.
+func TestHTTP3Shutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer slow.Close()
+	r := testkit.Route("slow", []string{"slow.example.org"}, "/", testkit.Addr(slow))
+	r.Timeout = time.Minute
+	e := startH3(t, route.Config{Routes: []route.Route{r}}, ServerOptions{})
+	got := make(chan string, 1)
+	go func() {
+		resp, err := e.client.Get("https://slow.example.org/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	testkit.Receive(t, started, 5*time.Second, "the request at the task")
+	shut := make(chan error, 1)
+	begin := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- e.srv.Shutdown(ctx)
+	}()
+	// The GOAWAY reaches the client: the connection takes no new request.
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://slow.example.org/again", nil)
+		resp, err := e.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return errors.New("a new request went through after the shutdown began")
+		}
+		return nil
+	})
+	close(release)
+	if s := testkit.Receive(t, got, 5*time.Second, "the answer in flight"); s != "200 finished" {
+		t.Fatalf("request in flight got %q", s)
+	}
+	if err := testkit.Receive(t, shut, 5*time.Second, "the end of the shutdown"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(begin); took > 10*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+	testkit.Receive(t, e.done, time.Second, "Serve's return")
+	if e.err != nil {
+		t.Fatalf("Serve: %v", e.err)
+	}
+}
+
+// TestHTTP3ShutdownIdle: a client that keeps an idle connection open after
+// the GOAWAY does not hold the shutdown to its deadline.
+func TestHTTP3ShutdownIdle(t *testing.T) {
+	web := testkit.Backend(t, "web")
+	e := startH3(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}}, ServerOptions{})
+	// A raw QUIC connection that speaks no HTTP/3 at all: it ignores GOAWAY.
+	conn, err := quic.DialAddr(context.Background(), e.addr, &tls.Config{RootCAs: e.tr.TLSClientConfig.RootCAs, ServerName: "web.example.org", NextProtos: []string{http3.NextProtoH3}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := h3Gauge(t, e.reg, "swarmgate_open_connections", "http3"); n != 1 {
+			return fmt.Errorf("%v connections open, want 1", n)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Fatalf("shutdown with an idle connection took %v", took)
+	}
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection was not closed")
+	}
+}
+
+func TestAltSvc(t *testing.T) {
+	if got, want := AltSvc(443, 24*time.Hour), `h3=":443"; ma=86400`; got != want {
+		t.Fatalf("AltSvc = %q, want %q", got, want)
+	}
+	h := AdvertiseHTTP3(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), `h3=":8443"; ma=60`)
+	for _, tls := range []bool{false, true} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if !tls {
+			r.TLS = nil
+		} else if r.TLS == nil {
+			r = httptest.NewRequest("GET", "https://example.org/", nil)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		want := ""
+		if tls {
+			want = `h3=":8443"; ma=60`
+		}
+		if got := w.Header().Get("Alt-Svc"); got != want {
+			t.Errorf("TLS %v: Alt-Svc %q, want %q", tls, got, want)
+		}
+	}
+}
+
+// h3Gauge reads the gauge name{listener=listener} from reg.
+func h3Gauge(t *testing.T, reg *prometheus.Registry, name, listener string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "listener" && l.GetValue() == listener {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{listener=%q}", name, listener)
+	return 0
+}
