@@ -24,6 +24,7 @@ var exampleDocs = []string{
 	"CHECK.md",
 	filepath.Join("..", "..", "docs", "migrate-interlock.md"),
 	filepath.Join("..", "..", "docs", "labels.md"),
+	filepath.Join("..", "..", "docs", "migrate-traefik.md"),
 }
 
 func TestDocExamples(t *testing.T) {

@@ -392,37 +392,63 @@ func TestInterlockMigrationExample(t *testing.T) {
 		t.Errorf("check's routes differ:\ninterlock %+v\nswarmgate %+v", a, b)
 	}
 
-	routes := func(file, prefix string) []route.Route {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		services, err := discovery.ParseStack(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var all []route.Route
-		for _, s := range services {
-			for k := range s.Labels {
-				if !strings.HasPrefix(k, prefix) {
-					t.Errorf("%s: service %s: label %s: want only %s* labels", file, s.Name, k, prefix)
-				}
-			}
-			rs, errs := discovery.ParseLabels(s.Name, s.Labels)
-			if len(errs) > 0 {
-				t.Fatalf("%s: %v", file, errs)
-			}
-			all = append(all, rs...)
-		}
-		return all
-	}
-	a, b := routes(il, "com.docker.lb."), routes(sg, "swarmgate.")
+	a, b := stackRoutes(t, il, "com.docker.lb.", discovery.DefaultDialects), stackRoutes(t, sg, "swarmgate.", discovery.DefaultDialects)
 	if len(a) != len(b) {
 		t.Fatalf("%d routes from Interlock labels, %d from swarmgate labels", len(a), len(b))
 	}
 	for i := range a {
 		if !reflect.DeepEqual(a[i], b[i]) {
 			t.Errorf("route %s differs:\ninterlock %+v\nswarmgate %+v", a[i].ID(), a[i], b[i])
+		}
+	}
+}
+
+// stackRoutes parses the stack file's services with dialects d and returns
+// their routes, failing on any error and on any label without prefix.
+func stackRoutes(t *testing.T, file, prefix string, d discovery.Dialects) []route.Route {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := discovery.ParseStack(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []route.Route
+	for _, s := range services {
+		for k := range s.Labels {
+			if !strings.HasPrefix(k, prefix) {
+				t.Errorf("%s: service %s: label %s: want only %s* labels", file, s.Name, k, prefix)
+			}
+		}
+		rs, errs := discovery.ParseLabelsFor(s.Name, s.Labels, d)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", file, errs)
+		}
+		all = append(all, rs...)
+	}
+	return all
+}
+
+// TestTraefikMigrationExample: the Traefik stack of docs/examples, read with
+// the traefik dialect, and its conversion to swarmgate labels
+// (docs/migrate-traefik.md) give the same routes but for their names
+// (Traefik's are its routers').
+func TestTraefikMigrationExample(t *testing.T) {
+	dir := filepath.Join("..", "..", "docs", "examples")
+	a := stackRoutes(t, filepath.Join(dir, "traefik-stack.yml"), "traefik.", discovery.DialectSwarmgate|discovery.DialectTraefik)
+	b := stackRoutes(t, filepath.Join(dir, "traefik-converted.yml"), "swarmgate.", discovery.DefaultDialects)
+	if len(a) != len(b) || len(a) != 4 {
+		t.Fatalf("%d routes from Traefik labels, %d from swarmgate labels; want 4", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Name != a[i].Service || b[i].Name != "" {
+			t.Errorf("route names %q and %q: want the router's (named as its service) and the default route", a[i].ID(), b[i].ID())
+		}
+		a[i].Name = ""
+		if !reflect.DeepEqual(a[i], b[i]) {
+			t.Errorf("route %s differs:\ntraefik   %+v\nswarmgate %+v", b[i].ID(), a[i], b[i])
 		}
 	}
 }
