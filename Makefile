@@ -43,8 +43,10 @@ bench:
 demo:
 	scripts/demo.sh
 
+# demo-down removes what make demo created: its service and the stack.
 demo-down:
-	docker stack rm swarmgate-demo
+	-docker service rm hello
+	docker stack rm swarmgate
 
 clean:
 	rm -rf bin
