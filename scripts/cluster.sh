@@ -11,8 +11,9 @@
 #   scripts/cluster.sh status     each node's state as the manager sees it
 #   scripts/cluster.sh node NAME unplug|plug   pull / put back its cable
 #   scripts/cluster.sh node NAME kill|start    SIGKILL the whole node / boot it
-#   scripts/cluster.sh node NAME cut|mend PEER drop / restore traffic between
-#                                 NAME and PEER only (a partial partition)
+#   scripts/cluster.sh node NAME cut|mend PEER drop / restore all traffic
+#                                 between NAME and PEER only, on the bridge
+#                                 (a partial partition)
 #   scripts/cluster.sh load IMAGE|FILE.tar     load an image into every node
 #
 # Each node is its own containerd and dockerd in its own network namespace
@@ -240,7 +241,8 @@ descendants() {
 }
 
 # node_kill SIGKILLs the node's dockerd, containerd, shims and containers at
-# once, as a power loss would, and removes the shim sockets they leave.
+# once, as a power loss would, removes the shim sockets they leave and clears
+# the node's run state as a reboot would (its data root stays).
 node_kill() {
   local n=$1 d socks shims procs
   d=$(node_dir "$n")
@@ -259,6 +261,10 @@ node_kill() {
   [ -z "$socks" ] || rm -f $socks
   rm -f "$d/dockerd.pid" "$d/containerd.pid" "$d/docker.sock" "$d/containerd.sock"
   unmount_under "$d"
+  # What a reboot clears (/run is a tmpfs): the exec root and containerd's
+  # state. Left, the files that held the overlay sandboxes' namespaces
+  # make the restarted dockerd fail to set up the overlay networks.
+  rm -rf "$d/exec" "$d/containerd"
 }
 
 # unmount_under unmounts everything mounted under a directory (overlay
@@ -326,6 +332,7 @@ cmd_down_locked() {
   for n in $(nodes); do node_kill "$n"; done
   net_down
   for n in $(nodes); do rm -rf "$(node_dir "$n")"; done
+  rm -f "$RUN/cuts"
   unmount_under "$DATA"
   rm -rf "$DATA"
   rmdir "$RUN" 2>/dev/null || true
@@ -352,11 +359,27 @@ cmd_status() {
   nd "$PREFIX-1" node ls
 }
 
-# partition drops traffic between node a and address b, in a's namespace.
-partition() {
-  local op=$1 a=$2 b=$3
-  nsenter --net="/run/netns/$a" iptables -w 5 "$op" INPUT -s "$b" -j DROP
-  nsenter --net="/run/netns/$a" iptables -w 5 "$op" OUTPUT -d "$b" -j DROP
+# apply_cuts makes the bridge drop IP traffic between every pair of nodes
+# listed in $RUN/cuts (one "A B" per line), on the wire: Swarm's own traffic,
+# the overlay's VXLAN and everything else between them. It is done in the
+# bridge's namespace with nft's bridge family, so the nodes' own firewalls
+# (which their dockerd manages) are left alone.
+apply_cuts() {
+  local a b rules=""
+  touch "$RUN/cuts"
+  while read -r a b; do
+    [ -n "$a" ] || continue
+    rules+="add rule bridge $PREFIX forward ip saddr $(node_addr "$a") ip daddr $(node_addr "$b") drop
+add rule bridge $PREFIX forward ip saddr $(node_addr "$b") ip daddr $(node_addr "$a") drop
+"
+  done <"$RUN/cuts"
+  nsenter --net="/run/netns/$BRNS" nft -f - <<EOF
+table bridge $PREFIX {
+  chain forward { type filter hook forward priority 0; policy accept; }
+}
+flush chain bridge $PREFIX forward
+$rules
+EOF
 }
 
 cmd_node() {
@@ -371,12 +394,13 @@ cmd_node() {
     kill) node_kill "$n" ;;
     start) node_start "$n" ;;
     cut | mend)
-      local peer=${3:-}
-      [ -d "$(node_dir "$peer")" ] || die "$action: no peer node '$peer'"
-      local op=-I
-      [ "$action" = cut ] || op=-D
-      partition "$op" "$n" "$(node_addr "$peer")"
-      partition "$op" "$peer" "$(node_addr "$n")"
+      local peer=${3:-} rest
+      [ -n "$peer" ] && [ -d "$(node_dir "$peer")" ] || die "$action: no peer node '$peer'"
+      command -v nft >/dev/null 2>&1 || die "$action needs nft (apt-get install nftables)"
+      touch "$RUN/cuts"
+      rest=$(grep -vx "$n $peer" "$RUN/cuts" | grep -vx "$peer $n" || true)
+      { [ -z "$rest" ] || echo "$rest"; [ "$action" = mend ] || echo "$n $peer"; } >"$RUN/cuts"
+      apply_cuts || die "$action: nft failed"
       ;;
     *) die "node: unknown action '$action'" ;;
   esac
@@ -410,5 +434,5 @@ case ${1:-} in
   status) cmd_status ;;
   node) shift; cmd_node "$@" ;;
   load) shift; cmd_load "$@" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) awk 'NR > 1 && /^# Each node/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" >&2; exit 2 ;;
 esac
