@@ -368,6 +368,22 @@ func (p *Pool) Prune(keep func(addr string) bool) []string {
 	return dropped
 }
 
+// Remove takes the endpoints of addrs out of the pool and returns the
+// addresses it had, sorted: Prune for a caller that knows what left.
+func (p *Pool) Remove(addrs []string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var dropped []string
+	for _, a := range addrs {
+		if _, ok := p.m[a]; ok {
+			delete(p.m, a)
+			dropped = append(dropped, a)
+		}
+	}
+	slices.Sort(dropped)
+	return dropped
+}
+
 // Len is the number of endpoints in the pool.
 func (p *Pool) Len() int {
 	p.mu.Lock()

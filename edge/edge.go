@@ -59,6 +59,13 @@ type Edge struct {
 	closed bool
 	// running counts drain deadlines scheduled and not yet done or stopped.
 	running sync.WaitGroup
+	// refs counts, for every endpoint address, the routes of the snapshot
+	// in force that use it; an endpoint leaves the pool when its count
+	// drops to zero. Guarded by mu.
+	refs map[string]int
+	// l4served reports that the L4 engine was given a table: a snapshot
+	// that keeps its predecessor's L4 table need not give it again.
+	l4served bool
 }
 
 // New returns an Edge serving an empty snapshot.
@@ -70,8 +77,8 @@ func New(c Core) *Edge {
 		c.Now = time.Now
 	}
 	opt.Positive(&c.BackendDrain, DefaultBackendDrain)
-	e := &Edge{c: c, m: newEdgeMetrics(c.Registerer), drains: map[*time.Timer]bool{}}
-	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, c.Now()))
+	e := &Edge{c: c, m: newEdgeMetrics(c.Registerer), drains: map[*time.Timer]bool{}, refs: map[string]int{}}
+	e.snap.Store(build(route.Config{}, c.Proxy, c.Pool, nil, c.Now()))
 	return e
 }
 
@@ -92,19 +99,22 @@ func (e *Edge) Apply(cfg route.Config) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := e.c.Now()
-	s := build(cfg, e.c.Proxy, e.c.Pool, start)
+	prev := e.snap.Load()
+	s := build(cfg, e.c.Proxy, e.c.Pool, prev, start)
 	e.snap.Store(s)
 	e.c.Proxy.Install(s.HTTP)
-	if e.c.L4 != nil {
+	if e.c.L4 != nil && (!s.l4kept || !e.l4served) {
+		e.l4served = true
 		if err := e.c.L4.Update(s.L4); err != nil {
 			e.c.Logger.Error("some L4 routes are not served", zap.Error(err))
 		}
 	}
-	for _, r := range s.rejected[len(s.HTTP.Rejected()):] { // the proxy logs its own
-		e.c.Logger.Warn("route rejected", zap.String("reason", r))
+	if !s.l4kept {
+		for _, r := range s.l4rejected { // the proxy logs its own
+			e.c.Logger.Warn("route rejected", zap.String("reason", r))
+		}
 	}
-	in := s.endpoints()
-	if dropped := e.c.Pool.Prune(func(a string) bool { return in[a] }); len(dropped) > 0 {
+	if dropped := e.countLocked(prev, s); len(dropped) > 0 {
 		e.c.Proxy.CloseIdle()
 		e.drainLaterLocked(dropped)
 	}
@@ -118,6 +128,37 @@ func (e *Edge) Apply(cfg route.Config) {
 		zap.Int("label_errors", len(cfg.Errors)),
 		zap.Int("rejected", len(s.rejected)),
 		zap.Duration("build", end.Sub(start)))
+}
+
+// countLocked updates the endpoint reference counts from prev to s and
+// takes the endpoints no route uses any more out of the pool, returning
+// them. It costs what changed when s was derived from prev, and a count of
+// every route otherwise. e.mu is held.
+func (e *Edge) countLocked(prev, s *Snapshot) []string {
+	var zero []string
+	dec := func(a string) {
+		if e.refs[a]--; e.refs[a] <= 0 {
+			zero = append(zero, a)
+		}
+	}
+	inc := func(a string) { e.refs[a]++ }
+	if !s.HTTP.DiffEndpoints(prev.HTTP, inc, dec) {
+		clear(e.refs)
+		s.countEndpoints(e.refs)
+		return e.c.Pool.Prune(func(a string) bool { return e.refs[a] > 0 })
+	}
+	if !s.l4kept {
+		s.countL4(inc)
+		prev.countL4(dec)
+	}
+	var gone []string
+	for _, a := range zero {
+		if n, ok := e.refs[a]; ok && n <= 0 {
+			delete(e.refs, a)
+			gone = append(gone, a)
+		}
+	}
+	return e.c.Pool.Remove(gone)
 }
 
 // drainLaterLocked schedules the backend drain deadline of addrs. e.mu is held.
@@ -158,13 +199,14 @@ func (e *Edge) Close() {
 // endGone ends the long-lived exchanges with those of addrs that are still
 // out of rotation: the backend drain deadline has passed.
 func (e *Edge) endGone(addrs []string) {
-	in := e.snap.Load().endpoints()
 	gone := make(map[string]bool)
+	e.mu.Lock()
 	for _, a := range addrs {
-		if !in[a] {
+		if e.refs[a] == 0 {
 			gone[a] = true
 		}
 	}
+	e.mu.Unlock()
 	if len(gone) == 0 {
 		return
 	}

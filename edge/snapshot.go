@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -32,36 +33,73 @@ type Snapshot struct {
 	acme  map[string]bool
 
 	rejected []string // routes the tables refused, with the reason
+
+	// l4routes and tlsRoutes are the routes of Config the L4 table and the
+	// certificate sets are made of, for the next snapshot to compare;
+	// l4kept reports that L4 is the previous snapshot's.
+	l4routes, tlsRoutes []*route.Route
+	l4rejected          []string
+	l4kept              bool
 }
 
-// build turns a merged Config into a Snapshot; the HTTP and L4 tables come
-// from their owners, so that endpoint state is shared through one pool.
-func build(cfg route.Config, p *proxy.Proxy, pool *balancer.Pool, now time.Time) *Snapshot {
-	s := &Snapshot{Config: cfg, Built: now, HTTP: p.Build(cfg), acme: map[string]bool{}}
-	var l4rejected []string
-	s.L4, s.l4entries, l4rejected = l4.Build(cfg, pool)
-	s.rejected = append(slices.Clone(s.HTTP.Rejected()), l4rejected...)
+// build turns a merged Config into a Snapshot derived from prev, the one in
+// force: the HTTP and L4 tables come from their owners, so that endpoint
+// state is shared through one pool, and the L4 table and the certificate
+// and ACME host sets are prev's when the routes they are made of are the
+// same, as they are when a change only moves tasks.
+func build(cfg route.Config, p *proxy.Proxy, pool *balancer.Pool, prev *Snapshot, now time.Time) *Snapshot {
+	s := &Snapshot{Config: cfg, Built: now, HTTP: p.Build(cfg)}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.TCPPort > 0 || len(r.SNI) > 0 {
+			s.l4routes = append(s.l4routes, r)
+		}
+		if r.IsHTTP() && r.TLS != "" && r.TLS != route.TLSOff && r.TLS != route.TLSPassthrough {
+			s.tlsRoutes = append(s.tlsRoutes, r)
+		}
+	}
 
-	routes := cfg.HTTPByAge() // the older route's certificate wins a host both name
+	if prev != nil && slices.EqualFunc(prev.l4routes, s.l4routes, route.Same) {
+		s.L4, s.l4entries, s.l4rejected, s.l4kept = prev.L4, prev.l4entries, prev.l4rejected, true
+	} else {
+		s.L4, s.l4entries, s.l4rejected = l4.Build(cfg, pool)
+	}
+	s.rejected = append(slices.Clone(s.HTTP.Rejected()), s.l4rejected...)
+
+	if prev != nil && slices.EqualFunc(prev.tlsRoutes, s.tlsRoutes, sameTLS) {
+		s.certs, s.acme = prev.certs, prev.acme
+		return s
+	}
+	// The older route's certificate wins a host both name.
+	routes := slices.Clone(s.tlsRoutes)
+	slices.SortStableFunc(routes, func(a, b *route.Route) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID(), b.ID()))
+	})
 	certs := router.NewBuilder[string]()
+	s.acme = map[string]bool{}
 	for _, r := range routes {
 		for _, h := range r.Hosts {
 			h = strings.ToLower(h)
-			switch r.TLS {
-			case "", route.TLSOff, route.TLSPassthrough:
-			case route.TLSAuto:
+			if r.TLS == route.TLSAuto {
 				if !strings.HasPrefix(h, "*.") {
 					s.acme[h] = true
 				}
-			default:
-				// An error is a host an older route has claimed already (the
-				// HTTP table reports invalid hosts).
-				_ = certs.Insert(h, "/", 0, r.TLS)
+				continue
 			}
+			// An error is a host an older route has claimed already (the
+			// HTTP table reports invalid hosts).
+			_ = certs.Insert(h, "/", 0, r.TLS)
 		}
 	}
 	s.certs = certs.Build()
 	return s
+}
+
+// sameTLS reports whether two routes ask for the same certificates for the
+// same hosts, with the same age.
+func sameTLS(a, b *route.Route) bool {
+	return a.TLS == b.TLS && slices.Equal(a.Hosts, b.Hosts) && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.Service == b.Service && a.Name == b.Name
 }
 
 // CertFor returns the certificate name the routes of host ask for: the
@@ -102,16 +140,20 @@ func allIn(cluster string, routes []route.Route) bool {
 	return true
 }
 
-// endpoints reports every address the snapshot references.
-func (s *Snapshot) endpoints() map[string]bool {
-	in := make(map[string]bool)
-	s.HTTP.Endpoints(func(a string) { in[a] = true })
+// countEndpoints adds one to refs for every route of the snapshot that uses
+// an endpoint: the reference counts Edge.Apply keeps up to date.
+func (s *Snapshot) countEndpoints(refs map[string]int) {
+	s.HTTP.Endpoints(func(a string) { refs[a]++ })
+	s.countL4(func(a string) { refs[a]++ })
+}
+
+// countL4 calls f with the endpoints of every L4 route the snapshot serves.
+func (s *Snapshot) countL4(f func(addr string)) {
 	for _, e := range s.l4entries {
 		for _, ep := range e.Route.Endpoints {
-			in[ep.Addr] = true
+			f(ep.Addr)
 		}
 	}
-	return in
 }
 
 // Merge combines the Configs of several sources into the one an edge serves:

@@ -50,9 +50,6 @@ func Build(cfg route.Config, pool *balancer.Pool) (t *Table, entries []Entry, re
 			continue
 		}
 		lr := &Route{ID: r.ID(), Service: r.Service, Policy: policy, ProxyProtocol: r.ProxyProtocol}
-		for _, addr := range r.Endpoints {
-			lr.Endpoints = append(lr.Endpoints, pool.Endpoint(addr))
-		}
 		e := Entry{Route: lr}
 		if r.TCPPort > 0 && claim(r, fmt.Sprintf("tcp port %d", r.TCPPort)) {
 			t.TCP[r.TCPPort] = lr
@@ -66,6 +63,11 @@ func Build(cfg route.Config, pool *balancer.Pool) (t *Table, entries []Entry, re
 			}
 		}
 		if e.Port > 0 || len(e.SNI) > 0 {
+			// Only a route that claimed something takes endpoints from the
+			// pool: the pool holds what the tables use.
+			for _, addr := range r.Endpoints {
+				lr.Endpoints = append(lr.Endpoints, pool.Endpoint(addr))
+			}
 			entries = append(entries, e)
 		}
 	}

@@ -94,9 +94,5 @@ func (p *Proxy) policyRelay(w http.ResponseWriter, r *http.Request, code int, bo
 
 // pruneLimits forgets the rate-limit state of routes t no longer has.
 func (p *Proxy) pruneLimits(t *Table) {
-	in := make(map[string]bool, len(t.targets))
-	for _, tg := range t.targets {
-		in[tg.id] = true
-	}
-	p.limits.Keep(func(id string) bool { return in[id] })
+	p.limits.Keep(func(id string) bool { _, in := t.byID[id]; return in })
 }

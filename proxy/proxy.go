@@ -86,8 +86,16 @@ type Proxy struct {
 	limits  *policy.Limits
 
 	// mu serialises Install; the request path never takes it.
-	mu     sync.Mutex
-	health context.CancelFunc // stops the active health checks of the current table
+	mu sync.Mutex
+	// checks stop the active health check of each target that has one;
+	// checked counts the checks that cover each endpoint. Guarded by mu.
+	checks  map[*target]context.CancelFunc
+	checked map[*balancer.Endpoint]int
+
+	// building serialises Build, which derives each table from the one in
+	// force; the request path never takes it.
+	building sync.Mutex
+	builder  builder
 
 	requestBuffer int64    // bytes of a request body read before an upstream is picked; 0: none
 	long          longSet  // tunnels and streams, for the backend drain and shutdown
@@ -142,7 +150,9 @@ func New(o Options) *Proxy {
 	}
 	p.tr = newUpstreams(dial)
 	p.metrics = newMetrics(o.Registerer)
-	p.table.Store(buildTable(route.Config{}, p.pool, p.tr, p.budget, p.guard, p.now()))
+	p.builder = builder{pool: p.pool, tr: p.tr, budgets: p.budget, guard: p.guard}
+	p.checks, p.checked = map[*target]context.CancelFunc{}, map[*balancer.Endpoint]int{}
+	p.table.Store(emptyTable(p.now()))
 	return p
 }
 
@@ -150,26 +160,51 @@ func New(o Options) *Proxy {
 func (p *Proxy) Table() *Table { return p.table.Load() }
 
 // Build turns the HTTP routes of cfg into a Table without putting it in
-// force. Endpoints come from the proxy's pool, so their statistics and
-// connections survive the rebuild. Routes the router rejects are left out
-// and reported by Table.Rejected; they never affect other routes.
+// force. The table is derived from the one in force: routes that did not
+// change keep what was built for them (endpoints, balancer state,
+// policies), so that the cost of a Build is that of what changed. Routes
+// the router rejects are left out and reported by Table.Rejected; they
+// never affect other routes.
 func (p *Proxy) Build(cfg route.Config) *Table {
-	return buildTable(cfg, p.pool, p.tr, p.budget, p.guard, p.now())
+	p.building.Lock()
+	defer p.building.Unlock()
+	return p.builder.build(p.table.Load(), cfg, p.now())
 }
 
 // Install swaps t in. Requests in flight finish on the table they started
-// with. It restarts the active health checks t asks for and forgets the
-// retry budgets of routes t no longer has.
+// with. It starts and stops active health checks for the routes t added
+// and dropped, and forgets the retry budgets and rate limits of routes t no
+// longer has.
 func (p *Proxy) Install(t *Table) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range t.errors {
 		p.log.Warn("route rejected", zap.String("reason", e))
 	}
-	p.table.Store(t)
-	p.restartHealthChecks(t)
-	p.pruneBudgets(t)
-	p.pruneLimits(t)
+	old := p.table.Swap(t)
+	added, dropped := t.fresh, t.dropped
+	if t.base != old.gen {
+		// Not derived from the table in force (Builds installed out of
+		// order): reconcile with every target.
+		added, dropped = t.targets, nil
+		in := make(map[*target]bool, len(t.targets))
+		for _, tg := range t.targets {
+			in[tg] = true
+		}
+		for tg := range p.checks {
+			if !in[tg] {
+				dropped = append(dropped, tg)
+			}
+		}
+		p.pruneBudgets(t)
+		p.pruneLimits(t)
+	} else if gone := goneIDs(t); len(gone) > 0 {
+		for _, id := range gone {
+			p.budgets.Delete(id)
+		}
+		p.pruneLimits(t)
+	}
+	p.updateHealthChecks(added, dropped)
 	p.metrics.swapped(t, len(t.config.Errors))
 }
 
@@ -189,38 +224,58 @@ func (p *Proxy) budget(route string) *retryBudget {
 	return b.(*retryBudget)
 }
 
+// goneIDs are the route IDs of the targets t dropped that it has no route
+// of any more.
+func goneIDs(t *Table) []string {
+	var gone []string
+	for _, tg := range t.dropped {
+		if _, in := t.byID[tg.id]; !in {
+			gone = append(gone, tg.id)
+		}
+	}
+	return gone
+}
+
 // pruneBudgets forgets the budgets of routes the table no longer has.
 func (p *Proxy) pruneBudgets(t *Table) {
-	in := make(map[string]bool, len(t.targets))
-	for _, tg := range t.targets {
-		in[tg.id] = true
-	}
 	p.budgets.Range(func(k, _ any) bool {
-		if !in[k.(string)] {
+		if _, in := t.byID[k.(string)]; !in {
 			p.budgets.Delete(k)
 		}
 		return true
 	})
 }
 
-// restartHealthChecks runs the active health checks the table asks for.
-func (p *Proxy) restartHealthChecks(t *Table) {
-	if p.health != nil {
-		p.health()
-		p.health = nil
-	}
-	var ctx context.Context
-	checked := make(map[*balancer.Endpoint]bool)
-	for _, tg := range t.targets {
-		r := tg.route
-		if r.HealthPath == "" || len(tg.endpoints) == 0 {
+// updateHealthChecks starts the active health checks of the added targets
+// that ask for one and stops those of the dropped targets. A check of a
+// target that stays runs on. p.mu is held.
+func (p *Proxy) updateHealthChecks(added, dropped []*target) {
+	for _, tg := range dropped {
+		stop, ok := p.checks[tg]
+		if !ok {
 			continue
 		}
+		stop()
+		delete(p.checks, tg)
 		for _, e := range tg.endpoints {
-			checked[e] = true
+			if p.checked[e]--; p.checked[e] <= 0 {
+				delete(p.checked, e)
+				// An endpoint no check covers any more must not stay
+				// marked down by the last result of a check that was
+				// removed.
+				e.SetHealthy(true)
+			}
 		}
-		if ctx == nil {
-			ctx, p.health = context.WithCancel(context.Background())
+	}
+	for _, tg := range added {
+		r := tg.route
+		if _, running := p.checks[tg]; running || r.HealthPath == "" || len(tg.endpoints) == 0 {
+			continue
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		p.checks[tg] = stop
+		for _, e := range tg.endpoints {
+			p.checked[e]++
 		}
 		hc := balancer.HealthCheck{
 			Path:     r.HealthPath,
@@ -231,24 +286,16 @@ func (p *Proxy) restartHealthChecks(t *Table) {
 		}
 		go hc.Run(ctx, tg.endpoints)
 	}
-	// An endpoint no check covers any more must not stay marked down by the
-	// last result of a check that was removed.
-	for _, tg := range t.targets {
-		for _, e := range tg.endpoints {
-			if !checked[e] {
-				e.SetHealthy(true)
-			}
-		}
-	}
 }
 
 // Close stops background work: health checks and idle upstream connections.
 func (p *Proxy) Close() {
 	p.mu.Lock()
-	if p.health != nil {
-		p.health()
-		p.health = nil
+	for tg, stop := range p.checks {
+		stop()
+		delete(p.checks, tg)
 	}
+	clear(p.checked)
 	p.mu.Unlock()
 	p.tr.closeIdle()
 }

@@ -43,8 +43,9 @@ type Entry[V any] struct {
 
 // tree is the path radix tree of one host pattern.
 type tree[V any] struct {
-	host string // pattern reported in Match.Host
-	root *node[V]
+	host   string // pattern reported in Match.Host
+	root   *node[V]
+	routes int // paths with a route: what the tree adds to Table.Len
 }
 
 // Table is an immutable routing table. The zero value is not usable; build
@@ -149,6 +150,7 @@ func (b *Builder[V]) Insert(host, path string, priority int, v V) error {
 	tr.root, n = tr.root.insert(p)
 	if !n.set {
 		t.active++
+		tr.routes++
 	}
 	if !n.set || priority > n.priority {
 		n.set, n.value, n.path, n.priority = true, v, p, priority

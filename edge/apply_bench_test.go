@@ -1,0 +1,61 @@
+package edge
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/l4"
+	"github.com/swarmgate/swarmgate/proxy"
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// benchConfigs returns two Configs of n HTTP routes (five tasks each, as in
+// bench/scale) that differ in one endpoint of one route: what one Swarm
+// change sends an edge.
+func benchConfigs(n int) [2]route.Config {
+	var cfgs [2]route.Config
+	for i := range n {
+		eps := make([]string, 5)
+		for j := range eps {
+			eps[j] = fmt.Sprintf("10.%d.%d.%d:8000", i/250, i%250, 1+j)
+		}
+		cfgs[0].Routes = append(cfgs[0].Routes, route.Route{
+			Service: fmt.Sprintf("svc%05d", i), Hosts: []string{fmt.Sprintf("svc%05d.bench.test", i)},
+			Path: "/", Port: 8000, Weight: route.DefaultWeight, Balancer: route.DefaultBalancer,
+			Backend: route.BackendTask, TLS: route.TLSOff, BackendTLS: route.BackendTLSOff,
+			Timeout: route.DefaultTimeout, CreatedAt: time.Unix(int64(i), 0), Endpoints: eps,
+		})
+	}
+	cfgs[1].Routes = append([]route.Route(nil), cfgs[0].Routes...)
+	r := &cfgs[1].Routes[n/2]
+	r.Endpoints = append(append([]string(nil), r.Endpoints[:4]...), "10.250.0.1:8000")
+	return cfgs
+}
+
+// BenchmarkApply applies, alternately, two Configs of n routes that differ
+// in one endpoint: the edge CPU one Swarm change costs (issue: <= 10 ms at
+// 10,000 services).
+func BenchmarkApply(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			cfgs := benchConfigs(n)
+			pool := balancer.NewPool(balancer.PoolOptions{})
+			p := proxy.New(proxy.Options{Logger: zap.NewNop(), Pool: pool})
+			defer p.Close()
+			engine := l4.New(l4.Options{Logger: zap.NewNop()})
+			defer engine.Close()
+			e := New(Core{Proxy: p, Pool: pool, L4: engine, BackendDrain: time.Hour})
+			defer e.Close()
+			e.Apply(cfgs[0])
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				e.Apply(cfgs[(i+1)%2])
+			}
+		})
+	}
+}
