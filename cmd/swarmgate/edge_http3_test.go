@@ -88,7 +88,9 @@ func TestEdgeHTTP3(t *testing.T) {
 	log := &testkit.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runEdge(ctx, o, zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(log), zap.InfoLevel))) }()
+	go func() {
+		done <- runEdge(ctx, o, zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(log), zap.InfoLevel)))
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
