@@ -29,10 +29,17 @@ var statusFiles embed.FS
 // statusRefresh is how often the page's script fetches the body again.
 const statusRefresh = 3 * time.Second
 
+// statusLimit is how many host and path groups, L4 routes and label errors
+// the page lists at most; past that, its filter narrows the lists. (All
+// 10,000 routes of a large cluster make 13 MB of HTML that takes seconds
+// to render, every refresh.) The summary counts everything.
+const statusLimit = 200
+
 var statusTemplates = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ago":     ago,
 	"clock":   clock,
 	"join":    func(s []string) string { return strings.Join(s, ", ") },
+	"list":    func(v ...any) []any { return v },
 	"latency": latencyText,
 	"seconds": func(s float64) string { return roughly(time.Duration(s * float64(time.Second))) },
 }).ParseFS(statusFiles, "status/*.html"))
@@ -122,11 +129,11 @@ func issuerName(c *tls.Certificate) string {
 func (a *Admin) statusHandlers(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
 	assets, _ := fs.Sub(statusFiles, "status")
 	mux.Handle("GET /status/assets/", guard(http.StripPrefix("/status/assets/", http.FileServerFS(assets))))
-	mux.Handle("GET /{$}", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		a.render(w, "page")
+	mux.Handle("GET /{$}", guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.render(w, "page", r.URL.Query().Get("q"))
 	})))
-	mux.Handle("GET /status/body", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		a.render(w, "body")
+	mux.Handle("GET /status/body", guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.render(w, "body", r.URL.Query().Get("q"))
 	})))
 	mux.Handle("GET /api/status", guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, a.Status())
@@ -134,11 +141,12 @@ func (a *Admin) statusHandlers(mux *http.ServeMux, guard func(http.Handler) http
 }
 
 // render writes template name ("page", or "body" for the script's
-// refresh) of the status now. It renders to a buffer first, so a template
-// error is a clean 500 and not half a page.
-func (a *Admin) render(w http.ResponseWriter, name string) {
+// refresh) of the status now, its lists narrowed to what matches query. It
+// renders to a buffer first, so a template error is a clean 500 and not
+// half a page.
+func (a *Admin) render(w http.ResponseWriter, name, query string) {
 	var buf bytes.Buffer
-	if err := statusTemplates.ExecuteTemplate(&buf, name, newStatusPage(a.Status())); err != nil {
+	if err := statusTemplates.ExecuteTemplate(&buf, name, newStatusPage(a.Status(), query)); err != nil {
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -154,12 +162,65 @@ func (a *Admin) render(w http.ResponseWriter, name string) {
 // statusPage is a StatusView arranged for the templates.
 type statusPage struct {
 	StatusView
-	Refresh      int // seconds
+	Refresh      int    // seconds
+	Query        string // the filter; "" lists everything (up to statusLimit)
 	Groups       []routeGroup
 	L4           []l4Row
+	Errors       []LabelErrorView
 	Sources      []sourceRow
 	Certificates []certRow
 	Up, Total    int // HTTP and L4 endpoints available, and all of them
+	// How many of each list are shown, match the filter, and exist.
+	GroupCount, L4Count, ErrorCount listCount
+}
+
+// listCount is how much of a list the page shows.
+type listCount struct{ Shown, Matched, Total int }
+
+// Partial reports whether some of the list is left out.
+func (c listCount) Partial() bool { return c.Shown < c.Total }
+
+// keep returns the first statusLimit items of list that match, and counts.
+func keep[T any](list []T, match func(T) bool) ([]T, listCount) {
+	c := listCount{Total: len(list)}
+	var out []T
+	for _, x := range list {
+		if !match(x) {
+			continue
+		}
+		c.Matched++
+		if len(out) < statusLimit {
+			out = append(out, x)
+		}
+	}
+	c.Shown = len(out)
+	return out, c
+}
+
+// matcher reports whether any of a row's fields contains query, ignoring
+// case; an empty query matches everything.
+func matcher(query string) func(fields ...string) bool {
+	q := strings.ToLower(strings.TrimSpace(query))
+	return func(fields ...string) bool {
+		if q == "" {
+			return true
+		}
+		for _, f := range fields {
+			if strings.Contains(strings.ToLower(f), q) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// fields are the texts of a route the filter looks at.
+func routeFields(route, service string, hosts []string, eps []proxy.EndpointView) []string {
+	f := append([]string{route, service}, hosts...)
+	for _, e := range eps {
+		f = append(f, e.Addr)
+	}
+	return f
 }
 
 // routeGroup is the routes that share hosts and path (and priority): a
@@ -211,8 +272,9 @@ type certRow struct {
 // alert rules do.
 const certWarning = 14 * 24 * time.Hour
 
-func newStatusPage(v StatusView) statusPage {
-	p := statusPage{StatusView: v, Refresh: int(statusRefresh / time.Second)}
+func newStatusPage(v StatusView, query string) statusPage {
+	p := statusPage{StatusView: v, Refresh: int(statusRefresh / time.Second), Query: query}
+	match := matcher(query)
 	certs := make(map[string]bool)
 	for _, c := range v.Certificates {
 		certs[c.Name] = true
@@ -228,12 +290,27 @@ func newStatusPage(v StatusView) statusPage {
 		p.Up, p.Total = p.Up+row.Up, p.Total+len(r.Endpoints)
 		return row
 	})
+	p.Groups, p.GroupCount = keep(p.Groups, func(g routeGroup) bool {
+		for _, r := range g.Routes {
+			if match(routeFields(r.Route, r.Service, r.Hosts, r.RouteView.Endpoints)...) || match(r.Path) {
+				return true
+			}
+		}
+		return false
+	})
+	var l4 []l4Row
 	for _, e := range v.Table.L4 {
 		row := l4Row{L4View: e}
 		row.Endpoints, row.Up = endpointRows(e.Endpoints, v.Now)
 		p.Up, p.Total = p.Up+row.Up, p.Total+len(e.Endpoints)
-		p.L4 = append(p.L4, row)
+		l4 = append(l4, row)
 	}
+	p.L4, p.L4Count = keep(l4, func(r l4Row) bool {
+		return match(routeFields(r.Route, r.Service, r.SNI, r.L4View.Endpoints)...) || match(":"+strconv.Itoa(r.Port))
+	})
+	p.Errors, p.ErrorCount = keep(v.Table.Errors, func(e LabelErrorView) bool {
+		return match(e.Service, e.Label, e.Value, e.Reason)
+	})
 	for _, s := range v.Sources {
 		row := sourceRow{SourceView: s, Reachable: "not reported"}
 		if s.Status != nil {
@@ -434,10 +511,14 @@ func clock(now, t time.Time) string {
 	return t.Format("2006-01-02 15:04:05 UTC")
 }
 
-// ago says how long before now t was: "4s ago".
+// ago says how long before now t was: "4s ago", or "just now" within a
+// second.
 func ago(now, t time.Time) string {
-	if t.IsZero() {
+	switch d := now.Sub(t); {
+	case t.IsZero():
 		return "never"
+	case d < time.Second:
+		return "just now"
 	}
 	return roughly(now.Sub(t)) + " ago"
 }

@@ -38,8 +38,8 @@ func chromium(t *testing.T) string {
 
 // TestStatusPageBrowser loads the status page in headless Chromium: it
 // shows the routes the test created, follows a route change without a
-// reload (the page's script fetches the body again), and fits a phone's
-// width.
+// reload (the page's script fetches the body again), narrows to what the
+// filter matches, and fits a phone's width.
 func TestStatusPageBrowser(t *testing.T) {
 	exe := chromium(t)
 	s := newStatusScene(t)
@@ -107,6 +107,36 @@ func TestStatusPageBrowser(t *testing.T) {
 	if same, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`window.loadedOnce === true`)); err != nil || !same {
 		t.Fatalf("the page was reloaded to show the change (err %v)", err)
 	}
+
+	// The filter narrows the page as one types, and the address keeps it.
+	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.CSS(`#filter`), "shop")); err != nil {
+		t.Fatalf("typing in the filter: %v", err)
+	}
+	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		narrowed, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`location.search === '?q=shop' &&
+			document.querySelector('article[data-route="shop"]') !== null &&
+			document.querySelector('article[data-route="web"]') === null`))
+		switch {
+		case err != nil:
+			return fmt.Errorf("reading the page: %w", err)
+		case !narrowed:
+			return fmt.Errorf("the page is not narrowed to shop yet")
+		}
+		return nil
+	})
+	if err := chromedp.Do(bctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const f = document.getElementById('filter');
+		f.value = '';
+		f.dispatchEvent(new Event('input'));
+	})()`)); err != nil {
+		t.Fatalf("clearing the filter: %v", err)
+	}
+	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if all, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector('article[data-route="web"]') !== null`)); err != nil || !all {
+			return fmt.Errorf("the page does not list every route again (err %v)", err)
+		}
+		return nil
+	})
 
 	// On a phone's width nothing runs off the side.
 	err = chromedp.Do(bctx,

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net"
@@ -207,6 +208,63 @@ func TestStatusPage(t *testing.T) {
 	}
 }
 
+// TestStatusFilter: the filter narrows every list to what matches, and
+// the page says what it leaves out; the filter is shown escaped.
+func TestStatusFilter(t *testing.T) {
+	s := newStatusScene(t)
+	_, body := s.get(t, "/status/body?q=SHOP")
+	if !strings.Contains(body, `data-route="shop"`) || strings.Contains(body, `data-route="web-canary"`) {
+		t.Fatalf("q=SHOP: want shop and not web-canary:\n%s", body)
+	}
+	for _, want := range []string{"Showing 1 of 2 host and path groups: 1 match “SHOP”.", "No L4 route matches the filter.",
+		"No label error matches the filter."} {
+		if !strings.Contains(body, want) {
+			t.Errorf("q=SHOP: the body lacks %q", want)
+		}
+	}
+	// An endpoint address finds its route.
+	if _, body := s.get(t, "/status/body?q="+s.ejected); !strings.Contains(body, `data-route="web-canary"`) || strings.Contains(body, `data-route="shop"`) {
+		t.Errorf("q=%s: want web-canary alone", s.ejected)
+	}
+	_, page := s.get(t, "/?q=%22%3E%3Cscript%3Ealert(1)%3C/script%3E")
+	if strings.Contains(page, "<script>alert(1)") || !strings.Contains(page, `value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`) {
+		t.Errorf("a hostile filter is not escaped:\n%s", page)
+	}
+}
+
+// TestStatusLimit: a large table lists statusLimit groups and says how
+// many there are.
+func TestStatusLimit(t *testing.T) {
+	te := startEdge(t, route.Config{}, time.Second)
+	var cfg route.Config
+	for i := range statusLimit + 50 {
+		cfg.Routes = append(cfg.Routes, testkit.Route(fmt.Sprintf("svc-%03d", i), []string{fmt.Sprintf("h%03d.example.org", i)}, "/"))
+	}
+	te.e.Apply(cfg)
+	h := NewAdmin(te.e, prometheus.NewRegistry(), AdminOptions{}).Handler()
+	get := func(path string) string {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = "127.0.0.1:4000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	body := get("/status/body")
+	if n := strings.Count(body, `<article class="route"`); n != statusLimit {
+		t.Errorf("%d routes listed, want %d", n, statusLimit)
+	}
+	if want := fmt.Sprintf("Showing %d of %d host and path groups. Type in the filter", statusLimit, statusLimit+50); !strings.Contains(body, want) {
+		t.Errorf("the body lacks %q", want)
+	}
+	if want := fmt.Sprintf("HTTP routes <b>%d</b>", statusLimit+50); !strings.Contains(body, want) {
+		t.Errorf("the summary lacks %q", want)
+	}
+	body = get("/status/body?q=h24")
+	if n := strings.Count(body, `<article class="route"`); n != 10 || !strings.Contains(body, "10 match “h24”.") {
+		t.Errorf("q=h24: %d routes listed, want 10 (h240 to h249)", n)
+	}
+}
+
 // TestStatusAPI: /api/status and /api/sources carry what the page shows.
 func TestStatusAPI(t *testing.T) {
 	s := newStatusScene(t)
@@ -318,6 +376,12 @@ func TestRoughly(t *testing.T) {
 	} {
 		if got := roughly(d); got != want {
 			t.Errorf("roughly(%v) = %q, want %q", d, got, want)
+		}
+	}
+	now := time.Now()
+	for d, want := range map[time.Duration]string{300 * time.Millisecond: "just now", 4 * time.Second: "4s ago"} {
+		if got := ago(now, now.Add(-d)); got != want {
+			t.Errorf("ago(%v before) = %q, want %q", d, got, want)
 		}
 	}
 }
