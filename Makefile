@@ -1,11 +1,11 @@
-# swarmgate: make build | test | unit | fuzz | h2spec | e2e | bench | demo
+# swarmgate: make build | test | unit | fuzz | h2spec | e2e | e2e-cluster | bench | demo
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PKGS     := ./cmd/... ./control/... ./edge/... ./internal/... ./proxy/... ./route/... ./l4/... ./handover/... ./router/... ./discovery/... ./tlsstore/... ./balancer/... ./socketproxy/... ./bench/...
 
-.PHONY: all build test unit lint fuzz h2spec e2e bench demo demo-down image clean
+.PHONY: all build test unit lint fuzz h2spec e2e e2e-cluster bench demo demo-down image clean
 
 all: build
 
@@ -15,8 +15,8 @@ build:
 # test is the one command that runs every test: static checks, unit and
 # integration tests with the race detector, every fuzz target for a bounded
 # time, HTTP/2 conformance (h2spec), then the end-to-end suite against a real
-# Docker Engine in swarm mode.
-test: lint unit fuzz h2spec e2e
+# Docker Engine in swarm mode, and the multi-node suite.
+test: lint unit fuzz h2spec e2e e2e-cluster
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -36,6 +36,15 @@ h2spec:
 e2e:
 	scripts/docker-up.sh
 	$(GO) test -count=1 -timeout 30m -v ./e2e/...
+
+# e2e-cluster runs the multi-node suite (e2e/cluster, build tag cluster) on
+# a three-node swarm that scripts/cluster.sh makes on this machine, and
+# removes the swarm afterwards (KEEP_CLUSTER=1 leaves it up for the next
+# run). It fails, never skips, when the swarm cannot start.
+e2e-cluster:
+	scripts/cluster.sh up 3
+	eval "$$(scripts/cluster.sh env)" && $(GO) test -tags cluster -count=1 -timeout 15m -v ./e2e/cluster/; \
+	  rc=$$?; [ -n "$(KEEP_CLUSTER)" ] || scripts/cluster.sh down; exit $$rc
 
 bench:
 	bench/run.sh

@@ -317,16 +317,19 @@ services:
 		"SWARMGATE_DRAIN_TIMEOUT=5s", "SWARMGATE_STOP_GRACE=15s",
 	}
 	stackFile := filepath.Join("..", "..", "deploy", "swarmgate-stack.yml")
+	// The stack publishes no admin port; HAProxy's health checks and the
+	// suite read each edge's on its node, as admin-published.yml publishes it.
+	adminFile := filepath.Join("..", "..", "deploy", "admin-published.yml")
 	// The merged file must name no other Docker socket: the host's engine is
 	// never to be touched.
-	merged, err := run(env, "docker", "stack", "config", "-c", stackFile, "-c", override)
+	merged, err := run(env, "docker", "stack", "config", "-c", stackFile, "-c", adminFile, "-c", override)
 	if err != nil {
 		return err
 	}
 	if strings.Contains(merged, "source: /var/run/docker.sock") || !strings.Contains(merged, sock) {
 		return fmt.Errorf("the override does not replace the control plane's Docker socket:\n%s", merged)
 	}
-	_, err = run(env, "docker", "stack", "deploy", "--resolve-image", "never", "-c", stackFile, "-c", override, stack)
+	_, err = run(env, "docker", "stack", "deploy", "--resolve-image", "never", "-c", stackFile, "-c", adminFile, "-c", override, stack)
 	return err
 }
 
@@ -428,6 +431,8 @@ backend edges
 	h := &haproxy{dir: dir, out: &testkit.SyncBuffer{}}
 	h.cmd = exec.Command(bin, "-db", "-f", file)
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	// It dies with the suite, however the suite ends.
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ type loadConfig struct {
 }
 
 func scenarioLoad() loadConfig {
-	return loadConfig{URL: "http://" + lbAddr + "/", Host: appHost, Rate: loadRate, KeepAlive: 12, Fresh: 4,
+	return loadConfig{URL: "http://" + lbAddr + "/", Host: appHost, Rate: loadRate, KeepAlive: 32, Fresh: 8,
 		Duration: loadMax, MaxRequests: loadRate * int(loadMax/time.Second)}
 }
 
@@ -131,8 +131,10 @@ func runLoad(ctx context.Context, cfg loadConfig) loadResult {
 		switch {
 		case s.code >= 200 && s.code < 300:
 			res.OK++
-			ec.OK++
-			ec.Tasks[s.task]++
+			if ec != nil {
+				ec.OK++
+				ec.Tasks[s.task]++
+			}
 			return
 		case s.code == 0:
 			res.Transport++

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,9 +177,14 @@ func TestPartitionFromManager(t *testing.T) {
 	cut, manager, other := edges[len(edges)-1], nodes[0], edges[0]
 	waitLBUp(t, 60*time.Second)
 	load := startLoad(scenarioLoad())
+	// And straight to the cut edge, whatever HAProxy makes of it.
+	directCfg := scenarioLoad()
+	directCfg.URL, directCfg.Rate, directCfg.KeepAlive, directCfg.Fresh = "http://"+cut.addr+":80/", 200, 8, 2
+	direct := startLoad(directCfg)
 	time.Sleep(3 * time.Second)
 	if err := clusterCmd("node", cut.name, "cut", manager.name); err != nil {
 		load.stop(t)
+		direct.stop(t)
 		t.Fatal(err)
 	}
 	mended := false
@@ -193,8 +199,10 @@ func TestPartitionFromManager(t *testing.T) {
 	testkit.Eventually(t, 90*time.Second, 250*time.Millisecond, func() error { return running(app, appReplicas, cut.name) })
 	time.Sleep(2 * time.Second)
 	before, _ := routeEndpoints(cut, app)
+	current, _ := routeEndpoints(other, app)
 	if err := clusterCmd("node", cut.name, "mend", manager.name); err != nil {
 		load.stop(t)
+		direct.stop(t)
 		t.Fatal(err)
 	}
 	mended = true
@@ -218,11 +226,19 @@ func TestPartitionFromManager(t *testing.T) {
 	waitNode(t, cut.name, "ready", 60*time.Second)
 	waitLBUp(t, 30*time.Second)
 	time.Sleep(2 * time.Second)
-	res := load.stop(t)
-	t.Logf("partition %s|%s: node Down after %s; cut edge's table during the partition %v; table current %s after healing; %s",
-		cut.name, manager.name, down.Round(100*time.Millisecond), before, resumed.Round(time.Millisecond), res)
+	res, dres := load.stop(t), direct.stop(t)
+	t.Logf("partition %s|%s: node Down after %s; during the partition the cut edge had %v, the control plane %v; table current %s after healing",
+		cut.name, manager.name, down.Round(100*time.Millisecond), before, current, resumed.Round(time.Millisecond))
+	t.Logf("partition, through HAProxy: %s", res)
+	t.Logf("partition, straight to the cut edge: %s", dres)
+	if slices.Equal(before, current) {
+		t.Errorf("the cut edge's table %v followed the control plane during the partition: the partition did not cut it off", before)
+	}
 	if res.Errors() != 0 {
-		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
+		t.Errorf("through HAProxy, %d of %d requests failed; want 0", res.Errors(), res.Requests)
+	}
+	if dres.Errors() != 0 {
+		t.Errorf("straight to the cut edge, %d of %d requests failed; want 0", dres.Errors(), dres.Requests)
 	}
 	if resumed > time.Second {
 		t.Errorf("the cut edge's table followed the control plane %s after the partition healed; want within 1s", resumed)
@@ -237,6 +253,7 @@ func cpuHog(t *testing.T, d time.Duration) func() {
 	var cmds []*exec.Cmd
 	for range 4 {
 		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			cancel()
 			t.Fatal(err)
