@@ -39,16 +39,15 @@ type metrics struct {
 	resetCloses    prometheus.Counter
 
 	// table is the table in force, for the endpoint gauges read at scrape
-	// time; byTarget holds the children of its routes. Both are set by
-	// swapped, under the proxy's Install lock.
-	table    atomic.Pointer[Table]
-	byTarget atomic.Pointer[map[*target]*routeSeries]
+	// time. Set by swapped, under the proxy's Install lock.
+	table atomic.Pointer[Table]
 	// none are the series of requests no route took (route and service
 	// ""): 404s, and answers before the router.
 	none *routeSeries
-	// byRoute are the series of the routes of the table in force, by route
-	// ID, kept across tables and deleted when their route leaves. Guarded by
-	// the proxy's Install lock (swapped's caller).
+	// byRoute are the series of the routes of the tables built, by route
+	// ID, kept across tables (a target built anew for a changed route takes
+	// its route's) and deleted when their route leaves.
+	mu      sync.Mutex
 	byRoute map[string]*routeSeries
 }
 
@@ -90,35 +89,48 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"Client connections closed for resetting more streams than the budget allows (rapid reset)."),
 	}
 	m.none = m.newSeries(&target{route: &route.Route{}})
+	m.byRoute = map[string]*routeSeries{}
 	sgmetrics.Register(reg, &endpointCollector{m: m, now: time.Now})
 	return m
 }
 
-// swapped records the installation of t: table gauges, the children of its
-// routes (a route that was in the last table keeps its own), and the
-// deletion of the series of routes it no longer has. The proxy's Install
+// swapped records the installation of t: table gauges, and the deletion of
+// the series of the routes gone, the route IDs t no longer has. With all,
+// gone is every ID with series that t has no route of. The proxy's Install
 // lock is held.
-func (m *metrics) swapped(t *Table, labelErrors int) {
+func (m *metrics) swapped(t *Table, labelErrors int, gone []string, all bool) {
 	m.swaps.Inc()
 	m.routes.Set(float64(len(t.targets)))
 	m.labelErrors.Set(float64(labelErrors))
-	by := make(map[*target]*routeSeries, len(t.targets))
-	routes := make(map[string]*routeSeries, len(t.targets))
-	for _, tg := range t.targets {
-		s := m.byRoute[tg.id] // a route ID names its service: same ID, same series
-		if s == nil {
-			s = m.newSeries(tg)
-		}
-		by[tg], routes[tg.id] = s, s
-	}
-	m.byTarget.Store(&by)
 	m.table.Store(t)
-	for id := range m.byRoute {
-		if routes[id] == nil {
-			m.forget(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if all {
+		gone = gone[:0]
+		for id := range m.byRoute {
+			if _, in := t.byID[id]; !in {
+				gone = append(gone, id)
+			}
 		}
 	}
-	m.byRoute = routes
+	for _, id := range gone {
+		delete(m.byRoute, id)
+		m.forget(id)
+	}
+}
+
+// seriesOf returns the series of tg's route, created on the route's first
+// target: a route ID names its service, so same ID, same series. The table
+// builder calls it once per target it builds.
+func (m *metrics) seriesOf(tg *target) *routeSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.byRoute[tg.id]
+	if s == nil {
+		s = m.newSeries(tg)
+		m.byRoute[tg.id] = s
+	}
+	return s
 }
 
 // forget deletes every series of route id.
@@ -167,14 +179,10 @@ func (m *metrics) newSeries(tg *target) *routeSeries {
 	}
 }
 
-// series returns the children of tg's route: those looked up when its table
-// was installed, or, for a target of a table not (or no longer) in force,
-// freshly looked up ones.
+// series returns the children of tg's route, looked up when tg was built.
 func (m *metrics) series(tg *target) *routeSeries {
-	if by := m.byTarget.Load(); by != nil {
-		if s := (*by)[tg]; s != nil {
-			return s
-		}
+	if tg.series != nil {
+		return tg.series
 	}
 	return m.newSeries(tg)
 }

@@ -150,7 +150,7 @@ func New(o Options) *Proxy {
 	}
 	p.tr = newUpstreams(dial)
 	p.metrics = newMetrics(o.Registerer)
-	p.builder = builder{pool: p.pool, tr: p.tr, budgets: p.budget, guard: p.guard}
+	p.builder = builder{pool: p.pool, tr: p.tr, budgets: p.budget, guard: p.guard, series: p.metrics.seriesOf}
 	p.checks, p.checked = map[*target]context.CancelFunc{}, map[*balancer.Endpoint]int{}
 	p.table.Store(emptyTable(p.now()))
 	return p
@@ -183,7 +183,9 @@ func (p *Proxy) Install(t *Table) {
 	}
 	old := p.table.Swap(t)
 	added, dropped := t.fresh, t.dropped
-	if t.base != old.gen {
+	var gone []string
+	derived := t.base == old.gen
+	if !derived {
 		// Not derived from the table in force (Builds installed out of
 		// order): reconcile with every target.
 		added, dropped = t.targets, nil
@@ -198,14 +200,14 @@ func (p *Proxy) Install(t *Table) {
 		}
 		p.pruneBudgets(t)
 		p.pruneLimits(t)
-	} else if gone := goneIDs(t); len(gone) > 0 {
+	} else if gone = goneIDs(t); len(gone) > 0 {
 		for _, id := range gone {
 			p.budgets.Delete(id)
 		}
 		p.pruneLimits(t)
 	}
 	p.updateHealthChecks(added, dropped)
-	p.metrics.swapped(t, len(t.config.Errors))
+	p.metrics.swapped(t, len(t.config.Errors), gone, !derived)
 }
 
 // Update builds a table from cfg and installs it: Build then Install, for a

@@ -84,6 +84,9 @@ type target struct {
 	// seen is the gen of the last table built that kept the target; only
 	// the (serialised) table builder reads or writes it.
 	seen uint64
+	// series are the route's metric children, looked up once, when the
+	// target is built; nil for a builder without metrics.
+	series *routeSeries
 }
 
 // pick chooses the member whose matcher r matches, else a member by weight,
@@ -134,6 +137,7 @@ type builder struct {
 	tr      transports
 	budgets func(route string) *retryBudget
 	guard   func(*target) (http.Handler, error)
+	series  func(*target) *routeSeries // the route's metric children; nil for none
 }
 
 // emptyTable is a proxy's first table: no routes, every request a 404.
@@ -345,6 +349,9 @@ func (b *builder) target(src *route.Route, id string) (*target, error) {
 	}
 	if tg.guard, err = b.guard(tg); err != nil {
 		tg.problem = fmt.Sprintf("route %s: %v", id, err)
+	}
+	if b.series != nil {
+		tg.series = b.series(tg)
 	}
 	return tg, nil
 }
