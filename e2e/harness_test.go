@@ -69,12 +69,15 @@ services:
 `, controlReplicas)), 0o644); err != nil {
 		return err
 	}
+	// The stack publishes no admin port; on this machine the suite reads
+	// the edge's admin API on the host, as the demo does.
 	cmd := exec.Command("docker", "stack", "deploy", "--resolve-image", "never",
-		"-c", filepath.Join("..", "deploy", "swarmgate-stack.yml"), "-c", override, stack)
+		"-c", filepath.Join("..", "deploy", "swarmgate-stack.yml"),
+		"-c", filepath.Join("..", "deploy", "admin-published.yml"), "-c", override, stack)
 	cmd.Env = append(os.Environ(),
 		"SWARMGATE_IMAGE="+image,
 		"SWARMGATE_NETWORK="+network,
-		"SWARMGATE_CONTROL_NETWORK="+controlNetwork,
+		"SWARMGATE_CONTROL_NETWORK="+controlNetwork, "SWARMGATE_METRICS_NETWORK="+prefix+"-metrics",
 		"SWARMGATE_HTTP_PORT=18080", "SWARMGATE_ADMIN_PORT=18081", "SWARMGATE_HTTPS_PORT=18443",
 		"SWARMGATE_SHUTDOWN_DELAY=0s", "SWARMGATE_DRAIN_TIMEOUT=3s", "SWARMGATE_STOP_GRACE=5s",
 		"SWARMGATE_STATE_KEY_SECRET="+stateKey, "SWARMGATE_STATE_PREFIX="+statePrefix,

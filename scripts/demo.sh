@@ -32,7 +32,9 @@ if ! docker secret inspect swarmgate-state-key >/dev/null 2>&1; then
 fi
 
 echo "demo: deploying the swarmgate stack (edge on :$HTTP_PORT, admin on :$ADMIN_PORT)"
-quiet docker stack deploy --resolve-image never -c deploy/swarmgate-stack.yml swarmgate
+# The stack publishes no admin port (edges on the Internet are scraped on the
+# metrics network); on this one machine, admin-published.yml publishes it.
+quiet docker stack deploy --resolve-image never -c deploy/swarmgate-stack.yml -c deploy/admin-published.yml swarmgate
 
 if docker service inspect hello >/dev/null 2>&1; then
   docker service rm hello >/dev/null

@@ -28,6 +28,7 @@ type controlOptions struct {
 	history      int
 	drainTimeout time.Duration
 	stateKey     string
+	metrics      *roleMetrics // nil: a new registry (see metricsOf)
 	statePrefix  string
 }
 
@@ -69,7 +70,7 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 	if err := checkServeTLS("control", o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
 		return err
 	}
-	reg := newRegistry()
+	m := metricsOf(o.metrics)
 	dockerTLS, err := o.dockerTLS.dockerConfig()
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
@@ -80,7 +81,7 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		Network:    o.network,
 		Labels:     o.labels,
 		Logger:     log.Named("discovery"),
-		Registerer: reg,
+		Registerer: m.Registerer,
 	})
 	if err != nil {
 		return fmt.Errorf("control: --docker: %w", err)
@@ -90,11 +91,11 @@ func runControl(ctx context.Context, o controlOptions, log *zap.Logger) error {
 		Source:       src,
 		Listen:       o.listen,
 		Admin:        o.admin,
-		Registry:     reg,
+		Registry:     m.Registry,
 		Logger:       log,
 		DrainTimeout: o.drainTimeout,
 		Version:      version,
-		Server:       control.ServerOptions{History: o.history},
+		Server:       control.ServerOptions{History: o.history, Registerer: m.Registerer},
 	}
 	if o.stateKey != "" {
 		key, err := fleet.LoadKey(o.stateKey)

@@ -45,6 +45,7 @@ type edgeOptions struct {
 	pprof         bool
 	adminAllow    string
 	adminToken    string
+	metrics       *roleMetrics // nil: a new registry (see metricsOf)
 }
 
 func newEdgeCmd(logs *logOptions) *cobra.Command {
@@ -97,7 +98,7 @@ swapped in atomically: no reload, no dropped request.`,
 
 // runEdge serves until ctx is done, then drains and returns nil.
 func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
-	reg := newRegistry()
+	m := metricsOf(o.metrics)
 	trusted, err := o.trustedProxies()
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
@@ -110,7 +111,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
-	sources, err := edgeSources(o, log, reg)
+	sources, err := edgeSources(o, log, m.Registerer)
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,8 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		TCPHost:           o.tcpHost,
 		Logger:            log,
 		AccessLog:         o.accessLog,
-		Registry:          reg,
+		Registry:          m.Registry,
+		Registerer:        m.Registerer,
 		Admin:             admin,
 		Version:           version,
 		DrainTimeout:      o.drainTimeout,

@@ -34,6 +34,24 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// roleMetrics is where a role's metrics go: Registry gathers them for
+// /metrics, Registerer is what every package registers its collectors on.
+type roleMetrics struct {
+	Registry   *prometheus.Registry
+	Registerer prometheus.Registerer
+}
+
+// metricsOf returns m, or, if m is nil (the binary), a new registry that is
+// its own Registerer. A test passes a Registerer that also records every
+// collector (docs/metrics.md is checked against them).
+func metricsOf(m *roleMetrics) roleMetrics {
+	if m != nil {
+		return *m
+	}
+	reg := newRegistry()
+	return roleMetrics{Registry: reg, Registerer: reg}
+}
+
 // checkServeTLS checks a role's --tls-cert, --tls-key and --tls-ca: the
 // certificate and key go together, and a client CA needs them. role
 // prefixes the error.

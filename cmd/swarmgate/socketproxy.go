@@ -28,6 +28,7 @@ type socketProxyOptions struct {
 	maxQuery     int
 	eventBuffer  int
 	drainTimeout time.Duration
+	registry     *roleMetrics // nil: a new registry (see metricsOf)
 }
 
 func newSocketProxyCmd(logs *logOptions) *cobra.Command {
@@ -69,11 +70,11 @@ func runSocketProxy(ctx context.Context, o socketProxyOptions, log *zap.Logger) 
 	if err != nil {
 		return fmt.Errorf("socket-proxy: --allow-from: %w", err)
 	}
-	reg := newRegistry()
+	m := metricsOf(o.registry)
 	p, err := socketproxy.New(socketproxy.Options{
 		Upstream:      o.docker,
 		Logger:        log.Named("socketproxy"),
-		Registerer:    reg,
+		Registerer:    m.Registerer,
 		AllowFrom:     allow,
 		MaxQueryBytes: o.maxQuery,
 		EventBuffer:   o.eventBuffer,
@@ -113,7 +114,7 @@ func runSocketProxy(ctx context.Context, o socketProxyOptions, log *zap.Logger) 
 			return fmt.Errorf("socket-proxy: --metrics: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 		metricsSrv = adminhttp.NewServer(mux)
 		adminhttp.Serve(metricsSrv, mln, fatal, "socket-proxy: metrics listener")
 	}
