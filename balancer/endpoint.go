@@ -115,6 +115,12 @@ type Endpoint struct {
 	fails        atomic.Int32
 	ejections    atomic.Int32
 	ejectedUntil atomic.Int64 // unix nanoseconds; available again from then on
+	// probing: the endpoint was ejected and has given no Success since.
+	// Back from its ejection, it takes one request at a time (half-open,
+	// as a circuit breaker): a task that is still gone costs the one
+	// request that finds out (a connect that fails over), not every request
+	// that picks it while that connect is pending.
+	probing atomic.Bool
 
 	down atomic.Bool // the last active health check failed
 }
@@ -131,11 +137,16 @@ func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 func (e *Endpoint) Latency() time.Duration { return time.Duration(e.ewma.Load()) }
 
 // Available reports whether a policy may choose the endpoint: it is not
-// ejected by passive health and not marked down by the active health check.
+// ejected by passive health and not marked down by the active health check,
+// and, back from an ejection with no Success since, it has no request in
+// flight (one probe at a time).
 func (e *Endpoint) Available(now time.Time) bool { return e.available(now.UnixNano()) }
 
 func (e *Endpoint) available(now int64) bool {
-	return !e.down.Load() && now >= e.ejectedUntil.Load()
+	if e.down.Load() || now < e.ejectedUntil.Load() {
+		return false
+	}
+	return !e.probing.Load() || e.inflight.Load() == 0
 }
 
 // SetHealthy records the result of an active health check.
@@ -176,6 +187,7 @@ func (e *Endpoint) release(latency time.Duration, o Outcome) {
 		e.observe(latency, now, false)
 		e.fails.Store(0)
 		e.ejections.Store(0)
+		e.probing.Store(false)
 	case Failure:
 		// A fast error must not make the endpoint look attractive: failures
 		// may raise the latency estimate but never lower it.
@@ -274,6 +286,7 @@ func (e *Endpoint) eject(now int64) {
 	d = min(d, e.pool.maxEjection)
 	if e.ejectedUntil.CompareAndSwap(until, now+int64(d)) {
 		e.ejections.Add(1)
+		e.probing.Store(true)
 	}
 }
 
