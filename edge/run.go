@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -51,11 +52,8 @@ type Options struct {
 	AccessLog bool        // one log line per request (logger "access")
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
-	// Registerer, if not nil, receives the metrics instead of Registry
-	// (which still serves them): a wrapper that sees every registration.
-	Registerer prometheus.Registerer
-	Admin      AdminOptions // who may use the admin API
-	Version    string       // logged at start
+	Admin    AdminOptions // who may use the admin API
+	Version  string       // logged at start
 
 	DrainTimeout  time.Duration // on shutdown, how long requests in flight may take; 0: 30s
 	ShutdownDelay time.Duration // on shutdown, keep serving this long with /readyz failing
@@ -94,17 +92,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.FirstTableWait <= 0 {
 		o.FirstTableWait = 30 * time.Second
 	}
-	reg := o.Registerer
-	if reg == nil {
-		reg = o.Registry
-	}
 	var access *zap.Logger
 	if o.AccessLog {
 		access = log.Named("access")
 	}
 	engine := l4.New(l4.Options{
 		Logger:         log.Named("l4"),
-		Registerer:     reg,
+		Registerer:     o.Registry,
 		DialTimeout:    o.DialTimeout,
 		ListenHost:     o.TCPHost,
 		TrustedProxies: o.TrustedProxies,
@@ -117,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	p := proxy.New(proxy.Options{
 		Logger:         log.Named("proxy"),
 		AccessLog:      access,
-		Registerer:     reg,
+		Registerer:     o.Registry,
 		DialTimeout:    o.DialTimeout,
 		Pool:           pool,
 		TLSName:        func(host string) string { return e.TLSName(host) },
@@ -127,18 +121,21 @@ func Run(ctx context.Context, o Options) error {
 		RequestBuffer:  o.RequestBuffer,
 	})
 	defer p.Close()
-	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain, Registerer: reg})
+	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
 	defer e.Close()
 	admin := NewAdmin(e, o.Registry, o.Admin)
 	admin.ReportSources(o.Sources)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, reg)
+	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, o.Registry)
 	if err != nil {
 		return err
 	}
 	defer tlsSet.close()
+	if tlsSet.store != nil {
+		admin.ReportCertificates(tlsSet.store)
+	}
 	socks, ack, err := listeners(ctx, o, log)
 	if err != nil {
 		return err
@@ -184,7 +181,7 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(runCtx, merge.update(i)); err != nil {
+			if err := s.Run(runCtx, admin.track(i, merge.update(i))); err != nil {
 				fatal <- fmt.Errorf("edge: source %s: %w", s.Name(), err)
 			}
 		}()
@@ -221,7 +218,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() {
 			// Passthrough names are spliced by the L4 engine; the rest is
 			// terminated here.
-			if err := httpsSrv.Serve(tlsSet.listener(engine.TLSListener(lns["https"]), httpsSrv.Server)); err != nil {
+			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(lns["https"]), tlsSet.config)); err != nil {
 				fatal <- fmt.Errorf("edge: https listener: %w", err)
 			}
 		}()
