@@ -197,7 +197,7 @@ func ParseLabelsFor(service string, labels map[string]string, d Dialects) (route
 		}
 	}
 	if d&DialectTraefik != 0 {
-		p.mergeTraefik(p.traefik(labels, names), def, named)
+		p.mergeTraefik(p.traefik(labels, names, def, named), def, named)
 	}
 	if len(def.keys) == 0 && len(named) == 0 {
 		if len(p.errs) > 0 {

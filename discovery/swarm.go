@@ -370,7 +370,7 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 		kind = syncFull
 	}
 	for id := range named {
-		if i, ok := r.cache.index[id]; ok && publishes(r.cache.services[i].Spec.Labels) {
+		if i, ok := r.cache.index[id]; ok && r.s.o.Labels.publishes(r.cache.services[i].Spec.Labels) {
 			r.watch[id] = now.Add(swarmEventGrace)
 		}
 	}
@@ -475,12 +475,15 @@ func (c *swarmCache) serviceOfContainer(id string) (string, string) {
 	return "", ""
 }
 
-// publishes reports whether a service's labels are any of the source's
-// (swarmgate.*, com.docker.lb.*): only then can its tasks be endpoints, and
-// only then are they listed outside a full listing.
-func publishes(labels map[string]string) bool {
+// publishes reports whether a service's labels are any of the dialects d
+// reads (swarmgate.*, com.docker.lb.*, traefik.*): only then can its tasks
+// be endpoints, and only then are they listed outside a full listing.
+func (d Dialects) publishes(labels map[string]string) bool {
+	d = d.or()
 	for k := range labels {
-		if strings.HasPrefix(k, labelPrefix) || strings.HasPrefix(k, interlockPrefix) {
+		if d&DialectSwarmgate != 0 && strings.HasPrefix(k, labelPrefix) ||
+			d&DialectInterlock != 0 && strings.HasPrefix(k, interlockPrefix) ||
+			d&DialectTraefik != 0 && strings.HasPrefix(k, traefikPrefix) {
 			return true
 		}
 	}
@@ -656,7 +659,7 @@ func (s *Swarm) poll(l *lister, want listing, c *swarmCache) {
 		if !slices.Contains(merged, svcs[i].ID) {
 			merged = append(merged, svcs[i].ID)
 		}
-		if publishes(svcs[i].Spec.Labels) {
+		if s.o.Labels.publishes(svcs[i].Spec.Labels) {
 			found = append(found, svcs[i].ID)
 		}
 	}

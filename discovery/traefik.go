@@ -69,6 +69,9 @@ type tfLabels struct {
 	middlewares map[string]*tfObject
 	tcpRouters  map[string]*tfObject
 	tcpServices map[string]*tfObject
+	// overridden reports whether a swarmgate label sets key in the routes
+	// of router (see mergeTraefik).
+	overridden func(router, key string) bool
 }
 
 // tfRouter is an HTTP router after translation, before routers that match
@@ -87,8 +90,8 @@ type tfRouter struct {
 
 // traefik reads the traefik.* labels of a traefik.enable=true service into
 // route specs, reporting what cannot be translated. names is the sorted
-// label list.
-func (p *parser) traefik(labels map[string]string, names []string) []*tfSpec {
+// label list; def and named are the swarmgate specs, which win.
+func (p *parser) traefik(labels map[string]string, names []string, def *spec, named map[string]*spec) []*tfSpec {
 	enable, ok := labels[traefikPrefix+"enable"]
 	if !ok {
 		return nil
@@ -100,7 +103,8 @@ func (p *parser) traefik(labels map[string]string, names []string) []*tfSpec {
 		return nil
 	}
 	t := &tfLabels{service: p.service, routers: map[string]*tfObject{}, services: map[string]*tfObject{},
-		middlewares: map[string]*tfObject{}, tcpRouters: map[string]*tfObject{}, tcpServices: map[string]*tfObject{}}
+		middlewares: map[string]*tfObject{}, tcpRouters: map[string]*tfObject{}, tcpServices: map[string]*tfObject{},
+		overridden: func(router, key string) bool { return p.overridden(def, named[router], key) }}
 	for _, label := range names {
 		if strings.HasPrefix(label, traefikPrefix) && label != traefikPrefix+"enable" {
 			p.collectTraefik(t, label, labels[label])
@@ -349,9 +353,36 @@ func (p *parser) traefikRouter(t *tfLabels, obj *tfObject, services map[string]m
 		}
 	}
 	if !ok {
+		p.deferred(t, obj.name, r.keys) // every problem, not only the first
 		return nil
 	}
 	return r
+}
+
+// overridden reports whether a swarmgate label sets key for a Traefik
+// route: the router's swarmgate.routes.<router>.<key> (o, if any), or the
+// service-level label of an inherited key.
+func (p *parser) overridden(def, o *spec, key string) bool {
+	if o != nil {
+		if _, ok := o.keys[key]; ok {
+			return true
+		}
+	}
+	if d := lookupKey(p.keys, key); d != nil && d.inherited {
+		_, ok := def.keys[key]
+		return ok
+	}
+	return false
+}
+
+// deferred reports the keys of a router that swarmgate cannot take as
+// written and no swarmgate label sets.
+func (p *parser) deferred(t *tfLabels, router string, keys map[string]tfKey) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if v := keys[k]; v.err != "" && !t.overridden(router, k) {
+			p.fail(v.label, v.orig, "%s", v.err)
+		}
+	}
 }
 
 // traefikDomains checks a tls.domains[n].main or .sans label: swarmgate's
@@ -536,6 +567,9 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 				fail(o, "swarmgate redirects to the edge's HTTPS port")
 			}
 		case "basicauth.users":
+			// The value is password hashes: errors, and so the log and the
+			// admin API, show how many, not what.
+			o.orig = fmt.Sprintf("(%d users, hashes withheld)", len(strings.Split(o.value, ",")))
 			m.keys[keyAuthBasic] = tfKey{origin: o, err: "inline users: swarmgate reads basic-auth users only from an htpasswd file (bcrypt) in its secrets directory, so that no hash is in a service spec, the logs or the admin API; put them in a Docker secret attached to the edge and set basicauth.usersfile=/run/secrets/NAME or swarmgate.routes.<router>.auth.basic=NAME"}
 		case "basicauth.usersfile":
 			name, ok := strings.CutPrefix(o.value, traefikSecrets)
@@ -589,6 +623,10 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 			periodAt = &o
 		case "ratelimit.burst":
 			m.keys[keyBurst] = tfKey{origin: o}
+		case "forwardauth.address":
+			m.keys[keyAuthForward] = tfKey{origin: o}
+		case "forwardauth.authresponseheaders":
+			m.keys[keyAuthHeaders] = tfKey{origin: o}
 		case "ipallowlist.sourcerange", "ipwhitelist.sourcerange":
 			m.keys["allow"] = tfKey{origin: o}
 		case "chain.middlewares":
@@ -606,10 +644,10 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 			case kind == "headers" && strings.HasPrefix(opt, "customresponseheaders."):
 				name := strings.TrimPrefix(opt, "customresponseheaders.")
 				m.keys["headers.response."+name] = tfKey{origin: o}
-			case slices.Contains([]string{"stripprefix", "redirectscheme", "basicauth", "headers", "ratelimit", "ipallowlist", "ipwhitelist", "compress", "chain"}, kind):
+			case slices.Contains([]string{"stripprefix", "redirectscheme", "basicauth", "forwardauth", "headers", "ratelimit", "ipallowlist", "ipwhitelist", "compress", "chain"}, kind):
 				fail(o, "%s option %q is not supported by swarmgate", kind, opt)
 			default:
-				fail(o, "middleware type %q is not supported by swarmgate (it maps stripprefix, redirectscheme, basicauth, headers, ratelimit, ipallowlist, ipwhitelist, compress and chain)", kind)
+				fail(o, "middleware type %q is not supported by swarmgate (it maps stripprefix, redirectscheme, basicauth, forwardauth, headers, ratelimit, ipallowlist, ipwhitelist, compress and chain)", kind)
 			}
 		}
 	}
@@ -990,6 +1028,7 @@ func (p *parser) traefikTCP(t *tfLabels) []*tfSpec {
 			svc = t.service
 		}
 		if !ok {
+			p.deferred(t, name, s.keys)
 			continue
 		}
 		for k, v := range services[svc] {
@@ -1025,13 +1064,8 @@ func (p *parser) mergeTraefik(specs []*tfSpec, def *spec, named map[string]*spec
 		failed := false
 		for _, k := range slices.Sorted(maps.Keys(s.keys)) {
 			v := s.keys[k]
-			if _, set := out.keys[k]; set {
+			if _, set := out.keys[k]; set || p.overridden(def, nil, k) {
 				continue // swarmgate wins
-			}
-			if d := lookupKey(p.keys, k); d != nil && d.inherited {
-				if _, set := def.keys[k]; set {
-					continue
-				}
 			}
 			if v.err != "" {
 				p.fail(v.label, v.orig, "%s", v.err)

@@ -127,6 +127,14 @@ func TestTraefikLabels(t *testing.T) {
 			"traefik.http.middlewares.auth.basicauth.users", "u:$2y$05$abc",
 			"swarmgate.routes.web.auth.basic", "htpasswd"),
 			[]route.Route{tRoute(func(r *route.Route) { r.Policy = tpol(func(p *route.Policy) { p.BasicAuth = "htpasswd" }) })}},
+		{"forwardauth", tlabels("traefik.http.routers.web.middlewares", "sso",
+			"traefik.http.middlewares.sso.forwardauth.address", "http://auth:4181/verify",
+			"traefik.http.middlewares.sso.forwardauth.authResponseHeaders", "X-Forwarded-User"),
+			[]route.Route{tRoute(func(r *route.Route) {
+				r.Policy = tpol(func(p *route.Policy) {
+					p.ForwardAuth, p.ForwardAuthHeaders = "http://auth:4181/verify", []string{"X-Forwarded-User"}
+				})
+			})}},
 		{"custom headers", tlabels("traefik.http.routers.web.middlewares", "hdr",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Script-Name", "test",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Drop", "",
@@ -313,6 +321,13 @@ func TestTraefikLabelsRejected(t *testing.T) {
 		{"inline basicauth users", tlabels("traefik.http.routers.web.middlewares", "auth",
 			"traefik.http.middlewares.auth.basicauth.users", "test:$$apr1$$H6uskkkW$$IgXLP6ewTrSuBkTrqE8wj/"),
 			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", "htpasswd file"}}},
+		{"every problem of a router, not only the first", tlabels(rule, "Host(`app.example.org`) && !PathPrefix(`/public`)",
+			"traefik.http.routers.web.tls", "true",
+			"traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "a:$2y$05$x,b:$2y$05$y"),
+			[]wantErr{{rule, `"!" is not representable`},
+				{"traefik.http.middlewares.auth.basicauth.users", "inline users"},
+				{"traefik.http.routers.web.tls", "without tls.certresolver"}}},
 		{"usersfile outside the secrets", tlabels("traefik.http.routers.web.middlewares", "auth",
 			"traefik.http.middlewares.auth.basicauth.usersfile", "/etc/traefik/users"),
 			[]wantErr{{"traefik.http.middlewares.auth.basicauth.usersfile", "/run/secrets/NAME"}}},
@@ -340,6 +355,10 @@ func TestTraefikLabelsRejected(t *testing.T) {
 		{"bad sourcerange", tlabels("traefik.http.routers.web.middlewares", "ips",
 			"traefik.http.middlewares.ips.ipallowlist.sourcerange", "10.0.0.0/33"),
 			[]wantErr{{"traefik.http.middlewares.ips.ipallowlist.sourcerange", ""}}},
+		{"forwardauth option", tlabels("traefik.http.routers.web.middlewares", "sso",
+			"traefik.http.middlewares.sso.forwardauth.address", "http://auth:4181/verify",
+			"traefik.http.middlewares.sso.forwardauth.trustForwardHeader", "true"),
+			[]wantErr{{"traefik.http.middlewares.sso.forwardauth.trustForwardHeader", `forwardauth option "trustforwardheader"`}}},
 		{"unsupported middleware", tlabels("traefik.http.routers.web.middlewares", "retry",
 			"traefik.http.middlewares.retry.retry.attempts", "4"),
 			[]wantErr{{"traefik.http.middlewares.retry.retry.attempts", `middleware type "retry" is not supported`}}},
@@ -402,7 +421,11 @@ func TestTraefikLabelsRejected(t *testing.T) {
 				if e.Label != tt.want[i].label || !strings.Contains(e.Reason, tt.want[i].reason) {
 					t.Errorf("error %d = %v; want label %s, reason containing %q", i, e, tt.want[i].label, tt.want[i].reason)
 				}
-				if v := tt.labels[e.Label]; e.Value != v {
+				if strings.HasSuffix(e.Label, ".basicauth.users") {
+					if strings.Contains(e.Value, "$") {
+						t.Errorf("error %d value %q shows the password hashes", i, e.Value)
+					}
+				} else if v := tt.labels[e.Label]; e.Value != v {
 					t.Errorf("error %d value %q, want the label's value %q", i, e.Value, v)
 				}
 			}
@@ -431,5 +454,28 @@ func TestParseDialects(t *testing.T) {
 	}
 	if err := d.Set("swarmgate,interlock,traefik"); err != nil || d.String() != "swarmgate,interlock,traefik" {
 		t.Errorf("Set: %v, %q", err, d.String())
+	}
+}
+
+// The Swarm source lists the tasks of a service outside full listings only
+// when its labels are of a dialect it reads.
+func TestDialectsPublishes(t *testing.T) {
+	tests := []struct {
+		d      Dialects
+		labels map[string]string
+		want   bool
+	}{
+		{0, tlabels(), false},
+		{withTraefik, tlabels(), true},
+		{DialectTraefik, labels(), false},
+		{0, labels(), true},
+		{DialectTraefik, ilabels(), false},
+		{0, ilabels(), true},
+		{withTraefik, only("com.example.team", "shop"), false},
+	}
+	for i, tt := range tests {
+		if got := tt.d.publishes(tt.labels); got != tt.want {
+			t.Errorf("%d: %v.publishes(%v) = %v, want %v", i, tt.d, tt.labels, got, tt.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -18,8 +19,9 @@ const (
 func TestCheckTraefikStack(t *testing.T) {
 	out, err := runCheck(t, "", "--labels", "swarmgate,interlock,traefik", traefikStack)
 	// Two services of the stack are skipped: Traefik's own dashboard (its
-	// service is api@internal) and a router that matches on the method.
-	if err == nil || err.Error() != "check: 2 invalid label(s) in 2 service(s)" {
+	// service is api@internal, its users inline) and a router that matches
+	// on the method.
+	if err == nil || err.Error() != "check: 3 invalid label(s) in 2 service(s)" {
 		t.Errorf("err = %v, want the two skipped services", err)
 	}
 	if os.Getenv("SWARMGATE_UPDATE_GOLDEN") != "" {
@@ -57,4 +59,9 @@ func TestCheckLabelsFlag(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `label dialect "nginx"`) {
 		t.Errorf("err = %v, want the unknown dialect named", err)
 	}
+}
+
+// Every example of docs/traefik-labels.md runs (runDocExamples).
+func TestTraefikLabelsDoc(t *testing.T) {
+	runDocExamples(t, filepath.Join("..", "..", "docs", "traefik-labels.md"))
 }
