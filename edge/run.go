@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -52,8 +51,11 @@ type Options struct {
 	AccessLog bool        // one log line per request (logger "access")
 	// Registry receives every metric and serves /metrics.
 	Registry *prometheus.Registry
-	Admin    AdminOptions // who may use the admin API
-	Version  string       // logged at start
+	// Registerer, if not nil, receives the metrics instead of Registry
+	// (which still serves them): a wrapper that sees every registration.
+	Registerer prometheus.Registerer
+	Admin      AdminOptions // who may use the admin API
+	Version    string       // logged at start
 
 	DrainTimeout  time.Duration // on shutdown, how long requests in flight may take; 0: 30s
 	ShutdownDelay time.Duration // on shutdown, keep serving this long with /readyz failing
@@ -92,13 +94,17 @@ func Run(ctx context.Context, o Options) error {
 	if o.FirstTableWait <= 0 {
 		o.FirstTableWait = 30 * time.Second
 	}
+	reg := o.Registerer
+	if reg == nil {
+		reg = o.Registry
+	}
 	var access *zap.Logger
 	if o.AccessLog {
 		access = log.Named("access")
 	}
 	engine := l4.New(l4.Options{
 		Logger:         log.Named("l4"),
-		Registerer:     o.Registry,
+		Registerer:     reg,
 		DialTimeout:    o.DialTimeout,
 		ListenHost:     o.TCPHost,
 		TrustedProxies: o.TrustedProxies,
@@ -111,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	p := proxy.New(proxy.Options{
 		Logger:         log.Named("proxy"),
 		AccessLog:      access,
-		Registerer:     o.Registry,
+		Registerer:     reg,
 		DialTimeout:    o.DialTimeout,
 		Pool:           pool,
 		TLSName:        func(host string) string { return e.TLSName(host) },
@@ -121,14 +127,14 @@ func Run(ctx context.Context, o Options) error {
 		RequestBuffer:  o.RequestBuffer,
 	})
 	defer p.Close()
-	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain})
+	e = New(Core{Proxy: p, Pool: pool, L4: engine, Logger: log.Named("edge"), BackendDrain: o.BackendDrain, Registerer: reg})
 	defer e.Close()
 	admin := NewAdmin(e, o.Registry, o.Admin)
 	admin.ReportSources(o.Sources)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, o.Registry)
+	tlsSet, err := newTLS(runCtx, o.TLS, portOf(o.HTTPAddr), portOf(o.HTTPSAddr), e, log, reg)
 	if err != nil {
 		return err
 	}
@@ -218,7 +224,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() {
 			// Passthrough names are spliced by the L4 engine; the rest is
 			// terminated here.
-			if err := httpsSrv.Serve(tls.NewListener(engine.TLSListener(lns["https"]), tlsSet.config)); err != nil {
+			if err := httpsSrv.Serve(tlsSet.listener(engine.TLSListener(lns["https"]), httpsSrv.Server)); err != nil {
 				fatal <- fmt.Errorf("edge: https listener: %w", err)
 			}
 		}()
