@@ -623,10 +623,6 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 			periodAt = &o
 		case "ratelimit.burst":
 			m.keys[keyBurst] = tfKey{origin: o}
-		case "forwardauth.address":
-			m.keys[keyAuthForward] = tfKey{origin: o}
-		case "forwardauth.authresponseheaders":
-			m.keys[keyAuthHeaders] = tfKey{origin: o}
 		case "ipallowlist.sourcerange", "ipwhitelist.sourcerange":
 			m.keys["allow"] = tfKey{origin: o}
 		case "chain.middlewares":
@@ -644,10 +640,10 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 			case kind == "headers" && strings.HasPrefix(opt, "customresponseheaders."):
 				name := strings.TrimPrefix(opt, "customresponseheaders.")
 				m.keys["headers.response."+name] = tfKey{origin: o}
-			case slices.Contains([]string{"stripprefix", "redirectscheme", "basicauth", "forwardauth", "headers", "ratelimit", "ipallowlist", "ipwhitelist", "compress", "chain"}, kind):
+			case slices.Contains([]string{"stripprefix", "redirectscheme", "basicauth", "headers", "ratelimit", "ipallowlist", "ipwhitelist", "compress", "chain"}, kind):
 				fail(o, "%s option %q is not supported by swarmgate", kind, opt)
 			default:
-				fail(o, "middleware type %q is not supported by swarmgate (it maps stripprefix, redirectscheme, basicauth, forwardauth, headers, ratelimit, ipallowlist, ipwhitelist, compress and chain)", kind)
+				fail(o, "middleware type %q is not supported by swarmgate (it maps stripprefix, redirectscheme, basicauth, headers, ratelimit, ipallowlist, ipwhitelist, compress and chain)", kind)
 			}
 		}
 	}

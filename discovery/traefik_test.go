@@ -127,14 +127,6 @@ func TestTraefikLabels(t *testing.T) {
 			"traefik.http.middlewares.auth.basicauth.users", "u:$2y$05$abc",
 			"swarmgate.routes.web.auth.basic", "htpasswd"),
 			[]route.Route{tRoute(func(r *route.Route) { r.Policy = tpol(func(p *route.Policy) { p.BasicAuth = "htpasswd" }) })}},
-		{"forwardauth", tlabels("traefik.http.routers.web.middlewares", "sso",
-			"traefik.http.middlewares.sso.forwardauth.address", "http://auth:4181/verify",
-			"traefik.http.middlewares.sso.forwardauth.authResponseHeaders", "X-Forwarded-User"),
-			[]route.Route{tRoute(func(r *route.Route) {
-				r.Policy = tpol(func(p *route.Policy) {
-					p.ForwardAuth, p.ForwardAuthHeaders = "http://auth:4181/verify", []string{"X-Forwarded-User"}
-				})
-			})}},
 		{"custom headers", tlabels("traefik.http.routers.web.middlewares", "hdr",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Script-Name", "test",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Drop", "",
@@ -355,10 +347,9 @@ func TestTraefikLabelsRejected(t *testing.T) {
 		{"bad sourcerange", tlabels("traefik.http.routers.web.middlewares", "ips",
 			"traefik.http.middlewares.ips.ipallowlist.sourcerange", "10.0.0.0/33"),
 			[]wantErr{{"traefik.http.middlewares.ips.ipallowlist.sourcerange", ""}}},
-		{"forwardauth option", tlabels("traefik.http.routers.web.middlewares", "sso",
-			"traefik.http.middlewares.sso.forwardauth.address", "http://auth:4181/verify",
-			"traefik.http.middlewares.sso.forwardauth.trustForwardHeader", "true"),
-			[]wantErr{{"traefik.http.middlewares.sso.forwardauth.trustForwardHeader", `forwardauth option "trustforwardheader"`}}},
+		{"forwardauth (converted, not read)", tlabels("traefik.http.routers.web.middlewares", "sso",
+			"traefik.http.middlewares.sso.forwardauth.address", "http://auth:4181/verify"),
+			[]wantErr{{"traefik.http.middlewares.sso.forwardauth.address", `middleware type "forwardauth" is not supported`}}},
 		{"unsupported middleware", tlabels("traefik.http.routers.web.middlewares", "retry",
 			"traefik.http.middlewares.retry.retry.attempts", "4"),
 			[]wantErr{{"traefik.http.middlewares.retry.retry.attempts", `middleware type "retry" is not supported`}}},
