@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/swarmgate/swarmgate/balancer"
 	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
 	"github.com/swarmgate/swarmgate/route"
 )
@@ -257,8 +256,8 @@ func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
 			switch {
 			case e.Available(now):
 				up++
-			case balancer.LeastEjected([]*balancer.Endpoint{e}) == nil:
-				down++ // LeastEjected leaves out only what active checks marked down
+			case e.Health(now).Down:
+				down++
 			default:
 				ejected++
 			}

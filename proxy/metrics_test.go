@@ -122,6 +122,14 @@ func TestRouteMetrics(t *testing.T) {
 		t.Errorf("response bytes of web = %v, want the 4 bodies", got)
 	}
 
+	// An active health check marks web's live endpoint down.
+	p.pool.Endpoint(testkit.Addr(ok)).SetHealthy(false)
+	for state, want := range map[string]float64{"up": 0, "ejected": 1, "down": 1} {
+		if got, _ := seriesValue(t, reg, "swarmgate_route_endpoints", with(webL, "state", state)); got != want {
+			t.Errorf("web's endpoints %s after a failed active check: %v, want %v", state, got, want)
+		}
+	}
+
 	// The route leaves: its series go with it, the other's stay.
 	p.Update(route.Config{Routes: []route.Route{web}})
 	for _, name := range []string{"swarmgate_upstream_errors_total", "swarmgate_route_endpoints", "swarmgate_http_request_duration_seconds"} {
