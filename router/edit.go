@@ -3,7 +3,6 @@ package router
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -169,9 +168,8 @@ func (e *Editor[V]) Build() *Table[V] {
 	for _, x := range add {
 		touched[x.Host] = true
 	}
-	t := &Table[V]{exact: base.exact, wild: base.wild, def: base.def, minWild: base.minWild, maxWild: base.maxWild,
-		active: base.active, entries: entries}
-	var exactCopied, wildCopied, wildChanged bool
+	t := &Table[V]{exact: base.exact, wild: base.wild, def: base.def, active: base.active, entries: entries}
+	var exactCopied, wildCopied bool
 	for h := range touched {
 		if old := base.tree(h); old != nil {
 			t.active -= old.routes
@@ -185,32 +183,22 @@ func (e *Editor[V]) Build() *Table[V] {
 			t.def = tr
 		case h[0] == '*':
 			if !wildCopied {
-				t.wild, wildCopied = maps.Clone(base.wild), true
+				t.wild, wildCopied = base.wild.clone(), true
 			}
 			if tr == nil {
-				delete(t.wild, h[1:])
+				t.wild.del(h[1:])
 			} else {
-				t.wild[h[1:]] = tr
+				t.wild.set(tr)
 			}
-			wildChanged = true
 		default:
 			if !exactCopied {
-				t.exact, exactCopied = maps.Clone(base.exact), true
+				t.exact, exactCopied = base.exact.clone(), true
 			}
 			if tr == nil {
-				delete(t.exact, h)
+				t.exact.del(h)
 			} else {
-				t.exact[h] = tr
+				t.exact.set(tr)
 			}
-		}
-	}
-	if wildChanged {
-		t.minWild, t.maxWild = 0, 0
-		for suffix := range t.wild {
-			if t.minWild == 0 || len(suffix) < t.minWild {
-				t.minWild = len(suffix)
-			}
-			t.maxWild = max(t.maxWild, len(suffix))
 		}
 	}
 	return t
@@ -228,7 +216,7 @@ func buildTree[V any](h string, entries []Entry[V]) *tree[V] {
 	if lo == hi {
 		return nil
 	}
-	tr := &tree[V]{host: h}
+	tr := newTree[V](h)
 	for j := lo; j < hi; j++ {
 		x := &entries[j]
 		var n *node[V]
@@ -239,5 +227,6 @@ func buildTree[V any](h string, entries []Entry[V]) *tree[V] {
 			tr.routes++
 		}
 	}
+	tr.compile()
 	return tr
 }

@@ -41,23 +41,37 @@ type Entry[V any] struct {
 	Shadowed bool // a route with the same host and path has a higher priority
 }
 
-// tree is the path radix tree of one host pattern.
+// tree is the path radix tree of one host pattern: root while routes are
+// inserted, flat (laid out from root by compile) for Lookup.
 type tree[V any] struct {
-	host   string // pattern reported in Match.Host
-	root   *node[V]
-	routes int // paths with a route: what the tree adds to Table.Len
+	flat flatTree[V]
+	key  string // the hostMap key: host, or host without its "*"
+	host string // pattern reported in Match.Host
+	root *node[V]
+	// routes counts the paths with a route: what the tree adds to Table.Len.
+	routes int
+}
+
+// newTree returns the empty tree of a normalised host pattern.
+func newTree[V any](pattern string) *tree[V] {
+	return &tree[V]{host: pattern, key: strings.TrimPrefix(pattern, "*")}
+}
+
+// compile lays the tree out for Lookup once its routes are inserted. Its
+// host and key then share the flat bytes, so that the key comparison of a
+// hostMap probe reads the cache line the walk starts in.
+func (tr *tree[V]) compile() {
+	tr.flat = flatten(tr.host, tr.root)
+	tr.host = tr.flat.bytes[:tr.flat.base]
+	tr.key = tr.host[len(tr.host)-len(tr.key):]
 }
 
 // Table is an immutable routing table. The zero value is not usable; build
 // one with a Builder. All methods are safe for concurrent use.
 type Table[V any] struct {
-	exact map[string]*tree[V] // "app.example.org"
-	wild  map[string]*tree[V] // ".example.org" for "*.example.org"
-	def   *tree[V]            // "" (default backend); nil if none
-
-	// minWild and maxWild bound the lengths of wild's keys, so that a
-	// lookup skips probes that cannot hit.
-	minWild, maxWild int
+	exact hostMap[V] // "app.example.org"
+	wild  hostMap[V] // ".example.org" for "*.example.org"
+	def   *tree[V]   // "" (default backend); nil if none
 
 	active  int        // routes that Lookup can return
 	entries []Entry[V] // every inserted route, sorted for Routes
@@ -81,8 +95,8 @@ type routeKey struct {
 func NewBuilder[V any]() *Builder[V] {
 	return &Builder[V]{
 		t: &Table[V]{
-			exact: make(map[string]*tree[V]),
-			wild:  make(map[string]*tree[V]),
+			exact: newHostMap[V](0),
+			wild:  newHostMap[V](1),
 		},
 		seen: make(map[routeKey]struct{}),
 	}
@@ -126,23 +140,19 @@ func (b *Builder[V]) Insert(host, path string, priority int, v V) error {
 	switch {
 	case h == "":
 		if t.def == nil {
-			t.def = &tree[V]{}
+			t.def = newTree[V]("")
 		}
 		tr = t.def
 	case wildcard:
-		suffix := h[1:] // "*.example.org" is stored under ".example.org"
-		if tr = t.wild[suffix]; tr == nil {
-			tr = &tree[V]{host: h}
-			t.wild[suffix] = tr
-			if t.minWild == 0 || len(suffix) < t.minWild {
-				t.minWild = len(suffix)
-			}
-			t.maxWild = max(t.maxWild, len(suffix))
+		// "*.example.org" is stored under ".example.org".
+		if tr = t.wild.lookup(h[1:]); tr == nil {
+			tr = newTree[V](h)
+			t.wild.set(tr)
 		}
 	default:
-		if tr = t.exact[h]; tr == nil {
-			tr = &tree[V]{host: h}
-			t.exact[h] = tr
+		if tr = t.exact.lookup(h); tr == nil {
+			tr = newTree[V](h)
+			t.exact.set(tr)
 		}
 	}
 
@@ -171,6 +181,11 @@ func (b *Builder[V]) Build() *Table[V] {
 		e := &t.entries[i]
 		e.Shadowed = e.Priority < t.tree(e.Host).root.lookup(e.Path).priority
 	}
+	t.exact.compile()
+	t.wild.compile()
+	if t.def != nil {
+		t.def.compile()
+	}
 	slices.SortFunc(t.entries, func(a, b Entry[V]) int {
 		return cmp.Or(
 			strings.Compare(a.Host, b.Host),
@@ -187,9 +202,9 @@ func (t *Table[V]) tree(pattern string) *tree[V] {
 	case pattern == "":
 		return t.def
 	case pattern[0] == '*':
-		return t.wild[pattern[1:]]
+		return t.wild.lookup(pattern[1:])
 	default:
-		return t.exact[pattern]
+		return t.exact.lookup(pattern)
 	}
 }
 
@@ -207,39 +222,33 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 	if path == "" || path[0] != '/' {
 		path = "/"
 	}
-	var buf [maxHostLen]byte
-	if h, valid := canonicalHost(&buf, host); valid {
-		if tr := t.exact[string(h)]; tr != nil {
-			if n := tr.root.lookup(path); n != nil {
-				return n.value, Match{tr.host, n.path}, true
+	if h, valid := canonicalHost(host); valid {
+		if s := t.exact.get(h); s != nil {
+			if r := walk(s.bytes, uint32(len(h)), path); r != 0 {
+				return s.routes[r-1].value, Match{s.bytes[:len(h)], s.routes[r-1].path}, true
 			}
 		}
-		if len(t.wild) > 0 {
+		if t.wild.n > 0 {
 			// Probe every suffix that starts at a label boundary, from
-			// the longest to the shortest. Index 0 is skipped: a wildcard
-			// needs a non-empty label in front of its suffix.
-			for i := 1; i < len(h); i++ {
+			// the longest to the shortest, within the lengths of wild's
+			// keys. Index 0 is skipped: a wildcard needs a non-empty
+			// label in front of its suffix.
+			for i := max(1, len(h)-t.wild.maxLen); i <= len(h)-t.wild.minLen; i++ {
 				if h[i] != '.' {
 					continue
 				}
-				s := h[i:]
-				if len(s) < t.minWild {
-					break
-				}
-				if len(s) > t.maxWild {
-					continue
-				}
-				if tr := t.wild[string(s)]; tr != nil {
-					if n := tr.root.lookup(path); n != nil {
-						return n.value, Match{tr.host, n.path}, true
+				if s := t.wild.get(h[i:]); s != nil {
+					base := 1 + len(h) - i // "*" and the suffix
+					if r := walk(s.bytes, uint32(base), path); r != 0 {
+						return s.routes[r-1].value, Match{s.bytes[:base], s.routes[r-1].path}, true
 					}
 				}
 			}
 		}
 	}
 	if t.def != nil {
-		if n := t.def.root.lookup(path); n != nil {
-			return n.value, Match{"", n.path}, true
+		if r := t.def.flat.lookup(path); r != nil {
+			return r.value, Match{"", r.path}, true
 		}
 	}
 	return v, m, false
@@ -254,30 +263,4 @@ func (t *Table[V]) Len() int { return t.active }
 // new slice on each call and is meant for listings, not the request path.
 func (t *Table[V]) Routes() []Entry[V] {
 	return slices.Clone(t.entries)
-}
-
-// canonicalHost writes the lower-cased host name of a Host header into buf,
-// without port or trailing dot, and returns it. valid is false for an IPv6
-// literal, an empty name, or a name longer than any route can be; such hosts
-// only reach the default backend. The fixed buffer lets Lookup lower-case
-// without allocating: map lookups keyed by string(bytes) do not copy.
-func canonicalHost(buf *[maxHostLen]byte, host string) (h []byte, valid bool) {
-	if strings.HasPrefix(host, "[") {
-		return nil, false // IPv6 literal; routes name hosts, not addresses
-	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	host = strings.TrimSuffix(host, ".")
-	if host == "" || len(host) > maxHostLen {
-		return nil, false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	return buf[:len(host)], true
 }

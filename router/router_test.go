@@ -371,7 +371,7 @@ func TestTreeInvariants(t *testing.T) {
 		inserted[p] = true
 	}
 	tab := b.Build()
-	tr := tab.exact["a.test"]
+	tr := tab.exact.lookup("a.test")
 	routes := 0
 	var walk func(n *node[string], above string, isRoot bool)
 	walk = func(n *node[string], above string, isRoot bool) {

@@ -1,0 +1,228 @@
+package router
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// lowerASCII is the reference for lower8, hashHost and equalFold: ASCII
+// letters lower-cased, every other byte kept.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// TestLower8 checks every byte value at every position of the word.
+func TestLower8(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("xY-9.zQa")
+			b[pos] = byte(c)
+			if got, want := lower8(get64(string(b))), get64(lowerASCII(string(b))); got != want {
+				t.Fatalf("lower8(%q) = %#x, want %#x", b, got, want)
+			}
+		}
+	}
+}
+
+// randomBytes makes strings rich in the bytes that the word tricks treat
+// specially: letters at the edges of A-Z, ':', '.', 0 and high bytes.
+func randomBytes(rng *rand.Rand, n int) string {
+	const alphabet = "@AZ[`az{:.9\x00\x80\xc1\xda\xff"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
+func TestLastColon(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		s := randomBytes(rng, rng.IntN(40))
+		if got, want := lastColon(s), strings.LastIndexByte(s, ':'); got != want {
+			t.Fatalf("lastColon(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// TestHashFold: a host hashes and compares equal to its lower-cased form at
+// every length around the word size, and unequal once any byte differs.
+func TestHashFold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 20000 {
+		s := randomBytes(rng, 1+rng.IntN(40))
+		key := lowerASCII(s)
+		if hashHost(42, s) != hashHost(42, key) {
+			t.Fatalf("hashHost(%q) != hashHost(%q)", s, key)
+		}
+		if !equalFold(key, s) {
+			t.Fatalf("equalFold(%q, %q) = false", key, s)
+		}
+		i := rng.IntN(len(s))
+		b := []byte(key)
+		b[i] ^= 1 << rng.IntN(8)
+		if other := string(b); lowerASCII(other) != key && equalFold(key, other) {
+			t.Fatalf("equalFold(%q, %q) = true", key, other)
+		}
+	}
+}
+
+// TestHostMap drives set, del, clone and get against a Go map, through
+// growth and backward-shift deletions, and checks that a clone and the map
+// it came from do not share changes.
+func TestHostMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	m := newHostMap[int](0)
+	want := map[string]*tree[int]{}
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = randomHost(rng) + "." + strings.Repeat("x", rng.IntN(12))
+	}
+	check := func(m *hostMap[int], want map[string]*tree[int]) {
+		t.Helper()
+		if m.n != len(want) {
+			t.Fatalf("n = %d, want %d", m.n, len(want))
+		}
+		for _, k := range keys {
+			var got *tree[int]
+			if s := m.get(strings.ToUpper(k)); s != nil {
+				got = s.tr
+			}
+			if got != want[k] || m.lookup(k) != want[k] {
+				t.Fatalf("get(%q) = %p, lookup %p, want %p", k, got, m.lookup(k), want[k])
+			}
+		}
+	}
+	for step := range 3000 {
+		k := keys[rng.IntN(len(keys))]
+		if rng.IntN(3) == 0 {
+			m.del(k)
+			delete(want, k)
+		} else {
+			tr := newTree[int](k)
+			tr.compile()
+			m.set(tr)
+			want[k] = tr
+		}
+		if step%500 == 0 {
+			check(&m, want)
+			c := m.clone()
+			cwant := map[string]*tree[int]{}
+			for k, v := range want {
+				cwant[k] = v
+			}
+			for _, k := range keys[:50] {
+				c.del(k)
+				delete(cwant, k)
+			}
+			check(&c, cwant)
+			check(&m, want)
+		}
+	}
+	check(&m, want)
+}
+
+// TestFlatMatchesTree: on random trees, the flat walk answers every path
+// as the pointer tree it was laid out from does.
+func TestFlatMatchesTree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 200 {
+		var root *node[string]
+		for range rng.IntN(30) {
+			p, _ := ParsePath(randomPath(rng))
+			var n *node[string]
+			root, n = root.insert(p)
+			n.set, n.value, n.path = true, p, p
+		}
+		f := flatten("h.test", root)
+		for range 100 {
+			p := randomPath(rng)
+			var want, got string
+			if n := root.lookup(p); n != nil {
+				want = n.path
+			}
+			if r := f.lookup(p); r != nil {
+				got = r.path
+			}
+			if got != want {
+				t.Fatalf("flat lookup(%q) = %q, tree %q", p, got, want)
+			}
+		}
+	}
+}
+
+// TestLookupHostCase: hosts of every length around the word size, in any
+// mix of case, with ports, trailing dots and bytes that only look like
+// letters once their high bit is cleared, reach the route the naive
+// specification names.
+func TestLookupHostCase(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var routes []route
+	b := NewBuilder[string]()
+	labels := []string{"a", "bc", "def", "ghij", "klmnopq", "rstuvwxy", "z0123456789"}
+	name := func() string {
+		parts := make([]string, 1+rng.IntN(4))
+		for i := range parts {
+			parts[i] = labels[rng.IntN(len(labels))]
+		}
+		return strings.Join(parts, ".")
+	}
+	seen := map[string]bool{}
+	for range 200 {
+		h := name()
+		if rng.IntN(3) == 0 {
+			h = "*." + h
+		}
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		r := route{h, "/", 0, h}
+		if err := b.Insert(r.host, r.path, r.priority, r.value); err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, r)
+	}
+	routes = append(routes, route{"", "/", 0, "default"})
+	if err := b.Insert("", "/", 0, "default"); err != nil {
+		t.Fatal(err)
+	}
+	tab := b.Build()
+	for range 5000 {
+		hb := []byte(name())
+		for i, c := range hb {
+			switch rng.IntN(6) {
+			case 0, 1:
+				hb[i] = byte(strings.ToUpper(string(c))[0])
+			case 2:
+				if 'a' <= c && c <= 'z' {
+					hb[i] = c - 'a' + 'A' + 0x80 // not a letter
+				}
+			}
+		}
+		host := string(hb)
+		switch rng.IntN(4) {
+		case 0:
+			host += ":8443"
+		case 1:
+			host += "."
+		case 2:
+			host += ":x:1" // the port is after the last colon
+		}
+		want, wantOK := naiveLookup(routes, host, "/")
+		got, m, ok := tab.Lookup(host, "/")
+		if got != want || ok != wantOK {
+			t.Fatalf("Lookup(%q) = %q %v, naive %q %v", host, got, ok, want, wantOK)
+		}
+		if ok && got != "default" && m.Host != got {
+			t.Fatalf("Lookup(%q) matched %q, reports %q", host, got, m.Host)
+		}
+	}
+}
