@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -282,4 +283,52 @@ func exportedAnywhere(t *testing.T) (map[string]metricInfo, map[string][]string)
 		}
 	}
 	return all, by
+}
+
+// TestEdgeCountsTLSHandshakes: the edge as the binary runs it counts the
+// handshakes of its HTTPS listener (the listener is wired through the
+// counting one), by version.
+func TestEdgeCountsTLSHandshakes(t *testing.T) {
+	rec := newRecorder()
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	os.WriteFile(routes, []byte("services: []\n"), 0o644)
+	o := edgeOptions{
+		httpAddr: testkit.UnusedAddr(t), httpsAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t),
+		routes: routes, routesPoll: time.Second, drainTimeout: time.Second, dialTimeout: time.Second,
+		maxBody: 1 << 20, maxHeader: 16 << 10, metrics: rec.metrics(),
+	}
+	o.certs, o.selfSigned = t.TempDir(), true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runEdge: %v", err)
+		}
+	}()
+	waitReady(t, o.adminAddr)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		c, err := tls.Dial("tcp", o.httpsAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: v, ServerName: "any.example.org"})
+		if err != nil {
+			t.Fatalf("TLS %x handshake: %v", v, err)
+		}
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: any.example.org\r\n\r\n")) // the first request counts it
+		c.Close()
+	}
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		got := map[string]float64{}
+		mfs, _ := rec.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "swarmgate_tls_handshakes_total" {
+				for _, m := range mf.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got["TLS 1.2"] != 1 || got["TLS 1.3"] != 1 {
+			return fmt.Errorf("handshakes by version: %v, want one of TLS 1.2 and one of TLS 1.3", got)
+		}
+		return nil
+	})
 }
