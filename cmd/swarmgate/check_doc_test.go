@@ -328,3 +328,64 @@ func (n *dockerNames) rename(args []string) []string {
 func (n *dockerNames) unname(s string) string {
 	return strings.ReplaceAll(s, n.prefix, "")
 }
+
+// TestDocLinks: every relative link of the docs (docs/*.md, README.md, this
+// command's CHECK.md) names a file that exists, and a #fragment into a
+// markdown file names one of its headings (GitHub's anchors: lower case,
+// punctuation dropped, spaces as "-").
+func TestDocLinks(t *testing.T) {
+	root := filepath.Join("..", "..")
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, filepath.Join(root, "README.md"), "CHECK.md")
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	fence := regexp.MustCompile("(?s)```.*?```")
+	for _, doc := range docs {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(fence.ReplaceAllString(string(data), ""), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path, frag, _ := strings.Cut(target, "#")
+			file := doc
+			if path != "" {
+				file = filepath.Join(filepath.Dir(doc), filepath.FromSlash(path))
+			}
+			if _, err := os.Stat(file); err != nil {
+				t.Errorf("%s: link %s: %v", doc, target, err)
+				continue
+			}
+			if frag != "" && strings.HasSuffix(file, ".md") && !hasAnchor(t, file, frag) {
+				t.Errorf("%s: link %s: %s has no heading with the anchor #%s", doc, target, file, frag)
+			}
+		}
+	}
+}
+
+// hasAnchor reports whether a heading of the markdown file has the anchor.
+func hasAnchor(t *testing.T, file, anchor string) bool {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(data), "")
+	drop := regexp.MustCompile(`[^\w\- ]`)
+	for _, line := range strings.Split(text, "\n") {
+		h := strings.TrimLeft(line, "#")
+		if len(h) == len(line) || !strings.HasPrefix(h, " ") {
+			continue
+		}
+		slug := strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(strings.TrimSpace(h)), ""), " ", "-")
+		if slug == anchor {
+			return true
+		}
+	}
+	return false
+}
