@@ -17,6 +17,9 @@ type Health struct {
 	// Ejections are the ejections in a row since the last Success: the
 	// next one lasts BaseEjection doubled this many times.
 	Ejections int
+	// Probing: back from an ejection, the endpoint takes one request at a
+	// time until one succeeds (half-open).
+	Probing bool
 }
 
 // Health returns the endpoint's health as of now.
@@ -24,6 +27,8 @@ func (e *Endpoint) Health(now time.Time) Health {
 	h := Health{Down: e.down.Load(), Failures: int(e.fails.Load()), Ejections: int(e.ejections.Load())}
 	if until := e.ejectedUntil.Load(); now.UnixNano() < until {
 		h.EjectedUntil = time.Unix(0, until)
+	} else {
+		h.Probing = e.probing.Load()
 	}
 	return h
 }

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// TestHealth: the copy follows failures, ejection and its end, and a
-// failed active check.
+// TestHealth: the copy follows failures, ejection, the probing after it,
+// and a failed active check.
 func TestHealth(t *testing.T) {
 	now := time.Unix(1000, 0)
 	p := NewPool(PoolOptions{Now: func() time.Time { return now }, MaxFailures: 2, BaseEjection: 4 * time.Second})
@@ -23,8 +23,11 @@ func TestHealth(t *testing.T) {
 	if want := now.Add(4 * time.Second); !h.EjectedUntil.Equal(want) || h.Ejections != 1 || h.Failures != 0 {
 		t.Fatalf("after two failures: %+v, want ejected until %v", h, want)
 	}
-	if h := e.Health(now.Add(4 * time.Second)); !h.EjectedUntil.IsZero() || h.Ejections != 1 {
-		t.Fatalf("when the ejection ends: %+v", h)
+	if h := e.Health(now); h.Probing {
+		t.Fatalf("probing while ejected: %+v", h)
+	}
+	if h := e.Health(now.Add(4 * time.Second)); !h.EjectedUntil.IsZero() || h.Ejections != 1 || !h.Probing {
+		t.Fatalf("when the ejection ends: %+v, want probing", h)
 	}
 	e.SetHealthy(false)
 	if h := e.Health(now); !h.Down {

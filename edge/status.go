@@ -410,13 +410,17 @@ func tlsMode(r proxy.RouteView) string {
 }
 
 // EndpointState names an endpoint's health: "up", "ejected" (passive
-// health, until EjectedUntil) or "down" (its active health check failed).
+// health, until EjectedUntil), "probing" (back from an ejection, one
+// request at a time until one succeeds) or "down" (its active health check
+// failed).
 func EndpointState(e proxy.EndpointView) string {
 	switch {
 	case e.Down:
 		return "down"
 	case !e.EjectedUntil.IsZero():
 		return "ejected"
+	case e.Probing:
+		return "probing"
 	case !e.Available:
 		return "down"
 	}
@@ -444,6 +448,8 @@ func endpointRows(eps []proxy.EndpointView, now time.Time) (rows []endpointRow, 
 			up++
 		case "ejected":
 			r.Detail = "until " + clock(now, e.EjectedUntil) + " (" + until(now, e.EjectedUntil) + ")"
+		case "probing":
+			r.Detail = "back from an ejection: one request at a time until one succeeds"
 		case "down":
 			r.Detail = "active health check failing"
 		}

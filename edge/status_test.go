@@ -363,6 +363,27 @@ func TestStatusToken(t *testing.T) {
 	}
 }
 
+// TestEndpointState: how the page and `swarmgate routes` name an
+// endpoint's health.
+func TestEndpointState(t *testing.T) {
+	until := time.Now().Add(time.Minute)
+	for _, tt := range []struct {
+		e    proxy.EndpointView
+		want string
+	}{
+		{proxy.EndpointView{Available: true}, "up"},
+		{proxy.EndpointView{Down: true}, "down"},
+		{proxy.EndpointView{Down: true, EjectedUntil: until}, "down"},
+		{proxy.EndpointView{EjectedUntil: until, Ejections: 1}, "ejected"},
+		{proxy.EndpointView{Probing: true, Available: true}, "probing"},
+		{proxy.EndpointView{Probing: true, InFlight: 1}, "probing"}, // its one request is out
+	} {
+		if got := EndpointState(tt.e); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.e, got, tt.want)
+		}
+	}
+}
+
 // TestRoughly: how the page says durations.
 func TestRoughly(t *testing.T) {
 	for d, want := range map[time.Duration]string{

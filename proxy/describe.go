@@ -44,8 +44,11 @@ type EndpointView struct {
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
 	// Failures are the failed requests in a row since the last success;
 	// Ejections the ejections in a row (each doubles the next one).
-	Failures  int     `json:"failures,omitempty"`
-	Ejections int     `json:"ejections,omitempty"`
+	Failures  int `json:"failures,omitempty"`
+	Ejections int `json:"ejections,omitempty"`
+	// Probing: back from an ejection, the endpoint takes one request at a
+	// time until one succeeds.
+	Probing   bool    `json:"probing,omitempty"`
 	InFlight  int64   `json:"in_flight"`
 	LatencyMS float64 `json:"latency_ewma_ms"`
 }
@@ -80,7 +83,7 @@ func EndpointViews(eps []*balancer.Endpoint, now time.Time) []EndpointView {
 		h := e.Health(now)
 		v = append(v, EndpointView{
 			Addr: e.Addr, Available: e.Available(now), Down: h.Down, EjectedUntil: h.EjectedUntil,
-			Failures: h.Failures, Ejections: h.Ejections, InFlight: e.InFlight(),
+			Failures: h.Failures, Ejections: h.Ejections, Probing: h.Probing, InFlight: e.InFlight(),
 			LatencyMS: float64(e.Latency().Microseconds()) / 1000,
 		})
 	}
