@@ -57,6 +57,7 @@ type tfSpec struct {
 	router string // the router it came from: swarmgate.routes.<router>.* apply
 	keys   map[string]tfKey
 	alias  map[string]string // see spec.alias
+	rule   origin            // the router's rule, for errors about the route as a whole
 }
 
 // tfLabels is a service's traefik.* labels, sorted by kind.
@@ -264,8 +265,8 @@ func (p *parser) traefikRouter(t *tfLabels, obj *tfObject, services map[string]m
 			}
 			if on {
 				tlsOn = true
-				if tlsKey == nil {
-					tlsKey = &tfKey{origin: o, err: "tls=true without tls.certresolver serves a certificate from Traefik's own store (its file provider or default certificate); set tls.certresolver for ACME, or name the certificate with swarmgate.routes." + obj.name + ".tls=NAME"}
+				if tlsKey == nil || tlsKey.err != "" {
+					tlsKey = &tfKey{origin: o, err: noCert(obj.name, "tls=true")}
 				}
 			} else {
 				tlsFalse = true
@@ -275,12 +276,18 @@ func (p *parser) traefikRouter(t *tfLabels, obj *tfObject, services map[string]m
 			tlsKey = &tfKey{origin: origin{o.label, route.TLSAuto, o.orig}}
 		case k == "tls.options":
 			tlsOn = true
+			if tlsKey == nil {
+				tlsKey = &tfKey{origin: o, err: noCert(obj.name, "tls.options")}
+			}
 			if o.value != "default" {
 				p.fail(o.label, o.orig, "TLS options are Traefik's static or file configuration; swarmgate's TLS settings are the edge's")
 				ok = false
 			}
 		case strings.HasPrefix(k, "tls.domains["):
 			tlsOn = true
+			if tlsKey == nil {
+				tlsKey = &tfKey{origin: o, err: noCert(obj.name, "tls.domains")}
+			}
 			if !p.traefikDomains(o, r.alts) {
 				ok = false
 			}
@@ -385,6 +392,12 @@ func (p *parser) deferred(t *tfLabels, router string, keys map[string]tfKey) {
 	}
 }
 
+// noCert is the reason a router with TLS options but no certresolver is
+// reported: its certificate is in Traefik's store.
+func noCert(router, what string) string {
+	return what + " without tls.certresolver serves a certificate from Traefik's own store (its file provider or default certificate); set tls.certresolver for ACME, or name the certificate with swarmgate.routes." + router + ".tls=NAME"
+}
+
 // traefikDomains checks a tls.domains[n].main or .sans label: swarmgate's
 // ACME asks for a certificate per host of the route, so the names must be
 // hosts of the rule.
@@ -479,6 +492,15 @@ func (p *parser) traefikService(obj *tfObject) map[string]tfKey {
 	return keys
 }
 
+// withheld is a basicauth.users label with its value, password hashes,
+// replaced by how many there are: errors, and so the log and the admin API,
+// never show them.
+func withheld(o origin) origin {
+	o.orig = fmt.Sprintf("(%d users, hashes withheld)", len(strings.Split(o.value, ",")))
+	o.value = ""
+	return o
+}
+
 func hasKey(obj *tfObject, k string) bool { _, ok := obj.keys[k]; return ok }
 
 func orSet(o *origin, v origin) *origin {
@@ -567,11 +589,12 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 				fail(o, "swarmgate redirects to the edge's HTTPS port")
 			}
 		case "basicauth.users":
-			// The value is password hashes: errors, and so the log and the
-			// admin API, show how many, not what.
-			o.orig = fmt.Sprintf("(%d users, hashes withheld)", len(strings.Split(o.value, ",")))
+			o = withheld(o)
 			m.keys[keyAuthBasic] = tfKey{origin: o, err: "inline users: swarmgate reads basic-auth users only from an htpasswd file (bcrypt) in its secrets directory, so that no hash is in a service spec, the logs or the admin API; put them in a Docker secret attached to the edge and set basicauth.usersfile=/run/secrets/NAME or swarmgate.routes.<router>.auth.basic=NAME"}
 		case "basicauth.usersfile":
+			if _, inline := obj.keys["basicauth.users"]; inline {
+				fail(withheld(obj.keys["basicauth.users"]), "inline users besides basicauth.usersfile: swarmgate reads the users of the file only; put them all in it")
+			}
 			name, ok := strings.CutPrefix(o.value, traefikSecrets)
 			if !ok || strings.Contains(name, "/") {
 				fail(o, "swarmgate reads htpasswd files from its secrets directory: attach the file as a Docker secret and give its path, %sNAME", traefikSecrets)
@@ -804,7 +827,7 @@ func (p *parser) joinRouters(routers []*tfRouter) []*tfSpec {
 		if count[name]++; count[name] > 1 {
 			name = fmt.Sprintf("%s-%d", name, count[name])
 		}
-		s := &tfSpec{name: name, router: primary.name, keys: maps.Clone(primary.keys), alias: primary.alias}
+		s := &tfSpec{name: name, router: primary.name, keys: maps.Clone(primary.keys), alias: primary.alias, rule: primary.rule}
 		if g.def {
 			s.keys[keyDefault] = tfKey{origin: origin{primary.rule.label, "true", primary.rule.orig}}
 		} else {
@@ -872,14 +895,14 @@ func describeAt(hosts, path string) string {
 // aside (that is what makes the sides differ).
 func diffKeys(a, b map[string]tfKey) string {
 	var diff []string
-	for _, k := range slices.Sorted(maps.Keys(maps.Collect(func(yield func(string, tfKey) bool) {
-		for k, v := range a {
-			yield(k, v)
+	keys := slices.Sorted(maps.Keys(a))
+	for k := range b {
+		if _, inA := a[k]; !inA {
+			keys = append(keys, k)
 		}
-		for k, v := range b {
-			yield(k, v)
-		}
-	}))) {
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		if k == keyTLS {
 			continue
 		}
@@ -924,7 +947,7 @@ func (p *parser) traefikTCP(t *tfLabels) []*tfSpec {
 			p.fail(prefix+"rule", "", "an HTTP router of this service has the name %q too: swarmgate names its routes after the routers", name)
 			continue
 		}
-		s := &tfSpec{name: name, router: name, keys: map[string]tfKey{}, alias: map[string]string{}}
+		s := &tfSpec{name: name, router: name, keys: map[string]tfKey{}, alias: map[string]string{}, rule: obj.keys["rule"]}
 		ok := true
 		var alts []ruleAlt
 		rule, hasRule := obj.keys["rule"]
@@ -1048,7 +1071,13 @@ func (p *parser) mergeTraefik(specs []*tfSpec, def *spec, named map[string]*spec
 			overrides[s.router] = o
 		}
 	}
+	taken := map[string]string{} // route name -> router
 	for _, s := range specs {
+		if r, dup := taken[s.name]; dup {
+			p.fail(s.rule.label, s.rule.orig, "router %s makes a route named %s, as router %s does: rename a router", s.router, s.name, r)
+			continue
+		}
+		taken[s.name] = s.router
 		out := newSpec(s.name)
 		out.alias = s.alias
 		if o := overrides[s.router]; o != nil {
