@@ -44,7 +44,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	exe := chromium(t)
 	s := newStatusScene(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -93,7 +93,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	api.CreatedAt = time.Unix(5, 0)
 	cfg.Routes = append(cfg.Routes, api)
 	s.apply(cfg)
-	testkit.Eventually(t, 20*time.Second, 250*time.Millisecond, func() error {
+	testkit.Eventually(t, 30*time.Second, 250*time.Millisecond, func() error {
 		shown, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector('article[data-route="api"]') !== null &&
 			document.querySelector('article[data-route="web"]').textContent.includes('weight 50 · 50%')`))
 		switch {
@@ -112,7 +112,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.CSS(`#filter`), "shop")); err != nil {
 		t.Fatalf("typing in the filter: %v", err)
 	}
-	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
 		narrowed, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`location.search === '?q=shop' &&
 			document.querySelector('article[data-route="shop"]') !== null &&
 			document.querySelector('article[data-route="web"]') === null`))
@@ -131,7 +131,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	})()`)); err != nil {
 		t.Fatalf("clearing the filter: %v", err)
 	}
-	testkit.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 100*time.Millisecond, func() error {
 		if all, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector('article[data-route="web"]') !== null`)); err != nil || !all {
 			return fmt.Errorf("the page does not list every route again (err %v)", err)
 		}
