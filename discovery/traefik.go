@@ -182,7 +182,13 @@ func (p *parser) collectTraefik(t *tfLabels, label, value string) {
 		obj = &tfObject{name: parts[2], keys: map[string]origin{}}
 		into[parts[2]] = obj
 	}
-	obj.keys[strings.ToLower(parts[3])] = o
+	key := strings.ToLower(parts[3])
+	if prev, dup := obj.keys[key]; dup {
+		// Traefik reads option names in any case: these are one option.
+		p.fail(label, value, "sets the option of %s again, in other case", prev.label)
+		return
+	}
+	obj.keys[key] = o
 }
 
 // traefikHTTP translates the HTTP routers, joining the routers that serve
@@ -319,7 +325,7 @@ func (p *parser) traefikRouter(t *tfLabels, obj *tfObject, services map[string]m
 	case httpsEP:
 		ep := obj.keys["entrypoints"]
 		r.https = true
-		r.keys[keyTLS] = tfKey{origin: ep, err: "the router's TLS comes from Traefik's static configuration of entrypoint websecure; set tls.certresolver for ACME, or name the certificate with swarmgate.routes." + obj.name + ".tls=NAME"}
+		r.keys[keyTLS] = tfKey{origin: ep, err: "the router's TLS comes from Traefik's static configuration of entrypoint websecure; for ACME set tls.certresolver or swarmgate.routes." + obj.name + ".tls=auto, else name the certificate with swarmgate.routes." + obj.name + ".tls=NAME"}
 	}
 
 	// The service: named, or the only one the labels define, or an
@@ -395,7 +401,7 @@ func (p *parser) deferred(t *tfLabels, router string, keys map[string]tfKey) {
 // noCert is the reason a router with TLS options but no certresolver is
 // reported: its certificate is in Traefik's store.
 func noCert(router, what string) string {
-	return what + " without tls.certresolver serves a certificate from Traefik's own store (its file provider or default certificate); set tls.certresolver for ACME, or name the certificate with swarmgate.routes." + router + ".tls=NAME"
+	return what + " without tls.certresolver serves a certificate from Traefik's own store (its file provider, default certificate or an entrypoint's resolver); for ACME set tls.certresolver or swarmgate.routes." + router + ".tls=auto, else name the certificate with swarmgate.routes." + router + ".tls=NAME"
 }
 
 // traefikDomains checks a tls.domains[n].main or .sans label: swarmgate's

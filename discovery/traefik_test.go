@@ -380,6 +380,8 @@ func TestTraefikLabelsRejected(t *testing.T) {
 			"traefik.http.routers.plain.middlewares", "gz",
 			"traefik.http.middlewares.gz.compress", "true")...),
 			[]wantErr{{"traefik.http.routers.plain.rule", "with different compress"}}},
+		{"one option twice, in two cases", tlabels("traefik.http.services.web.loadBalancer.server.port", "9000"),
+			[]wantErr{{"traefik.http.services.web.loadbalancer.server.port", "sets the option of traefik.http.services.web.loadBalancer.server.port again"}}},
 		{"udp", tlabels("traefik.udp.routers.dns.entrypoints", "dns"), []wantErr{{"traefik.udp.routers.dns.entrypoints", "UDP routing"}}},
 		{"unknown section", tlabels("traefik.http.serversTransports.x.insecureSkipVerify", "true"),
 			[]wantErr{{"traefik.http.serversTransports.x.insecureSkipVerify", "not supported by swarmgate"}}},
