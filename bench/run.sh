@@ -14,8 +14,9 @@
 #   CONNS=64        wrk connections
 #   BODY=small      response body: small (13 B), 1k, 64k
 #   PROXIES="swarmgate nginx haproxy stdproxy"   which proxies, in order
-#   SUITES=http,tls,l4   suites to run, comma or space separated (also: slow)
-#   TLS_DURATION=5 TLS_CONNS=16 TLS_VERSIONS="1.3 1.2"   TLS suite
+#   SUITES=http,tls,https,l4   suites to run, comma or space separated (also: slow)
+#   TLS_DURATION=5 TLS_CONNS=16 TLS_VERSIONS="1.3 1.2"   TLS suite (and HTTPS:
+#                   requests over HTTP/1.1, HTTP/2 and HTTP/3, the same duration and loops)
 #   L4_BYTES=2G L4_DURATION=10 L4_CONNS=1                L4 suite
 #   SLOW_CONNS=1000 SLOW_DURATION=60                      slow suite (slowhttptest)
 #   PROXY_CPU=0 LOAD_CPU=1                        core pinning
@@ -25,7 +26,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROXIES=${PROXIES:-swarmgate nginx haproxy stdproxy}
-SUITES=${SUITES:-http,tls,l4}
+SUITES=${SUITES:-http,tls,https,l4}
 SWARMGATE_BIN=${SWARMGATE_BIN:-}
 
 export PATH="$PATH:/usr/sbin:/sbin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
@@ -84,8 +85,8 @@ if [[ " ${SUITES//,/ } " == *" l4 "* && " $PROXIES " == *" nginx "* ]]; then
 	fi
 fi
 
-log "building benchrun, the backend, stdproxy, tlsload and l4load"
-(cd "$ROOT" && go build -o "$TMP/" ./bench/cmd/benchrun ./bench/cmd/backend ./bench/cmd/stdproxy ./bench/cmd/tlsload ./bench/cmd/l4load)
+log "building benchrun, the backend, stdproxy, tlsload, reqload and l4load"
+(cd "$ROOT" && go build -o "$TMP/" ./bench/cmd/benchrun ./bench/cmd/backend ./bench/cmd/stdproxy ./bench/cmd/tlsload ./bench/cmd/reqload ./bench/cmd/l4load)
 
 SWARMGATE_ERR="no binary"
 if [[ " $PROXIES " == *" swarmgate "* && -z $SWARMGATE_BIN ]]; then

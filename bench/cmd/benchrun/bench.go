@@ -71,7 +71,7 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 	b.raw = raw
 	defer raw.close()
 	b.writeHeader(ctx)
-	if slices.Contains(b.o.suites, "tls") {
+	if slices.Contains(b.o.suites, "tls") || slices.Contains(b.o.suites, "https") {
 		if err := b.makeCert(ctx); err != nil {
 			return err
 		}
@@ -86,6 +86,8 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 			table, err = b.suiteHTTP(ctx)
 		case "tls":
 			table, err = b.suiteTLS(ctx)
+		case "https":
+			table, err = b.suiteHTTPS(ctx)
 		case "l4":
 			table, err = b.suiteL4(ctx)
 		case "slow":

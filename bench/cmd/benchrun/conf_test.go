@@ -36,7 +36,7 @@ func TestRender(t *testing.T) {
 		}, []string{"ssl", "user root", "stream {", "load_module"}},
 		{"nginx", "http", root, []string{"user root;"}, nil},
 		{"nginx", "tls", testConf(), []string{
-			"listen 127.0.0.1:19001 ssl;", "ssl_certificate /w/certs/bench.crt;", "ssl_certificate_key /w/certs/bench.key;",
+			"listen 127.0.0.1:19001 ssl http2;", "ssl_certificate /w/certs/bench.crt;", "ssl_certificate_key /w/certs/bench.key;",
 			"ssl_protocols TLSv1.2 TLSv1.3;", "ssl_ciphers " + tlsCiphers + ";", "ssl_ecdh_curve X25519:prime256v1;",
 			"ssl_session_cache shared:SSL:10m;", "ssl_session_tickets on;", "proxy_pass http://backend;",
 		}, []string{"stream {"}},
@@ -50,7 +50,7 @@ func TestRender(t *testing.T) {
 			"timeout connect 5s", "timeout http-keep-alive 65s",
 		}, []string{"ssl", "mode tcp", "log ", "set-uri"}},
 		{"haproxy", "tls", testConf(), []string{
-			"bind 127.0.0.1:19001 ssl crt /w/certs/bench.pem ssl-min-ver TLSv1.2 curves X25519:P-256 ciphers " + tlsCiphers,
+			"bind 127.0.0.1:19001 ssl crt /w/certs/bench.pem ssl-min-ver TLSv1.2 curves X25519:P-256 ciphers " + tlsCiphers + " alpn h2,http/1.1",
 			"http-request set-header X-Forwarded-Proto https", "mode http",
 		}, []string{"mode tcp"}},
 		{"haproxy", "l4", testConf(), []string{

@@ -53,8 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // The slow suite is not in the default run (defaultSuites): it holds
 // thousands of connections for minutes.
 var (
-	allSuites     = []string{"http", "tls", "l4", "slow"}
-	defaultSuites = []string{"http", "tls", "l4"}
+	allSuites     = []string{"http", "tls", "https", "l4", "slow"}
+	defaultSuites = []string{"http", "tls", "https", "l4"}
 	allProxies    = []string{"swarmgate", "nginx", "haproxy", "stdproxy"}
 )
 
@@ -248,6 +248,8 @@ func (o options) measuringSeconds() int {
 			total += (sec(o.warmup) + 2*sec(o.duration) + 5) * (n + 1)
 		case "tls":
 			total += (sec(o.tlsDuration) + 1) * 2 * len(o.tlsVersions) * n
+		case "https":
+			total += (sec(o.tlsDuration) + 1) * len(httpsProtos) * n
 		case "l4":
 			total += (sec(o.l4Duration) + 2) * (n + 1)
 		case "slow":

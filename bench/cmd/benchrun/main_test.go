@@ -25,8 +25,9 @@ func TestParseOptionsDefaults(t *testing.T) {
 		t.Errorf("defaults are not run.sh's: %+v", o)
 	}
 	// The default run: HTTP (2+2*10+5) s for direct and 4 proxies, TLS
-	// (5+1) s for 2 modes of 2 versions on 4 targets, L4 (10+2) s for 5.
-	if got := o.measuringSeconds(); got != 27*5+6*2*2*4+12*5 {
+	// (5+1) s for 2 modes of 2 versions on 4 targets, HTTPS (5+1) s for 3
+	// protocols on 4 targets, L4 (10+2) s for 5.
+	if got := o.measuringSeconds(); got != 27*5+6*2*2*4+6*3*4+12*5 {
 		t.Errorf("measuringSeconds = %d", got)
 	}
 	// The slow suite: (60+4) s for 3 attacks on 3 targets (not stdproxy).

@@ -64,8 +64,12 @@ type started struct {
 // listener is proxy-port; the TLS suite's HTTPS listener is proxy-port and
 // its plain HTTP one proxy-port+1; the L4 suite's TCP listener is
 // proxy-port (plain HTTP on proxy-port+1, no HTTPS listener). The slow
-// suite's listener is the HTTP suite's.
+// suite's listener is the HTTP suite's; the HTTPS suite's listeners and
+// configurations are the TLS suite's.
 func (b *bench) startProxy(name, suite string) (started, error) {
+	if suite == "https" {
+		suite = "tls" // the same listeners and configurations
+	}
 	dir := filepath.Join(b.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return started{}, fmt.Errorf("%s: %w", name, err)

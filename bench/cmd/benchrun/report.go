@@ -98,6 +98,24 @@ func tlsReport(t table[tlsRow], o options) string {
 	if t.empty() {
 		return ""
 	}
+	b := kindTable(t, [4]string{"handshake", "hs/s", "cpu/hs", "hs/core"})
+	fmt.Fprintf(b, `
+hs/s: handshakes completed per second by tlsload (%d concurrent loops of connect,
+handshake, close_notify, read to EOF; ECDSA P-256 certificate, X25519 key exchange).
+p50us/p99us: connect + handshake time. full: no session cache; resumed: session tickets
+(a refused ticket counts as an error). cpu/hs: the proxy's CPU in µs per handshake;
+hs/core = 1e6 / cpu/hs, the handshakes one core would sustain. prx%%, ld%%, oth%%, bound
+as in the HTTP table (bound = load: tlsload's core saturated first, hs/s is a lower
+bound). x/ng: ratio to NGINX for the same handshake kind.
+`, o.tlsConns)
+	return b.String()
+}
+
+// kindTable renders the rows of a suite whose targets have a row for each
+// kind of work (a handshake kind, a protocol), with ratios to NGINX's row of
+// the same kind; cols names the kind, rate, CPU per unit and units per core
+// columns.
+func kindTable(t table[tlsRow], cols [4]string) *strings.Builder {
 	ngRate, ngCPU := map[string]value{}, map[string]value{}
 	for _, r := range t.rows {
 		if r.name == "nginx" {
@@ -106,7 +124,7 @@ func tlsReport(t table[tlsRow], o options) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-10s %-11s %7s %7s %7s %7s %8s %5s %5s %5s %6s | %6s %6s | %s\n",
-		"target", "handshake", "hs/s", "p50us", "p99us", "cpu/hs", "hs/core", "prx%", "ld%", "oth%", "bound",
+		"target", cols[0], cols[1], "p50us", "p99us", cols[2], cols[3], "prx%", "ld%", "oth%", "bound",
 		"thr/ng", "cpu/ng", "errors")
 	for _, r := range t.rows {
 		perCore := value{}
@@ -122,14 +140,22 @@ func tlsReport(t table[tlsRow], o options) string {
 	for _, r := range t.rows {
 		fmt.Fprintf(&b, "  %-10s %-11s %s\n", r.name, r.kind, r.detail)
 	}
-	fmt.Fprintf(&b, `
-hs/s: handshakes completed per second by tlsload (%d concurrent loops of connect,
-handshake, close_notify, read to EOF; ECDSA P-256 certificate, X25519 key exchange).
-p50us/p99us: connect + handshake time. full: no session cache; resumed: session tickets
-(a refused ticket counts as an error). cpu/hs: the proxy's CPU in µs per handshake;
-hs/core = 1e6 / cpu/hs, the handshakes one core would sustain. prx%%, ld%%, oth%%, bound
-as in the HTTP table (bound = load: tlsload's core saturated first, hs/s is a lower
-bound). x/ng: ratio to NGINX for the same handshake kind.
+	return &b
+}
+
+// httpsReport is the HTTPS suite's table, "" if it has no row.
+func httpsReport(t table[tlsRow], o options) string {
+	if t.empty() {
+		return ""
+	}
+	b := kindTable(t, [4]string{"protocol", "req/s", "cpu/req", "req/core"})
+	fmt.Fprintf(b, `
+req/s: requests answered per second to reqload (%d concurrent loops of GET over TLS 1.3:
+h1 one keep-alive connection per loop, h2 one connection with a stream per loop, h3 one
+QUIC connection with a stream per loop; quic-go's client). p50us/p99us: request time.
+cpu/req: the proxy's CPU in µs per request; req/core = 1e6 / cpu/req. prx%%, ld%%, oth%%,
+bound as in the HTTP table. x/ng: ratio to NGINX for the same protocol (NGINX 1.22 and
+HAProxy 2.6 as Debian builds them have no HTTP/3: swarmgate's h3 row has no ratio).
 `, o.tlsConns)
 	return b.String()
 }

@@ -187,10 +187,11 @@ func TestREADMEHeaders(t *testing.T) {
 	}
 	o := testOptions()
 	for name, table := range map[string]string{
-		"HTTP": httpReport(table[httpRow]{}, o),
-		"TLS":  tlsReport(table[tlsRow]{failed: []failure{{}}}, o),
-		"L4":   l4Report(table[l4Row]{failed: []failure{{}}}, o),
-		"slow": slowReport(table[slowRow]{failed: []failure{{}}}, o),
+		"HTTP":  httpReport(table[httpRow]{}, o),
+		"TLS":   tlsReport(table[tlsRow]{failed: []failure{{}}}, o),
+		"HTTPS": httpsReport(table[tlsRow]{failed: []failure{{}}}, o),
+		"L4":    l4Report(table[l4Row]{failed: []failure{{}}}, o),
+		"slow":  slowReport(table[slowRow]{failed: []failure{{}}}, o),
 	} {
 		header, _, _ := strings.Cut(table, "\n")
 		if !strings.Contains(string(readme), "\n"+header+"\n") {

@@ -169,7 +169,7 @@ func (b *bench) proxyUp(ctx context.Context, suite, name string) (started, error
 	switch suite {
 	case "http", "slow":
 		err = b.waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
-	case "tls":
+	case "tls", "https":
 		err = b.waitHTTP(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
 	case "l4":
 		err = b.waitL4(ctx, b.o.proxyPort, s.p)

@@ -36,7 +36,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -230,7 +229,7 @@ func load(ctx context.Context, c config) (result, error) {
 		}
 	}
 	res.handshakes = len(all)
-	res.p50, res.p99 = percentile(all, 0.50), percentile(all, 0.99)
+	res.p50, res.p99 = benchkit.Percentile(all, 0.50), benchkit.Percentile(all, 0.99)
 	return res, nil
 }
 
@@ -268,16 +267,6 @@ func handshake(ctx context.Context, c config, tc *tls.Config) (time.Duration, bo
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// percentile returns the q-quantile of d (sorted in place), 0 if empty.
-func percentile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	i := int(q*float64(len(d))+0.5) - 1
-	return d[max(0, min(i, len(d)-1))]
 }
 
 // genCert writes a self-signed ECDSA P-256 certificate for name, valid for

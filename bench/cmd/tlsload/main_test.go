@@ -16,32 +16,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestPercentile(t *testing.T) {
-	ms := func(n ...int) []time.Duration {
-		var d []time.Duration
-		for _, x := range n {
-			d = append(d, time.Duration(x)*time.Millisecond)
-		}
-		return d
-	}
-	tests := []struct {
-		in   []time.Duration
-		q    float64
-		want time.Duration
-	}{
-		{nil, 0.5, 0},
-		{ms(7), 0.99, 7 * time.Millisecond},
-		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
-		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.99, 10 * time.Millisecond},
-		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.5, 5 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		if got := percentile(tt.in, tt.q); got != tt.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
-		}
-	}
-}
-
 // TestLoad runs the loops against a real TLS server with the generated
 // certificate: full handshakes never resume, resumed ones always do, and a
 // server with another certificate fails every handshake.

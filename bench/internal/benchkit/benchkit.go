@@ -1,6 +1,6 @@
 // Package benchkit is what the benchmark's commands (bench/cmd/...) share:
-// the main function that runs a command until a signal, its flag set and its
-// listener.
+// the main function that runs a command until a signal, its flag set, its
+// listener and the latency percentiles of the load generators.
 package benchkit
 
 import (
@@ -11,7 +11,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+	"time"
 )
 
 // Run is a command's body: it parses args, writes its results to stdout and
@@ -58,4 +60,14 @@ func ParseListen(fs *flag.FlagSet, args []string, addr string) (net.Listener, er
 		return nil, fmt.Errorf("%s: listen: %w", fs.Name(), err)
 	}
 	return ln, nil
+}
+
+// Percentile returns the q-quantile of d (sorted in place), 0 if empty.
+func Percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	i := int(q*float64(len(d))+0.5) - 1
+	return d[max(0, min(i, len(d)-1))]
 }

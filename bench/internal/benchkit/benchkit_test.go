@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFlagSet(t *testing.T) {
@@ -37,5 +38,31 @@ func TestParseListen(t *testing.T) {
 	if _, err := ParseListen(FlagSet("tool", io.Discard), []string{"-listen", "127.0.0.1:notaport"}, ""); err == nil ||
 		!strings.HasPrefix(err.Error(), "tool: listen: ") {
 		t.Errorf("bad address: %v", err)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		var d []time.Duration
+		for _, x := range n {
+			d = append(d, time.Duration(x)*time.Millisecond)
+		}
+		return d
+	}
+	tests := []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.5, 0},
+		{ms(7), 0.99, 7 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
+		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.99, 10 * time.Millisecond},
+		{ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 0.5, 5 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := Percentile(tt.in, tt.q); got != tt.want {
+			t.Errorf("Percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
+		}
 	}
 }
