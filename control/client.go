@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,8 +84,7 @@ type Client struct {
 	// Only Run's goroutine touches the state. version is the state's;
 	// ClientState.Version is the Config's in force, which is kept when
 	// the state is dropped.
-	items   map[string]decoded
-	order   []string // the keys of items, sorted: kept in step, not re-sorted per frame
+	state   *clientState
 	version string
 	logged  map[string]bool // label errors already logged (route.LabelError.Error())
 
@@ -133,7 +130,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Client{o: o, log: o.Logger, items: map[string]decoded{}}
+	c := &Client{o: o, log: o.Logger, state: newClientState()}
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -324,7 +321,7 @@ func (c *Client) session(ctx context.Context, i int, update func(route.Config), 
 			// Out of step: the state is not trusted any more. The next
 			// connection asks for a snapshot; the edge keeps the last
 			// Config until it comes.
-			c.items, c.version = map[string]decoded{}, ""
+			c.state, c.version = newClientState(), ""
 			return progressed, fmt.Errorf("control: %s: %w", c.o.Addrs[i], err)
 		}
 		c.m.frames.WithLabelValues(kind).Inc()
@@ -388,23 +385,20 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		if err := decodeSet(items, f.Set); err != nil {
 			return "", err
 		}
-		c.items, c.order = items, sortedKeys(items)
+		c.state.reset(items)
 	case "delta":
 		if f.From != c.version {
 			return "", fmt.Errorf("delta from version %s, but the client is at %s", f.From, c.version)
 		}
-		for _, k := range f.Del {
-			delete(c.items, k)
-		}
-		if err := decodeSet(c.items, f.Set); err != nil {
+		set := make(map[string]decoded, len(f.Set))
+		if err := decodeSet(set, f.Set); err != nil {
 			return "", err
 		}
-		c.order = reorder(c.order, c.items, f.Set, f.Del)
+		c.state.change(set, f.Del)
 	default:
 		return "", fmt.Errorf("unknown frame type %q", f.T)
 	}
-	got := versionOf(c.order, func(k string) [sha256.Size]byte { return c.items[k].sum })
-	if got != f.V {
+	if got := c.state.version(); got != f.V {
 		return "", fmt.Errorf("state after the %s is version %s, the server announced %s", f.T, got, f.V)
 	}
 	c.version = f.V
@@ -413,7 +407,7 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		// Config in force: nothing to rebuild.
 		return f.T, nil
 	}
-	cfg := buildConfig(c.items, c.order, f.At)
+	cfg := c.state.config(f.At)
 	update(cfg)
 	c.logLabelErrors(cfg.Errors)
 	now := c.o.Now()
@@ -427,26 +421,6 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		s.Routes, s.LabelErrors = len(cfg.Routes), len(cfg.Errors)
 	})
 	return f.T, nil
-}
-
-// reorder returns the sorted keys of items after a delta that set and
-// deleted keys, from order, the sorted keys before it: a small delta costs
-// a binary search per key, a large one a sort.
-func reorder(order []string, items map[string]decoded, set map[string]json.RawMessage, del []string) []string {
-	if len(set)+len(del) > 64 {
-		return sortedKeys(items)
-	}
-	for _, k := range del {
-		if i, ok := slices.BinarySearch(order, k); ok {
-			order = slices.Delete(order, i, i+1)
-		}
-	}
-	for k := range set {
-		if i, ok := slices.BinarySearch(order, k); !ok {
-			order = slices.Insert(order, i, k)
-		}
-	}
-	return order
 }
 
 // logLabelErrors logs each label error once, when it appears, so that an

@@ -1,0 +1,164 @@
+package control
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/swarmgate/swarmgate/route"
+)
+
+// clientState is an edge's copy of the control plane's state, kept so that a
+// delta costs the edge what it changed: its items by key, their keys and
+// sums in key order (the version), and the routes and label errors of the
+// last Config built, which the next one copies and patches rather than
+// assembles from every item.
+type clientState struct {
+	items map[string]decoded
+	order []keySum // the keys of items, sorted, with their sums
+
+	// routes are the last Config's routes in key order, routeKeys their
+	// keys; errors its label errors. full means they must be assembled
+	// anew; otherwise dirty holds the route IDs (keyRoute or keyEndpoints
+	// changed) and errorsDirty whether a keyErrors item changed since.
+	routes      []route.Route
+	routeKeys   []string
+	errors      []*route.LabelError
+	full        bool
+	dirty       map[string]bool
+	errorsDirty bool
+}
+
+type keySum struct {
+	key string
+	sum [sha256.Size]byte
+}
+
+// maxPatch is the largest delta applied by binary search and patch; a
+// larger one re-sorts and rebuilds.
+const maxPatch = 64
+
+func newClientState() *clientState {
+	return &clientState{items: map[string]decoded{}, full: true}
+}
+
+// reset replaces the state with a snapshot's items.
+func (s *clientState) reset(items map[string]decoded) {
+	s.items = items
+	s.order = s.order[:0]
+	for _, k := range sortedKeys(items) {
+		s.order = append(s.order, keySum{k, items[k].sum})
+	}
+	s.full, s.dirty, s.errorsDirty = true, nil, false
+}
+
+// change applies a delta: the items set (decoded) and the keys deleted.
+func (s *clientState) change(set map[string]decoded, del []string) {
+	for _, k := range del {
+		delete(s.items, k)
+	}
+	for k, d := range set {
+		s.items[k] = d
+	}
+	if len(set)+len(del) > maxPatch {
+		s.reset(s.items)
+		return
+	}
+	find := func(k string) (int, bool) {
+		return slices.BinarySearchFunc(s.order, k, func(e keySum, k string) int { return strings.Compare(e.key, k) })
+	}
+	for _, k := range del {
+		if i, ok := find(k); ok {
+			s.order = slices.Delete(s.order, i, i+1)
+		}
+		s.touch(k)
+	}
+	for k, d := range set {
+		if i, ok := find(k); ok {
+			s.order[i].sum = d.sum
+		} else {
+			s.order = slices.Insert(s.order, i, keySum{k, d.sum})
+		}
+		s.touch(k)
+	}
+}
+
+// touch records that item k changed, for the next config.
+func (s *clientState) touch(k string) {
+	if s.full {
+		return
+	}
+	switch {
+	case strings.HasPrefix(k, keyRoute):
+		s.dirty[k[len(keyRoute):]] = true
+	case strings.HasPrefix(k, keyEndpoints):
+		s.dirty[k[len(keyEndpoints):]] = true
+	case strings.HasPrefix(k, keyErrors):
+		s.errorsDirty = true
+	}
+}
+
+// version is the state's version, as the server computes it (versionOf).
+func (s *clientState) version() string {
+	h := sha256.New()
+	for i := range s.order {
+		h.Write(s.order[i].sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:versionLen/2])
+}
+
+// config returns the Config of the state: what buildConfig assembles,
+// patched from the last one where the state changed by a small delta. Its
+// routes slice is new: the Config handed out before is read-only and stays
+// as it was.
+func (s *clientState) config(changed time.Time) route.Config {
+	if s.full {
+		keys := make([]string, len(s.order))
+		for i := range s.order {
+			keys[i] = s.order[i].key
+		}
+		cfg := buildConfig(s.items, keys, changed)
+		s.routes, s.errors = cfg.Routes, cfg.Errors
+		s.routeKeys = s.routeKeys[:0]
+		for _, k := range keys {
+			if s.items[k].route != nil {
+				s.routeKeys = append(s.routeKeys, k)
+			}
+		}
+		s.full, s.dirty, s.errorsDirty = false, map[string]bool{}, false
+		return cfg
+	}
+	routes := slices.Clone(s.routes)
+	for id := range s.dirty {
+		k := keyRoute + id
+		i, in := slices.BinarySearch(s.routeKeys, k)
+		d, ok := s.items[k]
+		switch {
+		case ok && d.route != nil:
+			r := *d.route
+			r.Endpoints = s.items[keyEndpoints+id].endpoints
+			if in {
+				routes[i] = r
+			} else {
+				routes = slices.Insert(routes, i, r)
+				s.routeKeys = slices.Insert(s.routeKeys, i, k)
+			}
+		case in:
+			routes = slices.Delete(routes, i, i+1)
+			s.routeKeys = slices.Delete(s.routeKeys, i, i+1)
+		}
+	}
+	if s.errorsDirty {
+		s.errors = nil
+		i, _ := slices.BinarySearchFunc(s.order, keyErrors, func(e keySum, k string) int { return strings.Compare(e.key, k) })
+		for ; i < len(s.order) && strings.HasPrefix(s.order[i].key, keyErrors); i++ {
+			s.errors = append(s.errors, s.items[s.order[i].key].errors...)
+		}
+	}
+	s.routes = routes
+	clear(s.dirty)
+	s.errorsDirty = false
+	return route.Config{Routes: routes, Errors: s.errors, Changed: changed}
+}
