@@ -543,8 +543,12 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 		}
 	}
 	doc, _ := os.ReadFile(metricsDoc)
+	queries := docQueries(t, string(doc))
+	if len(queries) == 0 {
+		t.Errorf("%s: no promql block", metricsDoc)
+	}
 	used := map[string]bool{}
-	for where, expr := range mergeMaps(exprs, rules) {
+	for where, expr := range mergeMaps(exprs, rules, queries) {
 		if strings.HasPrefix(where, "rule ") && !strings.Contains(string(doc), "`"+strings.TrimPrefix(where, "rule ")+"`") {
 			t.Errorf("%s is not in the alerts table of %s", where, metricsDoc)
 		}
@@ -569,6 +573,21 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	}
 }
 
+// docQueries returns the lines of the doc's promql blocks.
+func docQueries(t *testing.T, doc string) map[string]string {
+	out := map[string]string{}
+	for i, block := range strings.Split(doc, "```promql\n")[1:] {
+		body, _, ok := strings.Cut(block, "```")
+		if !ok {
+			t.Fatalf("%s: unterminated promql block", metricsDoc)
+		}
+		for j, line := range strings.Split(strings.TrimSpace(body), "\n") {
+			out[fmt.Sprintf("%s promql block %d line %d", metricsDoc, i+1, j+1)] = line
+		}
+	}
+	return out
+}
+
 func mergeMaps(ms ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, m := range ms {
@@ -577,8 +596,9 @@ func mergeMaps(ms ...map[string]string) map[string]string {
 	return out
 }
 
-// TestPromtool: Prometheus's own checker accepts the rules and the scrape
-// configuration, and the rules' unit tests pass (alerts_test.yml: each alert
+// TestPromtool: Prometheus's own checker accepts the rules, the scrape
+// configuration and the dashboard's and doc's queries, and the rules' unit
+// tests pass (alerts_test.yml: each alert
 // fires on the series that should fire it, and not on healthy ones). Without
 // promtool the test skips, except in CI, which installs it.
 func TestPromtool(t *testing.T) {
@@ -589,10 +609,35 @@ func TestPromtool(t *testing.T) {
 		}
 		t.Skip("promtool not installed (apt-get install prometheus)")
 	}
+	// The dashboard's and the doc's queries, as recording rules: promtool
+	// parses each (Grafana's variables given values).
+	doc, _ := os.ReadFile(metricsDoc)
+	exprs := mergeMaps(dashboardExprs(t, filepath.Join(grafanaDir, "dashboard.json")), docQueries(t, string(doc)))
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var queries []rule
+	for _, where := range slices.Sorted(maps.Keys(exprs)) {
+		if strings.HasPrefix(where, "variable ") {
+			continue // label_values(...) is Grafana's, not PromQL
+		}
+		e := strings.NewReplacer("$__rate_interval", "5m", "$route", ".*").Replace(exprs[where])
+		queries = append(queries, rule{Record: fmt.Sprintf("query:%d", len(queries)), Expr: e})
+	}
+	b, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "queries", "rules": queries}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queriesFile := filepath.Join(t.TempDir(), "queries.yml")
+	if err := os.WriteFile(queriesFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"check", "rules", "alerts.yml"},
 		{"check", "config", "prometheus.yml"},
 		{"test", "rules", "alerts_test.yml"},
+		{"check", "rules", queriesFile},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = grafanaDir
