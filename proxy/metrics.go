@@ -143,11 +143,16 @@ func (m *metrics) forget(id string) {
 	m.responseBytes.DeletePartialMatch(l)
 }
 
-// routeSeries are one route's children of the per-route vectors.
+// routeSeries are one route's children of the per-route vectors. They are
+// created when the route first answers a request, not when it is built: an
+// edge of 10,000 routes would otherwise create and export 10,000 histograms
+// before its first request, and pay for it in every start and scrape.
 type routeSeries struct {
 	route, service string
 	requests       *prometheus.CounterVec
 	codes          sync.Map // int status code -> prometheus.Counter
+	answered       sync.Once
+	m              *metrics
 	duration       prometheus.Observer
 	requestBytes   prometheus.Counter
 	responseBytes  prometheus.Counter
@@ -158,24 +163,33 @@ type routeSeries struct {
 	errTimeout     lazyCounter
 }
 
-// newSeries looks up the children of tg's route. Only the children that
-// count something by themselves exist before the first event: request and
-// byte counters and the histogram (so that a route with no traffic yet shows
-// as 0, not as absent); error and retry series appear when they first count.
+// newSeries returns the series of tg's route; none exists before its first
+// event (see routeSeries).
 func (m *metrics) newSeries(tg *target) *routeSeries {
 	id, svc := tg.id, tg.route.Service
 	return &routeSeries{
-		route: id, service: svc,
-		requests:      m.requests,
-		duration:      m.duration.WithLabelValues(id, svc),
-		requestBytes:  m.requestBytes.WithLabelValues(id, svc),
-		responseBytes: m.responseBytes.WithLabelValues(id, svc),
-		retryAllowed:  lazyCounter{m.retries, [3]string{id, svc, "allowed"}},
-		retryDenied:   lazyCounter{m.retries, [3]string{id, svc, "denied"}},
-		errConnect:    lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonConnect}},
-		errProtocol:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonProtocol}},
-		errTimeout:    lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonTimeout}},
+		route: id, service: svc, m: m,
+		requests:     m.requests,
+		retryAllowed: lazyCounter{m.retries, [3]string{id, svc, "allowed"}},
+		retryDenied:  lazyCounter{m.retries, [3]string{id, svc, "denied"}},
+		errConnect:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonConnect}},
+		errProtocol:  lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonProtocol}},
+		errTimeout:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonTimeout}},
 	}
+}
+
+// answer counts one answered request: its status code, duration and body
+// bytes each way.
+func (s *routeSeries) answer(code int, elapsed time.Duration, reqBytes, respBytes int64) {
+	s.answered.Do(func() {
+		s.duration = s.m.duration.WithLabelValues(s.route, s.service)
+		s.requestBytes = s.m.requestBytes.WithLabelValues(s.route, s.service)
+		s.responseBytes = s.m.responseBytes.WithLabelValues(s.route, s.service)
+	})
+	s.code(code).Inc()
+	s.duration.Observe(elapsed.Seconds())
+	s.requestBytes.Add(float64(reqBytes))
+	s.responseBytes.Add(float64(respBytes))
 }
 
 // series returns the children of tg's route, looked up when tg was built.

@@ -533,10 +533,7 @@ func (p *Proxy) finish(r *http.Request, x *exchange) {
 	if x.body != nil {
 		x.reqBytes += x.body.n.Load()
 	}
-	s.code(x.status).Inc()
-	s.duration.Observe(elapsed.Seconds())
-	s.requestBytes.Add(float64(x.reqBytes))
-	s.responseBytes.Add(float64(x.bytes))
+	s.answer(x.status, elapsed, x.reqBytes, x.bytes)
 	if x.status >= 500 && x.status != 499 {
 		p.log.Warn("upstream failure",
 			zap.String("route", route), zap.String("endpoint", x.endpoint), zap.Int("status", x.status),
