@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 		newSocketProxyCmd(&logs),
 		check,
 		newRoutesCmd(),
+		newRolloutCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,10 +27,19 @@ func main() {
 	cert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	key := flag.String("tls-key", "", "key for --tls-cert")
 	grace := flag.Duration("grace", 10*time.Second, "on SIGTERM, how long requests in flight may take")
+	failEvery := flag.Int("fail-every", 0, "answer 500 to the first of every N requests to / (a bad release); 0: never (default $FAIL_EVERY)")
 	flag.Parse()
+	if v, err := strconv.Atoi(os.Getenv("FAIL_EVERY")); err == nil && *failEvery == 0 {
+		*failEvery = v
+	}
 	host, _ := os.Hostname()
 	service := os.Getenv("SERVICE")
+	var served atomic.Int64
 	answer := func(w http.ResponseWriter, r *http.Request) {
+		if n := served.Add(1); *failEvery > 0 && n%int64(*failEvery) == 1%int64(*failEvery) {
+			http.Error(w, "failing on purpose", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{
 			"service": service,
