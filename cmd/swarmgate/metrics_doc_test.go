@@ -181,8 +181,9 @@ func TestScrapeConfigDoc(t *testing.T) {
 	}
 }
 
-// The production stack publishes no admin port, and puts the edges and the
-// control plane on the internal network that Prometheus joins.
+// The production stack publishes no admin port, turns no profiles on (nor
+// does the edge by default), and puts the edges and the control plane on the
+// internal network that Prometheus joins.
 func TestStackAdminNotPublished(t *testing.T) {
 	b, err := os.ReadFile(productionStack)
 	if err != nil {
@@ -219,6 +220,9 @@ func TestStackAdminNotPublished(t *testing.T) {
 				t.Errorf("service %s is not on the metrics network: %v", name, svc.Networks)
 			}
 		}
+	}
+	if def := newEdgeCmd(&logOptions{}).Flags().Lookup("admin-pprof").DefValue; def != "false" {
+		t.Errorf("edge --admin-pprof defaults to %s: profiles must be off unless asked", def)
 	}
 	m := stack.Networks["metrics"]
 	if m.Name != "${SWARMGATE_METRICS_NETWORK:-swarmgate-metrics}" || !m.Internal || !m.Attachable {
