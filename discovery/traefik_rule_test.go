@@ -3,6 +3,7 @@ package discovery
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -159,4 +160,81 @@ func manyAlts(hosts, paths int) string {
 		p = append(p, fmt.Sprintf("PathPrefix(`/p%d`)", i))
 	}
 	return "(" + strings.Join(h, " || ") + ") && (" + strings.Join(p, " || ") + ")"
+}
+
+func FuzzTraefikRule(f *testing.F) {
+	f.Add("Host(`a.org`) && (PathPrefix(`/a`) || Path(\"/b\"))")
+	f.Add("!Host(`a.org`) || Method(`GET`)")
+	f.Add("((Host(`a.org`, `b.org`)) && PathPrefix(`/x`, `/y`))")
+	f.Add("HostSNI(`*`)")
+	f.Fuzz(func(t *testing.T, rule string) {
+		for _, tcp := range []bool{false, true} {
+			matchers := httpMatchers
+			if tcp {
+				matchers = tcpMatchers
+			}
+			e, err := parseRule(rule, matchers)
+			if err != nil {
+				continue
+			}
+			alts, err := ruleAlts(e, tcp)
+			if err != nil {
+				continue
+			}
+			if len(alts) == 0 || len(alts) > maxRuleAlts {
+				t.Fatalf("%q: %d alternatives", rule, len(alts))
+			}
+			for _, a := range alts {
+				if a.hosts != nil && (len(a.hosts) == 0 || !slices.IsSorted(a.hosts)) {
+					t.Fatalf("%q: hosts %q", rule, a.hosts)
+				}
+			}
+		}
+	})
+}
+
+// FuzzTraefikLabels holds the parser's promises for the Traefik dialect: a
+// service gets routes or errors, never both; every error names the service,
+// a label and a reason, and the value as written (inline basic-auth users
+// excepted: they are withheld); every route publishes something.
+func FuzzTraefikLabels(f *testing.F) {
+	f.Add("Host(`a.example.org`) && PathPrefix(`/api`)", "traefik.http.middlewares.m.stripprefix.prefixes", "/api", "web")
+	f.Add("Host(`a.example.org`) || Host(`b.example.org`)", "traefik.http.middlewares.m.ratelimit.average", "10", "websecure")
+	f.Add("PathPrefix(`/`)", "traefik.http.middlewares.m.chain.middlewares", "m", "")
+	f.Add("Host(`a.example.org`)", "traefik.http.routers.r.tls.certresolver", "le", "websecure")
+	f.Fuzz(func(t *testing.T, rule, k, v, entrypoints string) {
+		in := map[string]string{
+			"traefik.enable":                                   "true",
+			"traefik.http.routers.r.rule":                      rule,
+			"traefik.http.routers.r.middlewares":               "m",
+			"traefik.http.services.s.loadbalancer.server.port": "8080",
+			k: v,
+		}
+		if entrypoints != "" {
+			in["traefik.http.routers.r.entrypoints"] = entrypoints
+		}
+		routes, errs := ParseLabelsFor("svc", in, withTraefik)
+		if len(errs) > 0 && routes != nil {
+			t.Fatalf("routes %v with errors %v", routes, errs)
+		}
+		for _, e := range errs {
+			if e.Service != "svc" || e.Label == "" || e.Reason == "" {
+				t.Fatalf("error does not name service, label and reason: %#v", e)
+			}
+			if strings.HasSuffix(strings.ToLower(e.Label), ".basicauth.users") {
+				continue
+			}
+			if v, ok := in[e.Label]; (ok && e.Value != v) || (!ok && e.Value != "" && e.Value != rule) {
+				t.Fatalf("error value %q is not label %s's value", e.Value, e.Label)
+			}
+		}
+		for _, r := range routes {
+			if r.Port != 8080 || r.Name == "" {
+				t.Fatalf("route %+v", r)
+			}
+			if len(r.Hosts) == 0 && len(r.SNI) == 0 && r.TCPPort == 0 && !r.Default {
+				t.Fatalf("route publishes nothing: %+v", r)
+			}
+		}
+	})
 }
