@@ -64,11 +64,16 @@ func TestRapidResetIsBounded(t *testing.T) {
 	}
 	// Read what the edge sends (SETTINGS, responses, GOAWAY) until it closes.
 	closed := make(chan error, 1)
+	var calm atomic.Bool // a GOAWAY ENHANCE_YOUR_CALM came
 	go func() {
 		for {
-			if _, err := fr.ReadFrame(); err != nil {
+			f, err := fr.ReadFrame()
+			if err != nil {
 				closed <- err
 				return
+			}
+			if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode == http2.ErrCodeEnhanceYourCalm {
+				calm.Store(true)
 			}
 		}
 	}()
@@ -93,8 +98,18 @@ func TestRapidResetIsBounded(t *testing.T) {
 	}
 	t.Logf("%d HEADERS+RST_STREAM pairs sent before the edge closed the connection; backend: %d connections, %d requests",
 		sent, conns.Load(), requests.Load())
-	if n := testkit.MetricValue(t, e.p.metrics.resetCloses); n != 1 {
-		t.Errorf("reset flood closes = %v, want 1", n)
+	// The edge's budget closes the connection; on a machine so starved
+	// that the handlers of reset streams cannot start as fast as they
+	// come, net/http's own bound (4x the concurrent streams waiting to
+	// start) may close it first, with a GOAWAY ENHANCE_YOUR_CALM: a close
+	// by the edge all the same, before the budget was spent.
+	guardClosed := testkit.MetricValue(t, e.p.metrics.resetCloses)
+	switch {
+	case guardClosed == 1:
+	case guardClosed == 0 && calm.Load():
+		t.Logf("closed by net/http's bound on streams waiting to start (ENHANCE_YOUR_CALM), before the reset budget")
+	default:
+		t.Errorf("reset flood closes = %v (ENHANCE_YOUR_CALM %v), want 1", guardClosed, calm.Load())
 	}
 	// A stream reset before its request is written dials nothing, and a
 	// dial the client gave up on serves the next request; what is left are
@@ -105,12 +120,14 @@ func TestRapidResetIsBounded(t *testing.T) {
 		t.Errorf("the flood opened %d backend connections for %d reset streams; want at most %d", n, pairs, pairs/20)
 	}
 	// Access-log lines for reset streams are bounded per connection.
-	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if logs.FilterMessage("reset streams not logged one by one").Len() != 1 {
-			return errors.New("no summary line for the reset streams")
-		}
-		return nil
-	})
+	if guardClosed == 1 {
+		testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if logs.FilterMessage("reset streams not logged one by one").Len() != 1 {
+				return errors.New("no summary line for the reset streams")
+			}
+			return nil
+		})
+	}
 	if n := logs.FilterMessage("request").FilterField(zap.Int("status", 499)).Len(); n > resetLogged {
 		t.Errorf("%d access-log lines for reset streams, want at most %d", n, resetLogged)
 	}
