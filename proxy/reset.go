@@ -47,8 +47,10 @@ func guardOf(ctx context.Context) *connGuard {
 
 // reset records a stream the client reset at now. It reports whether the
 // stream is to be access-logged, and whether this reset exhausted the budget:
-// then the connection is closed (every stream on it ends).
-func (g *connGuard) reset(now time.Time) (logIt, closed bool) {
+// then closing is called and the connection closed (every stream on it
+// ends), in that order, so that what closing records is there when the
+// client sees the close.
+func (g *connGuard) reset(now time.Time, closing func()) (logIt, closed bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Sub(g.window) > resetWindow {
@@ -61,6 +63,7 @@ func (g *connGuard) reset(now time.Time) (logIt, closed bool) {
 	}
 	if g.resets > resetBudget && !g.closed {
 		g.closed = true
+		closing()
 		g.conn.Close()
 		return logIt, true
 	}

@@ -570,9 +570,8 @@ func (p *Proxy) resetLogged(r *http.Request, x *exchange) bool {
 		return true
 	}
 	p.metrics.clientResets.Inc()
-	logIt, closed := g.reset(p.now())
+	logIt, closed := g.reset(p.now(), p.metrics.resetCloses.Inc)
 	if closed {
-		p.metrics.resetCloses.Inc()
 		p.log.Warn("client connection closed: it reset too many streams",
 			zap.String("client", r.RemoteAddr), zap.Int("budget", resetBudget), zap.Duration("window", resetWindow))
 	}
