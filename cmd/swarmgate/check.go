@@ -147,6 +147,7 @@ type checkRoute struct {
 
 type checkError struct {
 	Source  string `json:"source,omitempty"`
+	Line    int    `json:"line,omitempty"` // of the label in the file, or of the service when the label is missing
 	Service string `json:"service"`
 	Label   string `json:"label"`
 	Value   string `json:"value"`
@@ -155,6 +156,7 @@ type checkError struct {
 
 type checkWarning struct {
 	Source  string `json:"source,omitempty"`
+	Line    int    `json:"line,omitempty"` // of the service in the file
 	Service string `json:"service"`
 	Message string `json:"message"`
 }
@@ -168,32 +170,169 @@ func checkFiles(r io.Reader, files []string, labels discovery.Dialects) (checkRe
 		if err != nil {
 			return rep, err
 		}
-		kind, err := fileKind(data)
+		nerr, nwarn := len(rep.Errors), len(rep.Warnings)
+		kind, err := rep.checkFile(name, data, labels)
 		if err != nil {
 			return rep, fmt.Errorf("check: %s: %w", name, err)
 		}
-		if kind == routesFile {
-			cfg, err := discovery.ParseRoutesFileFor(data, labels)
-			if err != nil {
-				return rep, fmt.Errorf("check: %s: %w", name, err)
-			}
-			rep.add(name, cfg, true)
-			rep.endpoints = true
-			continue
+		lines := fileLines(data, kind)
+		for i := nerr; i < len(rep.Errors); i++ {
+			rep.Errors[i].Line = lines.of(rep.Errors[i].Service, rep.Errors[i].Label)
 		}
-		services, err := discovery.ParseStack(data)
-		if err != nil {
-			return rep, fmt.Errorf("check: %s: %w", name, err)
-		}
-		for _, s := range services {
-			routes, errs := discovery.ParseLabelsFor(s.Name, s.Labels, labels)
-			rep.add(name, route.Config{Routes: routes, Errors: errs}, false)
-			for _, w := range s.Warnings {
-				rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
-			}
+		for i := nwarn; i < len(rep.Warnings); i++ {
+			rep.Warnings[i].Line = lines.of(rep.Warnings[i].Service, "")
 		}
 	}
 	return rep, nil
+}
+
+// checkFile adds the routes, errors and warnings of one file to rep and
+// returns its kind.
+func (rep *checkReport) checkFile(name string, data []byte, labels discovery.Dialects) (string, error) {
+	kind, err := fileKind(data)
+	if err != nil {
+		return "", err
+	}
+	if kind == routesFile {
+		cfg, err := discovery.ParseRoutesFileFor(data, labels)
+		if err != nil {
+			return "", err
+		}
+		rep.add(name, cfg, true)
+		rep.endpoints = true
+		return kind, nil
+	}
+	services, err := discovery.ParseStack(data)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range services {
+		routes, errs := discovery.ParseLabelsFor(s.Name, s.Labels, labels)
+		rep.add(name, route.Config{Routes: routes, Errors: errs}, false)
+		for _, w := range s.Warnings {
+			rep.Warnings = append(rep.Warnings, checkWarning{Source: name, Service: s.Name, Message: w})
+		}
+	}
+	return kind, nil
+}
+
+// labelLines are the lines of a file's services and of their labels:
+// [service][label], and [service][""] for the service itself.
+type labelLines map[string]map[string]int
+
+// of returns the line of a service's label, or of the service when the file
+// does not set the label (an error about a missing one); 0 if unknown.
+func (l labelLines) of(service, label string) int {
+	if n := l[service][label]; n > 0 {
+		return n
+	}
+	return l[service][""]
+}
+
+// fileLines finds the services of a file of the kind and the lines of their
+// labels: in a stack file deploy.labels (map or list form, anchors and
+// merge keys followed), in a routes file labels and endpoints. It is
+// best-effort: what it cannot find has no line.
+func fileLines(data []byte, kind string) labelLines {
+	out := labelLines{}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return out
+	}
+	services := mapValue(doc.Content[0], "services")
+	if services == nil {
+		return out
+	}
+	add := func(service string, line int) map[string]int {
+		m := map[string]int{"": line}
+		out[service] = m
+		return m
+	}
+	if kind == routesFile {
+		for _, s := range services.Content {
+			name := mapValue(s, "name")
+			if name == nil {
+				continue
+			}
+			m := add(name.Value, s.Line)
+			labelNodeLines(mapValue(s, "labels"), m)
+			if ep := mapKey(s, "endpoints"); ep != nil {
+				m["endpoints"] = ep.Line
+			}
+		}
+		return out
+	}
+	for i := 0; services.Kind == yaml.MappingNode && i+1 < len(services.Content); i += 2 {
+		m := add(services.Content[i].Value, services.Content[i].Line)
+		labelNodeLines(mapValue(mapValue(services.Content[i+1], "deploy"), "labels"), m)
+	}
+	return out
+}
+
+// labelNodeLines records the line of each label of a label block.
+func labelNodeLines(n *yaml.Node, lines map[string]int) {
+	n = alias(n)
+	if n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			k, _, _ := strings.Cut(alias(item).Value, "=")
+			lines[k] = item.Line
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], alias(n.Content[i+1])
+			if k.Value == "<<" && k.Tag == "!!merge" {
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					own := map[string]int{}
+					labelNodeLines(m, own)
+					for label, line := range own {
+						if _, set := lines[label]; !set {
+							lines[label] = line
+						}
+					}
+				}
+				continue
+			}
+			lines[k.Value] = k.Line
+		}
+	}
+}
+
+// mapKey returns the key node of key in mapping n, or nil.
+func mapKey(n *yaml.Node, key string) *yaml.Node {
+	n = alias(n)
+	for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i]
+		}
+	}
+	return nil
+}
+
+// mapValue returns the value node of key in mapping n, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	n = alias(n)
+	for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return alias(n.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// alias follows an alias node (a bounded number of times).
+func alias(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
 }
 
 // The kinds of file check reads.

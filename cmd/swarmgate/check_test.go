@@ -452,3 +452,68 @@ func TestTraefikMigrationExample(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckErrorLines: an error's line is its label's in the file (map and
+// list forms, merged labels, a routes file's labels and endpoints), or its
+// service's when the label is missing.
+func TestCheckErrorLines(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       map[string]int // "service label" -> line
+	}{
+		{"stack file", `x-common: &common
+  swarmgate.balancer: random
+services:
+  web:
+    deploy:
+      labels:
+        <<: *common
+        swarmgate.hosts: web.example.org
+        swarmgate.port: eighty
+  api:
+    deploy:
+      labels:
+        - swarmgate.hosts=api.example.org
+        - swarmgate.weight=heavy
+  db:
+    deploy:
+      labels:
+        swarmgate.tcp.port: "15432"
+`, map[string]int{
+			"web swarmgate.balancer": 2, // where the anchor sets it
+			"web swarmgate.port":     9,
+			"api swarmgate.weight":   14,
+			"api swarmgate.port":     10, // missing: the service's line
+			"db swarmgate.port":      15,
+		}},
+		{"routes file", `services:
+  - name: web
+    labels:
+      swarmgate.hosts: web.example.org
+      swarmgate.weight: heavy
+    endpoints: ["127.0.0.1:9000"]
+  - name: db
+    labels: {swarmgate.tcp.port: "15432", swarmgate.port: "5432"}
+    endpoints: ["127.0.0.1:99999"]
+`, map[string]int{
+			"web swarmgate.weight": 5,
+			"db endpoints":         9,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := runCheck(t, "", "-o", "json", writeFile(t, "f.yml", tt.file))
+			var rep checkReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got := map[string]int{}
+			for _, e := range rep.Errors {
+				got[e.Service+" "+e.Label] = e.Line
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("lines %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
