@@ -144,6 +144,7 @@ type tap struct {
 	rt       http.RoundTripper
 	mu       sync.Mutex
 	sessions []*tapSession
+	asked    []string // the URL of every request, answered or not
 }
 
 type tapSession struct {
@@ -155,6 +156,9 @@ type tapSession struct {
 func newTap(tlsConf *tls.Config) *tap { return &tap{rt: newTransport(tlsConf)} }
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	t.asked = append(t.asked, req.URL.String())
+	t.mu.Unlock()
 	resp, err := t.rt.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return resp, err // only streams are recorded
@@ -184,6 +188,21 @@ func (b *tapBody) Read(p []byte) (int, error) {
 }
 
 // count returns the number of streams opened.
+// askedFor counts the requests whose URL contains s, answered or not: a
+// stream the server answered may still fail on the client before it is a
+// session (a starved machine's timeouts).
+func (t *tap) askedFor(s string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, u := range t.asked {
+		if strings.Contains(u, s) {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *tap) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
