@@ -33,7 +33,16 @@ type Thresholds struct {
 	// MaxP99Ratio is the largest NEW p99 as a multiple of OLD's over the
 	// same interval (not judged while OLD has no request: at 100%).
 	MaxP99Ratio float64
+	// P99Slack is how much slower than OLD's NEW's p99 may be whatever the
+	// ratio: on a fast service the histogram's buckets (1, 2.5, 5 ms) are
+	// coarser than the ratio, and 2 ms against 3.5 ms is no regression.
+	P99Slack time.Duration
 }
+
+// MinLatencyRequests is how many requests each service needs in a step for
+// the p99s to be compared: the p99 of fewer is their slowest one (a new
+// task's first connection), not a percentile.
+const MinLatencyRequests = 100
 
 // Options configure Run. Every field but Progress is required.
 type Options struct {
@@ -108,8 +117,11 @@ func Judge(old, new Stats, t Thresholds) Verdict {
 		return Verdict{Reason: fmt.Sprintf("%s error ratio %.4f above %.4f (%.0f of %.0f requests)",
 			"NEW", r, t.MaxErrorRatio, new.Errors, new.Requests)}
 	}
+	if old.Requests < MinLatencyRequests || new.Requests < MinLatencyRequests {
+		return Verdict{OK: true}
+	}
 	op, np := old.Quantile(0.99), new.Quantile(0.99)
-	if !math.IsNaN(op) && !math.IsNaN(np) && op > 0 && np > t.MaxP99Ratio*op {
+	if !math.IsNaN(op) && !math.IsNaN(np) && op > 0 && np > t.MaxP99Ratio*op && np-op > t.P99Slack.Seconds() {
 		return Verdict{Reason: fmt.Sprintf("NEW p99 %s is %.2f times OLD's %s, above %.2f",
 			seconds(np), np/op, seconds(op), t.MaxP99Ratio)}
 	}

@@ -228,6 +228,7 @@ func TestJudge(t *testing.T) {
 		return append(b, Bucket{math.Inf(1), n})
 	}
 	old := Stats{Requests: 1000, Buckets: hist(1000, 0.02)}
+	fast := Stats{Requests: 1000, Buckets: hist(1000, 0.002)}
 	for _, tt := range []struct {
 		name string
 		new  Stats
@@ -236,9 +237,24 @@ func TestJudge(t *testing.T) {
 		{"healthy", Stats{Requests: 100, Errors: 1, Buckets: hist(100, 0.02)}, true},
 		{"errors", Stats{Requests: 100, Errors: 2, Buckets: hist(100, 0.02)}, false},
 		{"slow", Stats{Requests: 100, Buckets: hist(100, 0.08)}, false},
+		{"slow but too few requests to tell", Stats{Requests: 99, Buckets: hist(99, 0.08)}, true},
 		{"no traffic", Stats{}, true},
 	} {
 		if v := Judge(old, tt.new, th); v.OK != tt.ok {
+			t.Errorf("%s: %+v", tt.name, v)
+		}
+	}
+	// 2 ms against 4 ms is twice, within the slack; 2 ms against 40 ms is not.
+	th.P99Slack = 5 * time.Millisecond
+	for _, tt := range []struct {
+		name string
+		new  Stats
+		ok   bool
+	}{
+		{"within the slack", Stats{Requests: 1000, Buckets: hist(1000, 0.004)}, true},
+		{"beyond the slack", Stats{Requests: 1000, Buckets: hist(1000, 0.04)}, false},
+	} {
+		if v := Judge(fast, tt.new, th); v.OK != tt.ok {
 			t.Errorf("%s: %+v", tt.name, v)
 		}
 	}

@@ -29,6 +29,7 @@ type rolloutOptions struct {
 	interval      time.Duration
 	maxErrorRatio float64
 	maxP99Ratio   float64
+	p99Slack      time.Duration
 	edges         string
 	json          bool
 	docker        string
@@ -64,7 +65,8 @@ where the last judged step put them and says so.`,
 	f.StringVar(&o.steps, "steps", "1,5,25,50,100", "NEW's percentages of the weight, increasing, ending at 100")
 	f.DurationVar(&o.interval, "interval", time.Minute, "how long each step runs before it is judged")
 	f.Float64Var(&o.maxErrorRatio, "max-error-ratio", 0.01, "largest share of NEW's requests answered 5xx in a step")
-	f.Float64Var(&o.maxP99Ratio, "max-p99-ratio", 1.5, "largest NEW p99 as a multiple of OLD's over the same step")
+	f.Float64Var(&o.maxP99Ratio, "max-p99-ratio", 1.5, "largest NEW p99 as a multiple of OLD's over the same step (judged from 100 requests of each)")
+	f.DurationVar(&o.p99Slack, "p99-slack", 5*time.Millisecond, "a NEW p99 within this of OLD's passes whatever the ratio (the histogram's buckets are coarser than the ratio on fast services)")
 	f.StringVar(&o.edges, "edges", "", "the edges' admin URLs, comma-separated (http://edge:8080); /metrics is read from each")
 	f.BoolVar(&o.json, "json", false, "print one JSON object a line instead of text")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API of a manager (default: DOCKER_HOST conventions)")
@@ -106,8 +108,8 @@ func runRollout(ctx context.Context, o rolloutOptions, stdout io.Writer) error {
 	if len(edges) == 0 {
 		return errors.New("rollout: --edges: give the admin URL of every edge")
 	}
-	if o.interval <= 0 || o.maxErrorRatio < 0 || o.maxP99Ratio <= 0 {
-		return errors.New("rollout: --interval and --max-p99-ratio must be positive, --max-error-ratio not negative")
+	if o.interval <= 0 || o.maxErrorRatio < 0 || o.maxP99Ratio <= 0 || o.p99Slack < 0 {
+		return errors.New("rollout: --interval and --max-p99-ratio must be positive, --max-error-ratio and --p99-slack not negative")
 	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if o.docker != "" {
@@ -121,7 +123,7 @@ func runRollout(ctx context.Context, o rolloutOptions, stdout io.Writer) error {
 	p := &rolloutPrinter{w: stdout, json: o.json, old: o.from, new: o.to}
 	res, err := rollout.Run(ctx, rollout.Options{
 		Old: o.from, New: o.to, Steps: steps, Interval: o.interval,
-		Thresholds: rollout.Thresholds{MaxErrorRatio: o.maxErrorRatio, MaxP99Ratio: o.maxP99Ratio},
+		Thresholds: rollout.Thresholds{MaxErrorRatio: o.maxErrorRatio, MaxP99Ratio: o.maxP99Ratio, P99Slack: o.p99Slack},
 		Weights:    dockerWeights{cli: cli, old: o.from, new: o.to},
 		Metrics:    &edgeMetrics{urls: edges, services: []string{o.from, o.to}, client: &http.Client{Timeout: 10 * time.Second}},
 		Clock:      rollout.SystemClock{},
