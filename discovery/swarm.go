@@ -79,6 +79,8 @@ type Swarm struct {
 	api *swarmAPI // the listings, on cli's transport
 	log *zap.Logger
 	m   *swarmMetrics
+
+	status swarmStatus
 }
 
 var _ route.Source = (*Swarm)(nil)
@@ -164,6 +166,7 @@ func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.status.set(func(st *SwarmState) { st.Connected, st.LastError = false, err.Error() })
 		if downSince.IsZero() {
 			downSince = time.Now()
 			s.log.Warn("Docker API unreachable; keeping the last routing table and retrying", zap.Error(err))
@@ -380,6 +383,7 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	res := buildSwarmConfig(st, r.s.o.Network)
 	r.s.m.syncs.WithLabelValues(kind).Inc()
 	r.s.m.lastSync.SetToCurrentTime()
+	r.s.status.set(func(s *SwarmState) { s.Connected, s.LastSync = true, time.Now() })
 	r.converging = res.ConvergingIDs
 	r.logLabelErrors(res.Config.Errors)
 	if r.sent && reflect.DeepEqual(r.last, res.Config) {
@@ -392,6 +396,9 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	r.sent, r.last = true, res.Config
 	r.s.m.updates.Inc()
 	r.update(cfg)
+	r.s.status.set(func(s *SwarmState) {
+		s.Synced, s.Changed, s.Routes, s.LabelErrors = true, cfg.Changed, len(cfg.Routes), len(cfg.Errors)
+	})
 	return kind, nil
 }
 

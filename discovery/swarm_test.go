@@ -752,6 +752,9 @@ func TestSwarmRunSurvivesAnOutage(t *testing.T) {
 	rec := newRecorder()
 	startRun(t, s, rec)
 	_, i, _ := rec.waitFor(t, 0, 60*time.Second, "1 endpoint", endpointCount(name, 1))
+	if st := s.Status(); !st.Connected || !st.Synced || s.State().LastSync.IsZero() || s.State().Routes == 0 {
+		t.Errorf("status while in step: %+v", s.State())
+	}
 
 	// The API goes away; the cluster changes meanwhile.
 	fwd.stop()
@@ -764,6 +767,12 @@ func TestSwarmRunSurvivesAnOutage(t *testing.T) {
 		return nil
 	})
 	waitMetric(t, s.m.syncErrors, 1) // the source noticed and is retrying
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if st := s.State(); st.Connected || !st.Synced || st.LastError == "" {
+			return fmt.Errorf("status during the outage: %+v", st)
+		}
+		return nil
+	})
 	if n := rec.count(); n != before {
 		t.Fatalf("update sent while the API was unreachable (%d -> %d)", before, n)
 	}
@@ -774,6 +783,9 @@ func TestSwarmRunSurvivesAnOutage(t *testing.T) {
 	defer fwd.stop()
 	_, _, at := rec.waitFor(t, i, 10*time.Second, "2 endpoints after the outage", endpointCount(name, 2))
 	t.Logf("API back: update %v later (backoff capped at %v)", at.Sub(back).Round(time.Millisecond), swarmMaxBackoff)
+	if st := s.State(); !st.Connected || !st.Synced || st.LastSync.Before(back) {
+		t.Errorf("status after the outage: %+v", st)
+	}
 	if n := logs.FilterMessage("Docker API unreachable; keeping the last routing table and retrying").Len(); n != 1 {
 		t.Errorf("outage logged %d times, want once", n)
 	}
