@@ -89,7 +89,7 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 					c.active.Add(-1)
 				}()
 			}
-			inner.ServeHTTP(w, r)
+			inner.ServeHTTP(&h3Writer{ResponseWriter: w}, r)
 		}),
 		MaxHeaderBytes: o.MaxHeaderBytes,
 		IdleTimeout:    o.IdleTimeout,
@@ -195,6 +195,49 @@ func (s *HTTP3Server) closeIdle(now time.Time) {
 		return true
 	})
 }
+
+// h3Writer drops the connection-specific fields that HTTP/3 forbids (RFC
+// 9114 section 4.2; a client rejects the response) from what handlers set
+// for HTTP/1.1, such as the Connection: close after a 408. net/http's
+// HTTP/2 server drops them itself; quic-go's sends them.
+type h3Writer struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *h3Writer) clean() {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	h := w.ResponseWriter.Header()
+	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+		delete(h, k)
+	}
+}
+
+func (w *h3Writer) WriteHeader(code int) {
+	if code >= 200 { // 1xx answers come before the final header block
+		w.clean()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *h3Writer) Write(b []byte) (int, error) {
+	w.clean()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *h3Writer) Flush() {
+	w.clean()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach quic-go's writer (read
+// deadlines for the body timeout).
+func (w *h3Writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // AltSvc is the Alt-Svc field value (RFC 7838) that advertises HTTP/3 on
 // UDP port for maxAge.

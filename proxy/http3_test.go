@@ -325,3 +325,28 @@ func h3Gauge(t *testing.T, reg *prometheus.Registry, name, listener string) floa
 	t.Fatalf("no %s{listener=%q}", name, listener)
 	return 0
 }
+
+// TestHTTP3BodyTimeout: a client that stops sending in the middle of its
+// body gets 408 after BodyTimeout, as on TCP.
+func TestHTTP3BodyTimeout(t *testing.T) {
+	web := testkit.Backend(t, "web")
+	e := startH3(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}},
+		ServerOptions{BodyTimeout: 300 * time.Millisecond})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("the first part, then nothing")) // and the pipe stays open
+	req, _ := http.NewRequest("POST", "https://web.example.org/upload", pr)
+	req.ContentLength = 1 << 20
+	begin := time.Now()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", resp.StatusCode)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("408 after %v", took)
+	}
+}
