@@ -22,13 +22,20 @@ import (
 
 	"github.com/swarmgate/swarmgate/internal/metrics"
 	"github.com/swarmgate/swarmgate/internal/opt"
+	"github.com/swarmgate/swarmgate/internal/sockopt"
 	"github.com/swarmgate/swarmgate/route"
 )
 
 // Defaults of ClientOptions.
+//
+// The backoff is short: an edge that lost the control plane tries again at
+// least twice a second, so a replica that comes back (or a partition that
+// heals) is in use again within half a second plus a connect. A refused or
+// unanswered connect costs the control plane next to nothing, even from
+// thousands of edges, and the jitter spreads them.
 const (
 	DefaultMinBackoff  = 100 * time.Millisecond
-	DefaultMaxBackoff  = 10 * time.Second
+	DefaultMaxBackoff  = 500 * time.Millisecond
 	DefaultIdleTimeout = 3 * DefaultHeartbeat
 	DefaultMaxFrame    = 64 << 20
 )
@@ -180,6 +187,15 @@ func streamURL(addr string, tls bool) (string, error) {
 	return u.String(), nil
 }
 
+// connectTimeout bounds a connect to a replica: on an overlay network one
+// takes well under a millisecond, and a SYN that got no answer is better sent
+// again now (a new connect) than at TCP's retransmission backoff.
+// userTimeout fails a connection whose data went unacknowledged that long.
+const (
+	connectTimeout = time.Second
+	userTimeout    = 3 * time.Second
+)
+
 func newTransport(tlsConf *tls.Config) *http.Transport {
 	p := new(http.Protocols)
 	if tlsConf == nil {
@@ -188,17 +204,29 @@ func newTransport(tlsConf *tls.Config) *http.Transport {
 		p.SetHTTP2(true)
 		tlsConf = tlsConf.Clone()
 	}
+	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Protocols:              p,
-		TLSClientConfig:        tlsConf,
-		DialContext:            (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Protocols:       p,
+		TLSClientConfig: tlsConf,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				sockopt.SetTCPUserTimeout(c, userTimeout)
+			}
+			return c, err
+		},
 		TLSHandshakeTimeout:    5 * time.Second,
 		ResponseHeaderTimeout:  10 * time.Second,
 		MaxResponseHeaderBytes: 16 << 10,
 		IdleConnTimeout:        time.Minute,
 		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: 15 * time.Second, // a dead connection is found in 25s even mid-frame
-			PingTimeout:     10 * time.Second,
+			// A ping after 2 s without a frame, and TCP_USER_TIMEOUT, find
+			// a connection the network lost (a partition) within about
+			// 5 s even mid-frame; the next connect then starts afresh
+			// instead of waiting on TCP's retransmission backoff, which
+			// after a partition of a few seconds waits seconds more.
+			SendPingTimeout: 2 * time.Second,
+			PingTimeout:     3 * time.Second,
 			// A stuck edge buffers this much of the stream, not the 4 MiB default.
 			MaxReceiveBufferPerStream: 1 << 20,
 		},

@@ -521,6 +521,11 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			err = rc.Flush()
 		}
+		if err == nil {
+			// The deadline bounds this write only: left set, it would
+			// reset an idle stream (INTERNAL_ERROR) between heartbeats.
+			err = rc.SetWriteDeadline(time.Time{})
+		}
 		if err != nil {
 			if time.Since(start) >= s.o.WriteTimeout {
 				s.m.stalled.Inc()

@@ -557,3 +557,22 @@ func TestClientDistrustsABadState(t *testing.T) {
 		t.Errorf("version %s, want %s", s.Version, v0)
 	}
 }
+
+// TestIdleStreamOutlivesTheWriteTimeout keeps a stream with nothing to send
+// open for several write timeouts: the timeout bounds a write, not the
+// silence between two (an idle stream was reset, INTERNAL_ERROR, every
+// WriteTimeout when the deadline stayed set after a write).
+func TestIdleStreamOutlivesTheWriteTimeout(t *testing.T) {
+	srv := startServer(t, "", ServerOptions{Heartbeat: 300 * time.Millisecond, WriteTimeout: 100 * time.Millisecond}, nil)
+	srv.Update(testConfig(testRoute("web", "10.0.0.1:8080")))
+	got := newConfigs()
+	c := startClient(t, ClientOptions{Addrs: []string{srv.addr}}, got)
+	got.waitFor(t, testConfig(testRoute("web", "10.0.0.1:8080")), "the first table")
+	time.Sleep(time.Second) // ten write timeouts, three heartbeats
+	if n := c.tap.count(); n != 1 {
+		t.Errorf("%d streams; want the first one still open (last error %q)", n, c.State().LastError)
+	}
+	if _, _, frames := c.tap.session(t, 0); len(frames) < 3 {
+		t.Errorf("%d frames on the stream; want the snapshot and heartbeats", len(frames))
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/sockopt"
 )
 
 // h1Transport is the HTTP/1.1 client for plain-HTTP upstreams. It does the
@@ -318,9 +320,7 @@ func (t *h1Transport) setUserTimeout(c net.Conn) {
 	if d < 0 {
 		return
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		setTCPUserTimeout(tc, d)
-	}
+	sockopt.SetTCPUserTimeout(c, d)
 }
 
 // dialState returns the dial state of addr. It stays while the address
