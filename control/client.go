@@ -196,6 +196,67 @@ const (
 	userTimeout    = 3 * time.Second
 )
 
+// dialAny connects to addr ("host:port"), trying every address the host
+// resolves to at once and keeping the first that answers. The control
+// service's name resolves to its tasks (dnsrr); for seconds after a replica
+// died, Swarm's DNS still lists it, and a dial that tried it first would
+// spend its timeout there before the replica that took its place.
+func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext)
+}
+
+// raceDial is dialAny with its resolver and dialer given.
+func raceDial(ctx context.Context, network, addr string,
+	lookup func(ctx context.Context, host string) ([]string, error),
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(host) != nil {
+		return dial(ctx, network, addr)
+	}
+	ips, err := lookup(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 1 {
+		return dial(ctx, network, net.JoinHostPort(ips[0], port))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	results := make(chan result, len(ips))
+	for _, ip := range ips {
+		go func() {
+			c, err := dial(ctx, network, net.JoinHostPort(ip, port))
+			results <- result{c, err}
+		}()
+	}
+	var errs []error
+	for range ips {
+		r := <-results
+		if r.err == nil {
+			cancel()
+			// The others: close any that connected meanwhile.
+			go func(n int) {
+				for range n {
+					if r := <-results; r.c != nil {
+						r.c.Close()
+					}
+				}
+			}(len(ips) - 1 - len(errs))
+			return r.c, nil
+		}
+		errs = append(errs, r.err)
+	}
+	return nil, errors.Join(errs...)
+}
+
 func newTransport(tlsConf *tls.Config) *http.Transport {
 	p := new(http.Protocols)
 	if tlsConf == nil {
@@ -204,12 +265,11 @@ func newTransport(tlsConf *tls.Config) *http.Transport {
 		p.SetHTTP2(true)
 		tlsConf = tlsConf.Clone()
 	}
-	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Protocols:       p,
 		TLSClientConfig: tlsConf,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := dialAny(ctx, network, addr)
 			if err == nil {
 				sockopt.SetTCPUserTimeout(c, userTimeout)
 			}

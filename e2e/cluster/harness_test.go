@@ -367,7 +367,10 @@ func teardown() {
 
 func dumpLogs() {
 	for _, s := range []string{edgeService, controlService} {
-		out, _ := run([]string{"DOCKER_HOST=" + managerSock}, "sh", "-c", "timeout 20 docker service logs --raw --tail 80 "+s+" 2>&1")
+		// The last 80 lines other than the access log, which the load
+		// floods.
+		out, _ := run([]string{"DOCKER_HOST=" + managerSock}, "sh", "-c",
+			"timeout 20 docker service logs --raw --tail 20000 "+s+" 2>&1 | grep -v '\"logger\":\"access\"' | tail -80")
 		fmt.Fprintf(os.Stderr, "---- last log lines of %s\n%s\n", s, out)
 	}
 	out, _ := docker("node", "ls")
