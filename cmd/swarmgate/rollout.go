@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,8 @@ func newRolloutCmd() *cobra.Command {
 		Long: `Shift traffic from the service OLD to the service NEW, two services that
 publish the same host and path, by setting their swarmgate.weight labels
 (NEW gets p, OLD 100-p, for each step p) through the Docker Engine API, as
-docker service update --label-add would (DOCKER_HOST conventions). After
+docker service update --label-add would (the engine of --docker, DOCKER_HOST
+or the current Docker context). After
 each step's interval it reads every edge's /metrics and compares the two
 services over that interval: when NEW's 5xx ratio is above --max-error-ratio,
 or its p99 above --max-p99-ratio times OLD's, the weights go back to what they
@@ -69,7 +71,7 @@ where the last judged step put them and says so.`,
 	f.DurationVar(&o.p99Slack, "p99-slack", 5*time.Millisecond, "a NEW p99 within this of OLD's passes whatever the ratio (the histogram's buckets are coarser than the ratio on fast services)")
 	f.StringVar(&o.edges, "edges", "", "the edges' admin URLs, comma-separated (http://edge:8080); /metrics is read from each")
 	f.BoolVar(&o.json, "json", false, "print one JSON object a line instead of text")
-	f.StringVar(&o.docker, "docker", "", "Docker Engine API of a manager (default: DOCKER_HOST conventions)")
+	f.StringVar(&o.docker, "docker", "", "Docker Engine API of a manager (default: DOCKER_HOST, else the current Docker context, as docker itself)")
 	// SWARMGATE_DOCKER is the edge's address, not the operator's engine.
 	f.SetAnnotation("docker", noEnv, []string{"true"})
 	return cmd
@@ -111,9 +113,9 @@ func runRollout(ctx context.Context, o rolloutOptions, stdout io.Writer) error {
 	if o.interval <= 0 || o.maxErrorRatio < 0 || o.maxP99Ratio <= 0 || o.p99Slack < 0 {
 		return errors.New("rollout: --interval and --max-p99-ratio must be positive, --max-error-ratio and --p99-slack not negative")
 	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if o.docker != "" {
-		opts = append(opts, client.WithHost(o.docker))
+	opts, err := rolloutDockerOpts(o.docker)
+	if err != nil {
+		return fmt.Errorf("rollout: %w", err)
 	}
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
@@ -131,6 +133,29 @@ func runRollout(ctx context.Context, o rolloutOptions, stdout io.Writer) error {
 	})
 	p.end(res, err)
 	return err
+}
+
+// rolloutDockerOpts picks the Docker Engine as the docker CLI does: --docker,
+// else DOCKER_HOST (with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), else the
+// current Docker context.
+func rolloutDockerOpts(flag string) ([]client.Opt, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	switch {
+	case flag != "":
+		return append(opts, client.WithHost(flag)), nil
+	case os.Getenv("DOCKER_HOST") != "":
+		return opts, nil
+	}
+	home, _ := os.UserHomeDir()
+	host, tlsDir, err := dockerContext(os.Getenv, home)
+	if err != nil || host == "" {
+		return opts, err
+	}
+	opts = append(opts, client.WithHost(host))
+	if tlsDir != "" {
+		opts = append(opts, client.WithTLSClientConfig(filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "cert.pem"), filepath.Join(tlsDir, "key.pem")))
+	}
+	return opts, nil
 }
 
 // rolloutPrinter prints the progress as text or JSON lines.
