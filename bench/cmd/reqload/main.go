@@ -10,16 +10,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -60,24 +56,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !slices.Contains([]string{"h1", "h2", "h3"}, c.proto) {
 		return fmt.Errorf("reqload: -proto must be h1, h2 or h3, got %q", c.proto)
 	}
-	if c.conns < 1 || c.conns > 4096 {
-		return fmt.Errorf("reqload: -conns must be 1..4096, got %d", c.conns)
+	if err := benchkit.CheckLoad("reqload", c.conns, c.duration); err != nil {
+		return err
 	}
-	if c.duration <= 0 || c.duration > 10*time.Minute {
-		return fmt.Errorf("reqload: -duration must be in (0, 10m], got %s", c.duration)
-	}
-	if *certFile == "" {
-		return errors.New("reqload: -cert is required")
-	}
-	pemBytes, err := os.ReadFile(*certFile)
+	pin, err := benchkit.ReadPin("reqload", *certFile)
 	if err != nil {
-		return fmt.Errorf("reqload: -cert: %w", err)
+		return err
 	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return fmt.Errorf("reqload: -cert %s: no PEM certificate", *certFile)
-	}
-	c.pin = block.Bytes
+	c.pin = pin
 	res, err := load(ctx, c)
 	if err != nil {
 		return err
@@ -114,12 +100,7 @@ func (r result) String() string {
 func transport(c config) (http.RoundTripper, func()) {
 	tc := &tls.Config{
 		InsecureSkipVerify: true, // pinned instead, see VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, c.pin) {
-				return errors.New("reqload: the server presented another certificate")
-			}
-			return nil
-		},
+		VerifyConnection:   benchkit.VerifyPin("reqload", c.pin),
 	}
 	if c.proto == "h3" {
 		tr := &http3.Transport{

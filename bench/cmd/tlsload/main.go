@@ -20,7 +20,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -96,24 +95,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("tlsload: -curve must be x25519 or p256, got %q", *curve)
 	}
-	if c.conns < 1 || c.conns > 4096 {
-		return fmt.Errorf("tlsload: -conns must be 1..4096, got %d", c.conns)
+	if err := benchkit.CheckLoad("tlsload", c.conns, c.duration); err != nil {
+		return err
 	}
-	if c.duration <= 0 || c.duration > 10*time.Minute {
-		return fmt.Errorf("tlsload: -duration must be in (0, 10m], got %s", c.duration)
-	}
-	if *certFile == "" {
-		return errors.New("tlsload: -cert is required")
-	}
-	pemBytes, err := os.ReadFile(*certFile)
+	pin, err := benchkit.ReadPin("tlsload", *certFile)
 	if err != nil {
-		return fmt.Errorf("tlsload: -cert: %w", err)
+		return err
 	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return fmt.Errorf("tlsload: -cert %s: no PEM certificate", *certFile)
-	}
-	c.pin = block.Bytes
+	c.pin = pin
 	res, err := load(ctx, c)
 	if err != nil {
 		return err
@@ -163,12 +152,7 @@ func load(ctx context.Context, c config) (result, error) {
 		// exactly the benchmark's certificate instead, and the handshake
 		// signature is still checked by crypto/tls.
 		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, c.pin) {
-				return errors.New("tlsload: the server presented another certificate")
-			}
-			return nil
-		},
+		VerifyConnection:   benchkit.VerifyPin("tlsload", c.pin),
 	}
 	if c.resume {
 		tc.ClientSessionCache = tls.NewLRUClientSessionCache(64)

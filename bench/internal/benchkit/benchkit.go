@@ -1,10 +1,15 @@
 // Package benchkit is what the benchmark's commands (bench/cmd/...) share:
 // the main function that runs a command until a signal, its flag set, its
-// listener and the latency percentiles of the load generators.
+// listener, and what the load generators share: the checks of their common
+// flags, the pinned server certificate and latency percentiles.
 package benchkit
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,4 +75,44 @@ func Percentile(d []time.Duration, q float64) time.Duration {
 	slices.Sort(d)
 	i := int(q*float64(len(d))+0.5) - 1
 	return d[max(0, min(i, len(d)-1))]
+}
+
+// CheckLoad validates a load generator's -conns and -duration.
+func CheckLoad(name string, conns int, duration time.Duration) error {
+	if conns < 1 || conns > 4096 {
+		return fmt.Errorf("%s: -conns must be 1..4096, got %d", name, conns)
+	}
+	if duration <= 0 || duration > 10*time.Minute {
+		return fmt.Errorf("%s: -duration must be in (0, 10m], got %s", name, duration)
+	}
+	return nil
+}
+
+// ReadPin returns the DER of the PEM certificate in file (-cert): the only
+// certificate the server under test may present.
+func ReadPin(name, file string) ([]byte, error) {
+	if file == "" {
+		return nil, fmt.Errorf("%s: -cert is required", name)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: -cert: %w", name, err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: -cert %s: no PEM certificate", name, file)
+	}
+	return block.Bytes, nil
+}
+
+// VerifyPin is a tls.Config.VerifyConnection that accepts exactly the
+// certificate pin: the chain is not verified (client CPU on the load core
+// that tells nothing about the server), the handshake signature still is.
+func VerifyPin(name string, pin []byte) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, pin) {
+			return errors.New(name + ": the server presented another certificate")
+		}
+		return nil
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,30 @@ func TestPercentile(t *testing.T) {
 		if got := Percentile(tt.in, tt.q); got != tt.want {
 			t.Errorf("Percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
 		}
+	}
+}
+
+func TestCheckLoadAndReadPin(t *testing.T) {
+	for _, tt := range []struct {
+		conns int
+		d     time.Duration
+		ok    bool
+	}{{16, 5 * time.Second, true}, {0, time.Second, false}, {5000, time.Second, false}, {1, 0, false}, {1, time.Hour, false}} {
+		if err := CheckLoad("x", tt.conns, tt.d); (err == nil) != tt.ok {
+			t.Errorf("CheckLoad(%d, %s) = %v", tt.conns, tt.d, err)
+		}
+	}
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "bad.crt")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	for _, file := range []string{"", filepath.Join(dir, "missing.crt"), notPEM} {
+		if _, err := ReadPin("x", file); err == nil {
+			t.Errorf("ReadPin(%q) accepted", file)
+		}
+	}
+	good := filepath.Join(dir, "good.crt")
+	os.WriteFile(good, []byte("-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n"), 0o600)
+	if pin, err := ReadPin("x", good); err != nil || string(pin) != "\x01\x02\x03" {
+		t.Errorf("ReadPin = %x, %v", pin, err)
 	}
 }
