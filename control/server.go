@@ -80,6 +80,7 @@ type Server struct {
 	m   *serverMetrics
 
 	updateMu sync.Mutex // serialises Update
+	enc      encoder    // the last Config's encodings; guarded by updateMu
 	cur      atomic.Pointer[version]
 
 	mu      sync.Mutex // guards hist and streams
@@ -159,13 +160,13 @@ func (s *Server) Close() {
 // callback. A Config that differs from the one in force only in Changed is
 // no new version. Update never waits for an edge.
 func (s *Server) Update(cfg route.Config) {
-	enc, err := encodeConfig(cfg)
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	enc, err := s.enc.encode(cfg)
 	if err != nil { // only an unencodable value, which the model has none of
 		s.log.Error("configuration not published", zap.Error(err))
 		return
 	}
-	s.updateMu.Lock()
-	defer s.updateMu.Unlock()
 	prev := s.cur.Load()
 	var prevItems map[string]item
 	if prev != nil {

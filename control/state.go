@@ -175,25 +175,65 @@ func fromWire(w *wireRoute) route.Route {
 // encodeConfig returns the items of a Config by key. Two routes with the
 // same ID (a source bug) both travel, the second under "ID#2".
 func encodeConfig(cfg route.Config) (map[string][]byte, error) {
+	return new(encoder).encode(cfg)
+}
+
+// encoder encodes Configs, one after another, reusing the encoding of each
+// route and endpoint list that is as it was in the Config before: a change
+// to one service costs its items, not 20,000 JSON encodings. It is not safe
+// for concurrent use.
+type encoder struct {
+	routes    map[string]encodedRoute
+	endpoints map[string]encodedEndpoints
+}
+
+type encodedRoute struct {
+	route route.Route // without its endpoints
+	raw   []byte
+}
+
+type encodedEndpoints struct {
+	eps []string
+	raw []byte
+}
+
+// encode is encodeConfig.
+func (e *encoder) encode(cfg route.Config) (map[string][]byte, error) {
 	out := make(map[string][]byte, 2*len(cfg.Routes)+len(cfg.Errors))
+	routes := make(map[string]encodedRoute, len(cfg.Routes))
+	endpoints := make(map[string]encodedEndpoints, len(cfg.Routes))
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		id := r.ID()
 		for n := 2; out[keyRoute+id] != nil; n++ {
 			id = r.ID() + "#" + strconv.Itoa(n)
 		}
-		raw, err := json.Marshal(toWire(r))
-		if err != nil {
-			return nil, fmt.Errorf("control: encode route %s: %w", id, err)
-		}
-		out[keyRoute+id] = raw
-		if len(r.Endpoints) > 0 {
-			if raw, err = json.Marshal(r.Endpoints); err != nil {
-				return nil, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
+		bare := *r
+		bare.Endpoints = nil
+		enc, ok := e.routes[id]
+		if !ok || !route.Same(&enc.route, &bare) {
+			raw, err := json.Marshal(toWire(r))
+			if err != nil {
+				return nil, fmt.Errorf("control: encode route %s: %w", id, err)
 			}
-			out[keyEndpoints+id] = raw
+			enc = encodedRoute{bare, raw}
+		}
+		routes[id] = enc
+		out[keyRoute+id] = enc.raw
+		if len(r.Endpoints) > 0 {
+			ep, ok := e.endpoints[id]
+			if !ok || !slices.Equal(ep.eps, r.Endpoints) {
+				raw, err := json.Marshal(r.Endpoints)
+				if err != nil {
+					return nil, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
+				}
+				ep = encodedEndpoints{r.Endpoints, raw}
+			}
+			endpoints[id] = ep
+			out[keyEndpoints+id] = ep.raw
 		}
 	}
+	e.routes, e.endpoints = routes, endpoints
 	errs := map[string][]wireLabelError{}
 	for _, e := range cfg.Errors {
 		if e == nil {

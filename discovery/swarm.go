@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -386,7 +385,7 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	r.s.status.set(func(s *SwarmState) { s.Connected, s.LastSync = true, time.Now() })
 	r.converging = res.ConvergingIDs
 	r.logLabelErrors(res.Config.Errors)
-	if r.sent && reflect.DeepEqual(r.last, res.Config) {
+	if r.sent && sameConfig(r.last, res.Config) {
 		return kind, nil
 	}
 	r.s.log.Info("routes changed", zap.String("sync", kind), zap.Int("routes", len(res.Config.Routes)),

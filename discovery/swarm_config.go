@@ -365,20 +365,35 @@ func converging(svc *swarmService, tasks []swarmTask) bool {
 // changedServices returns the names of the services whose routes or label
 // errors differ between two Configs.
 func changedServices(old, new route.Config) map[string]bool {
-	group := func(c route.Config) map[string][]any {
-		m := map[string][]any{}
+	type parts struct {
+		routes []*route.Route
+		errors []*route.LabelError
+	}
+	group := func(c route.Config) map[string]*parts {
+		m := map[string]*parts{}
+		get := func(svc string) *parts {
+			p := m[svc]
+			if p == nil {
+				p = &parts{}
+				m[svc] = p
+			}
+			return p
+		}
 		for i := range c.Routes {
-			m[c.Routes[i].Service] = append(m[c.Routes[i].Service], &c.Routes[i])
+			p := get(c.Routes[i].Service)
+			p.routes = append(p.routes, &c.Routes[i])
 		}
 		for _, e := range c.Errors {
-			m[e.Service] = append(m[e.Service], e)
+			p := get(e.Service)
+			p.errors = append(p.errors, e)
 		}
 		return m
 	}
 	a, b := group(old), group(new)
 	out := map[string]bool{}
 	for name, x := range a {
-		if !reflect.DeepEqual(x, b[name]) {
+		y := b[name]
+		if y == nil || !slices.EqualFunc(x.routes, y.routes, route.Same) || !reflect.DeepEqual(x.errors, y.errors) {
 			out[name] = true
 		}
 	}
@@ -388,6 +403,20 @@ func changedServices(old, new route.Config) map[string]bool {
 		}
 	}
 	return out
+}
+
+// sameConfig reports whether two Configs have the same routes (route.Same,
+// in order) and label errors: what the source sent already.
+func sameConfig(a, b route.Config) bool {
+	if len(a.Routes) != len(b.Routes) {
+		return false
+	}
+	for i := range a.Routes {
+		if !route.Same(&a.Routes[i], &b.Routes[i]) {
+			return false
+		}
+	}
+	return reflect.DeepEqual(a.Errors, b.Errors)
 }
 
 // changeStamp returns when Swarm recorded the changes to the named
