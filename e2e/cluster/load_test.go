@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
 // The load every scenario runs through HAProxy: at least 500 req/s (the
@@ -105,15 +106,6 @@ func runLoad(ctx context.Context, cfg loadConfig) loadResult {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	clients := cfg.KeepAlive + cfg.Fresh
-	if clients == 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.MaxRequests <= 0 {
-		panic("runLoad: rate, clients, duration and max requests must be positive")
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	interval := time.Duration(float64(time.Second) * float64(clients) / float64(cfg.Rate))
-	perClient := (cfg.MaxRequests + clients - 1) / clients
-
 	var mu sync.Mutex
 	res := loadResult{Status: map[int]int{}, Edges: map[string]*edgeCount{}}
 	record := func(s sample) {
@@ -148,38 +140,9 @@ func runLoad(ctx context.Context, cfg loadConfig) loadResult {
 			res.Messages = append(res.Messages, s.err)
 		}
 	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range clients {
-		tr := &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 1,
-			DisableKeepAlives:   i >= cfg.KeepAlive,
-		}
-		c := &http.Client{Transport: tr, Timeout: cfg.Timeout}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer tr.CloseIdleConnections()
-			next := start.Add(interval * time.Duration(i) / time.Duration(clients))
-			for range perClient {
-				if d := time.Until(next); d > 0 {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(d):
-					}
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				next = next.Add(interval)
-				record(getOnce(c, cfg))
-			}
-		}()
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
+	res.Elapsed = testkit.Pace(ctx, testkit.PaceOptions{Rate: cfg.Rate, KeepAlive: cfg.KeepAlive, Fresh: cfg.Fresh,
+		Duration: cfg.Duration, Max: cfg.MaxRequests, RequestTimeout: cfg.Timeout},
+		func(c *http.Client) { record(getOnce(c, cfg)) })
 	return res
 }
 
