@@ -248,7 +248,13 @@ func runRoles(t *testing.T) (map[string]map[string]metricInfo, error) {
 		}
 		o.certs, o.acme, o.acmeCache, o.acmeDirectory = certs, true, t.TempDir(), "http://"+testkit.UnusedAddr(t)+"/directory"
 		return runEdge(ctx, o, log.Named("edge"))
-	}, has("swarmgate_route_endpoints", "swarmgate_http_requests_total", "swarmgate_swarm_syncs_total", "swarmgate_control_client_connected"))
+	}, has("swarmgate_route_endpoints", "swarmgate_http_requests_total", "swarmgate_swarm_syncs_total", "swarmgate_control_client_connected",
+		// The TLS parts register as the HTTPS listener and ACME start,
+		// after the others: waiting for the first would miss them.
+		"swarmgate_tls_handshakes_total", "swarmgate_tls_handshake_errors_total", "swarmgate_tls_certificate_expiry_timestamp_seconds",
+		"swarmgate_tls_reload_errors_total", "swarmgate_tls_acme_errors_total", "swarmgate_tls_acme_refused_total",
+		"swarmgate_tls_acme_certificates_obtained_total", "swarmgate_tls_acme_certificate_expiry_timestamp_seconds",
+		"swarmgate_table_build_seconds", "swarmgate_change_to_table_seconds"))
 	if err != nil {
 		return nil, err
 	}
