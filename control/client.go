@@ -193,6 +193,7 @@ func streamURL(addr string, tls bool) (string, error) {
 // userTimeout fails a connection whose data went unacknowledged that long.
 const (
 	connectTimeout = time.Second
+	dialWave       = 250 * time.Millisecond
 	userTimeout    = 3 * time.Second
 )
 
@@ -200,61 +201,79 @@ const (
 // resolves to at once and keeping the first that answers. The control
 // service's name resolves to its tasks (dnsrr); for seconds after a replica
 // died, Swarm's DNS still lists it, and a dial that tried it first would
-// spend its timeout there before the replica that took its place.
+// spend its timeout there before the replica that took its place. While no
+// address answers, every address is dialled again each dialWave: a SYN that
+// a partition dropped is sent again within dialWave of the partition
+// healing, not at TCP's next retransmission (1 s, then 3 s after the first).
 func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext)
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext, dialWave, connectTimeout)
 }
 
-// raceDial is dialAny with its resolver and dialer given.
+// raceDial is dialAny with its resolver, dialer, wave and timeout given.
 func raceDial(ctx context.Context, network, addr string,
 	lookup func(ctx context.Context, host string) ([]string, error),
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)) (net.Conn, error) {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	wave, timeout time.Duration) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	if net.ParseIP(host) != nil {
-		return dial(ctx, network, addr)
-	}
-	ips, err := lookup(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	if len(ips) == 1 {
-		return dial(ctx, network, net.JoinHostPort(ips[0], port))
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ips := []string{host}
+	if net.ParseIP(host) == nil {
+		if ips, err = lookup(ctx, host); err != nil {
+			return nil, err
+		}
+	}
 	type result struct {
 		c   net.Conn
 		err error
 	}
-	results := make(chan result, len(ips))
-	for _, ip := range ips {
-		go func() {
-			c, err := dial(ctx, network, net.JoinHostPort(ip, port))
-			results <- result{c, err}
-		}()
-	}
-	var errs []error
-	for range ips {
-		r := <-results
-		if r.err == nil {
-			cancel()
-			// The others: close any that connected meanwhile.
-			go func(n int) {
-				for range n {
-					if r := <-results; r.c != nil {
-						r.c.Close()
-					}
-				}
-			}(len(ips) - 1 - len(errs))
-			return r.c, nil
+	results := make(chan result, len(ips)*int(timeout/wave+1))
+	pending := 0
+	launch := func() {
+		for _, ip := range ips {
+			pending++
+			go func() {
+				c, err := dial(ctx, network, net.JoinHostPort(ip, port))
+				results <- result{c, err}
+			}()
 		}
-		errs = append(errs, r.err)
 	}
-	return nil, errors.Join(errs...)
+	launch()
+	next := time.NewTicker(wave)
+	defer next.Stop()
+	var errs []error
+	for {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				cancel()
+				// The others: close any that connected meanwhile.
+				go func(n int) {
+					for range n {
+						if r := <-results; r.c != nil {
+							r.c.Close()
+						}
+					}
+				}(pending)
+				return r.c, nil
+			}
+			errs = append(errs, r.err)
+			if pending == 0 {
+				// Every dial failed outright (refused, unreachable): the
+				// caller's backoff decides when to try again.
+				return nil, errors.Join(errs...)
+			}
+		case <-next.C:
+			if ctx.Err() == nil {
+				launch()
+			}
+		}
+	}
 }
 
 func newTransport(tlsConf *tls.Config) *http.Transport {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func TestRaceDialTakesTheAddressThatAnswers(t *testing.T) {
 		return d.DialContext(ctx, network, addr)
 	}
 	start := time.Now()
-	c, err := raceDial(context.Background(), "tcp", net.JoinHostPort("control", port), lookup, dial)
+	c, err := raceDial(context.Background(), "tcp", net.JoinHostPort("control", port), lookup, dial, time.Hour, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +51,52 @@ func TestRaceDialTakesTheAddressThatAnswers(t *testing.T) {
 
 	// Every address refused: the errors of all.
 	refuse := func(_ context.Context, _, addr string) (net.Conn, error) { return nil, errors.New("refused " + addr) }
-	if _, err := raceDial(context.Background(), "tcp", "control:7070", lookup, refuse); err == nil ||
+	if _, err := raceDial(context.Background(), "tcp", "control:7070", lookup, refuse, time.Hour, time.Second); err == nil ||
 		!strings.Contains(err.Error(), "refused 192.0.2.1:7070") || !strings.Contains(err.Error(), "refused 127.0.0.1:7070") {
 		t.Errorf("all refused: %v", err)
+	}
+}
+
+// TestRaceDialSendsAgainInWaves: a replica whose first SYN was lost (a
+// partition that heals a moment later) is connected by the next wave, not
+// after the connect timeout.
+func TestRaceDialSendsAgainInWaves(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	attempts := 0
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		attempts++
+		first := attempts == 1
+		mu.Unlock()
+		if first { // lost: no answer until given up
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	start := time.Now()
+	c, err := raceDial(context.Background(), "tcp", ln.Addr().String(), nil, dial, 50*time.Millisecond, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if d := time.Since(start); d < 40*time.Millisecond || d > time.Second {
+		t.Errorf("connected after %v; want the second wave's, about 50ms", d)
+	}
+
+	// No answer at all: given up at the timeout, every wave's dial ended.
+	hang := func(ctx context.Context, _, _ string) (net.Conn, error) { <-ctx.Done(); return nil, ctx.Err() }
+	start = time.Now()
+	if _, err := raceDial(context.Background(), "tcp", "127.0.0.1:9", nil, hang, 50*time.Millisecond, 300*time.Millisecond); err == nil {
+		t.Fatal("a dial nobody answers succeeded")
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("gave up after %v; want the 300ms timeout", d)
 	}
 }
