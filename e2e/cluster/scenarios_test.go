@@ -405,17 +405,16 @@ func TestControlPlaneKilled(t *testing.T) {
 		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
 	}
 	// The edges retry every 500 ms at most, dialling every address the
-	// control service's name resolves to at once; what is left is Swarm's:
-	// the rescheduled replica's address reaches the other nodes (DNS and
-	// the overlay's peer table, by gossip) about 4 s after it is ready
-	// here (the edges' first connect lands then, and the delta routes the
-	// service within milliseconds). The bound is that, with room for a
-	// loaded machine; the 1 s the issue asks for needs a stable address
-	// for the control plane (several replicas, one per manager, do it: an
-	// edge fails over to another at once).
+	// control service's name resolves to at once, and again every 250 ms
+	// while none answers; what is left (1.1-2.2 s here, from the new
+	// replica's container start) is its start and Swarm's: the rescheduled
+	// task's address reaching the other nodes' DNS and overlay peer table
+	// by gossip. The bound is that, with room for a loaded machine; the 1 s
+	// the issue asks for needs a stable address for the control plane
+	// (several replicas, one per manager: an edge fails over at once).
 	for e, d := range routed {
-		if d > 8*time.Second {
-			t.Errorf("edge on %s routed the service created during the outage %s after the control plane's return; want within 8s", e, d.Round(time.Millisecond))
+		if d > 5*time.Second {
+			t.Errorf("edge on %s routed the service created during the outage %s after the control plane's return; want within 5s", e, d.Round(time.Millisecond))
 		}
 	}
 	checkRate(t, "control plane killed", res)
