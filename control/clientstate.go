@@ -2,7 +2,6 @@ package control
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"time"
@@ -102,11 +101,7 @@ func (s *clientState) touch(k string) {
 
 // version is the state's version, as the server computes it (versionOf).
 func (s *clientState) version() string {
-	h := sha256.New()
-	for i := range s.order {
-		h.Write(s.order[i].sum[:])
-	}
-	return hex.EncodeToString(h.Sum(nil)[:versionLen/2])
+	return versionOfSums(len(s.order), func(i int) [sha256.Size]byte { return s.order[i].sum })
 }
 
 // config returns the Config of the state: what buildConfig assembles,

@@ -67,9 +67,15 @@ const versionLen = 32
 // versionOf returns the version of a state: the first 128 bits of a SHA-256
 // over its item hashes in key order, in hex.
 func versionOf(keys []string, sum func(key string) [sha256.Size]byte) string {
+	return versionOfSums(len(keys), func(i int) [sha256.Size]byte { return sum(keys[i]) })
+}
+
+// versionOfSums is versionOf over the n item hashes sum returns, in key
+// order: for a state that keeps them in order without their map.
+func versionOfSums(n int, sum func(i int) [sha256.Size]byte) string {
 	h := sha256.New()
-	for _, k := range keys {
-		s := sum(k)
+	for i := range n {
+		s := sum(i)
 		h.Write(s[:])
 	}
 	return hex.EncodeToString(h.Sum(nil)[:versionLen/2])

@@ -40,27 +40,11 @@ func TestEdgeHandOverHTTPS(t *testing.T) {
 		handover: filepath.Join(t.TempDir(), "edge.sock"),
 	}
 	o.certs = certs
-	start := func() (context.CancelFunc, chan error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
-		return cancel, done
-	}
+	start := func() (context.CancelFunc, chan error) { return runEdgeAsync(t, o) }
 	cancelOld, oldDone := start()
 	defer cancelOld()
 
-	get := func(c *http.Client) error {
-		resp, err := c.Get("https://site.example.org/x")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	get := func(c *http.Client) error { return getOK(c, "https://site.example.org/x") }
 	newClient := func() *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			DisableKeepAlives: true, // a new TLS handshake per request: the accept path is under test
@@ -118,4 +102,27 @@ func TestEdgeHandOverHTTPS(t *testing.T) {
 	if failed.Load() != 0 || ok.Load() == 0 {
 		t.Fatalf("%d requests failed (first: %v)", failed.Load(), firstErr.Load())
 	}
+}
+
+// runEdgeAsync runs `swarmgate edge` with o, as main would, until cancel;
+// done receives what runEdge returned. A hand-over test runs two.
+func runEdgeAsync(t *testing.T, o edgeOptions) (cancel context.CancelFunc, done chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done = make(chan error, 1)
+	go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
+	return cancel, done
+}
+
+// getOK GETs url and reads the answer: an error unless it is a 200.
+func getOK(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

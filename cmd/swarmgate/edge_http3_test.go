@@ -255,26 +255,10 @@ func TestEdgeHandOverHTTP3(t *testing.T) {
 		handover: filepath.Join(t.TempDir(), "edge.sock"), http3: true,
 	}
 	o.certs = certs
-	start := func() (context.CancelFunc, chan error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
-		return cancel, done
-	}
+	start := func() (context.CancelFunc, chan error) { return runEdgeAsync(t, o) }
 	cancelOld, oldDone := start()
 	defer cancelOld()
-	get := func(c *http.Client) error {
-		resp, err := c.Get("https://web.example.org/x")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	get := func(c *http.Client) error { return getOK(c, "https://web.example.org/x") }
 	testkit.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		c, tr := h3Client(ca.Pool, o.httpsAddr)
 		defer tr.Close()
