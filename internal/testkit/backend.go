@@ -3,9 +3,11 @@ package testkit
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -91,15 +93,39 @@ func Addr(s *httptest.Server) string { return s.Listener.Addr().String() }
 
 // UnusedAddr returns a loopback host:port that nothing listens on: a test
 // dials it to be refused, or gives it to a server to listen on.
+//
+// The port is below the kernel's ephemeral range (32768 and up on Linux): a
+// port handed out there and closed again can be taken by any outgoing
+// connection of a test package running in parallel before the test listens
+// on it. Ports here are taken only by listeners; it is free for TCP and UDP
+// (an HTTPS port is also HTTP/3's) when returned.
 func UnusedAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := unusedLow + rand.IntN(unusedHigh-unusedLow)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free port from %d to %d", unusedLow, unusedHigh)
+	return ""
 }
+
+// The ports UnusedAddr chooses from: below the ephemeral range and below the
+// ones the e2e suite publishes (18000 and up) and bench/scale (21000-32000) use.
+const (
+	unusedLow  = 10000
+	unusedHigh = 18000
+)
 
 func serve(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
