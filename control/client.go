@@ -202,9 +202,12 @@ const (
 // service's name resolves to its tasks (dnsrr); for seconds after a replica
 // died, Swarm's DNS still lists it, and a dial that tried it first would
 // spend its timeout there before the replica that took its place. While no
-// address answers, every address is dialled again each dialWave: a SYN that
-// a partition dropped is sent again within dialWave of the partition
-// healing, not at TCP's next retransmission (1 s, then 3 s after the first).
+// address answers, the name is resolved again and every address dialled
+// again each dialWave: a SYN that a partition dropped is sent again within
+// dialWave of the partition healing, not at TCP's next retransmission (1 s,
+// then 3 s after the first), and a replica that took a dead one's place is
+// dialled within dialWave of its address reaching this node's DNS, not
+// after the dead address's connect timed out.
 func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext, dialWave, connectTimeout)
@@ -221,11 +224,19 @@ func raceDial(ctx context.Context, network, addr string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ips := []string{host}
+	resolve := func() ([]string, error) { return []string{host}, nil }
 	if net.ParseIP(host) == nil {
-		if ips, err = lookup(ctx, host); err != nil {
-			return nil, err
+		resolve = func() ([]string, error) {
+			// A wave's lookup gets a wave's time: a resolver that hangs
+			// (a partitioned node's DNS) does not hold up the dials.
+			lctx, lcancel := context.WithTimeout(ctx, wave)
+			defer lcancel()
+			return lookup(lctx, host)
 		}
+	}
+	ips, err := resolve()
+	if err != nil {
+		return nil, err
 	}
 	type result struct {
 		c   net.Conn
@@ -269,9 +280,15 @@ func raceDial(ctx context.Context, network, addr string,
 				return nil, errors.Join(errs...)
 			}
 		case <-next.C:
-			if ctx.Err() == nil {
-				launch()
+			if ctx.Err() != nil {
+				continue
 			}
+			// The last answer stands when a lookup fails: the addresses it
+			// gave may still be the ones that come back.
+			if again, err := resolve(); err == nil && len(again) > 0 {
+				ips = again
+			}
+			launch()
 		}
 	}
 }

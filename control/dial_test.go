@@ -100,3 +100,51 @@ func TestRaceDialSendsAgainInWaves(t *testing.T) {
 		t.Errorf("gave up after %v; want the 300ms timeout", d)
 	}
 }
+
+// TestRaceDialResolvesAgainInWaves: the name resolves to a dead replica
+// only, until the replica that took its place reaches DNS: the next wave
+// dials the new address, without waiting for the dead one's timeout.
+func TestRaceDialResolvesAgainInWaves(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var mu sync.Mutex
+	lookups := 0
+	lookup := func(context.Context, string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lookups++
+		switch {
+		case lookups <= 2:
+			return []string{"192.0.2.1"}, nil // only the dead replica
+		case lookups == 3:
+			return nil, errors.New("server misbehaving") // a failed lookup keeps the last answer
+		default:
+			return []string{"192.0.2.1", "127.0.0.1"}, nil
+		}
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "192.0.2.1:") {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	start := time.Now()
+	c, err := raceDial(context.Background(), "tcp", net.JoinHostPort("control", port), lookup, dial, 50*time.Millisecond, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.RemoteAddr().String() != ln.Addr().String() {
+		t.Errorf("connected to %s, want %s", c.RemoteAddr(), ln.Addr())
+	}
+	// The fourth lookup (the third wave, 150 ms in) finds the new replica.
+	if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+		t.Errorf("connected after %v; want the third wave's, about 150ms", d)
+	}
+}
