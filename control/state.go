@@ -129,6 +129,14 @@ type wireRoute struct {
 	SNI            []string       `json:"sni,omitempty"`
 	ProxyProtocol  int            `json:"pp,omitempty"`
 	Policy         *route.Policy  `json:"pol,omitempty"`
+	// Users are Policy.BasicUsers with their hashes, which no JSON form
+	// of a route.Policy carries (route.Secret): the edge needs them.
+	Users []wireUser `json:"users,omitempty"`
+}
+
+type wireUser struct {
+	Name string `json:"name"`
+	Hash string `json:"hash"`
 }
 
 type wireRedirect struct {
@@ -153,6 +161,11 @@ func toWire(r *route.Route) wireRoute {
 		HealthPath: r.HealthPath, HealthInterval: r.HealthInterval, Timeout: r.Timeout,
 		Cluster: r.Cluster, TCPPort: r.TCPPort, SNI: r.SNI, ProxyProtocol: r.ProxyProtocol, Policy: r.Policy,
 	}
+	if r.Policy != nil {
+		for _, u := range r.Policy.BasicUsers {
+			w.Users = append(w.Users, wireUser{u.Name, string(u.Hash)})
+		}
+	}
 	if !r.CreatedAt.IsZero() {
 		// One instant, one encoding: replicas must agree byte for byte.
 		w.CreatedAt = r.CreatedAt.UTC()
@@ -174,6 +187,12 @@ func fromWire(w *wireRoute) route.Route {
 	}
 	for _, rd := range w.Redirects {
 		r.Redirects = append(r.Redirects, route.Redirect(rd))
+	}
+	if r.Policy != nil && len(w.Users) > 0 {
+		r.Policy.BasicUsers = make([]route.BasicUser, len(w.Users)) // the policy is w's own, just decoded
+		for i, u := range w.Users {
+			r.Policy.BasicUsers[i] = route.BasicUser{Name: u.Name, Hash: route.Secret(u.Hash)}
+		}
 	}
 	return r
 }

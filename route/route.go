@@ -138,6 +138,9 @@ type Policy struct {
 
 	BasicAuth  string // htpasswd file name in the secrets directory; "" is off
 	BasicRealm string // WWW-Authenticate realm; "" is the route ID
+	// BasicUsers are swarmgate.auth.users (Traefik's basicauth.users):
+	// users given in the labels, besides those of BasicAuth's file.
+	BasicUsers []BasicUser
 
 	// ForwardAuth is the URL of an auth service asked about every request
 	// (its method, URI and fields, no body); "" is off. ForwardAuthHeaders
@@ -171,6 +174,26 @@ type Policy struct {
 	// clients that accept text/html; "" is off.
 	ErrorPage string
 }
+
+// BasicUser is one user:hash of swarmgate.auth.users. The hash is a
+// Secret: no JSON form of a route and no fmt verb shows it, so a route
+// printed for an operator (the admin API, check, a log line) names the user
+// only. The control plane's stream carries hashes in a field of its own.
+type BasicUser struct {
+	Name string
+	Hash Secret `json:"-"`
+}
+
+// Secret is a value never shown: fmt prints it, and text and JSON encoders
+// encode it, as "(withheld)". Convert it to a string to use it.
+type Secret string
+
+const withheld = "(withheld)"
+
+func (Secret) String() string                { return withheld }
+func (Secret) GoString() string              { return withheld }
+func (Secret) MarshalText() ([]byte, error)  { return []byte(withheld), nil }
+func (Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, withheld) }
 
 // Match is a swarmgate.match.header or swarmgate.match.cookie label.
 type Match struct {
