@@ -7,20 +7,23 @@ import (
 	"net/http"
 	"sync"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // maxVerified bounds the credentials a basic-auth route remembers as
 // checked; the cache is emptied when full.
 const maxVerified = 1024
 
-// authenticator checks basic credentials against bcrypt hashes. A browser
-// sends its credentials on every request, and bcrypt costs tens of
-// milliseconds by design, so credentials that passed are remembered (as a
-// keyed hash, never in the clear) and later requests cost one HMAC.
+// authenticator checks basic credentials against password hashes (bcrypt,
+// MD5-apr1, SHA-1: htpasswd.go). A browser sends its credentials on every
+// request, and bcrypt costs tens of milliseconds by design, so credentials
+// that passed are remembered (as a keyed hash, never in the clear) and
+// later requests cost one HMAC.
 type authenticator struct {
-	users map[string][]byte
-	decoy []byte // a hash compared for unknown users, so they take as long
+	users map[string]route.Secret
+	// decoy is the slowest of the hashes, checked for unknown users so
+	// that they take as long as the slowest known one.
+	decoy route.Secret
 	key   [32]byte
 
 	// mu guards verified.
@@ -28,12 +31,13 @@ type authenticator struct {
 	verified map[[32]byte]bool
 }
 
-func newAuthenticator(users map[string][]byte) *authenticator {
+func newAuthenticator(users map[string]route.Secret) *authenticator {
 	a := &authenticator{users: users, verified: map[[32]byte]bool{}}
 	rand.Read(a.key[:])
 	for _, h := range users {
-		a.decoy = h
-		break
+		if a.decoy == "" || cost(h) > cost(a.decoy) {
+			a.decoy = h
+		}
 	}
 	return a
 }
@@ -53,10 +57,10 @@ func (a *authenticator) check(user, pass string) bool {
 	}
 	hash, known := a.users[user]
 	if !known {
-		bcrypt.CompareHashAndPassword(a.decoy, []byte(pass))
+		verify(a.decoy, pass)
 		return false
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+	if !verify(hash, pass) {
 		return false
 	}
 	a.mu.Lock()
@@ -71,7 +75,7 @@ func (a *authenticator) check(user, pass string) bool {
 // basicAuth answers 401 with a Basic challenge (RFC 7617) to requests
 // without valid credentials, and removes the Authorization field from
 // those it lets through: the upstream never sees the password.
-func basicAuth(users map[string][]byte, realm string, next http.Handler, reply replyFunc) http.Handler {
+func basicAuth(users map[string]route.Secret, realm string, next http.Handler, reply replyFunc) http.Handler {
 	a := newAuthenticator(users)
 	challenge := `Basic realm="` + realm + `", charset="UTF-8"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

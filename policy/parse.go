@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -449,53 +448,6 @@ func ParseCompress(v string) ([]string, error) {
 		items[i] = e
 	}
 	return items, nil
-}
-
-// ParseHtpasswd parses an htpasswd file: user:hash lines, blank lines and
-// # comments ignored. Only bcrypt hashes ($2a$, $2b$, $2y$, htpasswd -B) are
-// accepted: MD5 ($apr1$), SHA-1 ({SHA}), crypt and plain text can be
-// reversed or brute-forced cheaply, and a file with one of them is refused
-// as a whole rather than served with a weak password.
-func ParseHtpasswd(data []byte) (map[string][]byte, error) {
-	users := map[string][]byte{}
-	for n, line := range bytes.Split(data, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
-		user, hash, ok := bytes.Cut(line, []byte(":"))
-		if !ok || len(user) == 0 {
-			return nil, fmt.Errorf("line %d: want user:hash", n+1)
-		}
-		if _, dup := users[string(user)]; dup {
-			return nil, fmt.Errorf("line %d: user %q listed twice", n+1, user)
-		}
-		if why := weakHash(hash); why != "" {
-			return nil, fmt.Errorf("line %d: user %q: %s; want bcrypt (htpasswd -B)", n+1, user, why)
-		}
-		users[string(user)] = bytes.Clone(hash)
-	}
-	if len(users) == 0 {
-		return nil, errors.New("no user:hash line")
-	}
-	return users, nil
-}
-
-// weakHash says why a hash is not a bcrypt hash, or returns "".
-func weakHash(h []byte) string {
-	switch {
-	case len(h) == 60 && (bytes.HasPrefix(h, []byte("$2a$")) || bytes.HasPrefix(h, []byte("$2b$")) || bytes.HasPrefix(h, []byte("$2y$"))):
-		return ""
-	case bytes.HasPrefix(h, []byte("$apr1$")), bytes.HasPrefix(h, []byte("$1$")):
-		return "MD5 hashes are weak"
-	case bytes.HasPrefix(h, []byte("{SHA}")):
-		return "SHA-1 hashes are weak"
-	case bytes.HasPrefix(h, []byte("$5$")), bytes.HasPrefix(h, []byte("$6$")):
-		return "SHA-crypt hashes are weak"
-	case bytes.HasPrefix(h, []byte("$2")):
-		return "malformed bcrypt hash (want 60 bytes)"
-	}
-	return "crypt or plain-text passwords are weak"
 }
 
 func isAlnum(c byte) bool {

@@ -175,43 +175,6 @@ func TestParseCompress(t *testing.T) {
 	})
 }
 
-func TestParseHtpasswd(t *testing.T) {
-	bc := "$2y$05$" + strings.Repeat("a", 53)
-	cases := []struct {
-		in    string
-		users []string
-		err   string
-	}{
-		{in: "# admins\nalice:" + bc + "\n\nbob:" + bc + "\n", users: []string{"alice", "bob"}},
-		{in: "alice:$apr1$xyz$abc", err: `line 1: user "alice": MD5 hashes are weak; want bcrypt`},
-		{in: "alice:" + bc + "\nbob:{SHA}abc=", err: `line 2: user "bob": SHA-1`},
-		{in: "carol:$6$salt$hash", err: "SHA-crypt"},
-		{in: "dave:secret", err: "plain-text"},
-		{in: "erin:$2y$05$short", err: "malformed bcrypt"},
-		{in: "alice:" + bc + "\nalice:" + bc, err: "listed twice"},
-		{in: "nocolon", err: "want user:hash"},
-		{in: "# nothing\n", err: "no user:hash"},
-	}
-	for _, c := range cases {
-		got, err := ParseHtpasswd([]byte(c.in))
-		switch {
-		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
-			t.Errorf("%q: error %v, want %q", c.in, err, c.err)
-		case c.err == "" && err != nil:
-			t.Errorf("%q: %v", c.in, err)
-		case c.err == "":
-			var names []string
-			for u := range got {
-				names = append(names, u)
-			}
-			slices.Sort(names)
-			if !slices.Equal(names, c.users) {
-				t.Errorf("%q: users %v, want %v", c.in, names, c.users)
-			}
-		}
-	}
-}
-
 func TestNegotiate(t *testing.T) {
 	all := []string{Zstd, Brotli, Gzip}
 	cases := []struct {

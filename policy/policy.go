@@ -52,8 +52,8 @@ type Options struct {
 // request headers, response headers, compression. id names the route (the
 // default realm, the rate-limit state). A p that Wraps nothing (nil among
 // them) returns next itself. The error is for a policy that cannot be
-// served (an htpasswd file that is missing or weak); the route must then
-// not be served without it.
+// served (an htpasswd file that is missing or holds a line it cannot
+// check); the route must then not be served without it.
 func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handler, error) {
 	if !Wraps(p) {
 		return next, nil
@@ -92,14 +92,10 @@ func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handl
 	if p.ForwardAuth != "" {
 		h = forwardAuth(p.ForwardAuth, p.ForwardAuthHeaders, o.AuthTransport, o.AuthTimeout, h, o.Reply, o.Relay)
 	}
-	if p.BasicAuth != "" {
-		data, err := os.ReadFile(filepath.Join(o.SecretsDir, p.BasicAuth))
+	if p.BasicAuth != "" || len(p.BasicUsers) > 0 {
+		users, err := basicUsers(p, o.SecretsDir)
 		if err != nil {
-			return nil, fmt.Errorf("policy: auth.basic: %w", err)
-		}
-		users, err := ParseHtpasswd(data)
-		if err != nil {
-			return nil, fmt.Errorf("policy: auth.basic file %s: %w", p.BasicAuth, err)
+			return nil, err
 		}
 		realm := p.BasicRealm
 		if realm == "" {
@@ -123,6 +119,36 @@ func Build(id string, p *route.Policy, next http.Handler, o Options) (http.Handl
 		h = accessList(p.Allow, p.Deny, h, o.Reply)
 	}
 	return h, nil
+}
+
+// basicUsers returns the users of p's basic auth by name: those of
+// auth.users, then those of the auth.basic file, which win where a user is
+// in both (as Traefik's usersFile wins over its users).
+func basicUsers(p *route.Policy, dir string) (map[string]route.Secret, error) {
+	users := make(map[string]route.Secret, len(p.BasicUsers))
+	for _, u := range p.BasicUsers {
+		// The label parser checked them; a routes file or a stream from
+		// another version might not have.
+		if _, err := hashKind(string(u.Hash)); err != nil {
+			return nil, fmt.Errorf("policy: auth.users: user %q: %w", u.Name, err)
+		}
+		users[u.Name] = u.Hash
+	}
+	if p.BasicAuth == "" {
+		return users, nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, p.BasicAuth))
+	if err != nil {
+		return nil, fmt.Errorf("policy: auth.basic: %w", err)
+	}
+	file, err := ParseHtpasswd(data)
+	if err != nil {
+		return nil, fmt.Errorf("policy: auth.basic file %s: %w", p.BasicAuth, err)
+	}
+	for _, u := range file {
+		users[u.Name] = u.Hash
+	}
+	return users, nil
 }
 
 // plainReply is the Reply of Options without one.
