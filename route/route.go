@@ -56,6 +56,13 @@ const (
 
 // Route is one published route of one service: the result of parsing its labels
 // and resolving its endpoints. A service yields one route per route name.
+//
+// A route with Exact set matches a request path equal to Path only, as
+// Traefik's Path() and NGINX's "location = /x" do, where a prefix route
+// matches Path and the paths below it on segment boundaries. An exact and a
+// prefix route of the same host and path are two routes, in two weighted
+// groups; for that path the exact one wins, whatever their priorities, as
+// "location = /x" wins over "location /x".
 type Route struct {
 	Service   string    // service name
 	ServiceID string    // Swarm service ID; empty for the routes file
@@ -63,7 +70,8 @@ type Route struct {
 	CreatedAt time.Time // older routes win ties; zero sorts first
 
 	Hosts    []string // lower-case host names, "*.example.org" wildcards; empty for pure L4 routes
-	Path     string   // path prefix, "/" by default, no trailing slash otherwise
+	Path     string   // path prefix, "/" by default, no trailing slash otherwise; an exact path as written
+	Exact    bool     // Path matches only itself, not the paths below it (see Route)
 	Strip    bool     // strip Path before forwarding
 	Priority int      // higher wins among routes that match equally
 	Weight   int      // share within a weighted group (same host+path); 0 drains

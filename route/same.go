@@ -15,7 +15,7 @@ func Same(a, b *Route) bool {
 	}
 	return a.Service == b.Service && a.ServiceID == b.ServiceID && a.Name == b.Name &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedAt.Location() == b.CreatedAt.Location() &&
-		slices.Equal(a.Hosts, b.Hosts) && a.Path == b.Path && a.Strip == b.Strip &&
+		slices.Equal(a.Hosts, b.Hosts) && a.Path == b.Path && a.Exact == b.Exact && a.Strip == b.Strip &&
 		a.Priority == b.Priority && a.Weight == b.Weight && a.Default == b.Default &&
 		a.Port == b.Port && a.Backend == b.Backend && a.Network == b.Network &&
 		a.Balancer == b.Balancer && a.Sticky == b.Sticky &&

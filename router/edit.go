@@ -26,9 +26,9 @@ func (t *Table[V]) Edit() *Editor[V] {
 	return &Editor[V]{base: t, del: map[routeKey]bool{}, added: map[routeKey]bool{}}
 }
 
-// normalise validates a route's host and path as Insert does and returns
-// its key and whether the host is a wildcard.
-func normalise(host, path string, priority int) (routeKey, bool, error) {
+// normalise validates a route's host and path as Insert (exact false) or
+// InsertExact does and returns its key and whether the host is a wildcard.
+func normalise(host, path string, exact bool, priority int) (routeKey, bool, error) {
 	var h string
 	var wildcard bool
 	if host != "" {
@@ -37,41 +37,68 @@ func normalise(host, path string, priority int) (routeKey, bool, error) {
 			return routeKey{}, false, fmt.Errorf("router: insert: %w", err)
 		}
 	}
-	p, err := ParsePath(path)
-	if err != nil {
-		return routeKey{}, false, fmt.Errorf("router: insert path %q: %w", path, err)
+	parse := ParsePath
+	if exact {
+		parse = ParseExactPath
 	}
-	return routeKey{h, p, priority}, wildcard, nil
+	p, err := parse(path)
+	if err != nil {
+		return routeKey{}, false, fmt.Errorf("router: insert %s %q: %w", pathKind(exact), path, err)
+	}
+	return routeKey{h, p, exact, priority}, wildcard, nil
 }
 
 // find returns the index of the entry of k in entries (sorted as Routes
 // sorts them) and whether it is there.
 func find[V any](entries []Entry[V], k routeKey) (int, bool) {
 	return slices.BinarySearchFunc(entries, k, func(e Entry[V], k routeKey) int {
-		return compareEntryKey(e.Host, e.Path, e.Priority, k)
+		return compareEntryKey(e.Host, e.Path, e.Exact, e.Priority, k)
 	})
 }
 
-// compareEntryKey orders routes as Routes lists them: by host, path, then
-// priority from highest to lowest.
-func compareEntryKey(host, path string, priority int, k routeKey) int {
-	return cmp.Or(strings.Compare(host, k.host), strings.Compare(path, k.path), cmp.Compare(k.priority, priority))
+// compareEntryKey orders routes as Routes lists them: by host, path, the
+// exact route before the prefix route, then priority from highest to lowest.
+func compareEntryKey(host, path string, exact bool, priority int, k routeKey) int {
+	return cmp.Or(strings.Compare(host, k.host), strings.Compare(path, k.path),
+		compareExact(exact, k.exact), cmp.Compare(k.priority, priority))
 }
 
-// Remove takes the route of host, path and priority out (inserted in the
-// table the editor started from, or by this editor). It reports whether
+// compareExact orders exact before prefix.
+func compareExact(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
+}
+
+// Remove takes the prefix route of host, path and priority out (inserted in
+// the table the editor started from, or by this editor). It reports whether
 // there was such a route. host and path are read as Insert reads them.
 func (e *Editor[V]) Remove(host, path string, priority int) bool {
+	return e.remove(host, path, false, priority)
+}
+
+// RemoveExact takes the exact route of host, path and priority out, as
+// Remove does prefix routes. host and path are read as InsertExact reads
+// them.
+func (e *Editor[V]) RemoveExact(host, path string, priority int) bool {
+	return e.remove(host, path, true, priority)
+}
+
+func (e *Editor[V]) remove(host, path string, exact bool, priority int) bool {
 	if e.done {
 		return false
 	}
-	k, _, err := normalise(host, path, priority)
+	k, _, err := normalise(host, path, exact, priority)
 	if err != nil {
 		return false
 	}
 	if e.added[k] {
 		delete(e.added, k)
-		e.add = slices.DeleteFunc(e.add, func(x Entry[V]) bool { return x.Host == k.host && x.Path == k.path && x.Priority == k.priority })
+		e.add = slices.DeleteFunc(e.add, func(x Entry[V]) bool { return keyOf(x) == k })
 		return true
 	}
 	if _, ok := find(e.base.entries, k); ok && !e.del[k] {
@@ -81,23 +108,35 @@ func (e *Editor[V]) Remove(host, path string, priority int) bool {
 	return false
 }
 
-// Insert adds a route, as Builder.Insert does: the same validation, the
-// same errors. A route that the editor removed may be inserted again, with
-// a new value.
+// keyOf is an entry's key.
+func keyOf[V any](x Entry[V]) routeKey { return routeKey{x.Host, x.Path, x.Exact, x.Priority} }
+
+// Insert adds a prefix route, as Builder.Insert does: the same validation,
+// the same errors. A route that the editor removed may be inserted again,
+// with a new value.
 func (e *Editor[V]) Insert(host, path string, priority int, v V) error {
+	return e.insert(host, path, false, priority, v)
+}
+
+// InsertExact adds an exact route, as Builder.InsertExact does.
+func (e *Editor[V]) InsertExact(host, path string, priority int, v V) error {
+	return e.insert(host, path, true, priority, v)
+}
+
+func (e *Editor[V]) insert(host, path string, exact bool, priority int, v V) error {
 	if e.done {
 		return fmt.Errorf("router: insert %q %q: %w", host, path, ErrBuilt)
 	}
-	k, _, err := normalise(host, path, priority)
+	k, _, err := normalise(host, path, exact, priority)
 	if err != nil {
 		return err
 	}
 	_, inBase := find(e.base.entries, k)
 	if e.added[k] || inBase && !e.del[k] {
-		return fmt.Errorf("router: insert host %q path %q priority %d: %w", k.host, k.path, k.priority, ErrConflict)
+		return fmt.Errorf("router: insert host %q %s %q priority %d: %w", k.host, pathKind(exact), k.path, k.priority, ErrConflict)
 	}
 	e.added[k] = true
-	e.add = append(e.add, Entry[V]{Host: k.host, Path: k.path, Priority: priority, Value: v})
+	e.add = append(e.add, Entry[V]{Host: k.host, Path: k.path, Exact: exact, Priority: priority, Value: v})
 	return nil
 }
 
@@ -115,7 +154,7 @@ func (e *Editor[V]) Build() *Table[V] {
 	// The entries: base's less the removed, merged with the added, in order.
 	add := slices.Clone(e.add)
 	slices.SortFunc(add, func(a, b Entry[V]) int {
-		return compareEntryKey(a.Host, a.Path, a.Priority, routeKey{b.Host, b.Path, b.Priority})
+		return compareEntryKey(a.Host, a.Path, a.Exact, a.Priority, keyOf(b))
 	})
 	// Copy base's entries in runs between the removed ones and the places
 	// the added ones go, rather than entry by entry.
@@ -129,7 +168,7 @@ func (e *Editor[V]) Build() *Table[V] {
 		cuts = append(cuts, cut{i, true})
 	}
 	for _, x := range add {
-		i, _ := find(base.entries, routeKey{x.Host, x.Path, x.Priority})
+		i, _ := find(base.entries, keyOf(x))
 		cuts = append(cuts, cut{i, false})
 	}
 	// At one index an insertion comes before the removal (the added entry
@@ -205,8 +244,8 @@ func (e *Editor[V]) Build() *Table[V] {
 }
 
 // buildTree builds the tree of host pattern h from its entries (a run of
-// entries, sorted, highest priority first within a path) and marks them
-// shadowed or not; nil if h has no entries.
+// entries, sorted, highest priority first within a path and kind) and marks
+// them shadowed or not; nil if h has no entries.
 func buildTree[V any](h string, entries []Entry[V]) *tree[V] {
 	lo, _ := slices.BinarySearchFunc(entries, h, func(e Entry[V], h string) int { return strings.Compare(e.Host, h) })
 	hi := lo
@@ -221,9 +260,11 @@ func buildTree[V any](h string, entries []Entry[V]) *tree[V] {
 		x := &entries[j]
 		var n *node[V]
 		tr.root, n = tr.root.insert(x.Path)
-		x.Shadowed = n.set // a higher priority of the same path came first
-		if !n.set {
-			n.set, n.value, n.path, n.priority = true, x.Value, x.Path, x.Priority
+		l := n.leaf(x.Exact)
+		x.Shadowed = l.set // a higher priority of the same path and kind came first
+		if !l.set {
+			*l = leaf[V]{true, x.Value, x.Priority}
+			n.path = x.Path
 			tr.routes++
 		}
 	}

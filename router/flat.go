@@ -24,14 +24,25 @@ type flatTree[V any] struct {
 //	[4:6]   length of the prefix (at most maxPathLen)
 //	[6:8]   number of children (at most 256, one per byte)
 //	[8:12]  index of the first child; the others follow it
-//	[12:16] 1 + index in routes of the route that ends here, or 0
+//	[12:16] the routes that end here: 0 for none, else the index in routes
+//	        of the first (routeIndex) and flags for which are there:
+//	        routeExact (it is an exact route) and routePrefix (a prefix
+//	        route, the first or the one after the exact route)
 const recordLen = 16
 
+// The [12:16] word of a node record.
+const (
+	routeExact  = 1 << 31
+	routePrefix = 1 << 30
+	routeIndex  = routePrefix - 1
+)
+
 // flatRoute is a route that ends at a node: its value and its whole path,
-// reported in Match.Path.
+// reported in Match.Path, and whether it is exact, reported in Match.Exact.
 type flatRoute[V any] struct {
 	value V
 	path  string
+	exact bool
 }
 
 // flatten lays out the tree rooted at root (nil: no routes) for host
@@ -47,7 +58,10 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 		n := nodes[i]
 		nodes = append(nodes, n.children...)
 		size += recordLen + len(n.prefix) + len(n.indices)
-		if n.set {
+		if n.exact.set {
+			routes++
+		}
+		if n.route.set {
 			routes++
 		}
 	}
@@ -66,10 +80,19 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 		put32(r[8:], uint32(next))
 		at += len(n.prefix) + len(n.indices)
 		next += len(n.children)
-		if n.set {
-			f.routes = append(f.routes, flatRoute[V]{n.value, n.path})
-			put32(r[12:], uint32(len(f.routes)))
+		var word uint32
+		if n.routed() {
+			word = uint32(len(f.routes))
 		}
+		if n.exact.set {
+			f.routes = append(f.routes, flatRoute[V]{n.exact.value, n.path, true})
+			word |= routeExact
+		}
+		if n.route.set {
+			f.routes = append(f.routes, flatRoute[V]{n.route.value, n.path, false})
+			word |= routePrefix
+		}
+		put32(r[12:], word)
 		sb.Write(r[:])
 	}
 	for _, n := range nodes {
@@ -80,9 +103,9 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 	return f
 }
 
-// lookup returns the longest route that is a prefix of path on a segment
-// boundary, or nil: the answer node.lookup gives on the tree it was laid out
-// from.
+// lookup returns the route that path takes (the exact route of path, else
+// the longest prefix route that is a prefix of path on a segment boundary),
+// or nil: the answer node.lookup gives on the tree it was laid out from.
 func (f *flatTree[V]) lookup(path string) *flatRoute[V] {
 	if r := walk(f.bytes, f.base, path); r != 0 {
 		return &f.routes[r-1]
@@ -91,10 +114,12 @@ func (f *flatTree[V]) lookup(path string) *flatRoute[V] {
 }
 
 // walk walks the flat bytes b of a tree whose records start at base and
-// returns 1 + the index in routes of the longest route that is a prefix of
-// path on a segment boundary, or 0. The root route "/" ends on a boundary by
-// definition; it is the only route whose walk has consumed one byte. It
-// allocates nothing.
+// returns 1 + the index in routes of the route that path takes, or 0: the
+// exact route of the node where path ends, else the longest prefix route
+// that is a prefix of path on a segment boundary. The root route "/" ends on
+// a boundary by definition; it is the only route whose walk has consumed one
+// byte. It allocates nothing, and costs a table without exact routes one
+// flag test per node more than it did before them.
 func walk(b string, base uint32, path string) uint32 {
 	if int(base) == len(b) { // no nodes
 		return 0
@@ -110,11 +135,17 @@ func walk(b string, base uint32, path string) uint32 {
 			break
 		}
 		rest = rest[plen:]
-		if route := get32(r[12:]); route != 0 && (rest == "" || rest[0] == '/' || len(path)-len(rest) == 1) {
-			best = route
-		}
+		route := get32(r[12:])
 		if rest == "" {
+			// The node's first route: its exact one if it has one,
+			// which wins over its prefix one.
+			if route != 0 {
+				best = route&routeIndex + 1
+			}
 			break
+		}
+		if route&routePrefix != 0 && (rest[0] == '/' || len(path)-len(rest) == 1) {
+			best = route&routeIndex + 1 + route>>31 // after the exact route, if any
 		}
 		c, kid := rest[0], -1
 		firsts := b[end : end+uint32(get16(r[6:]))]

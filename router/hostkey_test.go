@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -137,19 +138,27 @@ func TestFlatMatchesTree(t *testing.T) {
 		var root *node[string]
 		for range rng.IntN(30) {
 			p, _ := ParsePath(randomPath(rng))
+			exact := rng.IntN(3) == 0
+			if exact {
+				p = randomPath(rng) // as written: an exact path keeps its "/"
+			}
 			var n *node[string]
 			root, n = root.insert(p)
-			n.set, n.value, n.path = true, p, p
+			*n.leaf(exact) = leaf[string]{set: true, value: fmt.Sprint(p, exact)}
+			n.path = p
 		}
 		f := flatten("h.test", root)
 		for range 100 {
 			p := randomPath(rng)
 			var want, got string
-			if n := root.lookup(p); n != nil {
-				want = n.path
+			if n, exact := root.lookup(p); n != nil {
+				want = n.leaf(exact).value
 			}
 			if r := f.lookup(p); r != nil {
-				got = r.path
+				got = r.value
+				if r.value != fmt.Sprint(r.path, r.exact) {
+					t.Fatalf("flat route %+v holds another route's value", r)
+				}
 			}
 			if got != want {
 				t.Fatalf("flat lookup(%q) = %q, tree %q", p, got, want)

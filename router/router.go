@@ -1,8 +1,9 @@
 // Package router is the edge's immutable host+path routing table (exact
 // hosts, then the longest "*." wildcard suffix, then the default backend, and
-// within a host the longest path prefix on a segment boundary) and the one
-// authority on route host and path syntax (ParseHost, ParsePath, CheckPath),
-// which the label parser and every other caller share.
+// within a host an exact path, else the longest path prefix on a segment
+// boundary) and the one authority on route host and path syntax (ParseHost,
+// ParsePath, ParseExactPath, CheckPath), which the label parser and every
+// other caller share.
 //
 // A Builder validates routes from untrusted labels with those functions and
 // returns errors, never panics; the Table it builds is read-only, safe for
@@ -10,7 +11,6 @@
 package router
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,19 +26,22 @@ var (
 )
 
 // Match tells which route a lookup found: the host pattern as stored
-// ("app.example.org", "*.example.org", or "" for the default backend) and the
-// normalised path prefix ("/api", "/").
+// ("app.example.org", "*.example.org", or "" for the default backend), the
+// normalised path prefix ("/api", "/") or exact path, and whether the path
+// is exact.
 type Match struct {
 	Host, Path string
+	Exact      bool
 }
 
 // Entry is one inserted route, for listings such as the admin API.
 type Entry[V any] struct {
 	Host     string // normalised host pattern; "" is the default backend
-	Path     string // normalised path prefix
+	Path     string // normalised path prefix, or exact path
+	Exact    bool   // Path matches only itself, not the paths below it
 	Priority int
 	Value    V
-	Shadowed bool // a route with the same host and path has a higher priority
+	Shadowed bool // a route with the same host, path and kind has a higher priority
 }
 
 // tree is the path radix tree of one host pattern: root while routes are
@@ -51,7 +54,8 @@ type tree[V any] struct {
 	key  string // the hostMap key: host, or host without its "*"
 	host string // pattern reported in Match.Host
 	root *node[V]
-	// routes counts the paths with a route: what the tree adds to Table.Len.
+	// routes counts the routes that Lookup can return (a path's exact and
+	// prefix routes are two): what the tree adds to Table.Len.
 	routes int
 }
 
@@ -94,6 +98,7 @@ type Builder[V any] struct {
 // routeKey identifies an inserted route for conflict detection.
 type routeKey struct {
 	host, path string
+	exact      bool
 	priority   int
 }
 
@@ -108,36 +113,45 @@ func NewBuilder[V any]() *Builder[V] {
 	}
 }
 
-// Insert adds a route. host is a pattern that ParseHost accepts (an exact
-// host name, or "*.example.org" matching subdomains of any depth but not the
-// apex), or "" for the default backend; it is matched without regard to case
-// and may end in a dot. path is a prefix that ParsePath accepts; a trailing
-// "/" other than the root is dropped, so "/api/" and "/api" are the same route.
-// Errors wrap ErrInvalidHost, ErrInvalidPath, ErrConflict or ErrBuilt.
+// Insert adds a prefix route. host is a pattern that ParseHost accepts (an
+// exact host name, or "*.example.org" matching subdomains of any depth but
+// not the apex), or "" for the default backend; it is matched without regard
+// to case and may end in a dot. path is a prefix that ParsePath accepts; a
+// trailing "/" other than the root is dropped, so "/api/" and "/api" are the
+// same route. Errors wrap ErrInvalidHost, ErrInvalidPath, ErrConflict or
+// ErrBuilt.
 //
 // The same host and path may be inserted with different priorities: the
 // highest one is served and the others are only listed by Routes, marked
 // Shadowed. Inserting the same host, path and priority twice is a conflict
 // (callers group weighted routes into one value before inserting).
 func (b *Builder[V]) Insert(host, path string, priority int, v V) error {
+	return b.insert(host, path, false, priority, v)
+}
+
+// InsertExact adds an exact route: one that matches a request path equal to
+// path only, as NGINX's "location = /path" and Traefik's Path(`/path`) do,
+// not the paths below it. path is one that ParseExactPath accepts, kept as
+// written ("/docs/" matches "/docs/" only). On the same host, an exact route
+// wins over a prefix route of the same path, whatever their priorities;
+// priorities break ties among exact routes of the same host and path as
+// Insert's do among prefix routes. An exact and a prefix route of the same
+// host, path and priority are two routes, not a conflict.
+func (b *Builder[V]) InsertExact(host, path string, priority int, v V) error {
+	return b.insert(host, path, true, priority, v)
+}
+
+func (b *Builder[V]) insert(host, path string, exact bool, priority int, v V) error {
 	if b.done {
 		return fmt.Errorf("router: insert %q %q: %w", host, path, ErrBuilt)
 	}
-	var h string
-	var wildcard bool
-	if host != "" {
-		var err error
-		if h, wildcard, err = ParseHost(host); err != nil {
-			return fmt.Errorf("router: insert: %w", err)
-		}
-	}
-	p, err := ParsePath(path)
+	key, wildcard, err := normalise(host, path, exact, priority)
 	if err != nil {
-		return fmt.Errorf("router: insert path %q: %w", path, err)
+		return err
 	}
-	key := routeKey{h, p, priority}
+	h, p := key.host, key.path
 	if _, dup := b.seen[key]; dup {
-		return fmt.Errorf("router: insert host %q path %q priority %d: %w", h, p, priority, ErrConflict)
+		return fmt.Errorf("router: insert host %q %s %q priority %d: %w", h, pathKind(exact), p, priority, ErrConflict)
 	}
 	b.seen[key] = struct{}{}
 
@@ -164,15 +178,25 @@ func (b *Builder[V]) Insert(host, path string, priority int, v V) error {
 
 	var n *node[V]
 	tr.root, n = tr.root.insert(p)
-	if !n.set {
+	l := n.leaf(exact)
+	if !l.set {
 		t.active++
 		tr.routes++
 	}
-	if !n.set || priority > n.priority {
-		n.set, n.value, n.path, n.priority = true, v, p, priority
+	if !l.set || priority > l.priority {
+		*l = leaf[V]{true, v, priority}
+		n.path = p
 	}
-	t.entries = append(t.entries, Entry[V]{Host: h, Path: p, Priority: priority, Value: v})
+	t.entries = append(t.entries, Entry[V]{Host: h, Path: p, Exact: exact, Priority: priority, Value: v})
 	return nil
+}
+
+// pathKind names a route's kind of path in errors.
+func pathKind(exact bool) string {
+	if exact {
+		return "exact path"
+	}
+	return "path"
 }
 
 // Build returns the table. The builder must not be used afterwards; further
@@ -185,7 +209,7 @@ func (b *Builder[V]) Build() *Table[V] {
 	b.done, b.seen = true, nil
 	for i := range t.entries {
 		e := &t.entries[i]
-		e.Shadowed = e.Priority < t.tree(e.Host).root.lookup(e.Path).priority
+		e.Shadowed = e.Priority < t.tree(e.Host).root.find(e.Path).leaf(e.Exact).priority
 	}
 	t.exact.compile()
 	t.wild.compile()
@@ -193,11 +217,7 @@ func (b *Builder[V]) Build() *Table[V] {
 		t.def.compile()
 	}
 	slices.SortFunc(t.entries, func(a, b Entry[V]) int {
-		return cmp.Or(
-			strings.Compare(a.Host, b.Host),
-			strings.Compare(a.Path, b.Path),
-			cmp.Compare(b.Priority, a.Priority), // highest first
-		)
+		return compareEntryKey(a.Host, a.Path, a.Exact, a.Priority, routeKey{b.Host, b.Path, b.Exact, b.Priority})
 	})
 	return t
 }
@@ -218,12 +238,13 @@ func (t *Table[V]) tree(pattern string) *tree[V] {
 // it may carry a port ("a.org:8080", "[::1]:80"), any case and a trailing dot.
 // path is the request path, already cleaned by the caller; "" counts as "/",
 // and a path that does not start with "/" (such as "*") matches only the
-// root route "/".
+// root route "/" (prefix or exact).
 //
 // The exact host is tried first, then wildcards from the longest suffix to
 // the shortest, then the default backend: if a host's tree has no route for
-// the path, the lookup falls through to the next one. ok is false when no
-// route matches (a 404). Lookup allocates nothing.
+// the path, the lookup falls through to the next one. Within a host, an
+// exact route of the path wins, else the longest prefix route. ok is false
+// when no route matches (a 404). Lookup allocates nothing.
 func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 	if path == "" || path[0] != '/' {
 		path = "/"
@@ -231,7 +252,8 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 	if h, valid := canonicalHost(host); valid {
 		if s := t.exact.get(h); s != nil {
 			if r := walk(s.bytes, uint32(len(h)), path); r != 0 {
-				return s.routes[r-1].value, Match{s.bytes[:len(h)], s.routes[r-1].path}, true
+				fr := &s.routes[r-1]
+				return fr.value, Match{s.bytes[:len(h)], fr.path, fr.exact}, true
 			}
 		}
 		if t.wild.n > 0 {
@@ -246,7 +268,8 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 				if s := t.wild.get(h[i:]); s != nil {
 					base := 1 + len(h) - i // "*" and the suffix
 					if r := walk(s.bytes, uint32(base), path); r != 0 {
-						return s.routes[r-1].value, Match{s.bytes[:base], s.routes[r-1].path}, true
+						fr := &s.routes[r-1]
+						return fr.value, Match{s.bytes[:base], fr.path, fr.exact}, true
 					}
 				}
 			}
@@ -254,18 +277,20 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 	}
 	if t.def != nil {
 		if r := t.def.flat.lookup(path); r != nil {
-			return r.value, Match{"", r.path}, true
+			return r.value, Match{"", r.path, r.exact}, true
 		}
 	}
 	return v, m, false
 }
 
 // Len returns the number of routes that Lookup can return: inserted routes
-// less those shadowed by a higher priority on the same host and path.
+// less those shadowed by a higher priority on the same host, path and kind
+// (exact or prefix).
 func (t *Table[V]) Len() int { return t.active }
 
 // Routes returns every inserted route, shadowed ones included, sorted by
-// host pattern, path, then priority from highest to lowest. It allocates a
+// host pattern, path, exact before prefix, then priority from highest to
+// lowest. It allocates a
 // new slice on each call and is meant for listings, not the request path.
 func (t *Table[V]) Routes() []Entry[V] {
 	return slices.Clone(t.entries)

@@ -9,17 +9,30 @@ import (
 	"testing"
 )
 
+// route is a test route; a path written "=/p" is the exact route of "/p"
+// (as NGINX writes "location = /p").
 type route struct {
 	host, path string
 	priority   int
 	value      string
 }
 
+// exactPath splits the "=" off an exact test path.
+func exactPath(p string) (path string, exact bool) { return strings.CutPrefix(p, "=") }
+
+// insert inserts r into b, InsertExact for a "=" path.
+func (r route) insert(b *Builder[string]) error {
+	if p, exact := exactPath(r.path); exact {
+		return b.InsertExact(r.host, p, r.priority, r.value)
+	}
+	return b.Insert(r.host, r.path, r.priority, r.value)
+}
+
 func build(t testing.TB, routes []route) *Table[string] {
 	t.Helper()
 	b := NewBuilder[string]()
 	for _, r := range routes {
-		if err := b.Insert(r.host, r.path, r.priority, r.value); err != nil {
+		if err := r.insert(b); err != nil {
 			t.Fatalf("Insert(%q, %q, %d): %v", r.host, r.path, r.priority, err)
 		}
 	}
@@ -67,11 +80,22 @@ var testRoutes = []route{
 	{"prio.test", "/x", 1, "prio-1"},
 	{"prio.test", "/x", 5, "prio-5"},
 	{"prio.test", "/x", 3, "prio-3"},
+	{"exact.test", "=/health", 0, "exact-health"},
+	{"exact.test", "/health", 0, "prefix-health"},
+	{"exact.test", "=/", 0, "exact-root"},
+	{"exact.test", "=/docs/", 0, "exact-docs-slash"},
+	{"exact.test", "=/ready", 2, "exact-ready-2"},
+	{"exact.test", "=/ready", 1, "exact-ready-1"},
+	{"exact.test", "/ready", 9, "prefix-ready-9"},
+	{"exact-only.test", "=/health", 0, "only-exact-health"},
+	{"*.exact.test", "=/status", 0, "wild-exact-status"},
+	{"", "=/ping", 0, "default-exact-ping"},
 }
 
 func TestLookup(t *testing.T) {
 	tab := build(t, testRoutes)
-	m := func(h, p string) Match { return Match{h, p} }
+	m := func(h, p string) Match { return Match{h, p, false} }
+	x := func(h, p string) Match { return Match{h, p, true} }
 	checkLookups(t, tab, []lookupCase{
 		// Exact host, longest prefix on segment boundaries.
 		{"app.example.org", "/", "app", m("app.example.org", "/")},
@@ -132,6 +156,30 @@ func TestLookup(t *testing.T) {
 		{"prio.test", "/x", "prio-5", m("prio.test", "/x")},
 		{"prio.test", "/x/y", "prio-5", m("prio.test", "/x")},
 		{"prio.test", "/y", "default", m("", "/")},
+
+		// Exact paths: the path itself and nothing below it or beside it;
+		// an exact route wins over the prefix route of its path.
+		{"exact.test", "/health", "exact-health", x("exact.test", "/health")},
+		{"EXACT.test:80", "/health", "exact-health", x("exact.test", "/health")},
+		{"exact.test", "/health/", "prefix-health", m("exact.test", "/health")},
+		{"exact.test", "/health/x", "prefix-health", m("exact.test", "/health")},
+		{"exact.test", "/healthz", "default", m("", "/")}, // exact.test has no prefix route "/"
+		{"exact.test", "/", "exact-root", x("exact.test", "/")},
+		{"exact.test", "", "exact-root", x("exact.test", "/")},
+		{"exact.test", "*", "exact-root", x("exact.test", "/")},
+		{"exact.test", "/other", "default", m("", "/")},
+		{"exact.test", "/docs/", "exact-docs-slash", x("exact.test", "/docs/")},
+		{"exact.test", "/docs", "default", m("", "/")},
+		{"exact.test", "/docs/x", "default", m("", "/")},
+		{"exact.test", "/ready", "exact-ready-2", x("exact.test", "/ready")}, // exact beats a higher-priority prefix
+		{"exact.test", "/ready/x", "prefix-ready-9", m("exact.test", "/ready")},
+		{"exact-only.test", "/health", "only-exact-health", x("exact-only.test", "/health")},
+		{"exact-only.test", "/health/x", "default-health", m("", "/health")}, // falls through
+		{"exact-only.test", "/healthz", "default", m("", "/")},
+		{"a.exact.test", "/status", "wild-exact-status", x("*.exact.test", "/status")},
+		{"a.exact.test", "/status/x", "default", m("", "/")},
+		{"unknown.test", "/ping", "default-exact-ping", x("", "/ping")},
+		{"unknown.test", "/ping/x", "default", m("", "/")},
 	})
 }
 
@@ -141,10 +189,10 @@ func TestLookupNoDefault(t *testing.T) {
 		{"*.example.org", "/static", 0, "static"},
 	})
 	checkLookups(t, tab, []lookupCase{
-		{"app.example.org", "/api", "api", Match{"app.example.org", "/api"}},
+		{"app.example.org", "/api", "api", Match{"app.example.org", "/api", false}},
 		{"app.example.org", "/", "", Match{}},
 		{"app.example.org", "/apix", "", Match{}},
-		{"app.example.org", "/static", "static", Match{"*.example.org", "/static"}},
+		{"app.example.org", "/static", "static", Match{"*.example.org", "/static", false}},
 		{"example.org", "/static", "", Match{}},
 		{"other.test", "/api", "", Match{}},
 		{"", "/", "", Match{}},
@@ -240,22 +288,43 @@ func TestInsertConflict(t *testing.T) {
 		{"host case and dot", route{"a.test", "/", 3, "1"}, route{"A.Test.", "/", 3, "2"}},
 		{"wildcard", route{"*.a.test", "/", 0, "1"}, route{"*.A.TEST", "/", 0, "2"}},
 		{"default", route{"", "/x", -1, "1"}, route{"", "/x", -1, "2"}},
+		{"exact", route{"a.test", "=/api", 0, "1"}, route{"A.test", "=/api", 0, "2"}},
+		{"exact keeps its slash", route{"a.test", "=/api/", 0, "1"}, route{"a.test", "=/api/", 0, "2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := NewBuilder[string]()
-			if err := b.Insert(c.first.host, c.first.path, c.first.priority, c.first.value); err != nil {
+			if err := c.first.insert(b); err != nil {
 				t.Fatal(err)
 			}
 			// A different priority on the same host and path is not a conflict.
-			if err := b.Insert(c.dup.host, c.dup.path, c.dup.priority-1, "lower"); err != nil {
+			lower := c.dup
+			lower.priority, lower.value = c.dup.priority-1, "lower"
+			if err := lower.insert(b); err != nil {
 				t.Fatalf("lower priority: %v", err)
 			}
-			err := b.Insert(c.dup.host, c.dup.path, c.dup.priority, c.dup.value)
+			err := c.dup.insert(b)
 			if !errors.Is(err, ErrConflict) {
 				t.Fatalf("Insert duplicate = %v, want ErrConflict", err)
 			}
+			// Nor is the other kind of route on the same host, path and priority.
+			other := c.dup
+			if p, exact := exactPath(other.path); exact {
+				other.path = p
+			} else {
+				other.path = "=" + p
+			}
+			if err := other.insert(b); err != nil {
+				t.Fatalf("the other kind of route: %v", err)
+			}
 			tab := b.Build()
-			if v, _, ok := tab.Lookup(c.first.host, c.first.path); !ok || v != c.first.value {
+			// The first route still answers: an exact one for its path, a
+			// prefix one below its path (its path itself is the exact
+			// route's).
+			p, exact := exactPath(c.first.path)
+			if !exact {
+				p = strings.TrimSuffix(p, "/") + "/below"
+			}
+			if v, _, ok := tab.Lookup(c.first.host, p); !ok || v != c.first.value {
 				t.Errorf("after conflict Lookup = %q %v, want the first route %q", v, ok, c.first.value)
 			}
 		})
@@ -286,28 +355,38 @@ func TestRoutes(t *testing.T) {
 	tab := build(t, testRoutes)
 	got := tab.Routes()
 	want := []Entry[string]{
-		{"", "/", 0, "default", false},
-		{"", "/health", 0, "default-health", false},
-		{"*.b.example.org", "/", 0, "wild-b", false},
-		{"*.c.example.org", "/deep", 0, "wild-c-deep", false},
-		{"*.example.org", "/", 0, "wild", false},
-		{"*.example.org", "/static", 0, "wild-static", false},
-		{"api.example.org", "/only", 0, "api-only", false},
-		{"app.example.org", "/", 0, "app", false},
-		{"app.example.org", "/api", 0, "app-api", false},
-		{"app.example.org", "/api/v1", 0, "app-api-v1", false},
-		{"app.example.org", "/apiary", 0, "app-apiary", false},
-		{"example.org", "/", 0, "apex", false},
-		{"mixed.example.net", "/", 0, "mixed", false},
-		{"prio.test", "/x", 5, "prio-5", false},
-		{"prio.test", "/x", 3, "prio-3", true},
-		{"prio.test", "/x", 1, "prio-1", true},
+		{"", "/", false, 0, "default", false},
+		{"", "/health", false, 0, "default-health", false},
+		{"", "/ping", true, 0, "default-exact-ping", false},
+		{"*.b.example.org", "/", false, 0, "wild-b", false},
+		{"*.c.example.org", "/deep", false, 0, "wild-c-deep", false},
+		{"*.exact.test", "/status", true, 0, "wild-exact-status", false},
+		{"*.example.org", "/", false, 0, "wild", false},
+		{"*.example.org", "/static", false, 0, "wild-static", false},
+		{"api.example.org", "/only", false, 0, "api-only", false},
+		{"app.example.org", "/", false, 0, "app", false},
+		{"app.example.org", "/api", false, 0, "app-api", false},
+		{"app.example.org", "/api/v1", false, 0, "app-api-v1", false},
+		{"app.example.org", "/apiary", false, 0, "app-apiary", false},
+		{"exact-only.test", "/health", true, 0, "only-exact-health", false},
+		{"exact.test", "/", true, 0, "exact-root", false},
+		{"exact.test", "/docs/", true, 0, "exact-docs-slash", false},
+		{"exact.test", "/health", true, 0, "exact-health", false},
+		{"exact.test", "/health", false, 0, "prefix-health", false},
+		{"exact.test", "/ready", true, 2, "exact-ready-2", false},
+		{"exact.test", "/ready", true, 1, "exact-ready-1", true},
+		{"exact.test", "/ready", false, 9, "prefix-ready-9", false},
+		{"example.org", "/", false, 0, "apex", false},
+		{"mixed.example.net", "/", false, 0, "mixed", false},
+		{"prio.test", "/x", false, 5, "prio-5", false},
+		{"prio.test", "/x", false, 3, "prio-3", true},
+		{"prio.test", "/x", false, 1, "prio-1", true},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Routes() =\n%v\nwant\n%v", got, want)
 	}
-	if tab.Len() != len(want)-2 {
-		t.Errorf("Len() = %d, want %d", tab.Len(), len(want)-2)
+	if tab.Len() != len(want)-3 {
+		t.Errorf("Len() = %d, want %d", tab.Len(), len(want)-3)
 	}
 	// Routes returns a copy: callers cannot change the table.
 	got[0].Value = "changed"
@@ -381,7 +460,7 @@ func TestTreeInvariants(t *testing.T) {
 			if n.prefix == "" {
 				t.Errorf("node under %q has an empty prefix", above)
 			}
-			if !n.set && len(n.children) < 2 {
+			if !n.routed() && len(n.children) < 2 {
 				t.Errorf("node %q has no route and %d children", full, len(n.children))
 			}
 		}
@@ -399,10 +478,10 @@ func TestTreeInvariants(t *testing.T) {
 			}
 			walk(c, full, false)
 		}
-		if n.set {
+		if n.routed() {
 			routes++
-			if n.path != full || n.value != full || !inserted[full] {
-				t.Errorf("route node at %q stores path %q value %q", full, n.path, n.value)
+			if n.path != full || n.route.value != full || n.exact.set || !inserted[full] {
+				t.Errorf("route node at %q stores path %q value %q", full, n.path, n.route.value)
 			}
 		}
 	}
@@ -444,8 +523,9 @@ func randomHost(rng *rand.Rand) string {
 }
 
 // naiveLookup is the specification as a linear scan: per host class (exact,
-// wildcards by decreasing suffix length, default), the longest path prefix on
-// a segment boundary, then the highest priority.
+// wildcards by decreasing suffix length, default), an exact route whose path
+// is the request's, else the longest path prefix on a segment boundary, then
+// the highest priority.
 func naiveLookup(routes []route, host, path string) (string, bool) {
 	host = strings.ToLower(host)
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
@@ -461,15 +541,26 @@ func naiveLookup(routes []route, host, path string) (string, bool) {
 		for i := range routes {
 			r := &routes[i]
 			h, _, _ := ParseHost(r.host)
-			p, _ := ParsePath(r.path)
 			if h != pattern {
 				continue
 			}
-			if !(p == "/" || strings.HasPrefix(path, p) && (len(path) == len(p) || path[len(p)] == '/')) {
-				continue
+			// An exact match ranks above every prefix: it is longer than
+			// any of them could be.
+			rank := 0
+			if p, exact := exactPath(r.path); exact {
+				if p != path && !(p == "/" && path[0] != '/') {
+					continue
+				}
+				rank = maxPathLen + 1
+			} else {
+				p, _ := ParsePath(r.path)
+				if !(p == "/" || strings.HasPrefix(path, p) && (len(path) == len(p) || path[len(p)] == '/')) {
+					continue
+				}
+				rank = len(p)
 			}
-			if len(p) > foundLen || len(p) == foundLen && r.priority > found.priority {
-				found, foundLen = r, len(p)
+			if rank > foundLen || rank == foundLen && r.priority > found.priority {
+				found, foundLen = r, rank
 			}
 		}
 		if found == nil {
@@ -511,8 +602,12 @@ func TestLookupRandom(t *testing.T) {
 			r := route{host, randomPath(rng), rng.IntN(3), fmt.Sprint(i)}
 			h, _, _ := ParseHost(r.host)
 			p, _ := ParsePath(r.path)
+			if rng.IntN(3) == 0 { // an exact route, its path as written
+				p = "=" + r.path
+				r.path = p
+			}
 			key := fmt.Sprint(h, " ", p, " ", r.priority)
-			err := b.Insert(r.host, r.path, r.priority, r.value)
+			err := r.insert(b)
 			if seen[key] != errors.Is(err, ErrConflict) || (err != nil && !seen[key]) {
 				t.Fatalf("round %d: Insert %+v = %v (duplicate %v)", round, r, err, seen[key])
 			}

@@ -118,6 +118,17 @@ func ParsePath(prefix string) (string, error) {
 	return prefix, nil
 }
 
+// ParseExactPath validates the path of an exact route (one that matches a
+// request path equal to it only) and returns it as it is: the rules are
+// CheckPath's, and since the path is compared byte for byte a trailing "/"
+// is kept: "/docs/" matches "/docs/", not "/docs".
+func ParseExactPath(p string) (string, error) {
+	if err := CheckPath(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
 // CheckPath validates an absolute path without changing it, for paths that
 // are sent as written (health checks): it starts with "/", is at most 1024
 // bytes, holds only what a cleaned request path can (RFC 3986 section 3.3
