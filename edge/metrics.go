@@ -57,8 +57,9 @@ func (c *changeClock) observe(changed, now time.Time) (time.Duration, bool) {
 
 // tlsMetrics count the HTTPS listener's TLS handshakes by negotiated
 // version ("TLS 1.2", "TLS 1.3"; "unknown" for a handshake that failed
-// before a version was agreed). A connection counts once: when its first
-// request arrives (the handshake is complete then), or when it closes.
+// before a version was agreed), over TCP and over QUIC (HTTP/3). A TCP
+// connection counts once: when its first request arrives (the handshake is
+// complete then), or when it closes.
 type tlsMetrics struct {
 	handshakes *prometheus.CounterVec // version
 	errors     *prometheus.CounterVec // version
@@ -67,9 +68,9 @@ type tlsMetrics struct {
 func newTLSMetrics(reg prometheus.Registerer) *tlsMetrics {
 	return &tlsMetrics{
 		handshakes: sgmetrics.NewCounterVec(reg, "swarmgate_tls_handshakes_total",
-			"TLS handshakes completed on the HTTPS listener, by negotiated version.", "version"),
+			"TLS handshakes completed on the HTTPS listener, over TCP and QUIC (HTTP/3), by negotiated version.", "version"),
 		errors: sgmetrics.NewCounterVec(reg, "swarmgate_tls_handshake_errors_total",
-			"TLS handshakes on the HTTPS listener that failed or were abandoned after the client sent something, by version (unknown: before one was agreed). Connections that close without sending a byte (TCP probes) are not counted.", "version"),
+			"TLS handshakes on the HTTPS listener, over TCP and QUIC (HTTP/3), that failed or were abandoned after the client sent something, by version (unknown: before one was agreed). Connections that close without sending a byte (TCP probes) are not counted.", "version"),
 	}
 }
 
@@ -149,6 +150,18 @@ func (c *countedConn) Close() error {
 		c.count(c.m)
 	}
 	return err
+}
+
+// quicHandshake counts the TLS handshake of a QUIC connection of the
+// HTTP/3 listener (proxy.HTTP3Server.Handshakes) in the same series as
+// the TCP ones: QUIC always runs TLS 1.3.
+func (m *tlsMetrics) quicHandshake(complete bool) {
+	v := tlsVersion(tls.VersionTLS13)
+	if complete {
+		m.handshakes.WithLabelValues(v).Inc()
+	} else {
+		m.errors.WithLabelValues(v).Inc()
+	}
 }
 
 // count records the connection's handshake once, as it stands: complete or

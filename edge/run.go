@@ -32,8 +32,12 @@ type Options struct {
 	// HTTP3 serves HTTP/3 (QUIC) on the UDP port of HTTPSAddr, with the same
 	// certificates and routes, and advertises it with Alt-Svc on the HTTPS
 	// listener's responses.
-	HTTP3     bool
-	AdminAddr string // admin listen address; "" disables
+	HTTP3 bool
+	// HTTP3AdvertisePort is the UDP port Alt-Svc names: the one clients
+	// reach, when it is not the local one (a published port that differs
+	// from the container's). 0: the port of the UDP socket.
+	HTTP3AdvertisePort int
+	AdminAddr          string // admin listen address; "" disables
 	// Handover is a unix socket for zero-downtime restarts: a new edge started
 	// with the same path takes over the listeners of the running one, which
 	// then drains and exits. "" disables.
@@ -163,8 +167,13 @@ func Run(ctx context.Context, o Options) error {
 	var h3Srv *proxy.HTTP3Server
 	if udp := socks.Packets["https"]; udp != nil {
 		h3Srv = p.NewHTTP3Server("http3", limits, tlsSet.config)
+		h3Srv.Handshakes = tlsSet.m.quicHandshake
 		if httpsSrv != nil {
-			httpsSrv.Handler = proxy.AdvertiseHTTP3(httpsSrv.Handler, proxy.AltSvc(portOf(udp.LocalAddr().String()), altSvcMaxAge))
+			port := o.HTTP3AdvertisePort
+			if port == 0 {
+				port = portOf(udp.LocalAddr().String())
+			}
+			httpsSrv.Handler = proxy.AdvertiseHTTP3(httpsSrv.Handler, proxy.AltSvc(port, altSvcMaxAge))
 		}
 	}
 	var adminSrv *http.Server

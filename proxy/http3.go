@@ -13,6 +13,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
+	"go.uber.org/zap"
 )
 
 // HTTP/3 stream and flow-control limits, those of the HTTP/2 listener
@@ -29,11 +32,19 @@ const (
 // the same handler, limits and metrics as the TCP listeners' Server, 0-RTT
 // off, and a shutdown that sends GOAWAY before it closes (see Shutdown).
 type HTTP3Server struct {
-	p     *Proxy
-	srv   *http3.Server
-	quic  *quic.Config
-	tls   *tls.Config
-	conns sync.Map // *quic.Conn -> *h3Conn, the connections open
+	// Handshakes, if set before Serve, is called once for each QUIC
+	// connection whose TLS handshake began (a valid Initial packet came):
+	// with true when the handshake completed, with false when the
+	// connection ended before it did (failed, timed out, abandoned). QUIC
+	// always runs TLS 1.3.
+	Handshakes func(complete bool)
+
+	p             *Proxy
+	srv           *http3.Server
+	quic          *quic.Config
+	tls           *tls.Config
+	headerTimeout time.Duration
+	conns         sync.Map // *quic.Conn -> *h3Conn, the connections open
 
 	// mu guards tr, ln, pc and closing.
 	mu      sync.Mutex
@@ -43,12 +54,20 @@ type HTTP3Server struct {
 	closing bool
 }
 
-// h3Conn is one QUIC connection's count of requests in its handler, and
-// when the last one ended.
+// h3Conn is one QUIC connection's count of requests in its handler, when
+// the last one ended, and its request streams still waiting for their
+// headers.
 type h3Conn struct {
-	conn   *quic.Conn
+	s      *HTTP3Server
 	active atomic.Int64
 	ended  atomic.Int64 // unix nanoseconds
+
+	// mu guards conn, next, waiting and complete.
+	mu       sync.Mutex
+	conn     *quic.Conn    // set once http3 serves the connection
+	next     quic.StreamID // the lowest client request stream not seen yet
+	waiting  map[quic.StreamID]*time.Timer
+	complete bool // the TLS handshake completed
 }
 
 type h3ConnKey struct{}
@@ -57,13 +76,17 @@ type h3ConnKey struct{}
 // labels the connection metrics) that serves p with the certificates of
 // tlsConf (its GetCertificate and session tickets; ALPN becomes h3). The
 // limits of o apply as on the TCP listeners: the handshake is bounded by
-// ReadHeaderTimeout, a connection that carries no request for IdleTimeout
-// is closed, a header block over MaxHeaderBytes gets 431, bodies get the
-// same 413 and 408.
+// ReadHeaderTimeout, and so is each request stream from its first byte to
+// its complete header block (see watchHeaders), a connection that carries
+// no request for IdleTimeout is closed, a header block over MaxHeaderBytes
+// gets 431, bodies get the same 413 and 408.
 func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config) *HTTP3Server {
 	o.defaults()
-	s := &HTTP3Server{p: p, tls: http3.ConfigureTLSConfig(tlsConf)}
+	s := &HTTP3Server{p: p, tls: http3.ConfigureTLSConfig(tlsConf), headerTimeout: o.ReadHeaderTimeout}
 	s.quic = &quic.Config{
+		// quic-go's http3.Server has no header timeout; the connection's
+		// trace shows when each request stream opens (h3Trace).
+		Tracer:               s.trace,
 		HandshakeIdleTimeout: o.ReadHeaderTimeout,
 		MaxIdleTimeout:       o.IdleTimeout,
 		MaxIncomingStreams:   h3MaxStreams,
@@ -83,6 +106,9 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 	s.srv = &http3.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c, ok := r.Context().Value(h3ConnKey{}).(*h3Conn); ok {
+				if b, ok := r.Body.(interface{ StreamID() quic.StreamID }); ok {
+					c.headersIn(b.StreamID())
+				}
 				c.active.Add(1)
 				defer func() {
 					c.ended.Store(p.now().UnixNano())
@@ -94,14 +120,19 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 		MaxHeaderBytes: o.MaxHeaderBytes,
 		IdleTimeout:    o.IdleTimeout,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			hc := &h3Conn{conn: c}
+			hc, ok := ctx.Value(h3ConnKey{}).(*h3Conn) // from the Transport's ConnContext
+			if !ok {
+				hc = s.newConn()
+				ctx = context.WithValue(ctx, h3ConnKey{}, hc)
+			}
+			hc.serving(c)
 			s.conns.Store(c, hc)
 			open.Inc()
 			context.AfterFunc(c.Context(), func() {
 				s.conns.Delete(c)
 				open.Dec()
 			})
-			return context.WithValue(ctx, h3ConnKey{}, hc)
+			return ctx
 		},
 	}
 	return s
@@ -119,7 +150,9 @@ func (s *HTTP3Server) Serve(pc net.PacketConn) error {
 	// No StatelessResetKey: after a hand-over the predecessor and its
 	// successor read the same socket for a while, and a reset sent for a
 	// packet of the other's connection would end that connection.
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, ConnContext: func(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+		return context.WithValue(ctx, h3ConnKey{}, s.newConn()), nil
+	}}
 	ln, err := tr.Listen(s.tls, s.quic)
 	if err != nil {
 		s.mu.Unlock()
@@ -190,10 +223,167 @@ func (s *HTTP3Server) closeIdle(now time.Time) {
 	s.conns.Range(func(_, v any) bool {
 		c := v.(*h3Conn)
 		if c.active.Load() == 0 && now.Sub(time.Unix(0, c.ended.Load())) >= h3IdleCloseGrace {
-			c.conn.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "shutting down")
+			c.close(http3.ErrCodeNoError, "shutting down")
 		}
 		return true
 	})
+}
+
+func (s *HTTP3Server) newConn() *h3Conn {
+	return &h3Conn{s: s, waiting: make(map[quic.StreamID]*time.Timer)}
+}
+
+// serving records the connection http3 serves as c.
+func (c *h3Conn) serving(conn *quic.Conn) {
+	c.mu.Lock()
+	c.conn = conn
+	c.mu.Unlock()
+}
+
+// close closes the connection with code, if http3 serves it yet.
+func (c *h3Conn) close(code http3.ErrCode, msg string) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.CloseWithError(quic.ApplicationErrorCode(code), msg)
+	}
+}
+
+// The header timeout of HTTP/3 request streams (watchHeaders).
+//
+// On TCP, ReadHeaderTimeout bounds the time from a connection's first byte
+// to its request's headers; quic-go's http3.Server has no such bound, and
+// a request stream whose HEADERS frame never completes would hold its
+// stream and goroutine for as long as the client keeps the connection
+// alive (a PING resets QUIC's idle timer). quic-go hands the server no
+// stream before http3 has read its headers, so the connection's trace
+// (quic.Config.Tracer) reports the frames it receives and sends instead:
+// a client request stream is waiting from its first STREAM frame until its
+// request reaches the handler, the server answers it on its own (431, a
+// reset) or the client resets it. A stream still waiting ReadHeaderTimeout
+// after it opened closes its connection with H3_REQUEST_INCOMPLETE, as
+// ReadHeaderTimeout closes a TCP connection: a client that sends its
+// headers never waits that long (they go in the stream's first packets).
+
+// watchHeaders marks the client request streams up to id as opened now.
+// Streams open in order (RFC 9000 section 3.2): a frame of stream id opens
+// every lower one.
+func (c *h3Conn) watchHeaders(id quic.StreamID) {
+	if id%4 != 0 || c.s.headerTimeout <= 0 { // only client-initiated bidirectional streams carry requests
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n := 0; c.next <= id && n < h3MaxStreams; n++ { // quic-go refuses streams beyond the limit
+		sid := c.next
+		c.next += 4
+		c.waiting[sid] = time.AfterFunc(c.s.headerTimeout, func() { c.headerTimeout(sid) })
+	}
+}
+
+// headersIn ends the wait of stream id: its headers came, or the stream
+// ended without them.
+func (c *h3Conn) headersIn(id quic.StreamID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.waiting[id]; ok {
+		t.Stop()
+		delete(c.waiting, id)
+	}
+}
+
+// headerTimeout closes the connection if stream id is still waiting.
+func (c *h3Conn) headerTimeout(id quic.StreamID) {
+	c.mu.Lock()
+	_, waiting := c.waiting[id]
+	delete(c.waiting, id)
+	c.mu.Unlock()
+	if waiting {
+		c.s.p.log.Debug("http3: request headers not complete within the header timeout; closing the connection",
+			zap.Int64("stream", int64(id)), zap.Duration("timeout", c.s.headerTimeout))
+		c.close(http3.ErrCodeRequestIncomplete, "request header timeout")
+	}
+}
+
+// finish stops the connection's timers and reports its handshake if it
+// never completed.
+func (c *h3Conn) finish() {
+	c.mu.Lock()
+	for id, t := range c.waiting {
+		t.Stop()
+		delete(c.waiting, id)
+	}
+	complete := c.complete
+	c.mu.Unlock()
+	if !complete && c.s.Handshakes != nil {
+		c.s.Handshakes(false)
+	}
+}
+
+// trace is the quic.Config's Tracer: the connection's events go to its
+// h3Conn, put in its context by the Transport's ConnContext.
+func (s *HTTP3Server) trace(ctx context.Context, isClient bool, _ quic.ConnectionID) qlogwriter.Trace {
+	c, ok := ctx.Value(h3ConnKey{}).(*h3Conn)
+	if isClient || !ok {
+		return nil
+	}
+	return &h3Trace{c: c}
+}
+
+// h3Trace hands the connection's own events to its h3Conn, and no recorder
+// to the other producers (http3's), which then build no events at all.
+type h3Trace struct {
+	c     *h3Conn
+	taken atomic.Bool
+}
+
+func (t *h3Trace) AddProducer() qlogwriter.Recorder {
+	if t.taken.Swap(true) {
+		return nil
+	}
+	return h3Recorder{t.c}
+}
+
+// h3Recorder reads the events watchHeaders and Handshakes need and drops
+// the rest.
+type h3Recorder struct{ c *h3Conn }
+
+func (r h3Recorder) RecordEvent(ev qlogwriter.Event) {
+	switch e := ev.(type) {
+	case qlog.PacketReceived:
+		for _, f := range e.Frames {
+			switch fr := f.Frame.(type) {
+			case *qlog.StreamFrame:
+				r.c.watchHeaders(fr.StreamID)
+			case *qlog.ResetStreamFrame: // the client gave the request up
+				r.c.headersIn(fr.StreamID)
+			}
+		}
+	case qlog.PacketSent:
+		for _, f := range e.Frames {
+			switch fr := f.Frame.(type) {
+			case *qlog.StreamFrame: // an answer without the handler: 431, 400
+				r.c.headersIn(fr.StreamID)
+			case *qlog.ResetStreamFrame:
+				r.c.headersIn(fr.StreamID)
+			}
+		}
+	case qlog.ConnectionStateUpdated:
+		if e.State == qlog.ConnectionStateHandshakeComplete {
+			r.c.mu.Lock()
+			r.c.complete = true
+			r.c.mu.Unlock()
+			if h := r.c.s.Handshakes; h != nil {
+				h(true)
+			}
+		}
+	}
+}
+
+func (r h3Recorder) Close() error {
+	r.c.finish()
+	return nil
 }
 
 // h3Writer drops the connection-specific fields that HTTP/3 forbids (RFC

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,12 @@ type h3Edge struct {
 
 func startH3(t *testing.T, cfg route.Config, o ServerOptions) *h3Edge {
 	t.Helper()
+	return startH3With(t, cfg, o, nil)
+}
+
+// startH3With is startH3 with setup called on the server before it serves.
+func startH3With(t *testing.T, cfg route.Config, o ServerOptions, setup func(*HTTP3Server)) *h3Edge {
+	t.Helper()
 	ca := testkit.NewCA(t, "h3 CA")
 	cert := ca.Issue(t, "*.example.org").TLSCertificate()
 	reg := prometheus.NewRegistry()
@@ -48,6 +55,9 @@ func startH3(t *testing.T, cfg route.Config, o ServerOptions) *h3Edge {
 		t.Fatal(err)
 	}
 	srv := p.NewHTTP3Server("http3", o, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	if setup != nil {
+		setup(srv)
+	}
 	e := &h3Edge{p: p, srv: srv, addr: pc.LocalAddr().String(), reg: reg, done: make(chan struct{})}
 	go func() { e.err = srv.Serve(pc); close(e.done) }()
 	e.tr = &http3.Transport{
@@ -349,4 +359,119 @@ func TestHTTP3BodyTimeout(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("408 after %v", took)
 	}
+}
+
+// dialH3 opens a raw QUIC connection to the edge that offers h3, as an
+// HTTP/3 client's would be, without any HTTP/3 on it yet.
+func (e *h3Edge) dialH3(t *testing.T) *quic.Conn {
+	t.Helper()
+	conn, err := quic.DialAddr(context.Background(), e.addr, &tls.Config{RootCAs: e.tr.TLSClientConfig.RootCAs, ServerName: "web.example.org", NextProtos: []string{http3.NextProtoH3}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	return conn
+}
+
+// TestHTTP3HeaderTimeout: a request stream whose HEADERS frame does not
+// complete within ReadHeaderTimeout closes its connection with
+// H3_REQUEST_INCOMPLETE, as ReadHeaderTimeout closes a TCP connection; a
+// client that sends whole requests, however far apart, keeps its
+// connection, and so does one whose stream the server answered itself
+// (431).
+func TestHTTP3HeaderTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	web := testkit.Backend(t, "web")
+	e := startH3(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}},
+		ServerOptions{ReadHeaderTimeout: timeout, MaxHeaderBytes: 4 << 10})
+
+	t.Run("stalled headers", func(t *testing.T) {
+		conn := e.dialH3(t)
+		str, err := conn.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A HEADERS frame (type 0x01) announcing 50 bytes, and 3 of them.
+		begin := time.Now()
+		if _, err := str.Write([]byte{0x01, 50, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-conn.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection with a stalled request stream is still open after 5 s")
+		}
+		took := time.Since(begin)
+		if took < timeout-50*time.Millisecond {
+			t.Errorf("closed after %v, before the header timeout of %v", took, timeout)
+		}
+		var appErr *quic.ApplicationError
+		if err := context.Cause(conn.Context()); !errors.As(err, &appErr) || appErr.ErrorCode != quic.ApplicationErrorCode(http3.ErrCodeRequestIncomplete) || !appErr.Remote {
+			t.Fatalf("closed with %v, want the server's H3_REQUEST_INCOMPLETE", err)
+		}
+	})
+
+	t.Run("answered by the server", func(t *testing.T) {
+		conn := e.dialH3(t)
+		str, err := conn.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A HEADERS frame over MaxHeaderBytes: http3 answers 431 and the
+		// handler never sees it. Length 16384 as a 4-byte varint.
+		if _, err := str.Write([]byte{0x01, 0x80, 0x00, 0x40, 0x00}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-conn.Context().Done():
+			t.Fatalf("closed: %v", context.Cause(conn.Context()))
+		case <-time.After(3 * timeout):
+		}
+	})
+
+	t.Run("whole requests far apart", func(t *testing.T) {
+		for i := range 3 {
+			if i > 0 {
+				time.Sleep(2 * timeout)
+			}
+			resp, b := e.do(t, "GET", "https://web.example.org/", nil, nil)
+			if resp.StatusCode != 200 || string(b) != "web GET /" {
+				t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+			}
+		}
+	})
+}
+
+// TestHTTP3Handshakes: Handshakes hears of every QUIC connection's TLS
+// handshake, complete or not.
+func TestHTTP3Handshakes(t *testing.T) {
+	web := testkit.Backend(t, "web")
+	var mu sync.Mutex
+	got := map[bool]int{}
+	e := startH3With(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}},
+		ServerOptions{ReadHeaderTimeout: time.Second}, func(s *HTTP3Server) {
+			s.Handshakes = func(complete bool) {
+				mu.Lock()
+				got[complete]++
+				mu.Unlock()
+			}
+		})
+	if resp, _ := e.do(t, "GET", "https://web.example.org/", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// A client that does not trust the certificate aborts the handshake.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn, err := quic.DialAddr(ctx, e.addr, &tls.Config{ServerName: "web.example.org", NextProtos: []string{http3.NextProtoH3}}, nil); err == nil {
+		conn.CloseWithError(0, "")
+		t.Fatal("a handshake with an untrusted certificate succeeded")
+	}
+	testkit.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if got[true] != 1 || got[false] != 1 {
+			return fmt.Errorf("handshakes complete %d, failed %d; want 1 and 1", got[true], got[false])
+		}
+		return nil
+	})
 }

@@ -23,6 +23,7 @@ type edgeOptions struct {
 	httpAddr      string
 	httpsAddr     string
 	http3         bool
+	http3Port     int
 	adminAddr     string
 	docker        string
 	control       string
@@ -69,6 +70,7 @@ swapped in atomically: no reload, no dropped request.`,
 	f.StringVar(&o.httpAddr, "http", ":80", "HTTP listen address")
 	f.StringVar(&o.httpsAddr, "https", ":443", "HTTPS listen address (TLS termination and SNI passthrough); empty disables")
 	f.BoolVar(&o.http3, "http3", true, "with --https, serve HTTP/3 (QUIC) on its port over UDP and advertise it with Alt-Svc; --http3=false turns it off")
+	f.IntVar(&o.http3Port, "http3-advertise-port", 0, "the UDP port Alt-Svc advertises for HTTP/3, when clients reach another than --https's (a published port that differs from the container's); 0: --https's port")
 	f.StringVar(&o.adminAddr, "admin", ":8080", "admin listen address (/metrics, /healthz, /readyz, /api/routes); empty disables")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API to discover services from: the socket-proxy (tcp://host:2375) or unix:///var/run/docker.sock (default $DOCKER_HOST; empty: no Docker source)")
 	f.StringVar(&o.control, "control", "", "control plane replicas to stream routes from, comma-separated (tcp://swarmgate-control:7070); the edge stays on one and fails over to the next")
@@ -127,13 +129,14 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		}
 	}
 	return edge.Run(ctx, edge.Options{
-		Sources:   sources,
-		Cluster:   o.cluster,
-		HTTPAddr:  o.httpAddr,
-		HTTPSAddr: o.httpsAddr,
-		HTTP3:     o.http3 && o.httpsAddr != "",
-		AdminAddr: o.adminAddr,
-		Handover:  o.handover,
+		Sources:            sources,
+		Cluster:            o.cluster,
+		HTTPAddr:           o.httpAddr,
+		HTTPSAddr:          o.httpsAddr,
+		HTTP3:              o.http3 && o.httpsAddr != "",
+		HTTP3AdvertisePort: o.http3Port,
+		AdminAddr:          o.adminAddr,
+		Handover:           o.handover,
 		TLS: edge.TLSOptions{
 			Certs: o.certs, DefaultCert: o.defaultCert, SelfSigned: o.selfSigned,
 			ACME: o.acme, ACMEEmail: o.acmeEmail, ACMEDirectory: o.acmeDirectory, ACMECache: acmeCache, ACMECA: o.acmeCA,
