@@ -13,6 +13,7 @@ type RouteView struct {
 	Service     string         `json:"service"`
 	Hosts       []string       `json:"hosts,omitempty"`
 	Path        string         `json:"path"`
+	Exact       bool           `json:"exact,omitempty"` // Path matches only itself, not the paths below it
 	Strip       bool           `json:"strip,omitempty"`
 	Priority    int            `json:"priority,omitempty"`
 	Weight      int            `json:"weight"`
@@ -59,7 +60,7 @@ func (t *Table) Describe(now time.Time) []RouteView {
 	for _, tg := range t.targets {
 		r := tg.route
 		rv := RouteView{
-			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: routePrefix(r.Path), Strip: r.Strip,
+			Route: tg.id, Service: r.Service, Hosts: r.Hosts, Path: routePath(r), Exact: r.Exact, Strip: r.Strip,
 			Priority: r.Priority, Weight: r.Weight, Default: r.Default, Balancer: r.Balancer,
 			Sticky: r.Sticky, TLS: r.TLS, TLSRedirect: r.TLSRedirect, Timeout: r.Timeout.String(), Policy: r.Policy,
 			Endpoints: EndpointViews(tg.endpoints, now),

@@ -47,11 +47,12 @@ type Table struct {
 // groupKey is where the router serves a group.
 type groupKey struct {
 	host, path string
+	exact      bool // path is an exact route's (router.InsertExact)
 	priority   int
 }
 
-// group is a weighted set of routes that publish the same host, path and
-// priority: a canary or blue-green split.
+// group is a weighted set of routes that publish the same host, path (exact
+// or prefix) and priority: a canary or blue-green split.
 type group struct {
 	targets []*target // every member, oldest first
 	// matched are the members with a matcher, oldest first: the first that
@@ -238,7 +239,18 @@ func compareAge(a, b *target) int {
 }
 
 func compareKeys(a, b groupKey) int {
-	return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.path, b.path), cmp.Compare(a.priority, b.priority))
+	return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.path, b.path), compareBool(b.exact, a.exact), cmp.Compare(a.priority, b.priority))
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // regroup rebuilds the groups that t's fresh and dropped targets are
@@ -267,7 +279,11 @@ func (b *builder) regroup(prev, t *Table) (map[groupKey]*group, *router.Table[*g
 		if _, refused := insertErrors[k]; refused {
 			delete(insertErrors, k)
 		} else if prev.groups[k] != nil {
-			ed.Remove(k.host, k.path, k.priority)
+			if k.exact {
+				ed.RemoveExact(k.host, k.path, k.priority)
+			} else {
+				ed.Remove(k.host, k.path, k.priority)
+			}
 		}
 		var members []*target
 		if g := prev.groups[k]; g != nil {
@@ -285,7 +301,11 @@ func (b *builder) regroup(prev, t *Table) (map[groupKey]*group, *router.Table[*g
 		slices.SortStableFunc(members, compareAge)
 		g := newGroup(members)
 		groups[k] = g
-		if err := ed.Insert(k.host, k.path, k.priority, g); err != nil {
+		insert := ed.Insert
+		if k.exact {
+			insert = ed.InsertExact
+		}
+		if err := insert(k.host, k.path, k.priority, g); err != nil {
 			insertErrors[k] = fmt.Sprintf("host %q path %q: %v", k.host, k.path, err)
 		}
 	}
@@ -331,7 +351,8 @@ func (b *builder) target(src *route.Route, id string) (*target, error) {
 		match:     newMatcher(r.Policy),
 	}
 	if r.Strip && r.Path != "/" {
-		tg.stripLen = len(routePrefix(r.Path))
+		// An exact route strips its whole path: what is forwarded is "/".
+		tg.stripLen = len(routePath(r))
 	}
 	tg.endpoints = make([]*balancer.Endpoint, 0, len(r.Endpoints))
 	for _, addr := range r.Endpoints {
@@ -342,7 +363,7 @@ func (b *builder) target(src *route.Route, id string) (*target, error) {
 		hosts = append(slices.Clip(hosts), "")
 	}
 	for _, h := range hosts {
-		k := groupKey{routeHost(h), routePrefix(r.Path), r.Priority}
+		k := groupKey{routeHost(h), routePath(r), r.Exact, r.Priority}
 		if !slices.Contains(tg.keys, k) {
 			tg.keys = append(tg.keys, k)
 		}
@@ -378,6 +399,16 @@ func routePrefix(p string) string {
 		return c
 	}
 	return p
+}
+
+// routePath is the router's form of a route's path: routePrefix for a
+// prefix route, the path as written for an exact one
+// (router.ParseExactPath).
+func routePath(r *route.Route) string {
+	if r.Exact {
+		return r.Path
+	}
+	return routePrefix(r.Path)
 }
 
 // Endpoints calls f with the address of every endpoint the table uses.
