@@ -105,6 +105,7 @@ type wireRoute struct {
 	CreatedAt      time.Time      `json:"created,omitzero"`
 	Hosts          []string       `json:"hosts,omitempty"`
 	Path           string         `json:"path,omitempty"`
+	Exact          bool           `json:"exact,omitempty"`
 	Strip          bool           `json:"strip,omitempty"`
 	Priority       int            `json:"prio,omitempty"`
 	Weight         int            `json:"weight,omitempty"`
@@ -155,7 +156,7 @@ type wireLabelError struct {
 func toWire(r *route.Route) wireRoute {
 	w := wireRoute{
 		Service: r.Service, ServiceID: r.ServiceID, Name: r.Name,
-		Hosts: r.Hosts, Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight, Default: r.Default,
+		Hosts: r.Hosts, Path: r.Path, Exact: r.Exact, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight, Default: r.Default,
 		Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer, Sticky: r.Sticky,
 		TLS: r.TLS, TLSRedirect: r.TLSRedirect, HSTS: r.HSTS, BackendTLS: r.BackendTLS, H2C: r.H2C, StreamBody: r.StreamBody,
 		HealthPath: r.HealthPath, HealthInterval: r.HealthInterval, Timeout: r.Timeout,
@@ -179,7 +180,7 @@ func toWire(r *route.Route) wireRoute {
 func fromWire(w *wireRoute) route.Route {
 	r := route.Route{
 		Service: w.Service, ServiceID: w.ServiceID, Name: w.Name, CreatedAt: w.CreatedAt,
-		Hosts: w.Hosts, Path: w.Path, Strip: w.Strip, Priority: w.Priority, Weight: w.Weight, Default: w.Default,
+		Hosts: w.Hosts, Path: w.Path, Exact: w.Exact, Strip: w.Strip, Priority: w.Priority, Weight: w.Weight, Default: w.Default,
 		Port: w.Port, Backend: w.Backend, Network: w.Network, Balancer: w.Balancer, Sticky: w.Sticky,
 		TLS: w.TLS, TLSRedirect: w.TLSRedirect, HSTS: w.HSTS, BackendTLS: w.BackendTLS, H2C: w.H2C, StreamBody: w.StreamBody,
 		HealthPath: w.HealthPath, HealthInterval: w.HealthInterval, Timeout: w.Timeout,
