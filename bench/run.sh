@@ -13,8 +13,10 @@
 #   RATE=2000       requests/s of the fixed-rate latency run
 #   CONNS=64        wrk connections
 #   BODY=small      response body: small (13 B), 1k, 64k
+#   BODIES="small 1k 64k"   the bodies suite's bodies (small: the HTTP suite's rows)
+#   IDLE_CONNS=10000 WS_CONNS=1000   connections held in the idle and ws suites
 #   PROXIES="swarmgate nginx haproxy stdproxy"   which proxies, in order
-#   SUITES=http,tls,https,l4   suites to run, comma or space separated (also: slow)
+#   SUITES=http,bodies,close,tls,https,l4,idle,ws   suites to run, comma or space separated (also: slow)
 #   TLS_DURATION=5 TLS_CONNS=16 TLS_VERSIONS="1.3 1.2"   TLS suite (and HTTPS:
 #                   requests over HTTP/1.1, HTTP/2 and HTTP/3, the same duration and loops)
 #   L4_BYTES=2G L4_DURATION=10 L4_CONNS=1                L4 suite
@@ -26,7 +28,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROXIES=${PROXIES:-swarmgate nginx haproxy stdproxy}
-SUITES=${SUITES:-http,tls,https,l4}
+SUITES=${SUITES:-http,bodies,close,tls,https,l4,idle,ws}
 SWARMGATE_BIN=${SWARMGATE_BIN:-}
 
 export PATH="$PATH:/usr/sbin:/sbin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
@@ -63,6 +65,11 @@ need_apt wrk wrk
 [[ " $PROXIES " != *" nginx "* ]] || need_apt nginx nginx
 [[ " $PROXIES " != *" haproxy "* ]] || need_apt haproxy haproxy
 [[ " ${SUITES//,/ } " != *" slow "* ]] || need_apt slowhttptest slowhttptest
+[[ " ${SUITES//,/ } " != *" https "* ]] || need_apt h2load nghttp2-client
+# The idle and ws suites hold tens of thousands of descriptors in the
+# proxies and the client: the soft limit goes to the hard one (Go programs
+# raise their own; NGINX's worker sets worker_rlimit_nofile; HAProxy its own).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || log "could not raise ulimit -n above $(ulimit -n)"
 if ! command -v vegeta >/dev/null; then
 	log "installing vegeta"
 	go install github.com/tsenart/vegeta/v12@v12.13.0
@@ -85,8 +92,8 @@ if [[ " ${SUITES//,/ } " == *" l4 "* && " $PROXIES " == *" nginx "* ]]; then
 	fi
 fi
 
-log "building benchrun, the backend, stdproxy, tlsload, reqload and l4load"
-(cd "$ROOT" && go build -o "$TMP/" ./bench/cmd/benchrun ./bench/cmd/backend ./bench/cmd/stdproxy ./bench/cmd/tlsload ./bench/cmd/reqload ./bench/cmd/l4load)
+log "building benchrun, the backend, stdproxy, tlsload, reqload, l4load and connhold"
+(cd "$ROOT" && go build -o "$TMP/" ./bench/cmd/benchrun ./bench/cmd/backend ./bench/cmd/stdproxy ./bench/cmd/tlsload ./bench/cmd/reqload ./bench/cmd/l4load ./bench/cmd/connhold)
 
 SWARMGATE_ERR="no binary"
 if [[ " $PROXIES " == *" swarmgate "* && -z $SWARMGATE_BIN ]]; then
@@ -108,6 +115,7 @@ cd "$ROOT"
 	-swarmgate "$SWARMGATE_BIN" -swarmgate-error "$SWARMGATE_ERR" -nginx-stream-module "$NGINX_STREAM" \
 	-suites "$SUITES" -proxies "$PROXIES" \
 	-duration "${DURATION:-10}" -warmup "${WARMUP:-2}" -rate "${RATE:-2000}" -conns "${CONNS:-64}" -body "${BODY:-small}" \
+	-bodies "${BODIES:-small 1k 64k}" -idle-conns "${IDLE_CONNS:-10000}" -ws-conns "${WS_CONNS:-1000}" \
 	-tls-duration "${TLS_DURATION:-5}" -tls-conns "${TLS_CONNS:-16}" -tls-versions "${TLS_VERSIONS:-1.3 1.2}" \
 	-l4-bytes "${L4_BYTES:-2G}" -l4-duration "${L4_DURATION:-10}" -l4-conns "${L4_CONNS:-1}" \
 	-slow-conns "${SLOW_CONNS:-1000}" -slow-duration "${SLOW_DURATION:-60}" \

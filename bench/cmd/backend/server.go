@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +119,8 @@ type request struct {
 	contentLength int64
 	chunked       bool
 	close         bool
+	ws            bool   // GET /ws with Upgrade: websocket
+	wsKey         string // its Sec-WebSocket-Key
 }
 
 // errHeaderTooLarge and errBadRequest select the error response.
@@ -163,6 +168,10 @@ func (s *server) serveConn(c net.Conn) {
 				return
 			}
 		}
+		if req.ws {
+			serveWebSocket(c, br, bw, req.wsKey, s.idle)
+			return
+		}
 		if req.close {
 			bw.Write(req.resp.close)
 			bw.Flush()
@@ -209,6 +218,8 @@ func (s *server) readRequest(br *bufio.Reader) (request, error) {
 		resp = s.notFound
 	}
 	req.resp = resp
+	wsPath := string(target) == wsPath
+	upgrade := false
 	switch string(proto) {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
@@ -228,6 +239,12 @@ func (s *server) readRequest(br *bufio.Reader) (request, error) {
 			return req, errHeaderTooLarge
 		}
 		if len(h) == 0 {
+			if wsPath && upgrade {
+				if req.wsKey == "" {
+					return req, errBadRequest
+				}
+				req.ws = true
+			}
 			return req, nil
 		}
 		name, value, ok := bytes.Cut(h, []byte(":"))
@@ -244,6 +261,10 @@ func (s *server) readRequest(br *bufio.Reader) (request, error) {
 			req.contentLength = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			req.chunked = true
+		case wsPath && bytes.EqualFold(name, []byte("Upgrade")):
+			upgrade = bytes.EqualFold(value, []byte("websocket"))
+		case wsPath && bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
+			req.wsKey = string(value)
 		case bytes.EqualFold(name, []byte("Connection")):
 			if bytes.EqualFold(value, []byte("close")) {
 				req.close = true
@@ -269,4 +290,97 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		b = b[:len(b)-1]
 	}
 	return b, nil
+}
+
+// wsPath is the path that accepts WebSocket upgrades (RFC 6455) and echoes
+// every message back.
+const wsPath = "/ws"
+
+// wsMaxPayload bounds a WebSocket frame's payload; a larger one closes the
+// connection.
+const wsMaxPayload = 64 << 10
+
+// wsAccept is the Sec-WebSocket-Accept of key (RFC 6455 section 4.2.2).
+func wsAccept(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// serveWebSocket answers the upgrade with 101 and echoes each frame the
+// client sends, unmasked (a server's frames are not masked), until a close
+// frame (echoed too), an error, or idle without a frame.
+func serveWebSocket(c net.Conn, br *bufio.Reader, bw *bufio.Writer, key string, idle time.Duration) {
+	fmt.Fprintf(bw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(key))
+	if bw.Flush() != nil {
+		return
+	}
+	for {
+		c.SetReadDeadline(time.Now().Add(idle))
+		op, payload, err := readFrame(br)
+		if err != nil {
+			return
+		}
+		if _, err := bw.Write(appendFrame(nil, op, payload)); err != nil || bw.Flush() != nil || op == 0x8 {
+			return
+		}
+	}
+}
+
+// readFrame reads one WebSocket frame (FIN assumed: messages are not
+// fragmented here) and returns its opcode and unmasked payload.
+func readFrame(br *bufio.Reader) (byte, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	op, masked, n := h[0]&0x0f, h[1]&0x80 != 0, uint64(h[1]&0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	if n > wsMaxPayload {
+		return 0, nil, fmt.Errorf("websocket: a %d-byte frame", n)
+	}
+	var mask [4]byte
+	if masked {
+		if _, err := io.ReadFull(br, mask[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return 0, nil, err
+	}
+	if masked {
+		for i := range payload {
+			payload[i] ^= mask[i%4]
+		}
+	}
+	return op, payload, nil
+}
+
+// appendFrame appends an unmasked final frame of op with payload to b.
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }

@@ -220,3 +220,66 @@ func TestRunBadFlag(t *testing.T) {
 		t.Fatal("run accepted an unknown flag")
 	}
 }
+
+// TestWebSocket: GET /ws with Upgrade: websocket gets 101 with the accept
+// key of RFC 6455's example, and each masked frame comes back unmasked, a
+// close frame last; without the key the upgrade is a 400.
+func TestWebSocket(t *testing.T) {
+	addr := startServer(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(c)
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("101: %v after %q", err, head.String())
+		}
+		if line == "\r\n" {
+			break
+		}
+		head.WriteString(line)
+	}
+	if h := head.String(); !strings.HasPrefix(h, "HTTP/1.1 101 ") || !strings.Contains(h, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") {
+		t.Fatalf("answer %q", h)
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	for _, msg := range []string{"hello", strings.Repeat("x", 300)} {
+		frame := []byte{0x81}
+		if len(msg) < 126 {
+			frame = append(frame, 0x80|byte(len(msg)))
+		} else {
+			frame = append(frame, 0x80|126, byte(len(msg)>>8), byte(len(msg)))
+		}
+		frame = append(frame, mask[:]...)
+		for i := range len(msg) {
+			frame = append(frame, msg[i]^mask[i%4])
+		}
+		c.Write(frame)
+		op, payload, err := readFrame(br)
+		if err != nil || op != 0x1 || string(payload) != msg {
+			t.Fatalf("echo of %d bytes: op %x, %d bytes, %v", len(msg), op, len(payload), err)
+		}
+	}
+	c.Write([]byte{0x88, 0x80, 1, 2, 3, 4})
+	if op, _, err := readFrame(br); err != nil || op != 0x8 {
+		t.Fatalf("close: op %x, %v", op, err)
+	}
+
+	bad, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	bad.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(bad, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	line, _ := bufio.NewReader(bad).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 400 ") {
+		t.Fatalf("upgrade without a key: %q", line)
+	}
+}

@@ -27,6 +27,8 @@ type bench struct {
 	procs   []*proc // every long-running process started, stopped by close
 	backend *proc   // the backend of the current suite (HTTP backend or L4 sink)
 	failed  []string
+
+	httpRows []httpRow // the HTTP suite's rows, which the bodies suite shows beside its own
 }
 
 func newBench(o options, stderr io.Writer) (*bench, error) {
@@ -92,6 +94,12 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 			table, err = b.suiteL4(ctx)
 		case "slow":
 			table, err = b.suiteSlow(ctx)
+		case "bodies":
+			table, err = b.suiteBodies(ctx)
+		case "close":
+			table, err = b.suiteClose(ctx)
+		case "idle", "ws":
+			table, err = b.suiteHold(ctx, s)
 		}
 		if err != nil {
 			return fmt.Errorf("benchrun: suite %s: %w", s, err)

@@ -14,6 +14,13 @@ func testConf() confData {
 	return confData{Dir: "/w/p", Certs: "/w/certs", ProxyPort: 19001, BackendPort: 19000, Ciphers: tlsCiphers}
 }
 
+// holdConf is testConf for the idle and ws suites.
+func holdConf() confData {
+	c := testConf()
+	c.Hold = true
+	return c
+}
+
 // TestRender renders every configuration of bench/conf and checks the lines
 // that make it what the README says it is, and those it must not have.
 func TestRender(t *testing.T) {
@@ -70,6 +77,13 @@ func TestRender(t *testing.T) {
 		{"swarmgate", "slow", testConf(), []string{"swarmgate.hosts: bench.local", `swarmgate.port: "19000"`}, []string{"swarmgate.tls", "tcp"}},
 		{"swarmgate", "tls", testConf(), []string{"swarmgate.hosts: bench.local", "swarmgate.tls: bench", `swarmgate.port: "19000"`}, nil},
 		{"swarmgate", "l4", testConf(), []string{"- name: bulk", `swarmgate.tcp.port: "19001"`, `swarmgate.port: "19000"`}, []string{"hosts"}},
+		{"nginx", "hold", holdConf(), []string{
+			"worker_rlimit_nofile 65536;", "worker_connections 50000;", "location /ws {", "proxy_set_header Upgrade $http_upgrade;",
+			`proxy_set_header Connection "upgrade";`, "proxy_pass http://backend;",
+		}, []string{"ssl", "worker_connections 4096;"}},
+		{"haproxy", "hold", holdConf(), []string{"maxconn 50000", "mode http", "server origin 127.0.0.1:19000"}, []string{"ssl", "maxconn 8192"}},
+		{"swarmgate", "hold", holdConf(), []string{"swarmgate.hosts: bench.local", `swarmgate.port: "19000"`}, []string{"swarmgate.tls"}},
+		{"nginx", "http", testConf(), []string{"worker_connections 4096;"}, []string{"location /ws", "worker_rlimit_nofile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.proxy+"-"+tt.suite, func(t *testing.T) {

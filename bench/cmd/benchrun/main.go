@@ -53,8 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // The slow suite is not in the default run (defaultSuites): it holds
 // thousands of connections for minutes.
 var (
-	allSuites     = []string{"http", "tls", "https", "l4", "slow"}
-	defaultSuites = []string{"http", "tls", "https", "l4"}
+	allSuites     = []string{"http", "bodies", "close", "tls", "https", "l4", "idle", "ws", "slow"}
+	defaultSuites = []string{"http", "bodies", "close", "tls", "https", "l4", "idle", "ws"}
 	allProxies    = []string{"swarmgate", "nginx", "haproxy", "stdproxy"}
 )
 
@@ -66,8 +66,12 @@ type options struct {
 	warmup   time.Duration
 	rate     int
 	conns    int
-	body     string // small, 1k or 64k
-	bodyPath string // the backend's path for body
+	body     string   // small, 1k or 64k
+	bodyPath string   // the backend's path for body
+	bodies   []string // the bodies suite's bodies, of small, 1k, 64k
+
+	idleConns int // the idle suite's keep-alive connections
+	wsConns   int // the ws suite's WebSockets
 
 	tlsDuration time.Duration
 	tlsConns    int
@@ -99,6 +103,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	rate := fs.Int("rate", 2000, "requests/s of the fixed-rate latency run (RATE)")
 	conns := fs.Int("conns", 64, "wrk connections (CONNS)")
 	body := fs.String("body", "small", "response body: small (13 bytes), 1k, 64k (BODY)")
+	bodies := fs.String("bodies", "small 1k 64k", "the bodies suite's response bodies (BODIES)")
+	idleConns := fs.Int("idle-conns", 10000, "idle keep-alive connections held on each proxy in the idle suite (IDLE_CONNS)")
+	wsConns := fs.Int("ws-conns", 1000, "WebSockets held open through each proxy in the ws suite (WS_CONNS)")
 	tlsDuration := fs.String("tls-duration", "5", "seconds of each TLS run (TLS_DURATION)")
 	tlsConns := fs.Int("tls-conns", 16, "concurrent handshake loops of tlsload (TLS_CONNS)")
 	tlsVersions := fs.String("tls-versions", "1.3 1.2", "TLS versions measured, each full and resumed (TLS_VERSIONS)")
@@ -125,6 +132,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	o := options{
 		suites: fields(*suites), proxies: fields(*proxies), rate: *rate, conns: *conns, body: *body,
+		bodies: fields(*bodies), idleConns: *idleConns, wsConns: *wsConns,
 		tlsConns: *tlsConns, tlsVersions: fields(*tlsVersions),
 		l4Bytes: *l4Bytes, l4Conns: *l4Conns, slowConns: *slowConns,
 		proxyCPU: *proxyCPU, loadCPU: *loadCPU, backendPort: *backendPort, proxyPort: *proxyPort,
@@ -164,21 +172,29 @@ func parseSeconds(s string) (time.Duration, error) {
 	return time.Duration(n) * time.Second, nil
 }
 
+// bodyPaths are the backend's paths of each response body.
+var bodyPaths = map[string]string{"small": "/", "1k": "/1k", "64k": "/64k"}
+
 var l4BytesSyntax = regexp.MustCompile(`^[1-9][0-9]*[KMG]?$`)
 
 // check validates o against the ranges run.sh has always enforced, and fills
 // o.bodyPath. ncpu is the number of cores the benchmark may use.
 func (o *options) check(ncpu int) error {
-	switch o.body {
-	case "small":
-		o.bodyPath = "/"
-	case "1k", "64k":
-		o.bodyPath = "/" + o.body
-	default:
+	path, ok := bodyPaths[o.body]
+	if !ok {
 		return fmt.Errorf("benchrun: -body must be small, 1k or 64k, got %q", o.body)
 	}
+	o.bodyPath = path
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("benchrun: "+format, args...)) }
+	for _, body := range o.bodies {
+		if _, ok := bodyPaths[body]; !ok {
+			bad("-bodies: small, 1k or 64k, got %q", body)
+		}
+	}
+	if len(o.bodies) == 0 {
+		bad("-bodies: none given")
+	}
 	if len(o.suites) == 0 {
 		bad("-suites: none given")
 	}
@@ -208,6 +224,9 @@ func (o *options) check(ncpu int) error {
 	inRange("-tls-conns", o.tlsConns, 1, 1024)
 	inRange("-l4-duration (seconds)", int(o.l4Duration/time.Second), 1, 120)
 	inRange("-l4-conns", o.l4Conns, 1, 64)
+	// One loopback port per connection, well within the ephemeral range.
+	inRange("-idle-conns", o.idleConns, 1, 20000)
+	inRange("-ws-conns", o.wsConns, 1, 20000)
 	// NGINX's worker takes 4096 connections (nginx.common), and a held
 	// upstream connection is one more.
 	inRange("-slow-conns", o.slowConns, 1, 2000)
@@ -249,11 +268,21 @@ func (o options) measuringSeconds() int {
 		case "tls":
 			total += (sec(o.tlsDuration) + 1) * 2 * len(o.tlsVersions) * n
 		case "https":
-			total += (sec(o.tlsDuration) + 1) * len(httpsProtos) * n
+			total += (sec(o.tlsDuration) + 1) * (len(httpsProtos) + 1) * n // + the h2load row
 		case "l4":
 			total += (sec(o.l4Duration) + 2) * (n + 1)
 		case "slow":
 			total += (sec(o.slowDuration) + 4) * len(slowAttacks) * len(slices.DeleteFunc(slices.Clone(o.proxies), func(p string) bool { return p == "stdproxy" }))
+		case "bodies":
+			nb := len(o.bodies)
+			if slices.Contains(o.suites, "http") && slices.Contains(o.bodies, o.body) {
+				nb-- // the HTTP suite's rows
+			}
+			total += (sec(o.warmup) + 2*sec(o.duration) + 5) * (n + 1) * nb
+		case "close":
+			total += (sec(o.warmup) + sec(o.duration) + 5) * (n + 1)
+		case "idle", "ws":
+			total += holdSeconds * n
 		}
 	}
 	return total

@@ -24,10 +24,12 @@ func TestParseOptionsDefaults(t *testing.T) {
 		o.l4Conns != 1 || o.slowConns != 1000 || o.slowDuration != 60*time.Second || o.proxyCPU != 0 || o.loadCPU != 1 || o.backendPort != 19000 || o.proxyPort != 19001 {
 		t.Errorf("defaults are not run.sh's: %+v", o)
 	}
-	// The default run: HTTP (2+2*10+5) s for direct and 4 proxies, TLS
-	// (5+1) s for 2 modes of 2 versions on 4 targets, HTTPS (5+1) s for 3
-	// protocols on 4 targets, L4 (10+2) s for 5.
-	if got := o.measuringSeconds(); got != 27*5+6*2*2*4+6*3*4+12*5 {
+	// The default run: HTTP (2+2*10+5) s for direct and 4 proxies, bodies
+	// the same for 1k and 64k (small is the HTTP suite's), close (2+10+5) s
+	// for 5, TLS (5+1) s for 2 modes of 2 versions on 4 targets, HTTPS
+	// (5+1) s for 3 protocols and h2load on 4 targets, L4 (10+2) s for 5,
+	// idle and ws 15 s for 4 proxies each.
+	if got := o.measuringSeconds(); got != 27*5+27*5*2+17*5+6*2*2*4+6*4*4+12*5+15*4*2 {
 		t.Errorf("measuringSeconds = %d", got)
 	}
 	// The slow suite: (60+4) s for 3 attacks on 3 targets (not stdproxy).

@@ -274,3 +274,26 @@ func TestStripANSI(t *testing.T) {
 		t.Errorf("stripANSI = %q, want %q", got, want)
 	}
 }
+
+func TestParseH2load(t *testing.T) {
+	t.Parallel()
+	out := `starting benchmark...
+spawning thread #0: 4 total client(s). Timing-based test with 0s of warm-up time and 5s of main duration for measurements.
+Application protocol: h2
+
+finished in 5.00s, 24567.80 req/s, 1.02MB/s
+requests: 122839 total, 122967 started, 122839 done, 122830 succeeded, 9 failed, 0 errored, 0 timeout
+status codes: 122830 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 5.12MB (5368709) total, 1.00MB (1048576) headers (space savings 95.12%), 1.53MB (1600000) data
+                     min         max         mean         sd        +/- sd
+time for request:      412us     21.33ms      5.19ms      1.02ms    81.23%
+`
+	got := parseH2load(out)
+	want := h2loadResult{succeeded: 122830, failed: 9, rate: 24567.80, protocol: "h2", mean: "5.19ms"}
+	if got != want {
+		t.Fatalf("parseH2load = %+v, want %+v", got, want)
+	}
+	if (parseH2load("h2load: connection refused") != h2loadResult{}) {
+		t.Error("a failed run parsed as results")
+	}
+}

@@ -10,6 +10,16 @@ import (
 	"text/template"
 )
 
+// plainHTTP reports whether suite runs over plain HTTP, where stdproxy
+// (which speaks no TLS and no L4) takes part.
+func plainHTTP(suite string) bool {
+	switch suite {
+	case "http", "bodies", "close", "idle", "ws":
+		return true
+	}
+	return false
+}
+
 // hostHeader is the Host of every request, and the TLS server name.
 const hostHeader = "bench.local"
 
@@ -27,6 +37,7 @@ type confData struct {
 	Root         bool   // running as root: NGINX's workers stay root to reach Dir
 	StreamModule string // NGINX's dynamic stream module, or "" if it is built in
 	Ciphers      string
+	Hold         bool // the idle and ws suites: room for tens of thousands of connections
 }
 
 // render executes the template dir/PROXY-SUITE.* (one file per
@@ -67,8 +78,13 @@ type started struct {
 // suite's listener is the HTTP suite's; the HTTPS suite's listeners and
 // configurations are the TLS suite's.
 func (b *bench) startProxy(name, suite string) (started, error) {
-	if suite == "https" {
+	switch suite {
+	case "https":
 		suite = "tls" // the same listeners and configurations
+	case "bodies", "close":
+		suite = "http"
+	case "idle", "ws":
+		suite = "hold"
 	}
 	dir := filepath.Join(b.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -76,7 +92,7 @@ func (b *bench) startProxy(name, suite string) (started, error) {
 	}
 	data := confData{
 		Dir: dir, Certs: b.certs, ProxyPort: b.o.proxyPort, BackendPort: b.o.backendPort,
-		Root: os.Geteuid() == 0, StreamModule: b.o.nginxStream, Ciphers: tlsCiphers,
+		Root: os.Geteuid() == 0, StreamModule: b.o.nginxStream, Ciphers: tlsCiphers, Hold: suite == "hold",
 	}
 	port := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	var s started
@@ -90,6 +106,7 @@ func (b *bench) startProxy(name, suite string) (started, error) {
 		listen := map[string][]string{
 			"http": {"--http", port(b.o.proxyPort), "--https", ""},
 			"slow": {"--http", port(b.o.proxyPort), "--https", ""},
+			"hold": {"--http", port(b.o.proxyPort), "--https", ""},
 			"tls":  {"--http", port(b.o.proxyPort + 1), "--https", port(b.o.proxyPort), "--certs", b.certs},
 			"l4":   {"--http", port(b.o.proxyPort + 1), "--https", "", "--tcp-host", "127.0.0.1"},
 		}[suite]
@@ -110,7 +127,7 @@ func (b *bench) startProxy(name, suite string) (started, error) {
 		s.log = filepath.Join(dir, "log")
 		argv = []string{"haproxy", "-db", "-f", s.config}
 	case "stdproxy":
-		if suite != "http" {
+		if suite != "http" && suite != "hold" {
 			return started{}, errors.New("stdproxy: HTTP only")
 		}
 		s.log = filepath.Join(dir, "log")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,6 +15,7 @@ import (
 // httpRow is one target of the HTTP suite.
 type httpRow struct {
 	name         string
+	body         string  // the bodies suite's body: small, 1k, 64k
 	rps          float64 // wrk, whole
 	p50, p99     float64 // vegeta, µs, whole
 	cpu, cpuRate value   // proxy CPU µs per request during wrk, during vegeta
@@ -131,8 +133,8 @@ func kindTable(t table[tlsRow], cols [4]string) *strings.Builder {
 		if r.cpu.ok && r.cpu.v > 0 {
 			perCore = known(1e6/r.cpu.v, 0)
 		}
-		fmt.Fprintf(&b, "%-10s %-11s %7.0f %7d %7d %7s %8s %5s %5s %5.0f %6s | %6s %6s | %d\n",
-			r.name, r.kind, r.rate, r.p50, r.p99, r.cpu, perCore, r.share, r.load, r.other, bound(r.other, r.share),
+		fmt.Fprintf(&b, "%-10s %-11s %7.0f %7s %7s %7s %8s %5s %5s %5.0f %6s | %6s %6s | %d\n",
+			r.name, r.kind, r.rate, micros(r.p50), micros(r.p99), r.cpu, perCore, r.share, r.load, r.other, bound(r.other, r.share),
 			ratio(known(r.rate, 0), ngRate[r.kind]), ratio(r.cpu, ngCPU[r.kind]), r.errors)
 	}
 	writeFailed(&b, t.failed)
@@ -152,11 +154,13 @@ func httpsReport(t table[tlsRow], o options) string {
 	fmt.Fprintf(b, `
 req/s: requests answered per second to reqload (%d concurrent loops of GET over TLS 1.3:
 h1 one keep-alive connection per loop, h2 one connection with a stream per loop, h3 one
-QUIC connection with a stream per loop; quic-go's client). p50us/p99us: request time.
+QUIC connection with a stream per loop; quic-go's client); h2load: nghttp2's h2load
+-c%d -m%d -t1 (4 connections of 32 streams, one thread; it reports no percentiles, the
+details give its mean). p50us/p99us: request time.
 cpu/req: the proxy's CPU in µs per request; req/core = 1e6 / cpu/req. prx%%, ld%%, oth%%,
 bound as in the HTTP table. x/ng: ratio to NGINX for the same protocol (NGINX 1.22 and
 HAProxy 2.6 as Debian builds them have no HTTP/3: swarmgate's h3 row has no ratio).
-`, o.tlsConns)
+`, o.tlsConns, h2loadConns, h2loadStreams)
 	return b.String()
 }
 
@@ -249,6 +253,14 @@ cpu-s: the proxy's CPU seconds during the attack. oth%% as in the HTTP table. x/
 to NGINX for the same attack. exit: slowhttptest's exit status.
 `, o.slowConns, slowRate, int(o.slowDuration/time.Second), slowProbe, slowProbe)
 	return b.String()
+}
+
+// micros is a latency in µs, "-" when the tool gives none (negative).
+func micros(us int64) string {
+	if us < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(us, 10)
 }
 
 // mib is kib in MiB, with one decimal.

@@ -126,7 +126,7 @@ func (b *bench) stopBackend() {
 // gets a FAILED row in failed; an error of measure ends the suite.
 func (b *bench) eachProxy(ctx context.Context, suite string, failed *[]failure, measure func(name string, p *proc) error) error {
 	for _, name := range b.o.proxies {
-		if name == "stdproxy" && suite != "http" {
+		if name == "stdproxy" && !plainHTTP(suite) {
 			b.logf("stdproxy: HTTP only, not in the %s suite", strings.ToUpper(suite))
 			continue
 		}
@@ -167,7 +167,7 @@ func (b *bench) proxyUp(ctx context.Context, suite, name string) (started, error
 		return started{}, errors.New("could not start (see log above)")
 	}
 	switch suite {
-	case "http", "slow":
+	case "http", "slow", "bodies", "close", "idle", "ws":
 		err = b.waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
 	case "tls", "https":
 		err = b.waitHTTP(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", b.o.proxyPort, b.o.bodyPath), s.p)
@@ -208,21 +208,36 @@ func (b *bench) suiteHTTP(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	for _, r := range t.rows {
+		r.body = o.body
+		b.httpRows = append(b.httpRows, r)
+	}
 	return httpReport(t, o), nil
 }
 
 // measureHTTP warms up, then measures throughput (wrk) and latency (vegeta)
 // at port; p is the proxy, nil for the backend alone.
 func (b *bench) measureHTTP(ctx context.Context, name string, port int, p *proc) (httpRow, error) {
+	return b.measureHTTPOf(ctx, name, port, p, b.o.bodyPath, false)
+}
+
+// measureHTTPOf is measureHTTP for the backend's path; with closeEach,
+// every request asks for Connection: close (a new connection per request)
+// and only the throughput run is made.
+func (b *bench) measureHTTPOf(ctx context.Context, name string, port int, p *proc, path string, closeEach bool) (httpRow, error) {
 	o := b.o
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, o.bodyPath)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	var extra []string
+	if closeEach {
+		extra = []string{"-H", "Connection: close"}
+	}
 	if err := b.waitQuiet(ctx); err != nil {
 		return httpRow{}, err
 	}
 	if o.warmup > 0 {
 		b.logf("%s: warm-up %s", name, secs(o.warmup))
 		_, err := b.load(ctx, o.warmup+15*time.Second, filepath.Join(b.work, "warmup.out"),
-			"wrk", "-t1", "-c"+strconv.Itoa(o.conns), "-d"+secs(o.warmup), "-H", "Host: "+hostHeader, url)
+			append(append([]string{"wrk", "-t1", "-c" + strconv.Itoa(o.conns), "-d" + secs(o.warmup), "-H", "Host: " + hostHeader}, extra...), url)...)
 		if ctx.Err() != nil {
 			return httpRow{}, ctx.Err()
 		}
@@ -230,9 +245,15 @@ func (b *bench) measureHTTP(ctx context.Context, name string, port int, p *proc)
 			b.logf("%s: warm-up: %v", name, err)
 		}
 	}
-	w, wu, err := b.runWrk(ctx, name, url, p)
+	w, wu, err := b.runWrk(ctx, name, url, p, extra...)
 	if err != nil {
 		return httpRow{}, err
+	}
+	if closeEach {
+		return httpRow{
+			name: name, rps: known(w.rps, 0).v, cpu: wu.perWork, share: wu.share, load: wu.loadBusy, other: wu.other,
+			errors: w.non2xx + w.sockErrs, detail: fmt.Sprintf("wrk: non-2xx=%d socket-errors=[%s]", w.non2xx, w.sockets),
+		}, nil
 	}
 	v, vu, err := b.runVegeta(ctx, name, url, p)
 	if err != nil {
@@ -251,9 +272,10 @@ func (b *bench) measureHTTP(ctx context.Context, name string, port int, p *proc)
 }
 
 // runWrk is the closed-loop throughput run.
-func (b *bench) runWrk(ctx context.Context, name, url string, p *proc) (wrkResult, usage, error) {
+// extra are more wrk flags (a header).
+func (b *bench) runWrk(ctx context.Context, name, url string, p *proc, extra ...string) (wrkResult, usage, error) {
 	o := b.o
-	argv := []string{"wrk", "-t1", "-c" + strconv.Itoa(o.conns), "-d" + secs(o.duration), "--latency", "-H", "Host: " + hostHeader, url}
+	argv := append(append([]string{"wrk", "-t1", "-c" + strconv.Itoa(o.conns), "-d" + secs(o.duration), "--latency", "-H", "Host: " + hostHeader}, extra...), url)
 	return keepQuieter(ctx, b, name, func(attempt int) (wrkResult, usage, error) {
 		b.logf("%s: wrk -t1 -c%d -d%s (attempt %d)", name, o.conns, secs(o.duration), attempt)
 		r, err := b.measured(ctx, name, p, o.duration+30*time.Second, filepath.Join(b.work, "wrk.out"), argv...)
