@@ -22,6 +22,7 @@ const (
 	keyPort           = "port"
 	keyPath           = "path"
 	keyStrip          = "path.strip"
+	keyExact          = "path.exact"
 	keyBackend        = "backend"
 	keyNetwork        = "network"
 	keyBalancer       = "balancer"
@@ -39,6 +40,7 @@ const (
 	keyTCPSNI         = "tcp.sni"
 	keyDefault        = "default"
 	keyAuthBasic      = "auth.basic"
+	keyAuthUsers      = "auth.users"
 	keyRealm          = "auth.basic.realm"
 	keyAuthForward    = "auth.forward"
 	keyAuthHeaders    = "auth.forward.headers"
@@ -160,6 +162,8 @@ func routeKeys() []keyDef {
 			apply: field(parsePort, func(r *route.Route) *int { return &r.Port })},
 		{name: keyPath, kind: kindHTTP, doc: "path prefix (context root)",
 			apply: field(router.ParsePath, func(r *route.Route) *string { return &r.Path })},
+		{name: keyExact, kind: kindHTTP, doc: "match the path only, not the paths below it",
+			apply: field(parseBool, func(r *route.Route) *bool { return &r.Exact })},
 		{name: keyStrip, kind: kindHTTP, doc: "strip the path prefix before forwarding",
 			apply: field(parseBool, func(r *route.Route) *bool { return &r.Strip })},
 		{name: "priority", kind: kindBoth, doc: "breaks ties between routes that match equally",
@@ -212,8 +216,10 @@ func routeKeys() []keyDef {
 			apply: field(policy.ParsePrefixes, func(r *route.Route) *[]netip.Prefix { return &pol(r).Allow })},
 		{name: "deny", kind: kindHTTP, doc: "comma list of CIDRs: these client addresses are refused",
 			apply: field(policy.ParsePrefixes, func(r *route.Route) *[]netip.Prefix { return &pol(r).Deny })},
-		{name: keyAuthBasic, kind: kindHTTP, doc: "htpasswd file (bcrypt) in the secrets directory",
+		{name: keyAuthBasic, kind: kindHTTP, doc: "htpasswd file in the secrets directory",
 			apply: field(policy.ParseSecretName, func(r *route.Route) *string { return &pol(r).BasicAuth })},
+		{name: keyAuthUsers, kind: kindHTTP, doc: "basic-auth users, user:hash,user:hash as htpasswd -nB prints them",
+			apply: field(policy.ParseUsers, func(r *route.Route) *[]route.BasicUser { return &pol(r).BasicUsers })},
 		{name: keyRealm, kind: kindHTTP, doc: "basic-auth realm",
 			apply: field(policy.ParseRealm, func(r *route.Route) *string { return &pol(r).BasicRealm })},
 		{name: keyAuthForward, kind: kindHTTP, doc: "URL of an auth service asked about every request",

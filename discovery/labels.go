@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/swarmgate/swarmgate/route"
+	"github.com/swarmgate/swarmgate/router"
 )
 
 // Label prefixes. Labels outside them are none of our business.
@@ -242,6 +243,17 @@ func ParseLabelsFor(service string, labels map[string]string, d Dialects) (route
 	return routes, nil
 }
 
+// secretLabel reports whether a label's value holds password hashes:
+// swarmgate.auth.users, Traefik's basicauth.users, and their misspellings.
+// Errors show such a value withheld.
+func secretLabel(label string) bool {
+	l := strings.ToLower(label)
+	if strings.HasPrefix(l, traefikPrefix) {
+		return strings.Contains(l, ".basicauth.user") && !strings.HasSuffix(l, ".usersfile")
+	}
+	return strings.Contains(l, "auth.user")
+}
+
 // publishes reports whether a route exists: it sets a publishing key (hosts,
 // tcp.port, tcp.sni, default), whether or not its value is valid, except
 // that swarmgate.default=false publishes nothing by itself.
@@ -262,6 +274,10 @@ func (p *parser) publishes(s *spec) bool {
 // collect files one swarmgate.* label under its route and key.
 func (p *parser) collect(label, value string, def *spec, named map[string]*spec) {
 	o := origin{label: label, value: strings.TrimSpace(value), orig: value}
+	if secretLabel(label) {
+		o = withheld(o)
+		value = o.orig
+	}
 	if rest, ok := strings.CutPrefix(label, namedPrefix); ok {
 		name, key, ok := strings.Cut(rest, ".")
 		if !ok || name == "" || key == "" {
@@ -382,6 +398,13 @@ func (p *parser) build(s *spec, base *spec, publish bool) route.Route {
 	if r.HealthPath != "" && r.HealthInterval == 0 {
 		r.HealthInterval = route.DefaultHealthInterval
 	}
+	if r.Exact && has(keyPath) {
+		// An exact path is matched as written, its trailing "/" kept
+		// (keyPath's parser drops it); its errors are keyPath's, reported.
+		if exact, err := router.ParseExactPath(s.keys[keyPath].value); err == nil {
+			r.Path = exact
+		}
+	}
 	if has(keyStrip) && r.Strip && r.Path == "/" {
 		p.failKey(s, keyStrip, "there is no prefix to strip: %s is /", s.label(keyPath))
 	}
@@ -465,10 +488,14 @@ func (p *parser) policy(s *spec, r *route.Route) {
 			p.failKey(s, key, "needs %s", s.label(needed))
 		}
 	}
-	needs(keyRealm, keyAuthBasic)
+	if has(keyRealm) && !has(keyAuthBasic) && !has(keyAuthUsers) {
+		p.failKey(s, keyRealm, "needs %s or %s", s.label(keyAuthUsers), s.label(keyAuthBasic))
+	}
 	needs(keyAuthHeaders, keyAuthForward)
-	if has(keyAuthForward) && has(keyAuthBasic) {
-		p.failKey(s, keyAuthForward, "a route takes one kind of auth; it has %s too", s.label(keyAuthBasic))
+	for _, basic := range []string{keyAuthBasic, keyAuthUsers} {
+		if has(keyAuthForward) && has(basic) {
+			p.failKey(s, keyAuthForward, "a route takes one kind of auth; it has %s too", s.label(basic))
+		}
 	}
 	needs(keyBurst, keyRateLimit)
 	for _, k := range []string{"cors.methods", "cors.headers", keyCORSCreds, "cors.max-age"} {

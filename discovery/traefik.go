@@ -136,6 +136,10 @@ func (p *parser) traefik(labels map[string]string, names []string, def *spec, na
 // collectTraefik files one traefik.* label.
 func (p *parser) collectTraefik(t *tfLabels, label, value string) {
 	o := origin{label: label, value: strings.TrimSpace(value), orig: value}
+	if secretLabel(label) {
+		o = withheld(o)
+		value = o.orig
+	}
 	rest := strings.TrimPrefix(label, traefikPrefix)
 	parts := strings.SplitN(rest, ".", 4)
 	section := strings.ToLower(strings.Join(parts[:min(2, len(parts))], "."))
@@ -498,12 +502,19 @@ func (p *parser) traefikService(obj *tfObject) map[string]tfKey {
 	return keys
 }
 
-// withheld is a basicauth.users label with its value, password hashes,
-// replaced by how many there are: errors, and so the log and the admin API,
-// never show them.
+// withheld is a label of password hashes (secretLabel) whose value as
+// written, which errors show, is replaced by how many users it lists:
+// errors, and so the log, check and the admin API, never show a hash. The
+// value itself stays, for the parser.
 func withheld(o origin) origin {
-	o.orig = fmt.Sprintf("(%d users, hashes withheld)", len(strings.Split(o.value, ",")))
-	o.value = ""
+	if o.value == "" {
+		return o // nothing to withhold; "empty value" says it
+	}
+	n := len(strings.Split(o.value, ","))
+	o.orig = fmt.Sprintf("(%d users, hashes withheld)", n)
+	if n == 1 {
+		o.orig = "(1 user, hash withheld)"
+	}
 	return o
 }
 
@@ -595,12 +606,11 @@ func (p *parser) traefikMiddleware(obj *tfObject) *tfMiddleware {
 				fail(o, "swarmgate redirects to the edge's HTTPS port")
 			}
 		case "basicauth.users":
-			o = withheld(o)
-			m.keys[keyAuthBasic] = tfKey{origin: o, err: "inline users: swarmgate reads basic-auth users only from an htpasswd file (bcrypt) in its secrets directory, so that no hash is in a service spec, the logs or the admin API; put them in a Docker secret attached to the edge and set basicauth.usersfile=/run/secrets/NAME or swarmgate.routes.<router>.auth.basic=NAME"}
+			// Withheld already (collectTraefik): errors show how many
+			// users, never the hashes. With a usersfile too, the route
+			// takes both, the file winning, as in Traefik.
+			m.keys[keyAuthUsers] = tfKey{origin: o}
 		case "basicauth.usersfile":
-			if _, inline := obj.keys["basicauth.users"]; inline {
-				fail(withheld(obj.keys["basicauth.users"]), "inline users besides basicauth.usersfile: swarmgate reads the users of the file only; put them all in it")
-			}
 			name, ok := strings.CutPrefix(o.value, traefikSecrets)
 			if !ok || strings.Contains(name, "/") {
 				fail(o, "swarmgate reads htpasswd files from its secrets directory: attach the file as a Docker secret and give its path, %sNAME", traefikSecrets)
@@ -841,6 +851,9 @@ func (p *parser) joinRouters(routers []*tfRouter) []*tfSpec {
 		}
 		if g.path != "" {
 			s.keys[keyPath] = tfKey{origin: origin{primary.rule.label, g.path, primary.rule.orig}}
+		}
+		if g.exact { // Path(): this path only, as in Traefik
+			s.keys[keyExact] = tfKey{origin: origin{primary.rule.label, "true", primary.rule.orig}}
 		}
 		if !p.strip(s, primary, g.path) {
 			ok = false

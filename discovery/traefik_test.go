@@ -32,6 +32,9 @@ func tRoute(mod func(*route.Route)) route.Route {
 	})
 }
 
+// tBcrypt is a bcrypt hash (htpasswd -nbB alice s3cret).
+const tBcrypt = "$2y$05$TZrJ4JHFs.KQ/X8exRrv8u0rrY1Vd8ZONE4CJ8.Cl20pMOfQJzoIW"
+
 func tpol(mod func(*route.Policy)) *route.Policy {
 	p := &route.Policy{}
 	mod(p)
@@ -62,8 +65,8 @@ func TestTraefikLabels(t *testing.T) {
 			[]route.Route{tRoute(func(r *route.Route) { r.Hosts = []string{"a.example.org", "b.example.org"} })}},
 		{"host and path prefix", tlabels("traefik.http.routers.web.rule", "Host(`app.example.org`) && PathPrefix(`/api/`)"),
 			[]route.Route{tRoute(func(r *route.Route) { r.Path = "/api" })}},
-		{"a Path is served as a prefix", tlabels("traefik.http.routers.web.rule", "Host(`app.example.org`) && Path(`/health`)"),
-			[]route.Route{tRoute(func(r *route.Route) { r.Path = "/health" })}},
+		{"a Path is an exact route", tlabels("traefik.http.routers.web.rule", "Host(`app.example.org`) && Path(`/health`)"),
+			[]route.Route{tRoute(func(r *route.Route) { r.Path, r.Exact = "/health", true })}},
 		{"one route per path", tlabels("traefik.http.routers.web.rule", "Host(`app.example.org`) && (PathPrefix(`/a`) || PathPrefix(`/b`))"),
 			[]route.Route{tRoute(func(r *route.Route) { r.Path = "/a" }), tRoute(func(r *route.Route) { r.Name, r.Path = "web-2", "/b" })}},
 		{"no Host: the default backend", tlabels("traefik.http.routers.web.rule", "PathPrefix(`/`)"),
@@ -135,10 +138,38 @@ func TestTraefikLabels(t *testing.T) {
 			[]route.Route{tRoute(func(r *route.Route) {
 				r.Policy = tpol(func(p *route.Policy) { p.BasicAuth, p.BasicRealm = "htpasswd", "staff" })
 			})}},
+		// Traefik's docs' users, whose "$$" docker stack deploy has made "$".
+		{"basicauth inline users", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/, test2:$apr1$d9hr9HBB$4HxwgUir3HP4EsggP/QNo0",
+			"traefik.http.middlewares.auth.basicauth.realm", "staff"),
+			[]route.Route{tRoute(func(r *route.Route) {
+				r.Policy = tpol(func(p *route.Policy) {
+					p.BasicRealm = "staff"
+					p.BasicUsers = []route.BasicUser{{Name: "test", Hash: "$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"}, {Name: "test2", Hash: "$apr1$d9hr9HBB$4HxwgUir3HP4EsggP/QNo0"}}
+				})
+			})}},
+		{"basicauth inline users and a usersfile: both, as in Traefik", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "u:"+tBcrypt,
+			"traefik.http.middlewares.auth.basicauth.usersfile", "/run/secrets/htpasswd"),
+			[]route.Route{tRoute(func(r *route.Route) {
+				r.Policy = tpol(func(p *route.Policy) {
+					p.BasicAuth, p.BasicUsers = "htpasswd", []route.BasicUser{{Name: "u", Hash: tBcrypt}}
+				})
+			})}},
 		{"basicauth inline users with the file named by swarmgate", tlabels("traefik.http.routers.web.middlewares", "auth",
-			"traefik.http.middlewares.auth.basicauth.users", "u:$2y$05$abc",
+			"traefik.http.middlewares.auth.basicauth.users", "u:"+tBcrypt,
 			"swarmgate.routes.web.auth.basic", "htpasswd"),
-			[]route.Route{tRoute(func(r *route.Route) { r.Policy = tpol(func(p *route.Policy) { p.BasicAuth = "htpasswd" }) })}},
+			[]route.Route{tRoute(func(r *route.Route) {
+				r.Policy = tpol(func(p *route.Policy) {
+					p.BasicAuth, p.BasicUsers = "htpasswd", []route.BasicUser{{Name: "u", Hash: tBcrypt}}
+				})
+			})}},
+		{"basicauth inline users replaced by swarmgate's", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "u:"+tBcrypt,
+			"swarmgate.routes.web.auth.users", "v:"+tBcrypt),
+			[]route.Route{tRoute(func(r *route.Route) {
+				r.Policy = tpol(func(p *route.Policy) { p.BasicUsers = []route.BasicUser{{Name: "v", Hash: tBcrypt}} })
+			})}},
 		{"custom headers", tlabels("traefik.http.routers.web.middlewares", "hdr",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Script-Name", "test",
 			"traefik.http.middlewares.hdr.headers.customrequestheaders.X-Drop", "",
@@ -325,20 +356,26 @@ func TestTraefikLabelsRejected(t *testing.T) {
 			[]wantErr{{"traefik.http.routers.web.middlewares", `middleware "auth" is not defined`}}},
 		{"middleware of the file provider", tlabels("traefik.http.routers.web.middlewares", "auth@file"),
 			[]wantErr{{"traefik.http.routers.web.middlewares", "Traefik's file provider"}}},
-		{"inline basicauth users", tlabels("traefik.http.routers.web.middlewares", "auth",
+		{"inline users still escaped for a stack file", tlabels("traefik.http.routers.web.middlewares", "auth",
 			"traefik.http.middlewares.auth.basicauth.users", "test:$$apr1$$H6uskkkW$$IgXLP6ewTrSuBkTrqE8wj/"),
-			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", "htpasswd file"}}},
+			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", `user "test": the hash has "$$"`}}},
+		{"inline users with a plain-text password", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "a:"+tBcrypt+",b:hunter2"),
+			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", `entry 2: user "b": a crypt(3) DES or plain-text password is refused`}}},
+		{"inline users misspelt", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.user", "a:hunter2"),
+			[]wantErr{{"traefik.http.middlewares.auth.basicauth.user", `basicauth option "user" is not supported`}}},
+		{"inline users listed twice, in other case", tlabels("traefik.http.routers.web.middlewares", "auth",
+			"traefik.http.middlewares.auth.basicauth.users", "a:hunter2",
+			"traefik.http.middlewares.auth.basicauth.Users", "a:hunter2"),
+			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", "in other case"},
+				{"traefik.http.middlewares.auth.basicauth.Users", "plain-text password is refused"}}},
 		{"every problem of a router, not only the first", tlabels(rule, "Host(`app.example.org`) && !PathPrefix(`/public`)",
 			"traefik.http.routers.web.tls", "true",
 			"traefik.http.routers.web.middlewares", "auth",
-			"traefik.http.middlewares.auth.basicauth.users", "a:$2y$05$x,b:$2y$05$y"),
+			"traefik.http.middlewares.auth.basicauth.users", "a:"+tBcrypt),
 			[]wantErr{{rule, `"!" is not representable`},
-				{"traefik.http.middlewares.auth.basicauth.users", "inline users"},
 				{"traefik.http.routers.web.tls", "without tls.certresolver"}}},
-		{"inline users besides a usersfile", tlabels("traefik.http.routers.web.middlewares", "auth",
-			"traefik.http.middlewares.auth.basicauth.users", "a:$2y$05$x",
-			"traefik.http.middlewares.auth.basicauth.usersfile", "/run/secrets/htpasswd"),
-			[]wantErr{{"traefik.http.middlewares.auth.basicauth.users", "besides basicauth.usersfile"}}},
 		{"two routers make one route name", tlabels("traefik.http.routers.web.rule", "Host(`app.example.org`) && (PathPrefix(`/a`) || PathPrefix(`/b`))",
 			"traefik.http.routers.web-2.rule", "Host(`other.example.org`)"),
 			[]wantErr{{"traefik.http.routers.web-2.rule", "makes a route named web-2, as router web does"}}},
@@ -438,9 +475,10 @@ func TestTraefikLabelsRejected(t *testing.T) {
 				if e.Label != tt.want[i].label || !strings.Contains(e.Reason, tt.want[i].reason) {
 					t.Errorf("error %d = %v; want label %s, reason containing %q", i, e, tt.want[i].label, tt.want[i].reason)
 				}
-				if strings.HasSuffix(e.Label, ".basicauth.users") {
-					if strings.Contains(e.Value, "$") {
-						t.Errorf("error %d value %q shows the password hashes", i, e.Value)
+				if secretLabel(e.Label) {
+					if strings.Contains(e.Value, "$") || strings.Contains(e.Value, "hunter2") ||
+						strings.Contains(e.Reason, "$apr1") || strings.Contains(e.Reason, "hunter2") || !strings.Contains(e.Value, "withheld") {
+						t.Errorf("error %d %v shows the password hashes", i, e)
 					}
 				} else if v := tt.labels[e.Label]; e.Value != v {
 					t.Errorf("error %d value %q, want the label's value %q", i, e.Value, v)
