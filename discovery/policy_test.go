@@ -66,6 +66,26 @@ func TestParsePolicyLabels(t *testing.T) {
 		t.Errorf("named routes: api %+v, www %+v", routes[0].Policy, routes[1].Policy)
 	}
 
+	// Inline users, named routes too, with a file besides, and a realm.
+	routes, errs = ParseLabels("web", labels(
+		"swarmgate.auth.users", "alice:"+tBcrypt+", bob:$apr1$ZpBGf2ut$96kE.ynCexCvJFV/sKnFB.",
+		"swarmgate.auth.basic.realm", "Staff",
+		"swarmgate.routes.api.hosts", "api.example.org",
+		"swarmgate.routes.api.auth.users", "carol:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=",
+		"swarmgate.routes.api.auth.basic", "api.htpasswd",
+	))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p := routes[0].Policy; p == nil || p.BasicRealm != "Staff" || !reflect.DeepEqual(p.BasicUsers,
+		[]route.BasicUser{{Name: "alice", Hash: tBcrypt}, {Name: "bob", Hash: "$apr1$ZpBGf2ut$96kE.ynCexCvJFV/sKnFB."}}) {
+		t.Errorf("auth.users: %+v", p)
+	}
+	if p := routes[1].Policy; p == nil || p.BasicAuth != "api.htpasswd" || !reflect.DeepEqual(p.BasicUsers,
+		[]route.BasicUser{{Name: "carol", Hash: "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A="}}) {
+		t.Errorf("routes.api.auth.users with auth.basic: %+v", p)
+	}
+
 	// Forward auth.
 	routes, errs = ParseLabels("web", labels(
 		"swarmgate.auth.forward", "http://auth:9091/verify",
@@ -115,7 +135,21 @@ func TestParsePolicyLabelErrors(t *testing.T) {
 		{"bad CIDR", labels("swarmgate.allow", "10.0.0.0/33"), []wantErr{{"swarmgate.allow", `"10.0.0.0/33": want a CIDR`}}},
 		{"deny hostname", labels("swarmgate.deny", "evil.org"), []wantErr{{"swarmgate.deny", "want a CIDR"}}},
 		{"auth file outside the secrets", labels("swarmgate.auth.basic", "../etc/passwd"), []wantErr{{"swarmgate.auth.basic", "file name in the secrets directory"}}},
-		{"realm without auth", labels("swarmgate.auth.basic.realm", "x"), []wantErr{{"swarmgate.auth.basic.realm", "needs swarmgate.auth.basic"}}},
+		{"realm without auth", labels("swarmgate.auth.basic.realm", "x"), []wantErr{{"swarmgate.auth.basic.realm", "needs swarmgate.auth.users or swarmgate.auth.basic"}}},
+		{"users: plain-text password", labels("swarmgate.auth.users", "alice:"+tBcrypt+",bob:hunter2"),
+			[]wantErr{{"swarmgate.auth.users", `entry 2: user "bob": a crypt(3) DES or plain-text password is refused`}}},
+		{"users: one twice", labels("swarmgate.auth.users", "alice:"+tBcrypt+",alice:"+tBcrypt),
+			[]wantErr{{"swarmgate.auth.users", `user "alice" listed twice`}}},
+		{"users: escaped for a stack file", labels("swarmgate.auth.users", "alice:$$2y$$05$$TZrJ4JHFs.KQ/X8exRrv8u0rrY1Vd8ZONE4CJ8.Cl20pMOfQJzoIW"),
+			[]wantErr{{"swarmgate.auth.users", `the hash has "$$"`}}},
+		{"users: empty entry", labels("swarmgate.auth.users", "alice:"+tBcrypt+","), []wantErr{{"swarmgate.auth.users", "entry 2 is empty"}}},
+		{"users: empty", labels("swarmgate.auth.users", " "), []wantErr{{"swarmgate.auth.users", "empty value"}}},
+		{"users with forward auth", labels("swarmgate.auth.forward", "http://auth/", "swarmgate.auth.users", "alice:"+tBcrypt),
+			[]wantErr{{"swarmgate.auth.forward", "one kind of auth; it has swarmgate.auth.users too"}}},
+		{"users on an L4 route", only("swarmgate.tcp.port", "5432", "swarmgate.port", "5432", "swarmgate.auth.users", "alice:"+tBcrypt),
+			[]wantErr{{"swarmgate.auth.users", "applies to HTTP routes only"}}},
+		{"users misspelt", labels("swarmgate.auth.user", "alice:hunter2"), []wantErr{{"swarmgate.auth.user", "did you mean swarmgate.auth.users?"}}},
+		{"users of a bad route name", labels("swarmgate.routes.a!b.auth.users", "alice:hunter2"), []wantErr{{"swarmgate.routes.a!b.auth.users", "route name"}}},
 		{"realm with a quote", labels("swarmgate.auth.basic", "f", "swarmgate.auth.basic.realm", `a"b`), []wantErr{{"swarmgate.auth.basic.realm", "not allowed"}}},
 		{"auth service without scheme", labels("swarmgate.auth.forward", "auth:9091/verify"), []wantErr{{"swarmgate.auth.forward", "want an http or https URL"}}},
 		{"auth fields without the service", labels("swarmgate.auth.forward.headers", "Remote-User"), []wantErr{{"swarmgate.auth.forward.headers", "needs swarmgate.auth.forward"}}},
