@@ -39,7 +39,9 @@ type stackService struct {
 // ParseStack reads a compose/stack file and returns each service's
 // deploy.labels (map form or list form `- "key=value"`), sorted by name.
 // Non-string scalars (port: 8080, ip_hash: true) read as written, as
-// `docker stack deploy` reads them. Variables (${VAR}) are not interpolated.
+// `docker stack deploy` reads them, and so is "$$", which is "$" (how a
+// password hash is written in a stack file). Variables (${VAR}) are not
+// interpolated.
 func ParseStack(data []byte) ([]StackService, error) {
 	var f stackFile
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&f); err != nil && !errors.Is(err, io.EOF) {
@@ -52,6 +54,9 @@ func ParseStack(data []byte) ([]StackService, error) {
 			var err error
 			if ss.Labels, err = nodeLabels(&s.Deploy.Labels); err != nil {
 				return nil, fmt.Errorf("discovery: stack file: service %q: deploy.labels: %w", name, err)
+			}
+			for k, v := range ss.Labels {
+				ss.Labels[k] = strings.ReplaceAll(v, "$$", "$")
 			}
 			container, err := nodeLabels(&s.Labels)
 			if err != nil {

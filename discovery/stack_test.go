@@ -155,6 +155,9 @@ func TestParseStackForms(t *testing.T) {
 			[]StackService{{Name: "s", Labels: map[string]string{}, Warnings: []string{
 				"labels: com.docker.lb.hosts is a container label, which Swarm routing ignores; move it under deploy.labels",
 			}}}},
+		{"$$ is $, as docker stack deploy reads it; a lone $ stays",
+			"services:\n  a:\n    deploy:\n      labels:\n        - u=test:$$apr1$$H6uskkkW$$IgXLP6ewTrSuBkTrqE8wj/\n        - v=$HOME $$$$\n",
+			[]StackService{{Name: "a", Labels: map[string]string{"u": "test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/", "v": "$HOME $$"}}}},
 		{"sorted by name", "services:\n  b: {}\n  a: {}\n  c: {}\n",
 			[]StackService{{Name: "a", Labels: map[string]string{}}, {Name: "b", Labels: map[string]string{}}, {Name: "c", Labels: map[string]string{}}}},
 	}
