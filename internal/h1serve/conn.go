@@ -1,0 +1,507 @@
+package h1serve
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmgate/swarmgate/internal/h1wire"
+)
+
+// A connection's state, for Shutdown.
+const (
+	stateNew    int32 = iota // no byte of the first request yet
+	stateIdle                // no byte of the next request yet
+	stateBusy                // reading a request, serving it or writing its response
+	stateClosed              // closed by Shutdown while idle
+)
+
+// Buffer sizes: heads almost always fit the small reader, which is what
+// an active request holds; a larger head moves to a reader of
+// MaxHeaderBytes. Responses are written through a 4 KiB writer; a body of
+// up to stageSize bytes that the handler ends without a flush is sent with
+// a Content-Length, a longer one chunked (as net/http does).
+const (
+	smallReader = 4 << 10
+	writerSize  = 4 << 10
+	stageSize   = 2 << 10
+	// discardMax is how much of a request body the handler left unread is
+	// read and dropped so that the connection can be kept (net/http's
+	// maxPostHandlerReadBytes); beyond that it is closed.
+	discardMax = 256 << 10
+	// watchDelay is how long a request may run, its body read, before a
+	// read on the connection watches for the client leaving (its context
+	// is then canceled). Shorter exchanges pay nothing for it.
+	watchDelay = 20 * time.Millisecond
+	// lingerMax bounds the wait for the client to close after the server
+	// closed its side (the response is not lost to a reset).
+	lingerMax = 500 * time.Millisecond
+)
+
+var (
+	smallReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, smallReader) }}
+	writers      = sync.Pool{New: func() any { return &wbuf{bw: bufio.NewWriterSize(nil, writerSize)} }}
+	// bigReaders holds readers of one size: MaxHeaderBytes varies by
+	// server, so a reader of another size is dropped instead of pooled.
+	bigReaders sync.Pool
+)
+
+// wbuf is what a response holds while it is written.
+type wbuf struct {
+	bw    *bufio.Writer
+	stage [stageSize]byte
+	head  []byte // scratch for a head's lines
+}
+
+// conn is one client connection.
+type conn struct {
+	srv      *Server
+	rwc      net.Conn
+	src      connReader // what br reads from
+	br       *bufio.Reader
+	big      bool // br is a MaxHeaderBytes reader
+	remote   string
+	tls      *tls.ConnectionState
+	ctx      context.Context
+	accepted time.Time
+	lim      h1wire.Limits
+	head     h1wire.Request
+	chunk    h1wire.ChunkedReader
+	served   int // requests answered
+
+	state atomic.Int32
+
+	// mu guards what the watch goroutine shares with the serving one.
+	mu        sync.Mutex
+	inHandler bool
+	bodyDone  bool // the request body is read to its end (or there is none)
+	fired     bool // watchDelay has passed
+	watching  bool
+	aborting  bool
+	gone      bool // the client closed while its request ran
+	watchEnd  chan struct{}
+	timer     *time.Timer
+	cancel    context.CancelFunc
+}
+
+// connReader is the source of the connection's bufio.Reader: a byte read
+// while no reader was held comes first.
+type connReader struct {
+	rwc     net.Conn
+	one     [1]byte
+	hasByte bool
+	prefix  []byte // bytes moved from a smaller reader
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.prefix) > 0 {
+		n := copy(p, r.prefix)
+		r.prefix = r.prefix[n:]
+		return n, nil
+	}
+	if r.hasByte && len(p) > 0 {
+		p[0] = r.one[0]
+		r.hasByte = false
+		return 1, nil
+	}
+	return r.rwc.Read(p)
+}
+
+func newConn(s *Server, rwc net.Conn) *conn {
+	c := &conn{srv: s, rwc: rwc, accepted: time.Now(), lim: s.limits()}
+	c.src.rwc = rwc
+	return c
+}
+
+func (c *conn) serve() {
+	s := c.srv
+	s.setState(c.rwc, http.StateNew)
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.logf("http: panic serving %v: %v\n%s", c.remote, err, buf)
+		}
+		c.close()
+	}()
+	c.remote = c.rwc.RemoteAddr().String()
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !tc.ConnectionState().HandshakeComplete {
+			c.rwc.SetDeadline(c.accepted.Add(s.readHeaderTimeout()))
+			if err := tc.HandshakeContext(context.Background()); err != nil {
+				if !errors.Is(err, io.EOF) {
+					s.logf("http: TLS handshake error from %s: %v", c.remote, err)
+				}
+				return
+			}
+			c.rwc.SetDeadline(time.Time{})
+		}
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.HTTPServer)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, c.rwc)
+	}
+	c.ctx = ctx
+	for {
+		if !c.next() {
+			return
+		}
+		if !c.serveOne() {
+			return
+		}
+		c.served++
+		if c.state.CompareAndSwap(stateBusy, stateIdle) {
+			s.setState(c.rwc, http.StateIdle)
+		}
+		if s.shutting.Load() {
+			return
+		}
+	}
+}
+
+// close ends the connection: buffers back to their pools, ConnState told.
+func (c *conn) close() {
+	if c.timer != nil {
+		c.mu.Lock()
+		c.inHandler = false
+		c.timer.Stop()
+		c.mu.Unlock()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.rwc == nil { // hijacked or handed over
+		return
+	}
+	c.releaseReader()
+	c.rwc.Close()
+	c.srv.track(c, false)
+	c.srv.setState(c.rwc, http.StateClosed)
+}
+
+// detach forgets the connection without closing it: it was hijacked or
+// handed over.
+func (c *conn) detach() net.Conn {
+	rwc := c.rwc
+	c.srv.track(c, false)
+	c.rwc = nil
+	return rwc
+}
+
+// closeIfIdle closes c if it waits for a request (a new connection only
+// once it has waited for newFor), for Shutdown.
+func (c *conn) closeIfIdle(newFor time.Duration) {
+	if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+		time.Since(c.accepted) > newFor && c.state.CompareAndSwap(stateNew, stateClosed) {
+		c.rwc.Close()
+	}
+}
+
+func (c *conn) releaseReader() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	if c.big {
+		bigReaders.Put(c.br)
+	} else {
+		smallReaders.Put(c.br)
+	}
+	c.br, c.big = nil, false
+}
+
+func (c *conn) acquireReader() {
+	if c.br != nil {
+		return
+	}
+	c.br = smallReaders.Get().(*bufio.Reader)
+	c.br.Reset(&c.src)
+}
+
+// next waits for the next request's first byte without a buffer, then
+// takes a reader for it. It reports false when the connection is to close.
+func (c *conn) next() bool {
+	s := c.srv
+	first := c.served == 0
+	if c.br != nil && c.br.Buffered() > 0 || c.src.hasByte {
+		// a pipelined request, or a byte the watch read
+	} else {
+		c.releaseReader()
+		deadline := c.accepted.Add(s.readHeaderTimeout())
+		if !first {
+			deadline = time.Now().Add(s.idleTimeout())
+		}
+		c.rwc.SetReadDeadline(deadline)
+		n, err := c.rwc.Read(c.src.one[:])
+		if n == 0 {
+			_ = err // a timeout, the client's close: nothing to answer
+			return false
+		}
+		c.src.hasByte = true
+	}
+	from := stateIdle
+	if first {
+		from = stateNew
+	}
+	if !c.state.CompareAndSwap(from, stateBusy) {
+		return false // closed by Shutdown
+	}
+	if !first {
+		c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+	}
+	c.acquireReader()
+	return true
+}
+
+// h2Preface is the HTTP/2 client connection preface (RFC 9113 section 3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// isH2C reads while the bytes so far are the start of the HTTP/2 preface,
+// and reports whether all of it came.
+func (c *conn) isH2C() bool {
+	for n := 1; n <= len(h2Preface); n++ {
+		b, err := c.br.Peek(n)
+		if err != nil || b[n-1] != h2Preface[n-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// handOver gives the connection to H2C with the bytes read so far.
+func (c *conn) handOver() {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	replay := append([]byte(nil), buffered...)
+	c.releaseReader()
+	c.rwc.SetReadDeadline(time.Time{})
+	rwc := c.detach()
+	c.srv.setState(rwc, http.StateHijacked)
+	c.srv.H2C(&replayConn{Conn: rwc, replay: replay})
+}
+
+// replayConn reads replay before its connection.
+type replayConn struct {
+	net.Conn
+	replay []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.replay) > 0 {
+		n := copy(p, r.replay)
+		r.replay = r.replay[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// readHead reads a request head, moving to a reader of MaxHeaderBytes when
+// it does not fit the small one.
+func (c *conn) readHead() error {
+	for {
+		err := h1wire.ReadHead(c.br, &c.head, c.lim)
+		if err == nil {
+			return nil
+		}
+		var refused *h1wire.Error
+		if !c.big && errors.As(err, &refused) && (refused.Status == 431 || refused.Status == 414) &&
+			c.br.Buffered() == c.br.Size() && c.br.Size() < c.lim.MaxHeaderBytes {
+			c.grow()
+			continue
+		}
+		return err
+	}
+}
+
+// grow moves the small reader's bytes to a reader of MaxHeaderBytes.
+func (c *conn) grow() {
+	size := c.lim.MaxHeaderBytes
+	big, _ := bigReaders.Get().(*bufio.Reader)
+	if big == nil || big.Size() != size {
+		big = bufio.NewReaderSize(nil, size)
+	}
+	small := c.br
+	buffered, _ := small.Peek(small.Buffered())
+	c.src.prefix = buffered
+	big.Reset(&c.src)
+	big.Peek(len(buffered)) // copies the prefix; no read from the connection
+	c.src.prefix = nil
+	small.Reset(nil)
+	smallReaders.Put(small)
+	c.br, c.big = big, true
+}
+
+// serveOne reads one request and answers it. It reports whether the
+// connection may carry another.
+func (c *conn) serveOne() bool {
+	s := c.srv
+	if c.served == 0 && s.H2C != nil && c.tls == nil && c.br.Buffered() == 0 && c.src.hasByte && c.src.one[0] == 'P' {
+		if c.isH2C() {
+			c.handOver()
+			return false
+		}
+	}
+	if err := c.readHead(); err != nil {
+		var refused *h1wire.Error
+		if errors.As(err, &refused) {
+			c.refuse(refused.Status)
+		}
+		return false
+	}
+	c.rwc.SetReadDeadline(time.Time{}) // bodies are bounded by the handler (proxy's idleBody)
+	s.setState(c.rwc, http.StateActive)
+
+	w, r, err := c.newRequest()
+	if err != nil {
+		c.refuse(http.StatusBadRequest)
+		return false
+	}
+	if w.expect == expectOther {
+		w.closeAfter = true
+		w.reqBody = nil // not read: the client waits for the answer
+		w.WriteHeader(http.StatusExpectationFailed)
+		w.finish()
+		return false
+	}
+	c.startWatch()
+	s.Handler.ServeHTTP(w, r)
+	if w.hijacked {
+		c.cancel()
+		return false
+	}
+	c.stopWatch()
+	w.finish()
+	c.cancel()
+	if c.gone {
+		return false
+	}
+	if w.closeAfter {
+		c.linger()
+		return false
+	}
+	return true
+}
+
+// refuse answers a request the parser refused and closes.
+func (c *conn) refuse(code int) {
+	text := strconv.Itoa(code) + " " + http.StatusText(code)
+	b := make([]byte, 0, 160)
+	b = statusLine(b, 1, code)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(text)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, text...)
+	c.rwc.SetWriteDeadline(time.Now().Add(c.srv.readHeaderTimeout()))
+	c.rwc.Write(b)
+	c.linger()
+}
+
+// linger half-closes the connection and reads what the client still
+// sends for a moment, so that a response is not lost to a reset that
+// unread bytes would cause (net/http's rstAvoidanceDelay).
+func (c *conn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.rwc.(closeWriter)
+	if !ok {
+		return
+	}
+	cw.CloseWrite()
+	c.rwc.SetReadDeadline(time.Now().Add(lingerMax))
+	if c.br != nil {
+		c.br.Discard(c.br.Buffered())
+	}
+	io.CopyN(io.Discard, c.rwc, discardMax)
+}
+
+// startWatch arms the watch of a request: after watchDelay, with the body
+// read, a read on the connection tells the client leaving (its context is
+// canceled) from a pipelined request (its byte is kept).
+func (c *conn) startWatch() {
+	c.mu.Lock()
+	c.inHandler = true
+	c.fired = false
+	c.gone = false
+	if c.timer == nil {
+		c.timer = time.AfterFunc(watchDelay, c.watchTimer)
+	} else {
+		c.timer.Reset(watchDelay)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) watchTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inHandler {
+		return
+	}
+	c.fired = true
+	c.watchLocked()
+}
+
+// watchLocked starts the watch read if the time has come and the body is
+// done. c.mu is held.
+func (c *conn) watchLocked() {
+	if !c.fired || !c.bodyDone || c.watching || !c.inHandler || c.src.hasByte || c.br == nil || c.br.Buffered() > 0 {
+		return
+	}
+	c.watching = true
+	c.watchEnd = make(chan struct{})
+	go c.watch(c.watchEnd)
+}
+
+func (c *conn) watch(end chan struct{}) {
+	defer close(end)
+	n, err := c.rwc.Read(c.src.one[:])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watching = false
+	switch {
+	case n == 1:
+		c.src.hasByte = true
+	case err != nil && !c.aborting:
+		c.gone = true
+		c.cancel()
+	}
+}
+
+// stopWatch ends the watch of a request: the timer, and a watch read.
+func (c *conn) stopWatch() {
+	c.mu.Lock()
+	c.inHandler = false
+	c.timer.Stop()
+	if !c.watching {
+		c.mu.Unlock()
+		return
+	}
+	c.aborting = true
+	end := c.watchEnd
+	c.mu.Unlock()
+	c.rwc.SetReadDeadline(aLongTimeAgo)
+	<-end
+	c.rwc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	c.aborting = false
+	c.mu.Unlock()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// bodyEnded records that the request body was read to its end.
+func (c *conn) bodyEnded() {
+	c.mu.Lock()
+	c.bodyDone = true
+	c.watchLocked()
+	c.mu.Unlock()
+}
