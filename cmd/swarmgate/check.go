@@ -15,7 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/swarmgate/swarmgate/discovery"
-	"github.com/swarmgate/swarmgate/policy"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -130,6 +129,7 @@ type checkRoute struct {
 	TCPPort   int      `json:"tcp_port,omitempty"`
 	SNI       []string `json:"sni,omitempty"`
 	Path      string   `json:"path"`
+	Exact     bool     `json:"exact,omitempty"` // Path matches only itself
 	Strip     bool     `json:"strip,omitempty"`
 	Priority  int      `json:"priority,omitempty"`
 	Weight    int      `json:"weight"`
@@ -445,29 +445,14 @@ func (rep *checkReport) add(source string, cfg route.Config, resolved bool) {
 		rep.Routes = append(rep.Routes, checkRoute{
 			Source: source, Service: r.Service, Route: r.ID(),
 			Hosts: r.Hosts, Default: r.Default, TCPPort: r.TCPPort, SNI: r.SNI,
-			Path: r.Path, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight,
+			Path: r.Path, Exact: r.Exact, Strip: r.Strip, Priority: r.Priority, Weight: r.Weight,
 			Port: r.Port, Backend: r.Backend, Network: r.Network, Balancer: r.Balancer,
 			TLS: r.TLS, Cluster: r.Cluster, Policies: policyNames(r.Policy), Endpoints: r.Endpoints,
 			resolved: resolved,
 		})
-		rep.weakHashes(source, &r)
 	}
 	for _, e := range cfg.Errors {
 		rep.Errors = append(rep.Errors, checkError{Source: source, Service: e.Service, Label: e.Label, Value: e.Value, Reason: e.Reason})
-	}
-}
-
-// weakHashes warns of the inline basic-auth users of r whose hashes are
-// MD5 or SHA-1: served, as Traefik serves them, but cheap to brute-force.
-func (rep *checkReport) weakHashes(source string, r *route.Route) {
-	if r.Policy == nil {
-		return
-	}
-	for _, u := range r.Policy.BasicUsers {
-		if why := policy.WeakHash(u); why != "" {
-			rep.Warnings = append(rep.Warnings, checkWarning{Source: source, Service: r.Service,
-				Message: fmt.Sprintf("route %s: basic-auth user %q: %s; prefer bcrypt (htpasswd -nB %s)", r.ID(), u.Name, why, u.Name)})
-		}
 	}
 }
 
@@ -550,13 +535,6 @@ func policyNames(p *route.Policy) []string {
 	on(len(p.Allow) > 0, "allow")
 	on(len(p.Deny) > 0, "deny")
 	on(p.BasicAuth != "", "auth.basic")
-	if len(p.BasicUsers) > 0 {
-		names := make([]string, len(p.BasicUsers))
-		for i, u := range p.BasicUsers {
-			names[i] = u.Name // never the hash
-		}
-		out = append(out, "auth.users("+strings.Join(names, " ")+")")
-	}
 	on(p.ForwardAuth != "", "auth.forward")
 	if p.RateLimit.N > 0 {
 		out = append(out, "ratelimit="+p.RateLimit.String())
@@ -591,14 +569,20 @@ func (r checkRoute) listens() string {
 	return dash(strings.Join(parts, " "))
 }
 
+// path is the route's path: the prefix, or "= /x" for an exact path (as
+// NGINX writes location = /x), and "(strip)" when it is stripped.
 func (r checkRoute) path() string {
 	if len(r.Hosts) == 0 && !r.Default {
 		return "-" // pure L4
 	}
-	if r.Strip {
-		return r.Path + " (strip)"
+	p := r.Path
+	if r.Exact {
+		p = "= " + p
 	}
-	return r.Path
+	if r.Strip {
+		p += " (strip)"
+	}
+	return p
 }
 
 func (r checkRoute) backend() string {

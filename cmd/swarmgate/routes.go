@@ -85,6 +85,9 @@ func printRoutes(w io.Writer, v edge.TableView) error {
 			hosts += " (default)"
 		}
 		path := r.Path
+		if r.Exact {
+			path = "= " + path // as check shows it
+		}
 		if r.Strip {
 			path += " (strip)"
 		}
