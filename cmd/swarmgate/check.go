@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/swarmgate/swarmgate/discovery"
+	"github.com/swarmgate/swarmgate/policy"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -450,9 +451,24 @@ func (rep *checkReport) add(source string, cfg route.Config, resolved bool) {
 			TLS: r.TLS, Cluster: r.Cluster, Policies: policyNames(r.Policy), Endpoints: r.Endpoints,
 			resolved: resolved,
 		})
+		rep.weakHashes(source, &r)
 	}
 	for _, e := range cfg.Errors {
 		rep.Errors = append(rep.Errors, checkError{Source: source, Service: e.Service, Label: e.Label, Value: e.Value, Reason: e.Reason})
+	}
+}
+
+// weakHashes warns of the inline basic-auth users of r whose hashes are
+// MD5 or SHA-1: served, as Traefik serves them, but cheap to brute-force.
+func (rep *checkReport) weakHashes(source string, r *route.Route) {
+	if r.Policy == nil {
+		return
+	}
+	for _, u := range r.Policy.BasicUsers {
+		if why := policy.WeakHash(u); why != "" {
+			rep.Warnings = append(rep.Warnings, checkWarning{Source: source, Service: r.Service,
+				Message: fmt.Sprintf("route %s: basic-auth user %q: %s; prefer bcrypt (htpasswd -nB %s)", r.ID(), u.Name, why, u.Name)})
+		}
 	}
 }
 
@@ -535,6 +551,13 @@ func policyNames(p *route.Policy) []string {
 	on(len(p.Allow) > 0, "allow")
 	on(len(p.Deny) > 0, "deny")
 	on(p.BasicAuth != "", "auth.basic")
+	if len(p.BasicUsers) > 0 {
+		names := make([]string, len(p.BasicUsers))
+		for i, u := range p.BasicUsers {
+			names[i] = u.Name // never the hash
+		}
+		out = append(out, "auth.users("+strings.Join(names, " ")+")")
+	}
 	on(p.ForwardAuth != "", "auth.forward")
 	if p.RateLimit.N > 0 {
 		out = append(out, "ratelimit="+p.RateLimit.String())
