@@ -201,13 +201,14 @@ const (
 // resolves to at once and keeping the first that answers. The control
 // service's name resolves to its tasks (dnsrr); for seconds after a replica
 // died, Swarm's DNS still lists it, and a dial that tried it first would
-// spend its timeout there before the replica that took its place. While no
-// address answers, the name is resolved again and every address dialled
-// again each dialWave: a SYN that a partition dropped is sent again within
-// dialWave of the partition healing, not at TCP's next retransmission (1 s,
-// then 3 s after the first), and a replica that took a dead one's place is
-// dialled within dialWave of its address reaching this node's DNS, not
-// after the dead address's connect timed out.
+// spend its timeout there before the replica that took its place. Until an
+// address answers or connectTimeout has passed, the name is resolved again
+// and every address dialled again each dialWave, whether the last ones
+// hung, were refused or the name did not resolve: a SYN that a partition
+// dropped is sent again within dialWave of the partition healing, not at
+// TCP's next retransmission (1 s, then 3 s after the first), and a replica
+// that took a dead one's place (its address new in this node's DNS, or its
+// port not yet open) is dialled within dialWave of being there.
 func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext, dialWave, connectTimeout)
@@ -217,7 +218,7 @@ func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
 func raceDial(ctx context.Context, network, addr string,
 	lookup func(ctx context.Context, host string) ([]string, error),
 	dial func(ctx context.Context, network, addr string) (net.Conn, error),
-	wave, timeout time.Duration) (net.Conn, error) {
+	waveEvery, timeout time.Duration) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -229,22 +230,27 @@ func raceDial(ctx context.Context, network, addr string,
 		resolve = func() ([]string, error) {
 			// A wave's lookup gets a wave's time: a resolver that hangs
 			// (a partitioned node's DNS) does not hold up the dials.
-			lctx, lcancel := context.WithTimeout(ctx, wave)
+			lctx, lcancel := context.WithTimeout(ctx, waveEvery)
 			defer lcancel()
 			return lookup(lctx, host)
 		}
-	}
-	ips, err := resolve()
-	if err != nil {
-		return nil, err
 	}
 	type result struct {
 		c   net.Conn
 		err error
 	}
-	results := make(chan result, len(ips)*int(timeout/wave+1))
+	results := make(chan result, 16)
 	pending := 0
-	launch := func() {
+	var errs []error
+	var ips []string
+	wave := func() {
+		// The last answer stands when a lookup fails: the addresses it
+		// gave may still be the ones that come back.
+		if again, err := resolve(); err != nil {
+			errs = append(errs, err)
+		} else if len(again) > 0 {
+			ips = again
+		}
 		for _, ip := range ips {
 			pending++
 			go func() {
@@ -253,10 +259,9 @@ func raceDial(ctx context.Context, network, addr string,
 			}()
 		}
 	}
-	launch()
-	next := time.NewTicker(wave)
+	wave()
+	next := time.NewTicker(waveEvery)
 	defer next.Stop()
-	var errs []error
 	for {
 		select {
 		case r := <-results:
@@ -274,23 +279,44 @@ func raceDial(ctx context.Context, network, addr string,
 				return r.c, nil
 			}
 			errs = append(errs, r.err)
-			if pending == 0 {
-				// Every dial failed outright (refused, unreachable): the
-				// caller's backoff decides when to try again.
-				return nil, errors.Join(errs...)
-			}
 		case <-next.C:
-			if ctx.Err() != nil {
-				continue
+			if ctx.Err() == nil {
+				wave()
 			}
-			// The last answer stands when a lookup fails: the addresses it
-			// gave may still be the ones that come back.
-			if again, err := resolve(); err == nil && len(again) > 0 {
-				ips = again
+		case <-ctx.Done():
+			for ; pending > 0; pending-- {
+				if r := <-results; r.c != nil { // connected as the time ran out
+					cancel()
+					go func(n int) {
+						for range n {
+							if r := <-results; r.c != nil {
+								r.c.Close()
+							}
+						}
+					}(pending - 1)
+					return r.c, nil
+				}
 			}
-			launch()
+			return nil, lastErrors(errs)
 		}
 	}
+}
+
+// lastErrors joins the distinct errors of errs, the latest first: what a
+// dial that gave up ran into, without one line per wave.
+func lastErrors(errs []error) error {
+	var out []error
+	seen := map[string]bool{}
+	for i := len(errs) - 1; i >= 0 && len(out) < 4; i-- {
+		if m := errs[i].Error(); !seen[m] {
+			seen[m] = true
+			out = append(out, errs[i])
+		}
+	}
+	if len(out) == 0 {
+		return errors.New("no address answered")
+	}
+	return errors.Join(out...)
 }
 
 func newTransport(tlsConf *tls.Config) *http.Transport {

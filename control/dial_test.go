@@ -148,3 +148,54 @@ func TestRaceDialResolvesAgainInWaves(t *testing.T) {
 		t.Errorf("connected after %v; want the third wave's, about 150ms", d)
 	}
 }
+
+// TestRaceDialWaitsOutRefusalsAndLookupFailures: a replica whose name does
+// not resolve yet, then whose port is not open yet (refused), is connected
+// by the first wave after it listens, within the one dial's timeout rather
+// than after the caller's backoff.
+func TestRaceDialWaitsOutRefusalsAndLookupFailures(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var mu sync.Mutex
+	lookups, dials := 0, 0
+	lookup := func(context.Context, string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if lookups++; lookups == 1 {
+			return nil, errors.New("no such host") // not in DNS yet
+		}
+		return []string{"127.0.0.1"}, nil
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		refuse := dials <= 2
+		mu.Unlock()
+		if refuse { // the process is not listening yet
+			return nil, errors.New("connection refused")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	start := time.Now()
+	c, err := raceDial(context.Background(), "tcp", net.JoinHostPort("control", port), lookup, dial, 50*time.Millisecond, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Wave 1: no address; waves 2 and 3: refused; wave 4 (150 ms): connected.
+	if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+		t.Errorf("connected after %v; want the fourth wave's, about 150ms", d)
+	}
+
+	// Never resolves: given up at the timeout, with the lookup's error.
+	fail := func(context.Context, string) ([]string, error) { return nil, errors.New("no such host") }
+	if _, err := raceDial(context.Background(), "tcp", "control:7070", fail, dial, 50*time.Millisecond, 200*time.Millisecond); err == nil ||
+		!strings.Contains(err.Error(), "no such host") || strings.Count(err.Error(), "no such host") != 1 {
+		t.Errorf("never resolved: %v; want the lookup's error, once", err)
+	}
+}
