@@ -81,7 +81,7 @@ func TestRender(t *testing.T) {
 			"worker_rlimit_nofile 65536;", "worker_connections 50000;", "location /ws {", "proxy_set_header Upgrade $http_upgrade;",
 			`proxy_set_header Connection "upgrade";`, "proxy_pass http://backend;",
 		}, []string{"ssl", "worker_connections 4096;"}},
-		{"haproxy", "hold", holdConf(), []string{"maxconn 50000", "mode http", "server origin 127.0.0.1:19000"}, []string{"ssl", "maxconn 8192"}},
+		{"haproxy", "hold", holdConf(), []string{"maxconn 50000", "no strict-limits", "mode http", "server origin 127.0.0.1:19000"}, []string{"ssl", "maxconn 8192"}},
 		{"swarmgate", "hold", holdConf(), []string{"swarmgate.hosts: bench.local", `swarmgate.port: "19000"`}, []string{"swarmgate.tls"}},
 		{"nginx", "http", testConf(), []string{"worker_connections 4096;"}, []string{"location /ws", "worker_rlimit_nofile"}},
 	}

@@ -220,7 +220,7 @@ func (b *bench) suiteHold(ctx context.Context, suite string) (string, error) {
 // connections open for holdSettle, then the re-check of every connection.
 func (b *bench) runHold(ctx context.Context, suite, name string, n int, p *proc) (holdRow, error) {
 	o := b.o
-	mode := map[string]string{"idle": "idle", "ws": "ws"}[suite]
+	mode := suite // connhold's -mode: idle or ws
 	argv := []string{filepath.Join(o.bin, "connhold"), "-addr", "127.0.0.1:" + strconv.Itoa(o.proxyPort), "-host", hostHeader,
 		"-path", o.bodyPath, "-mode", mode, "-conns", strconv.Itoa(n), "-hold", "2m"}
 	if err := b.waitQuiet(ctx); err != nil {
@@ -252,28 +252,44 @@ func (b *bench) runHold(ctx context.Context, suite, name string, n int, p *proc)
 	if err := cmd.Start(); err != nil {
 		return holdRow{}, fmt.Errorf("connhold: %w", err)
 	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	// Wait for "ready", at most 2 minutes.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Whatever happens below, connhold is told to finish and waited for.
+	var runErr error
+	waited := false
+	finish := func() {
+		stdin.Close()
+		if !waited {
+			runErr, waited = <-exited, true
+		}
+	}
+	defer finish()
+	// Wait for "ready", at most 2 minutes, or until connhold exits.
 	ready := false
+wait:
 	for range 1200 {
 		text, _ := os.ReadFile(outFile)
 		if strings.Contains(string(text), "\nready\n") {
 			ready = true
 			break
 		}
-		if cmd.ProcessState != nil {
-			break
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return holdRow{}, err
+		select {
+		case runErr = <-exited:
+			waited = true
+			break wait
+		case <-ctx.Done():
+			return holdRow{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	if !ready {
-		stdin.Close()
-		cmd.Wait()
+		finish()
 		text, _ := os.ReadFile(outFile)
-		return holdRow{}, failedRun{"connhold did not get its connections open: " + lastLine(string(text))}
+		reason := "connhold did not get its connections open: " + lastLine(string(text))
+		if runErr != nil {
+			reason += " (" + runErr.Error() + ")"
+		}
+		return holdRow{}, failedRun{reason}
 	}
 	if err := sleep(ctx, holdSettle); err != nil {
 		return holdRow{}, err
@@ -286,8 +302,7 @@ func (b *bench) runHold(ctx context.Context, suite, name string, n int, p *proc)
 	if err != nil {
 		return holdRow{}, err
 	}
-	stdin.Close()
-	runErr := cmd.Wait()
+	finish()
 	text, _ := os.ReadFile(outFile)
 	u := measureUsage(s0, s1, 0, 1, true)
 	b.raw.section(fmt.Sprintf("%s: %s", name, shellJoin(argv)), fmt.Sprintf("%s\nfootprint (upstream fds rss_kib): before %s, held %s\nusage: %s\n",
@@ -342,8 +357,9 @@ func holdReport(t table[holdRow], suite string, n int) string {
 		what = fmt.Sprintf("%d WebSockets (GET /ws upgraded, one echo each, then idle; the backend holds the other end)", n)
 	}
 	fmt.Fprintf(&b, `
-%s held open on each freshly started proxy by
-connhold (load core). rss0MiB: the proxy tree's VmRSS before (NGINX: master + worker);
+Held open on each freshly started proxy by connhold (load core):
+%s.
+rss0MiB: the proxy tree's VmRSS before (NGINX: master + worker);
 rss1MiB: %s after the last one opened; +MiB and KiB/conn: the difference, and per open
 connection. check: connections that answered again (a second GET, or a second echo)
 after the reading: every one should. open-s: seconds to open them all. kb/ng: KiB/conn

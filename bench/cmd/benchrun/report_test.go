@@ -187,11 +187,14 @@ func TestREADMEHeaders(t *testing.T) {
 	}
 	o := testOptions()
 	for name, table := range map[string]string{
-		"HTTP":  httpReport(table[httpRow]{}, o),
-		"TLS":   tlsReport(table[tlsRow]{failed: []failure{{}}}, o),
-		"HTTPS": httpsReport(table[tlsRow]{failed: []failure{{}}}, o),
-		"L4":    l4Report(table[l4Row]{failed: []failure{{}}}, o),
-		"slow":  slowReport(table[slowRow]{failed: []failure{{}}}, o),
+		"HTTP":   httpReport(table[httpRow]{}, o),
+		"TLS":    tlsReport(table[tlsRow]{failed: []failure{{}}}, o),
+		"HTTPS":  httpsReport(table[tlsRow]{failed: []failure{{}}}, o),
+		"L4":     l4Report(table[l4Row]{failed: []failure{{}}}, o),
+		"slow":   slowReport(table[slowRow]{failed: []failure{{}}}, o),
+		"bodies": bodiesReport(table[httpRow]{}, o),
+		"close":  closeReport(table[httpRow]{}, o),
+		"idle":   holdReport(table[holdRow]{}, "idle", 1),
 	} {
 		header, _, _ := strings.Cut(table, "\n")
 		if !strings.Contains(string(readme), "\n"+header+"\n") {
@@ -217,5 +220,72 @@ func TestTableAdd(t *testing.T) {
 	if len(tab.rows) != 1 || tab.rows[0].name != "nginx" ||
 		!slices.Equal(tab.failed, []failure{{"haproxy", "transfer failed: EOF"}}) || !slices.Equal(b.failed, []string{"l4/haproxy"}) {
 		t.Errorf("table %+v, run's failures %q", tab, b.failed)
+	}
+}
+
+// TestBodiesTable: a row per target and body, grouped by body, each ratio
+// to NGINX's row of the same body.
+func TestBodiesTable(t *testing.T) {
+	t.Parallel()
+	o := testOptions()
+	o.bodies = []string{"small", "64k"}
+	row := func(name, body string, rps, cpu, rate, p99 float64) httpRow {
+		return httpRow{name: name, body: body, rps: rps, p50: 200, p99: p99, cpu: known(cpu, 1), cpuRate: known(rate, 1),
+			share: known(99, 0), load: known(90, 0), other: 2, detail: "wrk: non-2xx=0"}
+	}
+	tab := table[httpRow]{rows: []httpRow{
+		row("swarmgate", "64k", 5000, 120, 150, 900), row("nginx", "small", 40000, 20, 50, 500),
+		row("swarmgate", "small", 20000, 50, 80, 1000), row("nginx", "64k", 10000, 60, 100, 600),
+	}}
+	got := bodiesReport(tab, o)
+	want := `target     body     req/s   p50us   p99us cpu/req   @rate  prx%   ld%  oth%  bound | thr/ng cpu/ng  @r/ng p99/ng | errors
+nginx      small    40000     200     500    20.0    50.0    99    90     2  proxy |   1.00   1.00   1.00   1.00 | 0
+swarmgate  small    20000     200    1000    50.0    80.0    99    90     2  proxy |   0.50   2.50   1.60   2.00 | 0
+swarmgate  64k       5000     200     900   120.0   150.0    99    90     2  proxy |   0.50   2.00   1.50   1.50 | 0
+nginx      64k      10000     200     600    60.0   100.0    99    90     2  proxy |   1.00   1.00   1.00   1.00 | 0
+`
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("table:\n%s\nwant it to start with:\n%s", got, want)
+	}
+}
+
+func TestCloseTable(t *testing.T) {
+	t.Parallel()
+	tab := table[httpRow]{rows: []httpRow{
+		{name: "direct", rps: 30000, load: known(100, 0), other: 1},
+		{name: "swarmgate", rps: 8000, cpu: known(125, 1), share: known(99, 0), load: known(70, 0), other: 3, errors: 2},
+		{name: "nginx", rps: 16000, cpu: known(62.5, 1), share: known(98, 0), load: known(95, 0), other: 4},
+	}}
+	got := closeReport(tab, testOptions())
+	want := `target        req/s cpu/req req/core  prx%   ld%  oth%  bound | thr/ng cpu/ng | errors
+direct        30000       -        -     -   100     1      - |   1.88      - | 0
+swarmgate      8000   125.0     8000    99    70     3  proxy |   0.50   2.00 | 2
+nginx         16000    62.5    16000    98    95     4  proxy |   1.00   1.00 | 0
+`
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("table:\n%s\nwant it to start with:\n%s", got, want)
+	}
+	if !strings.Contains(got, "Connection: close") {
+		t.Errorf("legend:\n%s", got)
+	}
+}
+
+// TestHoldTable: RSS per held connection, and its ratio to NGINX's.
+func TestHoldTable(t *testing.T) {
+	t.Parallel()
+	tab := table[holdRow]{rows: []holdRow{
+		{name: "swarmgate", opened: 10000, want: 10000, before: 15 << 10, during: 15<<10 + 40000, rechecked: 10000, openSeconds: 2.5, other: 3, detail: "d"},
+		{name: "nginx", opened: 10000, want: 10000, before: 14 << 10, during: 14<<10 + 5000, rechecked: 10000, openSeconds: 1.5, other: 1, detail: "d"},
+	}}
+	got := holdReport(tab, "idle", 10000)
+	want := `target       open rss0MiB rss1MiB    +MiB KiB/conn  check open-s  oth% |  kb/ng | details
+swarmgate   10000    15.0    54.1    39.1     4.00  10000    2.5     3 |   8.00 | d
+nginx       10000    14.0    18.9     4.9     0.50  10000    1.5     1 |   1.00 | d
+`
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("table:\n%s\nwant it to start with:\n%s", got, want)
+	}
+	if !strings.Contains(got, "10000 idle keep-alive client connections") || !strings.Contains(holdReport(tab, "ws", 1000), "1000 WebSockets") {
+		t.Errorf("legend:\n%s", got)
 	}
 }
