@@ -21,7 +21,7 @@ func TestInlineBasicUsers(t *testing.T) {
 	backend := testkit.Backend(t, "admin")
 	users := []route.BasicUser{
 		{Name: "alice", Hash: "$2y$05$TZrJ4JHFs.KQ/X8exRrv8u0rrY1Vd8ZONE4CJ8.Cl20pMOfQJzoIW"}, // s3cret
-		{Name: "bob", Hash: "$apr1$ZpBGf2ut$96kE.ynCexCvJFV/sKnFB."},                         // hunter2
+		{Name: "bob", Hash: "$apr1$ZpBGf2ut$96kE.ynCexCvJFV/sKnFB."},                          // hunter2
 		{Name: "carol", Hash: "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A="},                            // correct horse
 	}
 	admin := testkit.Route("admin", []string{"admin.example.org"}, "/", testkit.Addr(backend))
