@@ -223,13 +223,22 @@ func routeFields(route, service string, hosts []string, eps []proxy.EndpointView
 	return f
 }
 
-// routeGroup is the routes that share hosts and path (and priority): a
-// weighted group, a canary pair, or one route alone.
+// routeGroup is the routes that share hosts and path (exact or prefix, and
+// priority): a weighted group, a canary pair, or one route alone.
 type routeGroup struct {
 	Hosts   []string
-	Path    string
+	Path    string // as shown: "= /health" for an exact path, as check shows it
 	Default bool
 	Routes  []routeRow
+}
+
+// shownPath is a route's path as the page shows it: "= /x" for an exact
+// path (as NGINX writes location = /x), the prefix as it is.
+func shownPath(r proxy.RouteView) string {
+	if r.Exact {
+		return "= " + r.Path
+	}
+	return r.Path
 }
 
 type routeRow struct {
@@ -292,7 +301,7 @@ func newStatusPage(v StatusView, query string) statusPage {
 	})
 	p.Groups, p.GroupCount = keep(p.Groups, func(g routeGroup) bool {
 		for _, r := range g.Routes {
-			if match(routeFields(r.Route, r.Service, r.Hosts, r.RouteView.Endpoints)...) || match(r.Path) {
+			if match(routeFields(r.Route, r.Service, r.Hosts, r.RouteView.Endpoints)...) || match(shownPath(r.RouteView)) {
 				return true
 			}
 		}
@@ -348,7 +357,7 @@ func groupRoutes(routes []proxy.RouteView, row func(proxy.RouteView) routeRow) [
 		if !ok {
 			g = len(groups)
 			index[key] = g
-			groups = append(groups, routeGroup{Hosts: r.Hosts, Path: r.Path, Default: r.Default})
+			groups = append(groups, routeGroup{Hosts: r.Hosts, Path: shownPath(r), Default: r.Default})
 		}
 		rr := row(r)
 		rr.Share = shares[i]
@@ -359,8 +368,8 @@ func groupRoutes(routes []proxy.RouteView, row func(proxy.RouteView) routeRow) [
 
 // WeightShares returns, for each route, its share in percent of the
 // traffic of the weighted group it belongs to (the routes that publish the
-// same hosts, path and priority: a canary or blue-green pair), or -1 for a
-// route alone.
+// same hosts, path and priority: a canary or blue-green pair; an exact and
+// a prefix route of one path are two groups), or -1 for a route alone.
 func WeightShares(routes []proxy.RouteView) []int {
 	sums := make(map[string]int)
 	members := make(map[string]int)
@@ -387,7 +396,7 @@ func WeightShares(routes []proxy.RouteView) []int {
 func groupKey(r proxy.RouteView) string {
 	hosts := slices.Clone(r.Hosts)
 	slices.Sort(hosts)
-	return strings.Join(hosts, ",") + " " + r.Path + " " + strconv.Itoa(r.Priority) + " " + strconv.FormatBool(r.Default)
+	return strings.Join(hosts, ",") + " " + shownPath(r) + " " + strconv.Itoa(r.Priority) + " " + strconv.FormatBool(r.Default)
 }
 
 // tlsMode says how a route's hosts are served over TLS.
