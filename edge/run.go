@@ -73,6 +73,9 @@ type Options struct {
 	// BodyTimeout bounds a client's silence in the middle of a request
 	// body; see proxy.ServerOptions.
 	BodyTimeout time.Duration
+	// StdlibHTTP1 serves HTTP/1.x with net/http's server instead of the
+	// edge's own connection loop; see proxy.ServerOptions.
+	StdlibHTTP1 bool
 	// FirstTableWait bounds the wait for every source's first Config before
 	// traffic is accepted anyway. 0: 30s.
 	FirstTableWait time.Duration
@@ -152,7 +155,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	lns := socks.Listeners
 	httpLn, adminLn := lns["http"], lns["admin"]
-	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader, BodyTimeout: o.BodyTimeout}
+	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader, BodyTimeout: o.BodyTimeout,
+		StdlibHTTP1: o.StdlibHTTP1}
 	var srv, httpsSrv *proxy.Server
 	if httpLn != nil {
 		srv = p.NewServer("http", limits)

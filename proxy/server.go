@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swarmgate/swarmgate/internal/h1serve"
 	"github.com/swarmgate/swarmgate/internal/opt"
 	"go.uber.org/zap"
 )
@@ -27,13 +30,28 @@ type ServerOptions struct {
 	// BodyTimeout bounds how long a client may send nothing in the middle
 	// of a request body; then it gets 408. If zero, DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// StdlibHTTP1 serves HTTP/1.x with net/http's server, as before the
+	// edge had its own connection loop (internal/h1serve): a fallback. If
+	// false, the own loop serves HTTP/1.x and net/http serves HTTP/2 only.
+	StdlibHTTP1 bool
 }
 
 // Server is an http.Server for one kind of listener, with a shutdown that
-// loses no request (see Shutdown).
+// loses no request (see Shutdown). Unless ServerOptions.StdlibHTTP1, Serve
+// accepts the connections itself: HTTP/1.x is served by the edge's own
+// loop (h1), and the connections that speak HTTP/2 (ALPN "h2" after a TLS
+// handshake, or the cleartext preface) are handed to the http.Server
+// through an in-memory listener (h2), so that HTTP/2 stays net/http's.
 type Server struct {
 	*http.Server
 	p *Proxy
+
+	h1     *h1serve.Server // nil with StdlibHTTP1
+	h2     *connListener
+	h1once sync.Once
+	// handshaking counts the TLS connections accepted that have no engine
+	// yet; Shutdown waits for them as for fresh ones.
+	handshaking atomic.Int64
 
 	// fresh holds the connections accepted whose first request is not read
 	// yet; freshN counts them.
@@ -98,7 +116,31 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	s.Protocols.SetUnencryptedHTTP2(true)
 	s.Protocols.SetHTTP2(true)
 	srv.Server = s
+	if !o.StdlibHTTP1 {
+		srv.h1 = &h1serve.Server{}
+		srv.h2 = newConnListener()
+	}
 	return srv
+}
+
+// startH1 configures the own loop from the http.Server, once its owner is
+// done changing it (the edge wraps Handler and ConnState after NewServer),
+// and starts net/http's server on the in-memory listener.
+func (s *Server) startH1() {
+	s.h1once.Do(func() {
+		*s.h1 = h1serve.Server{
+			Handler:           s.Server.Handler,
+			ReadHeaderTimeout: s.Server.ReadHeaderTimeout,
+			IdleTimeout:       s.Server.IdleTimeout,
+			MaxHeaderBytes:    s.Server.MaxHeaderBytes,
+			ConnContext:       s.Server.ConnContext,
+			ConnState:         s.Server.ConnState,
+			H2C:               s.h2.deliver,
+			HTTPServer:        s.Server,
+			ErrorLog:          s.Server.ErrorLog,
+		}
+		go s.Server.Serve(s.h2)
+	})
 }
 
 // defaults fills in the zero values of o.
@@ -183,7 +225,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners = append(s.listeners, ln)
 	s.serving.Add(1)
 	s.mu.Unlock()
-	err := s.Server.Serve(ln)
+	var err error
+	if s.h1 == nil {
+		err = s.Server.Serve(ln)
+	} else {
+		s.startH1()
+		err = s.accept(ln)
+	}
 	s.serving.Add(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,6 +240,99 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return err
 }
+
+// accept serves the connections of ln until it fails, backing off from
+// temporary errors as net/http does.
+func (s *Server) accept(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.ErrorLog.Printf("http: Accept error: %v; retrying in %v", err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		go s.serveConn(c)
+	}
+}
+
+// serveConn picks the engine of one connection: a TLS connection is
+// handshaken first (within ReadHeaderTimeout, as net/http does) and goes
+// to net/http if it agreed on "h2"; the rest is the own loop's, which
+// hands a cleartext HTTP/2 preface back to net/http.
+func (s *Server) serveConn(c net.Conn) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		s.h1.ServeConn(c)
+		return
+	}
+	s.handshaking.Add(1)
+	tc.SetDeadline(time.Now().Add(s.Server.ReadHeaderTimeout))
+	err := tc.HandshakeContext(context.Background())
+	tc.SetDeadline(time.Time{})
+	if err != nil {
+		s.handshaking.Add(-1)
+		if !errors.Is(err, io.EOF) {
+			s.ErrorLog.Printf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
+		}
+		tc.Close()
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.h2.deliver(tc)
+		s.handshaking.Add(-1)
+		return
+	}
+	s.handshaking.Add(-1) // the loop tells StateNew at once: the connection is fresh then
+	s.h1.ServeConn(tc)
+}
+
+// connListener is the in-memory listener that hands connections to the
+// http.Server.
+type connListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// deliver hands c to the http.Server, or closes it if the server is gone.
+func (l *connListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return memAddr{} }
+
+type memAddr struct{}
+
+func (memAddr) Network() string { return "memory" }
+func (memAddr) String() string  { return "h1serve-to-net/http" }
 
 // settled records that a connection left the fresh state: its first request
 // arrived, or it closed.
@@ -222,7 +363,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 wait:
-	for s.freshN.Load() > 0 || s.serving.Load() > 0 {
+	for s.freshN.Load() > 0 || s.serving.Load() > 0 || s.handshaking.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-grace.C:
@@ -231,10 +372,43 @@ wait:
 			break wait
 		}
 	}
-	err := s.Server.Shutdown(ctx)
+	var err error
+	if s.h1 == nil {
+		err = s.Server.Shutdown(ctx)
+	} else {
+		// Both engines at once: idle connections close, requests in flight
+		// finish until ctx is done.
+		own := make(chan error, 1)
+		go func() { own <- s.h1.Shutdown(ctx) }()
+		err = s.Server.Shutdown(ctx)
+		s.h2.Close()
+		if e := <-own; err == nil {
+			err = e
+		}
+	}
 	s.p.CloseTunnels()
 	if err != nil {
 		s.Server.Close()
+		if s.h1 != nil {
+			s.h1.Close()
+		}
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once but the tunnels
+// (http.Server.Close, for both engines).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	err := s.Server.Close()
+	if s.h1 != nil {
+		s.h2.Close()
+		s.h1.Close()
 	}
 	return err
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/swarmgate/swarmgate/internal/testkit"
+)
+
+// TestEdgeStdlibHTTP1: --stdlib-http1 (default false) picks net/http's
+// HTTP/1 server over the edge's own loop. The two tell apart on a request
+// with Content-Length beside Transfer-Encoding: the own loop refuses it
+// (400), net/http's reads it by the chunked coding (200); both close.
+func TestEdgeStdlibHTTP1(t *testing.T) {
+	cmd := newEdgeCmd(&logOptions{})
+	if f := cmd.Flags().Lookup("stdlib-http1"); f == nil || f.DefValue != "false" {
+		t.Fatalf("--stdlib-http1: %v, want a flag with default false", f)
+	}
+	b := testkit.Backend(t, "web")
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
+  - name: web
+    labels:
+      swarmgate.hosts: app.example.org
+      swarmgate.port: "80"
+    endpoints: [%q]
+`, testkit.Addr(b))), 0o644)
+	for _, tt := range []struct {
+		stdlib bool
+		want   int
+	}{{false, http.StatusBadRequest}, {true, http.StatusOK}} {
+		t.Run(fmt.Sprint("stdlib=", tt.stdlib), func(t *testing.T) {
+			o := edgeOptions{
+				httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), routes: routes, routesPoll: time.Second,
+				drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
+				stdlibHTTP1: tt.stdlib,
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("runEdge: %v", err)
+				}
+			}()
+			waitReady(t, o.adminAddr)
+			c, err := net.DialTimeout("tcp", o.httpAddr, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.example.org\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || !resp.Close {
+				t.Fatalf("status %d, close %v; want %d and close", resp.StatusCode, resp.Close, tt.want)
+			}
+		})
+	}
+}
