@@ -62,11 +62,15 @@ type h3Conn struct {
 	active atomic.Int64
 	ended  atomic.Int64 // unix nanoseconds
 
-	// mu guards conn, next, waiting and complete.
-	mu       sync.Mutex
-	conn     *quic.Conn    // set once http3 serves the connection
-	next     quic.StreamID // the lowest client request stream not seen yet
-	waiting  map[quic.StreamID]*time.Timer
+	// mu guards conn, next, waiting, early and complete.
+	mu      sync.Mutex
+	conn    *quic.Conn    // set once http3 serves the connection
+	next    quic.StreamID // the lowest client request stream not seen yet
+	waiting map[quic.StreamID]*time.Timer
+	// early are the streams at or above next whose wait ended before the
+	// trace reported them: quic-go hands a packet's frames to the streams
+	// before it records the packet, so a handler can start first.
+	early    map[quic.StreamID]struct{}
 	complete bool // the TLS handshake completed
 }
 
@@ -230,7 +234,7 @@ func (s *HTTP3Server) closeIdle(now time.Time) {
 }
 
 func (s *HTTP3Server) newConn() *h3Conn {
-	return &h3Conn{s: s, waiting: make(map[quic.StreamID]*time.Timer)}
+	return &h3Conn{s: s, waiting: make(map[quic.StreamID]*time.Timer), early: make(map[quic.StreamID]struct{})}
 }
 
 // serving records the connection http3 serves as c.
@@ -278,6 +282,10 @@ func (c *h3Conn) watchHeaders(id quic.StreamID) {
 	for n := 0; c.next <= id && n < h3MaxStreams; n++ { // quic-go refuses streams beyond the limit
 		sid := c.next
 		c.next += 4
+		if _, done := c.early[sid]; done {
+			delete(c.early, sid)
+			continue
+		}
 		c.waiting[sid] = time.AfterFunc(c.s.headerTimeout, func() { c.headerTimeout(sid) })
 	}
 }
@@ -290,6 +298,8 @@ func (c *h3Conn) headersIn(id quic.StreamID) {
 	if t, ok := c.waiting[id]; ok {
 		t.Stop()
 		delete(c.waiting, id)
+	} else if id >= c.next && id%4 == 0 && len(c.early) < h3MaxStreams {
+		c.early[id] = struct{}{}
 	}
 }
 
@@ -314,6 +324,7 @@ func (c *h3Conn) finish() {
 		t.Stop()
 		delete(c.waiting, id)
 	}
+	clear(c.early)
 	complete := c.complete
 	c.mu.Unlock()
 	if !complete && c.s.Handshakes != nil {
@@ -357,6 +368,7 @@ func (r h3Recorder) RecordEvent(ev qlogwriter.Event) {
 			case *qlog.StreamFrame:
 				r.c.watchHeaders(fr.StreamID)
 			case *qlog.ResetStreamFrame: // the client gave the request up
+				r.c.watchHeaders(fr.StreamID) // a reset opens the stream too
 				r.c.headersIn(fr.StreamID)
 			}
 		}

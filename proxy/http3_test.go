@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -440,6 +442,82 @@ func TestHTTP3HeaderTimeout(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHTTP3HeaderTimeoutBusy: requests back to back from 16 loops on one
+// connection, for several header timeouts: none of them is taken for a
+// stalled stream, the connection stays the one it was.
+func TestHTTP3HeaderTimeoutBusy(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	web := testkit.Backend(t, "web")
+	var handshakes atomic.Int64
+	e := startH3With(t, route.Config{Routes: []route.Route{testkit.Route("web", []string{"web.example.org"}, "/", testkit.Addr(web))}},
+		ServerOptions{ReadHeaderTimeout: timeout}, func(s *HTTP3Server) {
+			s.Handshakes = func(bool) { handshakes.Add(1) }
+		})
+	end := time.Now().Add(5 * timeout)
+	var wg sync.WaitGroup
+	var requests, failed atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for n := 0; n < 2000 && time.Now().Before(end); n++ {
+				requests.Add(1)
+				resp, err := e.client.Get("https://web.example.org/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(2 * timeout) // the timers of the last streams
+	if failed.Load() > 0 || handshakes.Load() != 1 {
+		t.Fatalf("%d of %d requests failed, %d connections; want none and 1", failed.Load(), requests.Load(), handshakes.Load())
+	}
+	if n := h3Gauge(t, e.reg, "swarmgate_open_connections", "http3"); n != 1 {
+		t.Fatalf("%v connections open, want 1", n)
+	}
+}
+
+// TestHTTP3HeaderWait: the bookkeeping of streams waiting for headers,
+// whatever the order in which the trace and the handler report a stream
+// (quic-go delivers a packet's frames before it records the packet).
+func TestHTTP3HeaderWait(t *testing.T) {
+	s := &HTTP3Server{headerTimeout: time.Hour}
+	c := s.newConn()
+	waiting := func() []quic.StreamID {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var ids []quic.StreamID
+		for id := range c.waiting {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	c.watchHeaders(0)
+	c.watchHeaders(3) // a unidirectional stream of the client's: no request
+	c.headersIn(4)    // the handler before the trace
+	c.watchHeaders(8) // opens 4 (done already) and 8
+	if got := waiting(); !slices.Equal(got, []quic.StreamID{0, 8}) {
+		t.Fatalf("waiting %v, want [0 8]", got)
+	}
+	c.headersIn(0)
+	c.headersIn(8)
+	if got := waiting(); len(got) != 0 || len(c.early) != 0 {
+		t.Fatalf("waiting %v, early %v after every stream's headers", got, c.early)
+	}
+	c.watchHeaders(20) // 12, 16 and 20 at once
+	if got := waiting(); !slices.Equal(got, []quic.StreamID{12, 16, 20}) {
+		t.Fatalf("waiting %v, want [12 16 20]", got)
+	}
+	c.finish()
+	if got := waiting(); len(got) != 0 {
+		t.Fatalf("waiting %v after the connection ended", got)
+	}
 }
 
 // TestHTTP3Handshakes: Handshakes hears of every QUIC connection's TLS
