@@ -38,11 +38,12 @@ const (
 )
 
 // flatRoute is a route that ends at a node: its value and its whole path,
-// reported in Match.Path, and whether it is exact, reported in Match.Exact.
+// reported in Match.Path. Whether it is exact is in the node's record (and
+// in what walk returns), not here, so that a table's routes take no more
+// memory than they did before exact routes.
 type flatRoute[V any] struct {
 	value V
 	path  string
-	exact bool
 }
 
 // flatten lays out the tree rooted at root (nil: no routes) for host
@@ -85,11 +86,11 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 			word = uint32(len(f.routes))
 		}
 		if n.exact.set {
-			f.routes = append(f.routes, flatRoute[V]{n.exact.value, n.path, true})
+			f.routes = append(f.routes, flatRoute[V]{n.exact.value, n.path})
 			word |= routeExact
 		}
 		if n.route.set {
-			f.routes = append(f.routes, flatRoute[V]{n.route.value, n.path, false})
+			f.routes = append(f.routes, flatRoute[V]{n.route.value, n.path})
 			word |= routePrefix
 		}
 		put32(r[12:], word)
@@ -104,19 +105,20 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 }
 
 // lookup returns the route that path takes (the exact route of path, else
-// the longest prefix route that is a prefix of path on a segment boundary),
-// or nil: the answer node.lookup gives on the tree it was laid out from.
-func (f *flatTree[V]) lookup(path string) *flatRoute[V] {
+// the longest prefix route that is a prefix of path on a segment boundary)
+// and whether it is exact, or nil: the answer node.lookup gives on the tree
+// it was laid out from.
+func (f *flatTree[V]) lookup(path string) (*flatRoute[V], bool) {
 	if r := walk(f.bytes, f.base, path); r != 0 {
-		return &f.routes[r-1]
+		return &f.routes[r&routeIndex-1], r&routeExact != 0
 	}
-	return nil
+	return nil, false
 }
 
 // walk walks the flat bytes b of a tree whose records start at base and
 // returns 1 + the index in routes of the route that path takes, or 0: the
-// exact route of the node where path ends, else the longest prefix route
-// that is a prefix of path on a segment boundary. The root route "/" ends on
+// exact route of the node where path ends (with routeExact set), else the
+// longest prefix route that is a prefix of path on a segment boundary. The root route "/" ends on
 // a boundary by definition; it is the only route whose walk has consumed one
 // byte. It allocates nothing, and costs a table without exact routes one
 // flag test per node more than it did before them.
@@ -140,7 +142,7 @@ func walk(b string, base uint32, path string) uint32 {
 			// The node's first route: its exact one if it has one,
 			// which wins over its prefix one.
 			if route != 0 {
-				best = route&routeIndex + 1
+				best = route&routeIndex + 1 | route&routeExact
 			}
 			break
 		}

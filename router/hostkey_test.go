@@ -154,10 +154,10 @@ func TestFlatMatchesTree(t *testing.T) {
 			if n, exact := root.lookup(p); n != nil {
 				want = n.leaf(exact).value
 			}
-			if r := f.lookup(p); r != nil {
+			if r, exact := f.lookup(p); r != nil {
 				got = r.value
-				if r.value != fmt.Sprint(r.path, r.exact) {
-					t.Fatalf("flat route %+v holds another route's value", r)
+				if r.value != fmt.Sprint(r.path, exact) {
+					t.Fatalf("flat lookup(%q) = %+v exact %v: another route's value", p, r, exact)
 				}
 			}
 			if got != want {

@@ -252,8 +252,8 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 	if h, valid := canonicalHost(host); valid {
 		if s := t.exact.get(h); s != nil {
 			if r := walk(s.bytes, uint32(len(h)), path); r != 0 {
-				fr := &s.routes[r-1]
-				return fr.value, Match{s.bytes[:len(h)], fr.path, fr.exact}, true
+				fr := &s.routes[r&routeIndex-1]
+				return fr.value, Match{s.bytes[:len(h)], fr.path, r&routeExact != 0}, true
 			}
 		}
 		if t.wild.n > 0 {
@@ -268,16 +268,16 @@ func (t *Table[V]) Lookup(host, path string) (v V, m Match, ok bool) {
 				if s := t.wild.get(h[i:]); s != nil {
 					base := 1 + len(h) - i // "*" and the suffix
 					if r := walk(s.bytes, uint32(base), path); r != 0 {
-						fr := &s.routes[r-1]
-						return fr.value, Match{s.bytes[:base], fr.path, fr.exact}, true
+						fr := &s.routes[r&routeIndex-1]
+						return fr.value, Match{s.bytes[:base], fr.path, r&routeExact != 0}, true
 					}
 				}
 			}
 		}
 	}
 	if t.def != nil {
-		if r := t.def.flat.lookup(path); r != nil {
-			return r.value, Match{"", r.path, r.exact}, true
+		if r, exact := t.def.flat.lookup(path); r != nil {
+			return r.value, Match{"", r.path, exact}, true
 		}
 	}
 	return v, m, false
