@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,8 @@ type version struct {
 	id      string
 	prev    string // the version before, "" for the first
 	changed time.Time
-	items   map[string]item
+	keys    []string // the state's keys, sorted
+	items   []item   // items[i] is the item of keys[i]
 	routes  int
 	errors  int
 	live    []byte // the delta frame from prev: what every edge in step gets
@@ -162,47 +164,29 @@ func (s *Server) Close() {
 func (s *Server) Update(cfg route.Config) {
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
-	enc, err := s.enc.encode(cfg)
+	changes, complete, err := s.enc.diff(cfg)
 	if err != nil { // only an unencodable value, which the model has none of
 		s.log.Error("configuration not published", zap.Error(err))
 		return
 	}
 	prev := s.cur.Load()
-	var prevItems map[string]item
-	if prev != nil {
-		prevItems = prev.items
+	first := prev == nil
+	if first {
+		prev = &version{}
 	}
-	v := &version{items: make(map[string]item, len(enc)), changed: cfg.Changed}
+	v := &version{changed: cfg.Changed}
 	var touched []string
-	for k, raw := range enc {
-		if p, ok := prevItems[k]; ok && bytes.Equal(p.raw, raw) {
-			v.items[k] = p
-			continue
-		}
-		v.items[k] = newItem(k, raw)
-		touched = append(touched, k)
-	}
-	for k := range prevItems {
-		if _, ok := enc[k]; !ok {
-			touched = append(touched, k)
-		}
-	}
-	if prev != nil && len(touched) == 0 {
+	var before []itemSum
+	v.keys, v.items, touched, before = patch(prev.keys, prev.items, changes, complete)
+	if !first && len(touched) == 0 {
 		return
-	}
-	slices.Sort(touched)
-	before := make([]itemSum, len(touched))
-	for i, k := range touched {
-		if p, ok := prevItems[k]; ok {
-			before[i] = p.sum
-		}
 	}
 	if v.changed.IsZero() {
 		v.changed = s.o.Now()
 	}
-	v.id = versionOf(sortedKeys(v.items), func(k string) [sha256.Size]byte { return v.items[k].sum })
+	v.id = versionOfSums(len(v.items), func(i int) [sha256.Size]byte { return v.items[i].sum })
 	v.routes, v.errors = len(cfg.Routes), len(cfg.Errors)
-	if prev != nil {
+	if !first {
 		v.seq, v.prev = prev.seq+1, prev.id
 		v.live = v.deltaFrame(prev.id, v.changed, touched)
 	}
@@ -223,6 +207,69 @@ func (s *Server) Update(cfg route.Config) {
 	s.m.lastChange.Set(float64(v.changed.UnixNano()) / 1e9)
 	s.log.Debug("new version", zap.String("version", v.id), zap.String("from", v.prev),
 		zap.Int("changed_items", len(touched)), zap.Int("routes", v.routes), zap.Int("label_errors", v.errors))
+}
+
+// patch applies changes (sorted by key; a nil encoding deletes) to the
+// state of keys and items (sorted by key) and returns the new state, and the
+// keys whose item differs, sorted, with their hashes before (zero if absent).
+// When complete, changes hold every item of the new state, and a key of the
+// old one that is not among them is deleted. The old state is not modified
+// (a version is immutable): the new one is a copy, items that are as they
+// were shared, which costs a copy of the slices, not a hash or a map per key.
+func patch(keys []string, items []item, changes []itemChange, complete bool) (nkeys []string, nitems []item, touched []string, before []itemSum) {
+	nkeys = make([]string, 0, len(keys)+len(changes))
+	nitems = make([]item, 0, len(keys)+len(changes))
+	i, j := 0, 0
+	for i < len(keys) || j < len(changes) {
+		switch {
+		case j == len(changes) || i < len(keys) && keys[i] < changes[j].key:
+			if complete { // not in the new state
+				touched, before = append(touched, keys[i]), append(before, items[i].sum)
+				i++
+				continue
+			}
+			end := len(keys) // a run of keys no change names, copied at once
+			if j < len(changes) {
+				end = i + sort.SearchStrings(keys[i:], changes[j].key)
+			}
+			nkeys, nitems = append(nkeys, keys[i:end]...), append(nitems, items[i:end]...)
+			i = end
+		case i == len(keys) || changes[j].key < keys[i]: // a new key
+			if c := changes[j]; c.raw != nil {
+				nkeys, nitems = append(nkeys, c.key), append(nitems, newItem(c.key, c.raw))
+				touched, before = append(touched, c.key), append(before, itemSum{})
+			}
+			j++
+		default: // the same key
+			c, was := changes[j], items[i]
+			switch {
+			case c.raw == nil:
+				touched, before = append(touched, c.key), append(before, was.sum)
+			case bytes.Equal(was.raw, c.raw):
+				nkeys, nitems = append(nkeys, keys[i]), append(nitems, was)
+			default:
+				nkeys, nitems = append(nkeys, c.key), append(nitems, newItem(c.key, c.raw))
+				touched, before = append(touched, c.key), append(before, was.sum)
+			}
+			i, j = i+1, j+1
+		}
+	}
+	return nkeys, nitems, touched, before
+}
+
+// item returns the item of key k.
+func (v *version) item(k string) (item, bool) {
+	i, ok := slices.BinarySearch(v.keys, k)
+	if !ok {
+		return item{}, false
+	}
+	return v.items[i], true
+}
+
+// sumOf returns the hash of key k's item, for history.since.
+func (v *version) sumOf(k string) (itemSum, bool) {
+	it, ok := v.item(k)
+	return it.sum, ok
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -271,10 +318,10 @@ func (h *history) add(e histEntry) {
 }
 
 // since returns the keys whose item differs between version id and the
-// version of seq upTo (cur, its items), and when the first change after id
+// version of seq upTo (cur, the hash of its item by key), and when the first change after id
 // was reported; ok is false when id is not in the history. A key changed
 // and changed back in between is left out.
-func (h *history) since(id string, upTo uint64, cur map[string]item) (keys []string, first time.Time, ok bool) {
+func (h *history) since(id string, upTo uint64, cur func(key string) (itemSum, bool)) (keys []string, first time.Time, ok bool) {
 	base, ok := h.seqOf[id]
 	if !ok || len(h.entries) == 0 || base > upTo {
 		return nil, time.Time{}, false
@@ -295,7 +342,7 @@ func (h *history) since(id string, upTo uint64, cur map[string]item) (keys []str
 		}
 	}
 	for k, was := range atBase {
-		if now, ok := cur[k]; ok && now.sum != was || !ok && was != (itemSum{}) {
+		if now, ok := cur(k); ok && now != was || !ok && was != (itemSum{}) {
 			keys = append(keys, k)
 		}
 	}
@@ -320,7 +367,7 @@ func (v *version) snapshotFrame() []byte {
 	if v.snapshot == nil {
 		var b bytes.Buffer
 		frameHead(&b, "snapshot", v.id, "", v.changed)
-		writeSet(&b, v.items, sortedKeys(v.items))
+		writeSet(&b, v.keys, func(i int) []byte { return v.items[i].raw })
 		b.WriteString("}\n")
 		v.snapshot = b.Bytes()
 	}
@@ -334,15 +381,16 @@ func (v *version) deltaFrame(base string, at time.Time, keys []string) []byte {
 	frameHead(&b, "delta", v.id, base, at)
 	var del []string
 	set := keys[:0:0]
+	var raws [][]byte
 	for _, k := range keys {
-		if _, ok := v.items[k]; ok {
-			set = append(set, k)
+		if it, ok := v.item(k); ok {
+			set, raws = append(set, k), append(raws, it.raw)
 		} else {
 			del = append(del, k)
 		}
 	}
 	if len(set) > 0 {
-		writeSet(&b, v.items, set)
+		writeSet(&b, set, func(i int) []byte { return raws[i] })
 	}
 	if len(del) > 0 {
 		b.WriteString(`,"del":`)
@@ -365,16 +413,17 @@ func frameHead(b *bytes.Buffer, kind, id, from string, at time.Time) {
 	}
 }
 
-func writeSet(b *bytes.Buffer, items map[string]item, keys []string) {
+// writeSet writes the items of keys, raw(i) being the encoding of keys[i].
+func writeSet(b *bytes.Buffer, keys []string, raw func(i int) []byte) {
 	b.WriteString(`,"set":{`)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		raw, _ := json.Marshal(k)
-		b.Write(raw)
+		name, _ := json.Marshal(k)
+		b.Write(name)
 		b.WriteByte(':')
-		b.Write(items[k].raw)
+		b.Write(raw(i))
 	}
 	b.WriteByte('}')
 }
@@ -398,7 +447,7 @@ func (s *Server) frameFrom(v *version, base string) (frame []byte, kind frameKin
 		return f, kindDelta
 	}
 	s.mu.Lock()
-	keys, first, ok := s.hist.since(base, v.seq, v.items)
+	keys, first, ok := s.hist.since(base, v.seq, v.sumOf)
 	s.mu.Unlock()
 	if !ok {
 		return v.snapshotFrame(), kindResync

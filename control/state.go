@@ -201,71 +201,127 @@ func fromWire(w *wireRoute) route.Route {
 // encodeConfig returns the items of a Config by key. Two routes with the
 // same ID (a source bug) both travel, the second under "ID#2".
 func encodeConfig(cfg route.Config) (map[string][]byte, error) {
-	return new(encoder).encode(cfg)
+	changes, _, err := new(encoder).diff(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(changes))
+	for _, c := range changes {
+		out[c.key] = c.raw
+	}
+	return out, nil
 }
 
-// encoder encodes Configs, one after another, reusing the encoding of each
-// route and endpoint list that is as it was in the Config before: a change
-// to one service costs its items, not 20,000 JSON encodings. It is not safe
-// for concurrent use.
+// encoder encodes Configs, one after another, and says which items differ
+// from the Config before: a route or endpoint list that is as it was keeps
+// its encoding, so a change to one service costs its items, not 20,000 JSON
+// encodings or maps rebuilt. It is not safe for concurrent use.
 type encoder struct {
-	routes    map[string]encodedRoute
-	endpoints map[string]encodedEndpoints
+	// valid is set when routes and errors hold the items of the last
+	// Config encoded; after an error they are dropped and the next diff
+	// reports the whole state.
+	valid  bool
+	gen    uint64                    // the count of diffs: marks what the current one met
+	routes map[string]*encodedRoute  // by route ID (with its "#N" when a duplicate)
+	errors map[string]*encodedErrors // by service
 }
 
 type encodedRoute struct {
-	route route.Route // without its endpoints
-	raw   []byte
+	gen    uint64
+	route  route.Route // without its endpoints
+	raw    []byte
+	eps    []string
+	epsRaw []byte // nil when the route has no endpoints (no item)
 }
 
-type encodedEndpoints struct {
-	eps []string
+type encodedErrors struct {
+	gen  uint64
+	list []wireLabelError
+	raw  []byte
+}
+
+// itemChange is an item that differs from the Config before: its new
+// encoding, or nil when it is gone.
+type itemChange struct {
+	key string
 	raw []byte
 }
 
-// encode is encodeConfig.
-func (e *encoder) encode(cfg route.Config) (map[string][]byte, error) {
-	out := make(map[string][]byte, 2*len(cfg.Routes)+len(cfg.Errors))
-	routes := make(map[string]encodedRoute, len(cfg.Routes))
-	endpoints := make(map[string]encodedEndpoints, len(cfg.Routes))
+// diff encodes cfg and returns the items that differ from the Config the
+// last diff encoded, sorted by key. complete is set when there was no such
+// Config (the first diff, or one after an error): changes then holds every
+// item of cfg and no deletion, and whatever item the caller holds that is
+// not in it is gone.
+func (e *encoder) diff(cfg route.Config) (changes []itemChange, complete bool, err error) {
+	if !e.valid {
+		e.routes, e.errors = map[string]*encodedRoute{}, map[string]*encodedErrors{}
+		complete = true
+	}
+	e.valid = false // until this diff is through
+	e.gen++
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		id := r.ID()
-		for n := 2; out[keyRoute+id] != nil; n++ {
+		enc := e.routes[id]
+		for n := 2; enc != nil && enc.gen == e.gen; n++ {
 			id = r.ID() + "#" + strconv.Itoa(n)
+			enc = e.routes[id]
 		}
+		fresh := enc == nil
+		if fresh {
+			enc = &encodedRoute{}
+			e.routes[id] = enc
+		}
+		enc.gen = e.gen
 		bare := *r
 		bare.Endpoints = nil
-		enc, ok := e.routes[id]
-		if !ok || !route.Same(&enc.route, &bare) {
+		if fresh || !route.Same(&enc.route, &bare) {
 			raw, err := json.Marshal(toWire(r))
 			if err != nil {
-				return nil, fmt.Errorf("control: encode route %s: %w", id, err)
+				return nil, false, fmt.Errorf("control: encode route %s: %w", id, err)
 			}
-			enc = encodedRoute{bare, raw}
+			enc.route, enc.raw = bare, raw
+			changes = append(changes, itemChange{keyRoute + id, raw})
+		} else if complete {
+			changes = append(changes, itemChange{keyRoute + id, enc.raw})
 		}
-		routes[id] = enc
-		out[keyRoute+id] = enc.raw
-		if len(r.Endpoints) > 0 {
-			ep, ok := e.endpoints[id]
-			if !ok || !slices.Equal(ep.eps, r.Endpoints) {
-				raw, err := json.Marshal(r.Endpoints)
-				if err != nil {
-					return nil, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
-				}
-				ep = encodedEndpoints{r.Endpoints, raw}
+		switch {
+		case len(r.Endpoints) > 0 && (enc.epsRaw == nil || !slices.Equal(enc.eps, r.Endpoints)):
+			raw, err := json.Marshal(r.Endpoints)
+			if err != nil {
+				return nil, false, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
 			}
-			endpoints[id] = ep
-			out[keyEndpoints+id] = ep.raw
+			enc.eps, enc.epsRaw = r.Endpoints, raw
+			changes = append(changes, itemChange{keyEndpoints + id, raw})
+		case len(r.Endpoints) > 0 && complete:
+			changes = append(changes, itemChange{keyEndpoints + id, enc.epsRaw})
+		case len(r.Endpoints) == 0 && enc.epsRaw != nil:
+			enc.eps, enc.epsRaw = nil, nil
+			changes = append(changes, itemChange{keyEndpoints + id, nil})
 		}
 	}
-	e.routes, e.endpoints = routes, endpoints
-	errs := map[string][]wireLabelError{}
-	for _, e := range cfg.Errors {
-		if e == nil {
+	if len(e.routes) > len(cfg.Routes) { // routes gone since the last Config
+		for id, enc := range e.routes {
+			if enc.gen == e.gen {
+				continue
+			}
+			changes = append(changes, itemChange{keyRoute + id, nil})
+			if enc.epsRaw != nil {
+				changes = append(changes, itemChange{keyEndpoints + id, nil})
+			}
+			delete(e.routes, id)
+		}
+	}
+
+	var errs map[string][]wireLabelError
+	for _, le := range cfg.Errors {
+		if le == nil {
 			continue
 		}
-		errs[e.Service] = append(errs[e.Service], wireLabelError{Label: e.Label, Value: e.Value, Reason: e.Reason})
+		if errs == nil {
+			errs = map[string][]wireLabelError{}
+		}
+		errs[le.Service] = append(errs[le.Service], wireLabelError{Label: le.Label, Value: le.Value, Reason: le.Reason})
 	}
 	for svc, list := range errs {
 		// A parser that reports a service's errors in label-map order
@@ -273,13 +329,31 @@ func (e *encoder) encode(cfg route.Config) (map[string][]byte, error) {
 		slices.SortFunc(list, func(a, b wireLabelError) int {
 			return cmp.Or(strings.Compare(a.Label, b.Label), strings.Compare(a.Value, b.Value), strings.Compare(a.Reason, b.Reason))
 		})
-		raw, err := json.Marshal(list)
-		if err != nil {
-			return nil, fmt.Errorf("control: encode label errors of %s: %w", svc, err)
+		enc := e.errors[svc]
+		if enc == nil || !slices.Equal(enc.list, list) {
+			raw, err := json.Marshal(list)
+			if err != nil {
+				return nil, false, fmt.Errorf("control: encode label errors of %s: %w", svc, err)
+			}
+			enc = &encodedErrors{list: list, raw: raw}
+			e.errors[svc] = enc
+			changes = append(changes, itemChange{keyErrors + svc, raw})
+		} else if complete {
+			changes = append(changes, itemChange{keyErrors + svc, enc.raw})
 		}
-		out[keyErrors+svc] = raw
+		enc.gen = e.gen
 	}
-	return out, nil
+	if len(e.errors) > len(errs) {
+		for svc, enc := range e.errors {
+			if enc.gen != e.gen {
+				changes = append(changes, itemChange{keyErrors + svc, nil})
+				delete(e.errors, svc)
+			}
+		}
+	}
+	slices.SortFunc(changes, func(a, b itemChange) int { return strings.Compare(a.key, b.key) })
+	e.valid = true
+	return changes, complete, nil
 }
 
 // decoded is one item as the client keeps it: its hash and its value.
