@@ -107,7 +107,7 @@ func (m *metrics) swapped(t *Table, labelErrors int, gone []string, all bool) {
 	if all {
 		gone = gone[:0]
 		for id := range m.byRoute {
-			if _, in := t.byID[id]; !in {
+			if !t.hasRoute(id) {
 				gone = append(gone, id)
 			}
 		}

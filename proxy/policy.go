@@ -94,5 +94,5 @@ func (p *Proxy) policyRelay(w http.ResponseWriter, r *http.Request, code int, bo
 
 // pruneLimits forgets the rate-limit state of routes t no longer has.
 func (p *Proxy) pruneLimits(t *Table) {
-	p.limits.Keep(func(id string) bool { _, in := t.byID[id]; return in })
+	p.limits.Keep(t.hasRoute)
 }

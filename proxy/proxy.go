@@ -231,7 +231,7 @@ func (p *Proxy) budget(route string) *retryBudget {
 func goneIDs(t *Table) []string {
 	var gone []string
 	for _, tg := range t.dropped {
-		if _, in := t.byID[tg.id]; !in {
+		if !t.hasRoute(tg.id) {
 			gone = append(gone, tg.id)
 		}
 	}
@@ -241,7 +241,7 @@ func goneIDs(t *Table) []string {
 // pruneBudgets forgets the budgets of routes the table no longer has.
 func (p *Proxy) pruneBudgets(t *Table) {
 	p.budgets.Range(func(k, _ any) bool {
-		if _, in := t.byID[k.(string)]; !in {
+		if !t.hasRoute(k.(string)) {
 			p.budgets.Delete(k)
 		}
 		return true

@@ -265,6 +265,30 @@ type Config struct {
 	// them. It is metadata, not state: two Configs that differ only in
 	// Changed describe the same routes. Zero if the source does not know.
 	Changed time.Time
+
+	// Gen and Delta are an optional hint, metadata like Changed, that lets
+	// a consumer which derives its state from the Config before skip the
+	// routes that did not change. Gen, when not zero, names this Config: a
+	// source that sets it draws a new random one for every Config it hands
+	// out, so that Configs of different sources never share one. A Config
+	// made from other Configs (a merge, a filter) sets neither.
+	Gen uint64
+	// Delta, when not nil, is how Routes differ from those of the Config
+	// whose Gen is Delta.From.
+	Delta *Delta
+}
+
+// Delta is how a Config's routes differ from an earlier Config of the same
+// source. A consumer that holds the earlier Config may take every route
+// that Routes does not name as the Same as that Config's route of its ID; a
+// consumer that does not hold it, or finds the hint inconsistent with what
+// it holds, compares every route.
+type Delta struct {
+	From uint64 // the Gen of the earlier Config
+	// Routes are the IDs (Route.ID) of every route added, removed or
+	// changed since: a route not named is in both Configs and the Same
+	// (Same) in both. Naming a route that did not change is allowed.
+	Routes []string
 }
 
 // Source produces Configs. Run blocks until ctx is done, calling update with
