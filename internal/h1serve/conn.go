@@ -55,6 +55,16 @@ var (
 	bigReaders sync.Pool
 )
 
+// reqState is what reading a request needs beside the reader: the parsed
+// head (with the field slots it has grown) and the chunked decoder. It is
+// pooled with the reader, so an idle connection holds neither.
+type reqState struct {
+	head  h1wire.Request
+	chunk h1wire.ChunkedReader
+}
+
+var reqStates = sync.Pool{New: func() any { return new(reqState) }}
+
 // wbuf is what a response holds while it is written.
 type wbuf struct {
 	bw    *bufio.Writer
@@ -74,8 +84,7 @@ type conn struct {
 	ctx      context.Context
 	accepted time.Time
 	lim      h1wire.Limits
-	head     h1wire.Request
-	chunk    h1wire.ChunkedReader
+	rs       *reqState // while a request is read and served
 	served   int // requests answered
 
 	state atomic.Int32
@@ -210,6 +219,11 @@ func (c *conn) closeIfIdle(newFor time.Duration) {
 }
 
 func (c *conn) releaseReader() {
+	if c.rs != nil {
+		c.rs.chunk = h1wire.ChunkedReader{}
+		reqStates.Put(c.rs)
+		c.rs = nil
+	}
 	if c.br == nil {
 		return
 	}
@@ -223,6 +237,9 @@ func (c *conn) releaseReader() {
 }
 
 func (c *conn) acquireReader() {
+	if c.rs == nil {
+		c.rs = reqStates.Get().(*reqState)
+	}
 	if c.br != nil {
 		return
 	}
@@ -310,7 +327,7 @@ func (r *replayConn) Read(p []byte) (int, error) {
 // it does not fit the small one.
 func (c *conn) readHead() error {
 	for {
-		err := h1wire.ReadHead(c.br, &c.head, c.lim)
+		err := h1wire.ReadHead(c.br, &c.rs.head, c.lim)
 		if err == nil {
 			return nil
 		}

@@ -25,7 +25,7 @@ const (
 // response. The head is copied into one string that every field value,
 // the target and the host are cut from.
 func (c *conn) newRequest() (*response, *http.Request, error) {
-	h := &c.head
+	h := &c.rs.head
 	base := h.Method
 	end := 0
 	extend := func(b []byte) {
@@ -119,7 +119,7 @@ func (c *conn) newRequest() (*response, *http.Request, error) {
 	case h1wire.BodyChunked:
 		r.ContentLength = -1
 		r.TransferEncoding = []string{"chunked"}
-		c.chunk.Reset(c.br, c.lim)
+		c.rs.chunk.Reset(c.br, c.lim)
 		r.Body = &body{c: c, w: w, chunked: true}
 		c.bodyDone = false
 		if declared {
@@ -363,7 +363,7 @@ func (b *body) readLocked(p []byte) (int, error) {
 	var n int
 	var err error
 	if b.chunked {
-		n, err = b.c.chunk.Read(p)
+		n, err = b.c.rs.chunk.Read(p)
 		if err == io.EOF {
 			b.trailers()
 		}
@@ -391,7 +391,7 @@ func (b *body) readLocked(p []byte) (int, error) {
 
 // trailers copies the chunked body's trailer fields to the request.
 func (b *body) trailers() {
-	t := b.c.chunk.Trailer
+	t := b.c.rs.chunk.Trailer
 	if len(t) == 0 || b.req == nil {
 		return
 	}
