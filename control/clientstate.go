@@ -2,6 +2,7 @@ package control
 
 import (
 	"crypto/sha256"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ type clientState struct {
 	full        bool
 	dirty       map[string]bool
 	errorsDirty bool
+	// gen is the Gen of the last Config built, which the next one's Delta
+	// starts from.
+	gen uint64
 }
 
 type keySum struct {
@@ -107,8 +111,11 @@ func (s *clientState) version() string {
 // config returns the Config of the state: what buildConfig assembles,
 // patched from the last one where the state changed by a small delta. Its
 // routes slice is new: the Config handed out before is read-only and stays
-// as it was.
+// as it was. Every Config gets a new random Gen, and a patched one a Delta
+// from the last: the IDs of the routes the patch replaced, inserted or
+// deleted, so that the edge compares only those.
 func (s *clientState) config(changed time.Time) route.Config {
+	gen := rand.Uint64() | 1 // not zero
 	if s.full {
 		keys := make([]string, len(s.order))
 		for i := range s.order {
@@ -123,17 +130,28 @@ func (s *clientState) config(changed time.Time) route.Config {
 			}
 		}
 		s.full, s.dirty, s.errorsDirty = false, map[string]bool{}, false
+		s.gen, cfg.Gen = gen, gen
 		return cfg
 	}
+	// The copy is the one cost of a delta that grows with the routes: a
+	// Config handed out is read-only, and its readers (the status page,
+	// the table in force) may still be reading it.
 	routes := slices.Clone(s.routes)
+	delta := &route.Delta{From: s.gen}
 	for id := range s.dirty {
 		k := keyRoute + id
 		i, in := slices.BinarySearch(s.routeKeys, k)
 		d, ok := s.items[k]
+		if in {
+			delta.Routes = append(delta.Routes, routes[i].ID())
+		}
 		switch {
 		case ok && d.route != nil:
 			r := *d.route
 			r.Endpoints = s.items[keyEndpoints+id].endpoints
+			if !in || r.ID() != routes[i].ID() {
+				delta.Routes = append(delta.Routes, r.ID())
+			}
 			if in {
 				routes[i] = r
 			} else {
@@ -155,5 +173,6 @@ func (s *clientState) config(changed time.Time) route.Config {
 	s.routes = routes
 	clear(s.dirty)
 	s.errorsDirty = false
-	return route.Config{Routes: routes, Errors: s.errors, Changed: changed}
+	s.gen = gen
+	return route.Config{Routes: routes, Errors: s.errors, Changed: changed, Gen: gen, Delta: delta}
 }

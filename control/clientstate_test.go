@@ -14,8 +14,11 @@ import (
 
 // TestClientStatePatchesAsItBuilds applies random deltas to a client state
 // and checks, after each, that the patched Config and the version are those
-// of building from every item, as a snapshot of the same state gives.
+// of building from every item, as a snapshot of the same state gives, and
+// that its Delta names every route that differs from the Config before.
 func TestClientStatePatchesAsItBuilds(t *testing.T) {
+	var last route.Config
+	deltas := 0
 	rng := rand.New(rand.NewPCG(5, 8))
 	state := newClientState()
 	state.reset(map[string]decoded{})
@@ -72,6 +75,12 @@ func TestClientStatePatchesAsItBuilds(t *testing.T) {
 		}
 		at := time.Unix(int64(step), 0)
 		got := state.config(at)
+		checkDelta(t, step, last, got)
+		if got.Delta != nil {
+			deltas++
+		}
+		last = got
+		got.Gen, got.Delta = 0, nil
 
 		all := map[string]decoded{}
 		if err := decodeSet(all, items); err != nil {
@@ -84,6 +93,43 @@ func TestClientStatePatchesAsItBuilds(t *testing.T) {
 		}
 		if v, w := state.version(), versionOf(keys, func(k string) [32]byte { return all[k].sum }); v != w {
 			t.Fatalf("step %d: version %s, want %s", step, v, w)
+		}
+	}
+	if deltas < 250 {
+		t.Errorf("%d Configs of 300 came with a Delta", deltas)
+	}
+}
+
+// checkDelta fails t unless cfg has a new Gen and, if it has a Delta, the
+// Delta starts from prev and names every route that is not in both or not
+// the Same in both.
+func checkDelta(t *testing.T, step int, prev, cfg route.Config) {
+	t.Helper()
+	if cfg.Gen == 0 || cfg.Gen == prev.Gen {
+		t.Fatalf("step %d: Gen %d after %d", step, cfg.Gen, prev.Gen)
+	}
+	if cfg.Delta == nil {
+		return
+	}
+	if cfg.Delta.From != prev.Gen {
+		t.Fatalf("step %d: Delta from %d, the Config before is %d", step, cfg.Delta.From, prev.Gen)
+	}
+	byID := func(rs []route.Route) map[string]*route.Route {
+		m := map[string]*route.Route{}
+		for i := range rs {
+			m[rs[i].ID()] = &rs[i]
+		}
+		return m
+	}
+	before, after := byID(prev.Routes), byID(cfg.Routes)
+	for id, r := range after {
+		if b := before[id]; (b == nil || !route.Same(b, r)) && !slices.Contains(cfg.Delta.Routes, id) {
+			t.Fatalf("step %d: route %s changed, and the Delta %v does not name it", step, id, cfg.Delta.Routes)
+		}
+	}
+	for id := range before {
+		if after[id] == nil && !slices.Contains(cfg.Delta.Routes, id) {
+			t.Fatalf("step %d: route %s went, and the Delta %v does not name it", step, id, cfg.Delta.Routes)
 		}
 	}
 }
