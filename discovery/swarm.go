@@ -152,6 +152,7 @@ func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
 	r := &swarmRun{s: s, update: update, logged: map[string]bool{}, watch: map[string]time.Time{}}
 	r.cache.parsed = map[string]parsedLabels{}
+	r.cache.built = newSwarmMemo()
 	backoff := swarmMinBackoff
 	var downSince time.Time
 	for {
@@ -385,13 +386,13 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	r.s.status.set(func(s *SwarmState) { s.Connected, s.LastSync = true, time.Now() })
 	r.converging = res.ConvergingIDs
 	r.logLabelErrors(res.Config.Errors)
-	if r.sent && sameConfig(r.last, res.Config) {
+	if r.sent && !r.changed(res) {
 		return kind, nil
 	}
 	r.s.log.Info("routes changed", zap.String("sync", kind), zap.Int("routes", len(res.Config.Routes)),
 		zap.Int("label_errors", len(res.Config.Errors)), zap.Strings("converging", res.Converging))
 	cfg := res.Config
-	cfg.Changed = r.stamp(st, res.Config, eventAt)
+	cfg.Changed = r.stamp(st, r.changedServices(res), eventAt)
 	r.sent, r.last = true, res.Config
 	r.s.m.updates.Inc()
 	r.update(cfg)
@@ -401,15 +402,34 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	return kind, nil
 }
 
+// changed reports whether a build's Config differs from the last one sent.
+// The build says so when it kept its results (swarmMemo): they are those of
+// the build before, whose Config was sent or was the same as the one sent.
+func (r *swarmRun) changed(res swarmResult) bool {
+	if res.Changed != nil {
+		return len(res.Changed) > 0
+	}
+	return !sameConfig(r.last, res.Config)
+}
+
+// changedServices names the services whose routes or label errors differ
+// between the last Config sent and the one a build yields.
+func (r *swarmRun) changedServices(res swarmResult) map[string]bool {
+	if res.Changed != nil {
+		return res.Changed
+	}
+	return changedServices(r.last, res.Config)
+}
+
 // stamp returns when Swarm reported the change a new Config brings: the
 // newest Swarm timestamp among the services that changed (a task's status,
 // a service's update) or the time of the event that caused the listing,
 // whichever is earlier (an event may come after the task it finds was
 // running: the earliest change is the Config's, see route.Config), else now.
 // It is never later than now: workers' clocks may run ahead.
-func (r *swarmRun) stamp(st swarmState, cfg route.Config, eventAt time.Time) time.Time {
+func (r *swarmRun) stamp(st swarmState, changed map[string]bool, eventAt time.Time) time.Time {
 	now := time.Now()
-	at := changeStamp(st, changedServices(r.last, cfg))
+	at := changeStamp(st, changed)
 	if !eventAt.IsZero() && (at.IsZero() || eventAt.Before(at)) {
 		at = eventAt
 	}
@@ -460,6 +480,7 @@ type swarmCache struct {
 	listed   bool                   // services and tasks listed
 
 	parsed map[string]parsedLabels // labels parsed by the last builds (swarmState.Parsed); nil: none kept
+	built  *swarmMemo              // what the last builds derived (swarmState.Built); nil: none kept
 }
 
 // serviceOfContainer returns the ID and name of the service whose cached
@@ -597,7 +618,7 @@ func (s *Swarm) list(ctx context.Context, full bool, want listing, c *swarmCache
 		return swarmState{}, whole, l.err
 	}
 	return swarmState{Services: c.services, TaskMap: c.tasks, Networks: c.networks, Nodes: c.nodes, Parsed: c.parsed,
-		Dialects: s.o.Labels}, whole, nil
+		Built: c.built, Dialects: s.o.Labels}, whole, nil
 }
 
 // byService groups tasks by service ID, in place: ts is sorted, and each

@@ -2,7 +2,9 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/swarmgate/swarmgate/bench/scale/fakedocker"
@@ -25,7 +27,7 @@ func BenchmarkSwarmListing(b *testing.B) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	c := swarmCache{parsed: map[string]parsedLabels{}}
+	c := swarmCache{parsed: map[string]parsedLabels{}, built: newSwarmMemo()}
 	full := func(b *testing.B) swarmState {
 		st, _, err := s.list(ctx, true, listing{}, &c)
 		if err != nil {
@@ -60,4 +62,65 @@ func BenchmarkSwarmListing(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSwarmBuild measures buildSwarmConfig alone for one changed
+// service (a scale-up: a version and a task more) at the scale of
+// bench/scale, with the build memo (what the source does) and without it
+// (every service's endpoints computed again, labels still reused):
+//
+//	go test -run '^$' -bench SwarmBuild -benchtime 20x ./discovery
+func BenchmarkSwarmBuild(b *testing.B) {
+	fake := fakedocker.New(fakedocker.Options{Services: 10000, Tasks: 5})
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	s, err := NewSwarm(SwarmOptions{Host: "tcp://" + srv.Listener.Addr().String(), Network: "bench-net"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := swarmCache{parsed: map[string]parsedLabels{}}
+	st, _, err := s.list(context.Background(), true, listing{}, &c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// scaleUp replaces the tasks of the n-th service with one more, and
+	// moves its version, as a poll of it after `docker service scale` does.
+	added := 0
+	scaleUp := func(n int) {
+		added++
+		svc := &c.services[n%len(c.services)]
+		ts := c.tasks[svc.ID]
+		extra := ts[0]
+		extra.ID += "-x"
+		extra.NetworksAttachments = slices.Clone(extra.NetworksAttachments)
+		for i := range extra.NetworksAttachments {
+			extra.NetworksAttachments[i].Addresses = []string{fmt.Sprintf("10.%d.%d.%d/8", 100+added/62500%100, added/250%250, added%250)}
+		}
+		c.tasks[svc.ID] = append(slices.Clip(ts), extra)
+		svc.Version.Index += 1000000
+	}
+	for _, memo := range []bool{true, false} {
+		name := "memo"
+		if !memo {
+			name = "nomemo"
+		}
+		b.Run(name, func(b *testing.B) {
+			st := st
+			if memo {
+				st.Built = newSwarmMemo()
+			}
+			buildSwarmConfig(st, "bench-net")
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				n++
+				scaleUp(n * 37)
+				res := buildSwarmConfig(st, "bench-net")
+				if len(res.Config.Routes) != 10000 || memo && len(res.Changed) != 1 {
+					b.Fatalf("%d routes, %d changed", len(res.Config.Routes), len(res.Changed))
+				}
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -33,6 +34,10 @@ type swarmState struct {
 	Parsed map[string]parsedLabels
 	// Dialects are the label dialects read; zero is DefaultDialects.
 	Dialects Dialects
+	// Built, if not nil, keeps what each build derived from each service,
+	// from one build to the next (swarmMemo): a build then computes only
+	// the services that changed, and says which.
+	Built *swarmMemo
 }
 
 // parsedLabels is what ParseLabelsFor returned for a version of a service.
@@ -83,6 +88,10 @@ type swarmResult struct {
 	// ConvergingIDs are the IDs of the Converging services, in the same
 	// order: what a fast poll lists.
 	ConvergingIDs []string
+	// Changed, with a swarmMemo (swarmState.Built), names the services
+	// whose routes or label errors differ from the last build's
+	// (changedServices of the two Configs); nil without one.
+	Changed map[string]bool
 }
 
 // netRef is an overlay network a service is attached to.
@@ -93,86 +102,281 @@ type netRef struct{ ID, Name string }
 // resolved. edgeNetwork is the network the edge shares with services
 // (edge --network); "" when not given. Output is deterministic (services in
 // name order, endpoints sorted) so that two listings of an unchanged cluster
-// compare equal.
+// compare equal. With st.Built, what is as it was at the last build is
+// reused, not computed again, and the result names the services that
+// changed (swarmMemo).
 func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
-	nets := make(map[string]swarmNetwork, 2*len(st.Networks))
-	for _, n := range st.Networks {
-		nets[n.ID] = n
-	}
-	byName := make(map[string]swarmNetwork, len(st.Networks))
-	for _, n := range st.Networks {
-		byName[n.Name] = n
-	}
-	down := map[string]bool{}
-	for _, n := range st.Nodes {
-		if n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected {
-			down[n.ID] = true
+	memo := st.Built
+	reuse := memo != nil && memo.sameCluster(st, edgeNetwork)
+	var e *buildEnv // built when a service is computed
+	env := func() *buildEnv {
+		if e == nil {
+			e = newBuildEnv(st, edgeNetwork)
 		}
+		return e
 	}
 	tasks := st.tasksByService()
-	// Services are sorted by pointer: at 10,000 services the structs
-	// themselves are megabytes to copy on every poll.
-	services := make([]*swarmService, len(st.Services))
-	for i := range st.Services {
-		services[i] = &st.Services[i]
-	}
-	sort.Slice(services, func(i, j int) bool {
-		if services[i].Spec.Name != services[j].Spec.Name {
-			return services[i].Spec.Name < services[j].Spec.Name
-		}
-		return services[i].ID < services[j].ID
-	})
+	order := sortedServices(st.Services, memo)
 
-	res := swarmResult{Config: route.Config{Routes: []route.Route{}}}
-	if len(st.Parsed) > len(services) { // services gone since the last build
-		ids := make(map[string]bool, len(services))
-		for _, svc := range services {
-			ids[svc.ID] = true
+	res := swarmResult{Config: route.Config{Routes: make([]route.Route, 0, len(order))}}
+	if len(st.Parsed) > len(order) { // services gone since the last build
+		ids := make(map[string]bool, len(order))
+		for _, ref := range order {
+			ids[ref.id] = true
 		}
 		maps.DeleteFunc(st.Parsed, func(id string, _ parsedLabels) bool { return !ids[id] })
 	}
-	for _, svc := range services {
-		routes, errs := st.parse(svc)
-		if len(errs) > 0 {
-			res.Config.Errors = append(res.Config.Errors, errs...)
-			continue
+	if memo != nil {
+		memo.gen++
+		res.Changed = map[string]bool{}
+	}
+	for _, ref := range order {
+		svc := &st.Services[ref.idx]
+		ts := tasks[svc.ID]
+		var b *builtService
+		if memo != nil {
+			b = memo.services[svc.ID]
 		}
-		if len(routes) == 0 {
-			continue
-		}
-		attached := attachedNetworks(svc, nets, byName)
-		st := tasks[svc.ID]
-		pending := false
-		for j := range routes {
-			r := &routes[j]
-			r.ServiceID = svc.ID
-			r.CreatedAt = svc.CreatedAt
-			n, lerr := chooseNetwork(svc, r, attached, byName, edgeNetwork)
-			if lerr == nil {
-				r.Network = n.Name
-				if r.Backend == route.BackendVIP {
-					var ok bool
-					r.Endpoints, ok, lerr = vipEndpoints(svc, r, n)
-					pending = pending || !ok
-				} else {
-					r.Endpoints = taskEndpoints(st, n.ID, r.Port, down)
+		if !reuse || b == nil || !b.current(svc, ts) {
+			nb := st.buildService(svc, ts, env())
+			if memo != nil {
+				if !b.sameResult(nb) {
+					res.Changed[nb.name] = true
+					if b != nil {
+						res.Changed[b.name] = true
+					}
 				}
+				memo.services[svc.ID] = nb
 			}
-			if lerr != nil {
-				errs = append(errs, lerr)
-			}
+			b = nb
 		}
-		if len(errs) > 0 {
-			res.Config.Errors = append(res.Config.Errors, errs...)
-			continue
+		if memo != nil {
+			b.gen = memo.gen
 		}
-		res.Config.Routes = append(res.Config.Routes, routes...)
-		if pending || converging(svc, st) {
+		res.Config.Routes = append(res.Config.Routes, b.routes...)
+		res.Config.Errors = append(res.Config.Errors, b.errs...)
+		if b.converging {
 			res.Converging = append(res.Converging, svc.Spec.Name)
 			res.ConvergingIDs = append(res.ConvergingIDs, svc.ID)
 		}
 	}
+	if memo != nil {
+		if len(memo.services) > len(order) { // services gone since the last build
+			for id, b := range memo.services {
+				if b.gen != memo.gen {
+					if len(b.routes) > 0 || len(b.errs) > 0 {
+						res.Changed[b.name] = true
+					}
+					delete(memo.services, id)
+				}
+			}
+		}
+		memo.remember(st, edgeNetwork, order)
+	}
 	return res
+}
+
+// swarmMemo keeps what buildSwarmConfig derived from each service (its
+// routes with their endpoints, its label errors, whether it converges) and
+// the services' order, from one build to the next. A service whose version,
+// status and task slice are as they were, in a cluster whose network and
+// node listings are the same slices as at the last build, is not computed
+// again: a change to one service costs that service, not 10,000 services'
+// endpoints. It relies on what swarmCache does: a listing that changes a
+// service's tasks replaces its slice in the TaskMap and never modifies one
+// in place, and the network and node listings are replaced, not modified,
+// when listed again. Not safe for concurrent use.
+type swarmMemo struct {
+	gen      uint64 // the count of builds: marks the services the last one met
+	edge     string // what the results were computed for
+	dialects Dialects
+	networks []swarmNetwork // the listings they were computed from, by identity
+	nodes    []swarmNode
+	services map[string]*builtService // by service ID
+	order    []serviceRef             // the services of the last build, in name order
+}
+
+func newSwarmMemo() *swarmMemo { return &swarmMemo{services: map[string]*builtService{}} }
+
+// sameCluster reports whether st's networks and nodes, edge network and
+// dialects are those the remembered results were computed with.
+func (m *swarmMemo) sameCluster(st swarmState, edge string) bool {
+	return m.edge == edge && m.dialects == st.Dialects && sameSlice(m.networks, st.Networks) && sameSlice(m.nodes, st.Nodes)
+}
+
+func (m *swarmMemo) remember(st swarmState, edge string, order []serviceRef) {
+	m.edge, m.dialects, m.networks, m.nodes, m.order = edge, st.Dialects, st.Networks, st.Nodes, order
+}
+
+// sameSlice reports whether a and b are the same slice: the same elements
+// in the same memory, not merely equal ones.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// builtService is what a build derived from one service.
+type builtService struct {
+	gen uint64 // the build that last met it
+	// What it was derived from: the service's version and what of it is
+	// not versioned (its status, listed with it), and its tasks.
+	version    uint64
+	updatedAt  time.Time
+	status     serviceStatus
+	tasks      []swarmTask
+	name       string
+	routes     []route.Route       // nil when it has errors
+	errs       []*route.LabelError // the service is skipped when there are any
+	converging bool
+}
+
+// serviceStatus is the part of a service's listing that convergence reads
+// beside its spec: the update's state and the tasks desired.
+type serviceStatus struct {
+	update  swarm.UpdateState
+	desired uint64
+	listed  bool // ServiceStatus was listed
+}
+
+func statusOf(svc *swarmService) serviceStatus {
+	var s serviceStatus
+	if svc.UpdateStatus != nil {
+		s.update = svc.UpdateStatus.State
+	}
+	if svc.ServiceStatus != nil {
+		s.desired, s.listed = svc.ServiceStatus.DesiredTasks, true
+	}
+	return s
+}
+
+// current reports whether b was derived from svc as it is, with tasks ts.
+// A service listed with no version (Version.Index 0) is never current.
+func (b *builtService) current(svc *swarmService, ts []swarmTask) bool {
+	return b.version != 0 && b.version == svc.Version.Index && b.updatedAt.Equal(svc.UpdatedAt) &&
+		b.name == svc.Spec.Name && b.status == statusOf(svc) && sameSlice(b.tasks, ts)
+}
+
+// sameResult reports whether b (nil: a service that was not there) and c
+// bring the same routes and label errors to the Config.
+func (b *builtService) sameResult(c *builtService) bool {
+	if b == nil {
+		return len(c.routes) == 0 && len(c.errs) == 0
+	}
+	return b.name == c.name && slices.EqualFunc(b.routes, c.routes, func(x, y route.Route) bool { return route.Same(&x, &y) }) &&
+		reflect.DeepEqual(b.errs, c.errs)
+}
+
+// serviceRef is a service of the listing: its name and ID, which order it,
+// and where it is in swarmState.Services.
+type serviceRef struct {
+	name, id string
+	idx      int
+}
+
+func compareRefs(a, b serviceRef) int {
+	return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
+}
+
+// sortedServices returns the services in name order (then ID). With a memo
+// whose order still describes services (every service it names is at the
+// same place, with the same name) and services appended since, it inserts
+// those rather than sorting 10,000 services again.
+func sortedServices(services []swarmService, memo *swarmMemo) []serviceRef {
+	if memo != nil && len(memo.order) <= len(services) {
+		old := memo.order
+		ok := true
+		for _, ref := range old {
+			if ref.idx >= len(old) || services[ref.idx].ID != ref.id || services[ref.idx].Spec.Name != ref.name {
+				ok = false
+				break
+			}
+		}
+		if ok { // old covers services[:len(old)], each index once
+			order := slices.Clone(old)
+			for i := len(old); i < len(services); i++ {
+				ref := serviceRef{name: services[i].Spec.Name, id: services[i].ID, idx: i}
+				at, _ := slices.BinarySearchFunc(order, ref, compareRefs)
+				order = slices.Insert(order, at, ref)
+			}
+			return order
+		}
+	}
+	order := make([]serviceRef, len(services))
+	for i := range services {
+		order[i] = serviceRef{name: services[i].Spec.Name, id: services[i].ID, idx: i}
+	}
+	slices.SortFunc(order, compareRefs)
+	return order
+}
+
+// buildEnv is what computing a service's routes reads of the cluster.
+type buildEnv struct {
+	nets, byName map[string]swarmNetwork // by ID, by name
+	down         map[string]bool         // nodes down or disconnected
+	edge         string
+}
+
+func newBuildEnv(st swarmState, edge string) *buildEnv {
+	e := &buildEnv{
+		nets:   make(map[string]swarmNetwork, len(st.Networks)),
+		byName: make(map[string]swarmNetwork, len(st.Networks)),
+		down:   map[string]bool{},
+		edge:   edge,
+	}
+	for _, n := range st.Networks {
+		e.nets[n.ID] = n
+	}
+	for _, n := range st.Networks {
+		e.byName[n.Name] = n
+	}
+	for _, n := range st.Nodes {
+		if n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected {
+			e.down[n.ID] = true
+		}
+	}
+	return e
+}
+
+// buildService derives a service's routes (with their networks and
+// endpoints) or label errors, and whether it converges, from the service
+// and its tasks ts.
+func (st *swarmState) buildService(svc *swarmService, ts []swarmTask, e *buildEnv) *builtService {
+	b := &builtService{version: svc.Version.Index, updatedAt: svc.UpdatedAt, status: statusOf(svc), tasks: ts, name: svc.Spec.Name}
+	routes, errs := st.parse(svc)
+	if len(errs) > 0 {
+		b.errs = errs
+		return b
+	}
+	if len(routes) == 0 {
+		return b
+	}
+	attached := attachedNetworks(svc, e.nets, e.byName)
+	pending := false
+	for j := range routes {
+		r := &routes[j]
+		r.ServiceID = svc.ID
+		r.CreatedAt = svc.CreatedAt
+		n, lerr := chooseNetwork(svc, r, attached, e.byName, e.edge)
+		if lerr == nil {
+			r.Network = n.Name
+			if r.Backend == route.BackendVIP {
+				var ok bool
+				r.Endpoints, ok, lerr = vipEndpoints(svc, r, n)
+				pending = pending || !ok
+			} else {
+				r.Endpoints = taskEndpoints(ts, n.ID, r.Port, e.down)
+			}
+		}
+		if lerr != nil {
+			errs = append(errs, lerr)
+		}
+	}
+	if len(errs) > 0 {
+		b.errs = slices.Clip(errs)
+		return b
+	}
+	b.routes = routes
+	b.converging = pending || converging(svc, ts)
+	return b
 }
 
 // attachedNetworks lists the overlay networks of a service's tasks, ingress
