@@ -158,6 +158,9 @@ func (w *response) start() {
 		w.status == http.StatusSwitchingProtocols
 	w.isHead = w.req.Method == http.MethodHead
 	_, haveDate := w.header["Date"]
+	// Declared trailers need the chunked coding: a Content-Length beside
+	// them is dropped.
+	chunkedForTrailers := len(w.header["Trailer"]) > 0 && w.minor == 1
 	for k, vv := range w.header {
 		switch k {
 		case "Transfer-Encoding":
@@ -171,7 +174,8 @@ func (w *response) start() {
 			}
 			continue
 		case "Content-Length":
-			if w.status == http.StatusNoContent || w.status == http.StatusSwitchingProtocols {
+			if w.status == http.StatusNoContent || w.status == http.StatusSwitchingProtocols ||
+				chunkedForTrailers && !bodyless && !w.isHead {
 				continue
 			}
 			if len(vv) == 1 {
@@ -198,7 +202,7 @@ func (w *response) start() {
 	switch {
 	case bodyless || w.isHead:
 		w.framing = frameNone
-	case w.length >= 0 && (len(w.trailers) == 0 || w.minor == 0):
+	case w.length >= 0:
 		w.framing = frameLength
 	default:
 		return // decided by the body's size or a flush

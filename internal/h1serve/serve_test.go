@@ -581,3 +581,25 @@ func TestRequestURLAgreesWithNetURL(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailersWithContentLength: declared trailers need the chunked
+// coding, so a Content-Length beside them is dropped, never sent with it.
+func TestTrailersWithContentLength(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "hello")
+		w.Header().Set("X-Sum", "5")
+	})})
+	c := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "hello" || resp.ContentLength != -1 || resp.Trailer.Get("X-Sum") != "5" {
+		t.Fatalf("body %q length %d trailer %v", b, resp.ContentLength, resp.Trailer)
+	}
+}
