@@ -85,7 +85,7 @@ type conn struct {
 	accepted time.Time
 	lim      h1wire.Limits
 	rs       *reqState // while a request is read and served
-	served   int // requests answered
+	served   int       // requests answered
 
 	state atomic.Int32
 
