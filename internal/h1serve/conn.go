@@ -404,7 +404,9 @@ func (c *conn) serveOne() bool {
 		return false
 	}
 	if w.closeAfter {
-		c.linger()
+		if w.unread {
+			c.linger() // the client may still be sending its body
+		}
 		return false
 	}
 	return true

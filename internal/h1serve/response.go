@@ -44,6 +44,7 @@ type response struct {
 	conn     []string // the handler's Connection field
 
 	closeAfter bool
+	unread     bool // the request body was not read to its end
 	hijacked   bool
 	isHead     bool
 
@@ -331,7 +332,7 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.reqBody != nil && !w.reqBody.discard() {
-		w.closeAfter = true
+		w.closeAfter, w.unread = true, true
 	}
 	if w.framing == framePending {
 		w.commit(true)
