@@ -67,7 +67,8 @@ func BenchmarkSwarmListing(b *testing.B) {
 // BenchmarkSwarmBuild measures buildSwarmConfig alone for one changed
 // service (a scale-up: a version and a task more) at the scale of
 // bench/scale, with the build memo (what the source does) and without it
-// (every service's endpoints computed again, labels still reused):
+// (every service's endpoints computed again, labels still reused), and a
+// poll that finds the service as it was (memo-poll):
 //
 //	go test -run '^$' -bench SwarmBuild -benchtime 20x ./discovery
 func BenchmarkSwarmBuild(b *testing.B) {
@@ -100,14 +101,25 @@ func BenchmarkSwarmBuild(b *testing.B) {
 		c.tasks[svc.ID] = append(slices.Clip(ts), extra)
 		svc.Version.Index += 1000000
 	}
-	for _, memo := range []bool{true, false} {
-		name := "memo"
-		if !memo {
-			name = "nomemo"
-		}
-		b.Run(name, func(b *testing.B) {
+	// poll lists the n-th service again and finds it as it was: a new
+	// task slice, the same tasks.
+	poll := func(n int) {
+		id := c.services[n%len(c.services)].ID
+		c.tasks[id] = slices.Clone(c.tasks[id])
+	}
+	for _, bc := range []struct {
+		name    string
+		memo    bool
+		change  func(int)
+		changed int
+	}{
+		{"memo", true, scaleUp, 1},
+		{"nomemo", false, scaleUp, 0},
+		{"memo-poll", true, poll, 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			st := st
-			if memo {
+			if bc.memo {
 				st.Built = newSwarmMemo()
 			}
 			buildSwarmConfig(st, "bench-net")
@@ -115,9 +127,9 @@ func BenchmarkSwarmBuild(b *testing.B) {
 			n := 0
 			for b.Loop() {
 				n++
-				scaleUp(n * 37)
+				bc.change(n * 37)
 				res := buildSwarmConfig(st, "bench-net")
-				if len(res.Config.Routes) != 10000 || memo && len(res.Changed) != 1 {
+				if len(res.Config.Routes) != 10000 || len(res.Changed) != bc.changed {
 					b.Fatalf("%d routes, %d changed", len(res.Config.Routes), len(res.Changed))
 				}
 			}

@@ -118,7 +118,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 	tasks := st.tasksByService()
 	order := sortedServices(st.Services, memo)
 
-	res := swarmResult{Config: route.Config{Routes: make([]route.Route, 0, len(order))}}
+	res := swarmResult{}
 	if len(st.Parsed) > len(order) { // services gone since the last build
 		ids := make(map[string]bool, len(order))
 		for _, ref := range order {
@@ -130,7 +130,8 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 		memo.gen++
 		res.Changed = map[string]bool{}
 	}
-	for _, ref := range order {
+	built := make([]*builtService, len(order))
+	for i, ref := range order {
 		svc := &st.Services[ref.idx]
 		ts := tasks[svc.ID]
 		var b *builtService
@@ -153,8 +154,7 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 		if memo != nil {
 			b.gen = memo.gen
 		}
-		res.Config.Routes = append(res.Config.Routes, b.routes...)
-		res.Config.Errors = append(res.Config.Errors, b.errs...)
+		built[i] = b
 		if b.converging {
 			res.Converging = append(res.Converging, svc.Spec.Name)
 			res.ConvergingIDs = append(res.ConvergingIDs, svc.ID)
@@ -171,7 +171,20 @@ func buildSwarmConfig(st swarmState, edgeNetwork string) swarmResult {
 				}
 			}
 		}
-		memo.remember(st, edgeNetwork, order)
+	}
+	if memo != nil && memo.config.Routes != nil && len(res.Changed) == 0 {
+		// The routes and errors of the last build, in the same order: its
+		// Config is this one (Configs are read-only).
+		res.Config = memo.config
+	} else {
+		res.Config = route.Config{Routes: make([]route.Route, 0, len(order))}
+		for _, b := range built {
+			res.Config.Routes = append(res.Config.Routes, b.routes...)
+			res.Config.Errors = append(res.Config.Errors, b.errs...)
+		}
+	}
+	if memo != nil {
+		memo.remember(st, edgeNetwork, order, res.Config)
 	}
 	return res
 }
@@ -194,6 +207,7 @@ type swarmMemo struct {
 	nodes    []swarmNode
 	services map[string]*builtService // by service ID
 	order    []serviceRef             // the services of the last build, in name order
+	config   route.Config             // the last build's Config
 }
 
 func newSwarmMemo() *swarmMemo { return &swarmMemo{services: map[string]*builtService{}} }
@@ -204,8 +218,8 @@ func (m *swarmMemo) sameCluster(st swarmState, edge string) bool {
 	return m.edge == edge && m.dialects == st.Dialects && sameSlice(m.networks, st.Networks) && sameSlice(m.nodes, st.Nodes)
 }
 
-func (m *swarmMemo) remember(st swarmState, edge string, order []serviceRef) {
-	m.edge, m.dialects, m.networks, m.nodes, m.order = edge, st.Dialects, st.Networks, st.Nodes, order
+func (m *swarmMemo) remember(st swarmState, edge string, order []serviceRef, cfg route.Config) {
+	m.edge, m.dialects, m.networks, m.nodes, m.order, m.config = edge, st.Dialects, st.Networks, st.Nodes, order, cfg
 }
 
 // sameSlice reports whether a and b are the same slice: the same elements
@@ -289,6 +303,9 @@ func sortedServices(services []swarmService, memo *swarmMemo) []serviceRef {
 				ok = false
 				break
 			}
+		}
+		if ok && len(old) == len(services) {
+			return old // never modified: a new order is a copy
 		}
 		if ok { // old covers services[:len(old)], each index once
 			order := slices.Clone(old)
