@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,5 +72,59 @@ func TestEdgeStdlibHTTP1(t *testing.T) {
 				t.Fatalf("status %d, close %v; want %d and close", resp.StatusCode, resp.Close, tt.want)
 			}
 		})
+	}
+}
+
+// TestEdgeProxyProtocolOwnLoop: behind a load balancer that sends a PROXY
+// header (--proxy-protocol-from), the own HTTP/1 loop serves the request
+// that follows it, pipelined in the same packet, with the client address
+// the header names.
+func TestEdgeProxyProtocolOwnLoop(t *testing.T) {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.URL.Path, r.Header.Get("X-Forwarded-For"))
+	}))
+	defer b.Close()
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
+  - name: web
+    labels:
+      swarmgate.hosts: app.example.org
+      swarmgate.port: "80"
+    endpoints: [%q]
+`, testkit.Addr(b))), 0o644)
+	o := edgeOptions{
+		httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), routes: routes, routesPoll: time.Second,
+		drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
+	}
+	o.proxyFrom = "127.0.0.0/8"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runEdge: %v", err)
+		}
+	}()
+	waitReady(t, o.adminAddr)
+	c, err := net.DialTimeout("tcp", o.httpAddr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"+
+		"GET /one HTTP/1.1\r\nHost: app.example.org\r\n\r\nGET /two HTTP/1.1\r\nHost: app.example.org\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/one 203.0.113.7", "/two 203.0.113.7"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("%d %q, want 200 %q", resp.StatusCode, body, want)
+		}
 	}
 }
