@@ -14,12 +14,7 @@ import (
 // (a connect that hangs) and a live one: the connection comes from the
 // live one at once, not after the dead one's timeout.
 func TestRaceDialTakesTheAddressThatAnswers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln, port := listenLocal(t)
 	lookup := func(context.Context, string) ([]string, error) { return []string{"192.0.2.1", "127.0.0.1"}, nil }
 	hung := make(chan struct{})
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -61,11 +56,7 @@ func TestRaceDialTakesTheAddressThatAnswers(t *testing.T) {
 // partition that heals a moment later) is connected by the next wave, not
 // after the connect timeout.
 func TestRaceDialSendsAgainInWaves(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, _ := listenLocal(t)
 	var mu sync.Mutex
 	attempts := 0
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -105,12 +96,7 @@ func TestRaceDialSendsAgainInWaves(t *testing.T) {
 // only, until the replica that took its place reaches DNS: the next wave
 // dials the new address, without waiting for the dead one's timeout.
 func TestRaceDialResolvesAgainInWaves(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln, port := listenLocal(t)
 	var mu sync.Mutex
 	lookups := 0
 	lookup := func(context.Context, string) ([]string, error) {
@@ -126,14 +112,7 @@ func TestRaceDialResolvesAgainInWaves(t *testing.T) {
 			return []string{"192.0.2.1", "127.0.0.1"}, nil
 		}
 	}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if strings.HasPrefix(addr, "192.0.2.1:") {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}
+	dial := deadAt("192.0.2.1")
 	start := time.Now()
 	c, err := raceDial(context.Background(), "tcp", net.JoinHostPort("control", port), lookup, dial, 50*time.Millisecond, 5*time.Second)
 	if err != nil {
@@ -154,12 +133,7 @@ func TestRaceDialResolvesAgainInWaves(t *testing.T) {
 // by the first wave after it listens, within the one dial's timeout rather
 // than after the caller's backoff.
 func TestRaceDialWaitsOutRefusalsAndLookupFailures(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port := listenLocal(t)
 	var mu sync.Mutex
 	lookups, dials := 0, 0
 	lookup := func(context.Context, string) ([]string, error) {
@@ -197,5 +171,30 @@ func TestRaceDialWaitsOutRefusalsAndLookupFailures(t *testing.T) {
 	if _, err := raceDial(context.Background(), "tcp", "control:7070", fail, dial, 50*time.Millisecond, 200*time.Millisecond); err == nil ||
 		!strings.Contains(err.Error(), "no such host") || strings.Count(err.Error(), "no such host") != 1 {
 		t.Errorf("never resolved: %v; want the lookup's error, once", err)
+	}
+}
+
+// listenLocal listens on a loopback port for the test's length.
+func listenLocal(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return ln, port
+}
+
+// deadAt is a dialer to which ip is a dead replica (no answer until the
+// dial is given up) and every other address is dialled for real.
+func deadAt(ip string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, ip+":") {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
 	}
 }

@@ -344,22 +344,8 @@ func TestRollingUpdateCPUStarved(t *testing.T) {
 // is routed through every edge within a second of its return.
 func TestControlPlaneKilled(t *testing.T) {
 	waitLBUp(t, 60*time.Second)
-	old := mustDocker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService)
-	if old == "" {
-		t.Fatal("no control plane container on the manager")
-	}
-	load := startLoad(scenarioLoad())
-	time.Sleep(3 * time.Second)
-	if _, err := docker("kill", old); err != nil {
-		load.stop(t)
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	late := prefix + "-late"
-	lateHost := "late.cluster.test"
-	mustDocker(t, "service", "create", "--detach", "--name", late, "--no-resolve-image", "--network", network,
-		"--replicas", "2", "--env", "SERVICE="+late, "--label", "swarmgate.hosts="+lateHost,
-		"--label", "swarmgate.port=8000", echoImage, "--listen", ":8000")
+	late, lateHost := prefix+"-late", "late.cluster.test"
+	old, load, killed := killControl(t, late, lateHost)
 	defer docker("service", "rm", late)
 	// Its return: a new container running (Swarm restarts it after the
 	// stack's 2 s delay); and the new service's tasks running.
@@ -382,21 +368,7 @@ func TestControlPlaneKilled(t *testing.T) {
 	if tasksUp.After(ref) {
 		ref = tasksUp
 	}
-	routed := map[string]time.Duration{}
-	testkit.Eventually(t, 60*time.Second, 10*time.Millisecond, func() error {
-		for _, e := range edges {
-			if _, ok := routed[e.name]; ok {
-				continue
-			}
-			if code, _, err := get(e.addr+":80", lateHost); err == nil && code == 200 {
-				routed[e.name] = time.Since(ref)
-			}
-		}
-		if len(routed) < len(edges) {
-			return fmt.Errorf("routed so far: %v", routed)
-		}
-		return nil
-	})
+	routed := routedBy(t, lateHost, ref)
 	time.Sleep(2 * time.Second)
 	res := load.stop(t)
 	t.Logf("control plane killed: back (container started) %s after the kill; the new service's tasks running %s after; routed after its return by edge %v; %s",
@@ -454,40 +426,12 @@ func TestControlReplicaKilled(t *testing.T) {
 	// Its address reaches the edge nodes' DNS by gossip (about 1.5 s here).
 	time.Sleep(5 * time.Second)
 
-	old := mustDocker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService, "--filter", "status=running")
-	if old == "" {
-		t.Fatal("no control plane container on the manager")
-	}
-	load := startLoad(scenarioLoad())
-	time.Sleep(3 * time.Second)
-	if _, err := docker("kill", old); err != nil {
-		load.stop(t)
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	late := prefix + "-late-b"
-	lateHost := "late-b.cluster.test"
-	mustDocker(t, "service", "create", "--detach", "--name", late, "--no-resolve-image", "--network", network,
-		"--replicas", "2", "--env", "SERVICE="+late, "--label", "swarmgate.hosts="+lateHost,
-		"--label", "swarmgate.port=8000", echoImage, "--listen", ":8000")
+	late, lateHost := prefix+"-late-b", "late-b.cluster.test"
+	old, load, killed := killControl(t, late, lateHost)
 	defer docker("service", "rm", late)
 	testkit.Eventually(t, 60*time.Second, 20*time.Millisecond, func() error { return running(late, 2, "") })
 	tasksUp := time.Now()
-	routed := map[string]time.Duration{}
-	testkit.Eventually(t, 60*time.Second, 10*time.Millisecond, func() error {
-		for _, e := range edges {
-			if _, ok := routed[e.name]; ok {
-				continue
-			}
-			if code, _, err := get(e.addr+":80", lateHost); err == nil && code == 200 {
-				routed[e.name] = time.Since(tasksUp)
-			}
-		}
-		if len(routed) < len(edges) {
-			return fmt.Errorf("routed so far: %v", routed)
-		}
-		return nil
-	})
+	routed := routedBy(t, lateHost, tasksUp)
 	// The killed replica back before the next scenario.
 	testkit.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
 		if id, _ := docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService, "--filter", "status=running"); id == "" || id == old {
@@ -533,6 +477,53 @@ func TestEdgeRollingUpdate(t *testing.T) {
 		t.Errorf("%d of %d requests failed; want 0", res.Errors(), res.Requests)
 	}
 	checkRate(t, "edge rolling update", res)
+}
+
+// killControl starts the scenario load, SIGKILLs the stack's control plane
+// container 3 s into it and creates service late (two echo tasks for
+// lateHost) while it is down. The caller removes late.
+func killControl(t *testing.T, late, lateHost string) (old string, load *background, killed time.Time) {
+	t.Helper()
+	old = mustDocker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+controlService, "--filter", "status=running")
+	if old == "" {
+		t.Fatal("no control plane container on the manager")
+	}
+	load = startLoad(scenarioLoad())
+	time.Sleep(3 * time.Second)
+	if _, err := docker("kill", old); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	killed = time.Now()
+	if _, err := docker("service", "create", "--detach", "--name", late, "--no-resolve-image", "--network", network,
+		"--replicas", "2", "--env", "SERVICE="+late, "--label", "swarmgate.hosts="+lateHost,
+		"--label", "swarmgate.port=8000", echoImage, "--listen", ":8000"); err != nil {
+		load.stop(t)
+		t.Fatal(err)
+	}
+	return old, load, killed
+}
+
+// routedBy waits until every edge answers 200 for host, and returns how long
+// after since each first did.
+func routedBy(t *testing.T, host string, since time.Time) map[string]time.Duration {
+	t.Helper()
+	routed := map[string]time.Duration{}
+	testkit.Eventually(t, 60*time.Second, 10*time.Millisecond, func() error {
+		for _, e := range edges {
+			if _, ok := routed[e.name]; ok {
+				continue
+			}
+			if code, _, err := get(e.addr+":80", host); err == nil && code == 200 {
+				routed[e.name] = time.Since(since)
+			}
+		}
+		if len(routed) < len(edges) {
+			return fmt.Errorf("routed so far: %v", routed)
+		}
+		return nil
+	})
+	return routed
 }
 
 // dockerLogs is docker with the command's standard error (where the logs
