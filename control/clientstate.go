@@ -135,8 +135,12 @@ func (s *clientState) config(changed time.Time) route.Config {
 	}
 	// The copy is the one cost of a delta that grows with the routes: a
 	// Config handed out is read-only, and its readers (the status page,
-	// the table in force) may still be reading it.
-	routes := slices.Clone(s.routes)
+	// the table in force) may still be reading it. A delta that changed no
+	// route (label errors only) shares the routes of the last.
+	routes := s.routes
+	if len(s.dirty) > 0 {
+		routes = slices.Clone(s.routes)
+	}
 	delta := &route.Delta{From: s.gen}
 	for id := range s.dirty {
 		k := keyRoute + id

@@ -18,6 +18,7 @@ import (
 // that its Delta names every route that differs from the Config before.
 func TestClientStatePatchesAsItBuilds(t *testing.T) {
 	var last route.Config
+	var lastRoutes []route.Route // a copy of last.Routes, which must not change
 	deltas := 0
 	rng := rand.New(rand.NewPCG(5, 8))
 	state := newClientState()
@@ -79,7 +80,10 @@ func TestClientStatePatchesAsItBuilds(t *testing.T) {
 		if got.Delta != nil {
 			deltas++
 		}
-		last = got
+		if !reflect.DeepEqual(last.Routes, lastRoutes) {
+			t.Fatalf("step %d: the Config handed out before changed", step)
+		}
+		last, lastRoutes = got, slices.Clone(got.Routes)
 		got.Gen, got.Delta = 0, nil
 
 		all := map[string]decoded{}
