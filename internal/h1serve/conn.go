@@ -427,8 +427,10 @@ func (c *conn) refuse(code int) {
 }
 
 // linger half-closes the connection and reads what the client still
-// sends for a moment, so that a response is not lost to a reset that
-// unread bytes would cause (net/http's rstAvoidanceDelay).
+// sends, for lingerMax at most, so that a response is not lost to a reset
+// that unread bytes would cause (net/http's rstAvoidanceDelay; NGINX's
+// lingering close): a client still sending its body can finish, read the
+// answer and close.
 func (c *conn) linger() {
 	type closeWriter interface{ CloseWrite() error }
 	cw, ok := c.rwc.(closeWriter)
@@ -440,7 +442,7 @@ func (c *conn) linger() {
 	if c.br != nil {
 		c.br.Discard(c.br.Buffered())
 	}
-	io.CopyN(io.Discard, c.rwc, discardMax)
+	io.Copy(io.Discard, c.rwc) // until the client closes, or lingerMax
 }
 
 // startWatch arms the watch of a request: after watchDelay, with the body

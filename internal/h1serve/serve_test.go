@@ -603,3 +603,31 @@ func TestTrailersWithContentLength(t *testing.T) {
 		t.Fatalf("body %q length %d trailer %v", b, resp.ContentLength, resp.Trailer)
 	}
 }
+
+// TestAnswerBeforeTheBody: a handler that answers without reading a body
+// larger than what is dropped for keep-alive closes the connection, and
+// the client, still sending, finishes and reads the answer (no reset).
+func TestAnswerBeforeTheBody(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	})})
+	for range 5 {
+		c := dial(t, addr)
+		const size = 4 << 20
+		sent := make(chan error, 1)
+		go func() {
+			_, err := fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
+			if err == nil {
+				_, err = c.Write(make([]byte, size))
+			}
+			sent <- err
+		}()
+		if err := <-sent; err != nil {
+			t.Fatalf("sending the body: %v", err)
+		}
+		resp, _ := readResponse(t, bufio.NewReader(c), "POST")
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+			t.Fatalf("status %d close %v", resp.StatusCode, resp.Close)
+		}
+	}
+}
