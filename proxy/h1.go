@@ -4,12 +4,19 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/swarmgate/swarmgate/internal/sockopt"
 )
@@ -145,7 +152,7 @@ var errIdleClosed = errors.New("upstream closed an idle connection")
 func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
 	// Cancellation (timeout, client gone, drain) interrupts blocked I/O.
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(time.Unix(1, 0)) })
-	err := req.Write(pc.bw)
+	err := writeRequest(pc.bw, req)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
@@ -173,6 +180,325 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		resp.Body = &h1Body{rc: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close && !req.Close}
 		return resp, nil
 	}
+}
+
+// writeRequest writes req on bw as net/http's Request.Write would (the same
+// bytes: request line, Host, User-Agent, framing fields, the other fields in
+// sorted order, then the body and any trailers), without its per-request
+// allocations (a sorter, a transferWriter, fmt, a 32 KiB copy buffer). The
+// few requests whose framing net/http decides by reading the body first (an
+// unknown length on a method that usually has no body, a non-nil body of
+// length zero), CONNECT, or that carry a Transfer-Encoding other than chunked go to
+// Request.Write itself. An Expect: 100-continue field is forwarded like any
+// other and the body follows at once, as Request.Write does: the upstream's
+// 100 Continue is read and dropped by exchange. The head is flushed before a
+// body is copied; chunks are flushed as they are written.
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	if req.ContentLength != 0 && req.Body == nil {
+		return fmt.Errorf("http: Request.ContentLength=%d with nil Body", req.ContentLength)
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	body := req.Body
+	if body == http.NoBody {
+		body = nil
+	}
+	length := req.ContentLength
+	te := req.TransferEncoding
+	switch {
+	case body == nil:
+		length, te = 0, nil
+	case len(te) > 0 && te[0] == "chunked":
+		length = -1
+	case len(te) > 0, length == 0, length < 0 && lacksBody(method), method == http.MethodConnect:
+		return req.Write(bw) // net/http probes the body or sends it close-delimited
+	case length < 0:
+		te = chunkedTE
+	}
+	chunked := length < 0
+	host, err := outgoingHost(req)
+	if err != nil {
+		return err
+	}
+	uri := req.URL.Opaque
+	switch {
+	case uri == "":
+		uri = req.URL.EscapedPath()
+		if uri == "" {
+			uri = "/"
+		}
+	case strings.HasPrefix(uri, "//"):
+		uri = req.URL.Scheme + ":" + uri
+	}
+	query := req.URL.ForceQuery || req.URL.RawQuery != ""
+	if ctlByte(uri) || query && ctlByte(req.URL.RawQuery) {
+		return errors.New("net/http: can't write control character in Request.URL")
+	}
+	var trailer []string
+	if chunked && req.Trailer != nil {
+		trailer = make([]string, 0, len(req.Trailer))
+		for k := range req.Trailer {
+			k = http.CanonicalHeaderKey(k)
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				return fmt.Errorf("invalid Trailer key %q", k)
+			}
+			trailer = append(trailer, k)
+		}
+		slices.Sort(trailer)
+	}
+
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	if query {
+		bw.WriteByte('?')
+		bw.WriteString(req.URL.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	ua := "Go-http-client/1.1"
+	if vv, ok := req.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vv) > 0 {
+			ua = vv[0]
+		}
+	}
+	if ua != "" {
+		writeField(bw, "User-Agent", cleanValue(ua))
+	}
+	if req.Close && !hasToken(firstValue(req.Header, "Connection"), "close") {
+		bw.WriteString("Connection: close\r\n")
+	}
+	switch {
+	case chunked:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case length > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), length, 10))
+		bw.WriteString("\r\n")
+	}
+	if len(trailer) > 0 {
+		bw.WriteString("Trailer: ")
+		for i, k := range trailer {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString(k)
+		}
+		bw.WriteString("\r\n")
+	}
+	writeFields(bw, req.Header, true)
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if body == nil {
+		return nil
+	}
+	if err := bw.Flush(); err != nil {
+		body.Close()
+		return err
+	}
+	if chunked {
+		err = writeChunked(bw, body, req.Trailer)
+	} else {
+		err = writeLength(bw, body, length)
+	}
+	if cerr := body.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// chunkedTE is the Transfer-Encoding of a body of unknown length.
+var chunkedTE = []string{"chunked"}
+
+// lacksBody reports the methods that net/http probes before it sends a body
+// of unknown length with them (requestMethodUsuallyLacksBody).
+func lacksBody(method string) bool {
+	switch method {
+	case "GET", "HEAD", "DELETE", "OPTIONS", "PROPFIND", "SEARCH":
+		return true
+	}
+	return false
+}
+
+// outgoingHost is the Host field Request.Write sends: req.Host or the URL's,
+// in punycode, empty if it is not a valid field value, without an IPv6 zone.
+func outgoingHost(req *http.Request) (string, error) {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	host, err := httpguts.PunycodeHostPort(host)
+	if err != nil {
+		return "", err
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return "", nil
+	}
+	if strings.HasPrefix(host, "[") {
+		if i := strings.LastIndex(host, "]"); i >= 0 {
+			if j := strings.LastIndex(host[:i], "%"); j >= 0 {
+				host = host[:j] + host[i:]
+			}
+		}
+	}
+	return host, nil
+}
+
+// reqExcluded are the fields writeRequest writes itself (or never).
+func reqExcluded(k string) bool {
+	switch k {
+	case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+		return true
+	}
+	return false
+}
+
+// writeFields writes h in key order, as Header.Write does: fields with an
+// invalid name are left out, CR and LF in values become spaces and values
+// are trimmed. request leaves out the fields of reqExcluded.
+func writeFields(bw *bufio.Writer, h http.Header, request bool) {
+	var buf [48]string
+	keys := buf[:0]
+	for k := range h {
+		if request && reqExcluded(k) {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range h[k] {
+			writeField(bw, k, cleanValue(v))
+		}
+	}
+}
+
+func writeField(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// cleanValue is a field value as net/http writes it: CR and LF replaced by
+// spaces, leading and trailing spaces and tabs trimmed.
+func cleanValue(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
+	}
+	return textproto.TrimString(v)
+}
+
+func firstValue(h http.Header, k string) string {
+	if vv := h[k]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
+}
+
+// hasToken reports whether token is in v, delimited by spaces, tabs or
+// commas, ignoring ASCII case (net/http's hasToken).
+func hasToken(v, token string) bool {
+	for sp := 0; sp+len(token) <= len(v); sp++ {
+		if sp > 0 && !tokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !tokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
+
+func ctlByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// writeLength copies a body of the given length, then reads what the body
+// has beyond it, which is an error (as in Request.Write).
+func writeLength(bw *bufio.Writer, body io.Reader, length int64) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for n < length {
+		nr, err := body.Read(buf[:min(int64(len(buf)), length-n)])
+		if nr > 0 {
+			if _, werr := bw.Write(buf[:nr]); werr != nil {
+				return werr
+			}
+			n += int64(nr)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n == length {
+		extra, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{body}, buf)
+		if err != nil {
+			return err
+		}
+		n += extra
+	}
+	if n != length {
+		return fmt.Errorf("http: ContentLength=%d with Body length %d", length, n)
+	}
+	return nil
+}
+
+// writeChunked copies a body in the chunked coding, a chunk per read,
+// flushed at once (a slow body's bytes are not held back), then the last
+// chunk and the trailer fields.
+func writeChunked(bw *bufio.Writer, body io.Reader, trailer http.Header) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		nr, err := body.Read(buf)
+		if nr > 0 {
+			bw.Write(strconv.AppendUint(bw.AvailableBuffer(), uint64(nr), 16))
+			bw.WriteString("\r\n")
+			bw.Write(buf[:nr])
+			bw.WriteString("\r\n")
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	bw.WriteString("0\r\n")
+	if trailer != nil {
+		writeFields(bw, trailer, false)
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
 }
 
 // ctxErr prefers the context's error: a deadline set by cancellation
