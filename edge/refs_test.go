@@ -53,12 +53,22 @@ func TestEndpointsLeaveThePoolWithTheirLastRoute(t *testing.T) {
 // TestEndpointCountsMatchAFullCount applies random changes and checks, after
 // each, that the counts kept change by change are those of counting every
 // route, and that the pool holds exactly the counted endpoints.
-func TestEndpointCountsMatchAFullCount(t *testing.T) {
+func TestEndpointCountsMatchAFullCount(t *testing.T) { checkCountsAcrossChanges(t, false) }
+
+// TestHintedEndpointCountsMatchAFullCount is TestEndpointCountsMatchAFullCount
+// with Configs whose Delta names the route that changed, as the control
+// client's do: the proxy compares only that route, and the counts must
+// still be those of counting every route.
+func TestHintedEndpointCountsMatchAFullCount(t *testing.T) { checkCountsAcrossChanges(t, true) }
+
+func checkCountsAcrossChanges(t *testing.T, hinted bool) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	te := startEdge(t, route.Config{}, time.Hour)
 	ports := []int{freePort(t), freePort(t)}
 	var routes []route.Route
+	var gen uint64
 	for step := range 200 {
+		var changed string
 		switch op := rng.IntN(3); {
 		case op == 0 || len(routes) == 0:
 			r := route.Route{Service: fmt.Sprintf("s%d", step), Port: 80, Weight: 1, Balancer: route.DefaultBalancer,
@@ -70,16 +80,27 @@ func TestEndpointCountsMatchAFullCount(t *testing.T) {
 				r.Endpoints = append(r.Endpoints, fmt.Sprintf("10.0.0.%d:80", rng.IntN(8)))
 			}
 			routes = append(routes, r)
+			changed = r.ID()
 		case op == 1:
 			i := rng.IntN(len(routes))
+			changed = routes[i].ID()
 			routes = append(routes[:i:i], routes[i+1:]...)
 		default:
 			i := rng.IntN(len(routes))
 			r := routes[i]
 			r.Endpoints = append([]string{fmt.Sprintf("10.0.0.%d:80", rng.IntN(8))}, r.Endpoints[min(1, len(r.Endpoints)):]...)
 			routes = append(append(routes[:i:i], r), routes[i+1:]...)
+			changed = r.ID()
 		}
-		te.e.Apply(route.Config{Routes: routes})
+		cfg := route.Config{Routes: routes}
+		if hinted {
+			cfg.Gen = gen + 1
+			if step > 0 {
+				cfg.Delta = &route.Delta{From: gen, Routes: []string{changed}}
+			}
+			gen = cfg.Gen
+		}
+		te.e.Apply(cfg)
 		want := map[string]int{}
 		te.e.Snapshot().countEndpoints(want)
 		te.e.mu.Lock()
