@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -50,9 +52,66 @@ func removeHopByHop(h http.Header) {
 	}
 	if trailers {
 		// gRPC needs "TE: trailers" end to end (RFC 9113 section 8.2.2).
-		h["Te"] = []string{"trailers"}
+		h["Te"] = teTrailers()
 	}
 }
+
+// outHeader is the header of the upstream request: h less the hop-by-hop
+// fields and the fields Connection names but the forwarding ones (as
+// removeHopByHop, in the same copy), the h2c upgrade's HTTP2-Settings, and
+// the fields whose name has an underscore, as NGINX drops them by default
+// (underscores_in_headers off): behind a backend that folds "_" to "-" (CGI,
+// PHP, many frameworks), X_Forwarded_For would pose as X-Forwarded-For. The
+// map is made with room for extra more fields (those setForwarded adds), so
+// that adding them does not grow it; the values share one array, as
+// Header.Clone's do, and nil values stay nil.
+func outHeader(h http.Header, extra int) http.Header {
+	var named [8]string
+	drop := named[:0]
+	for _, f := range h["Connection"] {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				if k := textproto.CanonicalMIMEHeaderKey(name); !forwardingHeaders[k] {
+					drop = append(drop, k)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	vals := make([]string, n)
+	out := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if hopHeader(k) || k == "Http2-Settings" || strings.IndexByte(k, '_') >= 0 || slices.Contains(drop, k) {
+			continue
+		}
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		n := copy(vals, vv)
+		out[k] = vals[:n:n]
+		vals = vals[n:]
+	}
+	if !slices.Contains(drop, "Te") && httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
+		out["Te"] = teTrailers()
+	}
+	return out
+}
+
+// hopHeader reports the fields of hopHeaders.
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+func teTrailers() []string { return []string{"trailers"} }
 
 // upgradeType returns the protocol a client asks to switch to, or "".
 // "h2c" is never passed on (RFC 9113 section 3.1 removed the upgrade; a 101
@@ -67,18 +126,6 @@ func upgradeType(h http.Header) string {
 	return ""
 }
 
-// dropUnderscoreFields deletes the fields whose name has an underscore, as
-// NGINX does by default (underscores_in_headers off): behind a backend that
-// folds "_" to "-" (CGI, PHP, many frameworks), X_Forwarded_For would pose
-// as X-Forwarded-For.
-func dropUnderscoreFields(h http.Header) {
-	for k := range h {
-		if strings.IndexByte(k, '_') >= 0 {
-			delete(h, k)
-		}
-	}
-}
-
 // setForwarded sets the forwarding fields: the client address is appended
 // to any chain the client sent, as NGINX's $proxy_add_x_forwarded_for does;
 // proto, host, port and X-Real-IP describe this hop and are overwritten.
@@ -86,18 +133,25 @@ func dropUnderscoreFields(h http.Header) {
 // edge sets X-Forwarded-Prefix itself when it strips a prefix); from anyone
 // else they are removed, so that a client cannot claim them.
 func setForwarded(h http.Header, r *http.Request, trusted bool, prefix string) {
+	// The values share one array: one allocation instead of six.
+	vals := make([]string, 6)
+	set := func(k, v string) {
+		vals[0] = v
+		h[k] = vals[:1:1]
+		vals = vals[1:]
+	}
 	ip := clientIP(r.RemoteAddr)
 	chain := ip
 	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 		chain = strings.Join(prior, ", ") + ", " + ip
 	}
-	h["X-Forwarded-For"] = []string{chain}
+	set("X-Forwarded-For", chain)
 	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
+		set("X-Forwarded-Proto", "https")
 	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		set("X-Forwarded-Proto", "http")
 	}
-	h["X-Forwarded-Host"] = []string{r.Host}
+	set("X-Forwarded-Host", r.Host)
 	if !trusted {
 		delete(h, "Forwarded")
 		delete(h, "X-Forwarded-Prefix")
@@ -105,15 +159,15 @@ func setForwarded(h http.Header, r *http.Request, trusted bool, prefix string) {
 		delete(h, "X-Forwarded-Port")
 	}
 	if _, ok := h["X-Real-Ip"]; !ok {
-		h["X-Real-Ip"] = []string{ip}
+		set("X-Real-Ip", ip)
 	}
 	if _, ok := h["X-Forwarded-Port"]; !ok {
 		if port := localPort(r); port != "" {
-			h["X-Forwarded-Port"] = []string{port}
+			set("X-Forwarded-Port", port)
 		}
 	}
 	if prefix != "" {
-		h["X-Forwarded-Prefix"] = []string{prefix}
+		set("X-Forwarded-Prefix", prefix)
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		// An absent User-Agent must stay absent; Go's client would add its own.
@@ -133,8 +187,8 @@ func setStickyCookie(h http.Header, r *http.Request, name, value string) {
 // requestID returns the client's X-Request-Id if it is a sane token, else a
 // new random one. It is forwarded upstream, returned to the client and logged.
 func requestID(h http.Header) string {
-	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && printable(v) {
-		return v
+	if vv := h["X-Request-Id"]; len(vv) > 0 && vv[0] != "" && len(vv[0]) <= 128 && printable(vv[0]) {
+		return vv[0]
 	}
 	var b [32]byte
 	const hex = "0123456789abcdef"
@@ -144,7 +198,7 @@ func requestID(h http.Header) string {
 		b[16+i] = hex[c>>(4*i)&0xf]
 	}
 	id := string(b[:])
-	h.Set("X-Request-Id", id)
+	h["X-Request-Id"] = []string{id}
 	return id
 }
 
@@ -196,14 +250,31 @@ func stripPort(host string) string {
 }
 
 // localPort is the port of the listener the request came in on, or "".
+// The usual ports are constants: formatting them would allocate.
 func localPort(r *http.Request) string {
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return ""
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return portString(a.Port)
+	case net.Addr:
+		_, port, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return ""
+		}
+		return port
 	}
-	_, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return ""
+	return ""
+}
+
+func portString(p int) string {
+	switch p {
+	case 80:
+		return "80"
+	case 443:
+		return "443"
+	case 8080:
+		return "8080"
+	case 8443:
+		return "8443"
 	}
-	return port
+	return strconv.Itoa(p)
 }

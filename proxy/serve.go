@@ -275,10 +275,7 @@ func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {
 // the hop-by-hop ones, plus the X-Forwarded-* set.
 func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string) *http.Request {
 	out := r.WithContext(ctx)
-	out.Header = r.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
+	out.Header = outHeader(r.Header, forwardedFields)
 	u := &url.URL{Scheme: tg.scheme(), Path: reqPath, RawQuery: r.URL.RawQuery}
 	if reqPath == r.URL.Path {
 		u.RawPath = r.URL.RawPath
@@ -304,13 +301,11 @@ func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, req
 		// trailer field would reach the backend after the checks on headers.
 		out.Trailer = nil
 	}
-	upgrade := upgradeType(r.Header)
-	removeHopByHop(out.Header)
-	delete(out.Header, "Http2-Settings") // the h2c upgrade's; never forwarded
-	dropUnderscoreFields(out.Header)
-	if upgrade != "" {
-		out.Header.Set("Connection", "Upgrade")
-		out.Header.Set("Upgrade", upgrade)
+	// Hop-by-hop fields, the h2c upgrade's HTTP2-Settings and fields with
+	// an underscore are not copied (outHeader).
+	if upgrade := upgradeType(r.Header); upgrade != "" {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{upgrade}
 	}
 	prefix := ""
 	if tg.stripLen > 0 {
@@ -319,6 +314,9 @@ func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, req
 	setForwarded(out.Header, r, p.trustedPeer(r.RemoteAddr), prefix)
 	return out
 }
+
+// forwardedFields is how many fields setForwarded may add, and User-Agent.
+const forwardedFields = 7
 
 func stripPrefix(p string, n int) string {
 	if n >= len(p) {
