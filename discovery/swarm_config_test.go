@@ -2,8 +2,10 @@ package discovery
 
 import (
 	"maps"
+	"net"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -419,6 +421,25 @@ func TestAddrIP(t *testing.T) {
 	} {
 		if got := addrIP(in); got != want {
 			t.Errorf("addrIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEndpointOf checks that the netip form of an endpoint is what net's
+// parsers and JoinHostPort make of the same address.
+func TestEndpointOf(t *testing.T) {
+	for _, in := range []string{
+		"10.0.1.5/24", "10.0.1.5", "10.0.1.5/32", "fd00::5/64", "fd00::5", "::ffff:10.0.0.7/120", "::ffff:10.0.0.7",
+		"fe80::1%eth0", "fe80::1%eth0/64", "10.0.1.5/024", "010.0.1.5/24", "10.0.1.5/33", "", "junk", "10.0.1/24",
+	} {
+		for _, port := range []int{8080, 0, 65535, 70000} {
+			want := ""
+			if ip := addrIP(in); ip != "" {
+				want = net.JoinHostPort(ip, strconv.Itoa(port))
+			}
+			if got := endpointOf(in, port); got != want {
+				t.Errorf("endpointOf(%q, %d) = %q, want %q", in, port, got, want)
+			}
 		}
 	}
 }
