@@ -3,9 +3,15 @@ package control
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
+	"net/http/httptest"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/swarmgate/swarmgate/bench/scale/fakedocker"
+	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -79,4 +85,78 @@ func TestSnapshotSize(t *testing.T) {
 		w.Close()
 		t.Logf("%d routes: snapshot %d bytes (%d per route), gzipped %d (%.0f%%)", n, len(snap), len(snap)/n, z.Len(), 100*float64(z.Len())/float64(len(snap)))
 	}
+}
+
+// BenchmarkSwarmChange measures one change end to end on the control
+// plane at the scale of bench/scale (10,000 services, 50,000 tasks): a
+// service scaled up in bench/scale's fake Docker Engine API (its update
+// event), discovery.Swarm's filtered listing of that service and its build,
+// and Server.Update publishing the version. ns/op is the time from the
+// change to the version (the 1 ms debounce included); cpu-ms/op is the
+// process's CPU per change, the fake's event and listings and the polls
+// that follow a change (a service an event named is polled for a second)
+// included:
+//
+//	go test -run '^$' -bench SwarmChange -benchtime 20x ./control
+func BenchmarkSwarmChange(b *testing.B) {
+	fake := fakedocker.New(fakedocker.Options{Services: 10000, Tasks: 5})
+	fake.Warm()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	sw, err := discovery.NewSwarm(discovery.SwarmOptions{Host: "tcp://" + srv.Listener.Addr().String(),
+		Network: "bench-net", Debounce: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sw.Close()
+	s := NewServer(ServerOptions{})
+	versions := make(chan string, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- sw.Run(ctx, func(cfg route.Config) {
+			s.Update(cfg)
+			versions <- s.Version()
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	next := func(b *testing.B, not string) {
+		timeout := time.After(60 * time.Second)
+		for {
+			select {
+			case v := <-versions:
+				if v != not {
+					return
+				}
+			case <-timeout:
+				b.Fatal("no new version within 60 s")
+			}
+		}
+	}
+	next(b, "")
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b.ReportAllocs()
+	var start time.Duration
+	i := 0
+	for b.Loop() {
+		if i == 0 {
+			start = cpu()
+		}
+		i++
+		before := s.Version()
+		if _, err := fake.ScaleUp(fake.ServiceID(i * 37 % 10000)); err != nil {
+			b.Fatal(err)
+		}
+		next(b, before)
+	}
+	b.ReportMetric(float64(cpu()-start)/float64(time.Millisecond)/float64(i), "cpu-ms/op")
 }
