@@ -243,12 +243,12 @@ func (b *builder) build(prev *Table, cfg route.Config, now time.Time) *Table {
 	t.byID = byID.m
 	fresh := slices.Clone(t.fresh)
 	slices.SortStableFunc(fresh, compareAge)
-	t.targets = byAge(prev.targets, fresh, t.dropped, t.gen)
+	t.targets = byAge(prev.targets, fresh, t.dropped)
 	t.groups, t.http, t.insertErrors = b.regroup(prev, t)
 
 	// Report in the order of a full build: routes by age, then the router.
 	if t.hinted {
-		t.problems = byAge(prev.problems, slices.DeleteFunc(fresh, func(tg *target) bool { return tg.problem == "" }), t.dropped, t.gen)
+		t.problems = byAge(prev.problems, slices.DeleteFunc(fresh, func(tg *target) bool { return tg.problem == "" }), t.dropped)
 	} else {
 		for _, tg := range t.targets {
 			if tg.problem != "" {
@@ -335,7 +335,7 @@ func hinted(prev *Table, cfg route.Config) (named []int, ids []string, ok bool) 
 // are as old and have its ID, as in a full build's order, which lists the
 // routes a table kept before those it built for the same key. It costs
 // a binary search per target that came or went and a copy of prev.
-func byAge(prev, fresh, dropped []*target, gen uint64) []*target {
+func byAge(prev, fresh, dropped []*target) []*target {
 	type cut struct {
 		at int     // index in prev
 		tg *target // fresh target to insert before prev[at]; nil: drop prev[at]
