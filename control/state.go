@@ -228,10 +228,9 @@ type encoder struct {
 
 type encodedRoute struct {
 	gen    uint64
-	route  route.Route // without its endpoints
-	raw    []byte
-	eps    []string
-	epsRaw []byte // nil when the route has no endpoints (no item)
+	route  route.Route // as it was encoded, endpoints included
+	raw    []byte      // the route without its endpoints
+	epsRaw []byte      // its endpoints; nil when it has none (no item)
 }
 
 type encodedErrors struct {
@@ -273,32 +272,42 @@ func (e *encoder) diff(cfg route.Config) (changes []itemChange, complete bool, e
 			e.routes[id] = enc
 		}
 		enc.gen = e.gen
-		bare := *r
-		bare.Endpoints = nil
-		if fresh || !route.Same(&enc.route, &bare) {
+		if !fresh && route.Same(&enc.route, r) { // as it was: most routes, no copy
+			if complete {
+				changes = append(changes, itemChange{keyRoute + id, enc.raw})
+				if enc.epsRaw != nil {
+					changes = append(changes, itemChange{keyEndpoints + id, enc.epsRaw})
+				}
+			}
+			continue
+		}
+		was, bare := enc.route, *r
+		was.Endpoints, bare.Endpoints = nil, nil
+		if fresh || !route.Same(&was, &bare) {
 			raw, err := json.Marshal(toWire(r))
 			if err != nil {
 				return nil, false, fmt.Errorf("control: encode route %s: %w", id, err)
 			}
-			enc.route, enc.raw = bare, raw
+			enc.raw = raw
 			changes = append(changes, itemChange{keyRoute + id, raw})
 		} else if complete {
 			changes = append(changes, itemChange{keyRoute + id, enc.raw})
 		}
 		switch {
-		case len(r.Endpoints) > 0 && (enc.epsRaw == nil || !slices.Equal(enc.eps, r.Endpoints)):
+		case len(r.Endpoints) > 0 && (enc.epsRaw == nil || !slices.Equal(enc.route.Endpoints, r.Endpoints)):
 			raw, err := json.Marshal(r.Endpoints)
 			if err != nil {
 				return nil, false, fmt.Errorf("control: encode endpoints of %s: %w", id, err)
 			}
-			enc.eps, enc.epsRaw = r.Endpoints, raw
+			enc.epsRaw = raw
 			changes = append(changes, itemChange{keyEndpoints + id, raw})
 		case len(r.Endpoints) > 0 && complete:
 			changes = append(changes, itemChange{keyEndpoints + id, enc.epsRaw})
 		case len(r.Endpoints) == 0 && enc.epsRaw != nil:
-			enc.eps, enc.epsRaw = nil, nil
+			enc.epsRaw = nil
 			changes = append(changes, itemChange{keyEndpoints + id, nil})
 		}
+		enc.route = *r
 	}
 	if len(e.routes) > len(cfg.Routes) { // routes gone since the last Config
 		for id, enc := range e.routes {
