@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/swarmgate/swarmgate/internal/h1wire"
 	"github.com/swarmgate/swarmgate/internal/sockopt"
 )
 
@@ -106,10 +107,20 @@ type h1Conn struct {
 	addr   string
 	reused bool      // served a request before
 	idleAt time.Time // when it went back to the pool
+
+	// The response being read: its head, a head too large for br, its
+	// chunked body. Reused from one response to the next.
+	head    h1wire.Response
+	spill   []byte
+	chunked h1wire.ChunkedReader
 }
 
 // maxResponseHeader bounds an upstream response's header block.
 const maxResponseHeader = 1 << 20
+
+// responseLimits bound an upstream response's head and trailers: by size
+// (1 MiB each), and by field count only as far as the size does.
+var responseLimits = h1wire.Limits{MaxHeaderBytes: maxResponseHeader, MaxFields: maxResponseHeader / 4, MaxTrailerBytes: maxResponseHeader}
 
 var _ http.RoundTripper = (*h1Transport)(nil)
 
@@ -169,16 +180,124 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		return nil, ctxErr(ctx, err)
 	}
 	for {
-		resp, err := http.ReadResponse(pc.br, req)
+		err := h1wire.ReadResponseHead(pc.br, &pc.head, req.Method == http.MethodHead, responseLimits, &pc.spill)
 		if err != nil {
 			stop()
-			return nil, ctxErr(ctx, err)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, ctxErr(ctx, fmt.Errorf("reading upstream response head: %w", err))
 		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		if code := pc.head.Status; code < 200 && code != http.StatusSwitchingProtocols {
 			continue // 100 Continue, 103 Early Hints: interim, not forwarded
 		}
-		resp.Body = &h1Body{rc: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close && !req.Close}
+		resp := newResponse(&pc.head, req)
+		b := &h1Body{t: t, pc: pc, stop: stop, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
+		b.frame()
+		resp.Body = b
 		return resp, nil
+	}
+}
+
+// newResponse builds the *http.Response that http.ReadResponse would for
+// the head h: the same Header (framing fields removed or rewritten as it
+// does: Transfer-Encoding, a repeated Content-Length, a chunked response's
+// Trailer, an HTTP/1.1 Connection: close; Cache-Control: no-cache added
+// for Pragma: no-cache), Status, ContentLength, TransferEncoding, Close and
+// declared Trailer keys. Every string in it is cut from one copy of the
+// head's bytes, with field names in canonical form.
+func newResponse(h *h1wire.Response, req *http.Request) *http.Response {
+	size := len(h.StatusText)
+	for _, f := range h.Fields {
+		size += len(f.Name) + len(f.Value)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.Write(h.StatusText)
+	for _, f := range h.Fields {
+		writeCanonical(&sb, f.Name)
+		sb.Write(f.Value)
+	}
+	all := sb.String()
+	resp := &http.Response{Status: all[:len(h.StatusText)], StatusCode: h.Status, Proto: "HTTP/1.1", ProtoMajor: 1,
+		ProtoMinor: h.Minor, Close: h.Close, Request: req}
+	if h.Minor == 0 {
+		resp.Proto = "HTTP/1.0"
+	}
+	header := make(http.Header, len(h.Fields))
+	vals := make([]string, len(h.Fields))
+	chunked := false
+	pos := len(h.StatusText)
+	for _, f := range h.Fields {
+		k := all[pos : pos+len(f.Name)]
+		pos += len(f.Name)
+		v := all[pos : pos+len(f.Value)]
+		pos += len(f.Value)
+		if vv := header[k]; vv != nil {
+			header[k] = append(vv, v)
+			continue
+		}
+		vals[0] = v
+		header[k] = vals[:1:1]
+		vals = vals[1:]
+	}
+	if _, ok := header["Transfer-Encoding"]; ok {
+		delete(header, "Transfer-Encoding")
+		chunked = true // the head's rules leave only a single "chunked"
+		resp.TransferEncoding = []string{"chunked"}
+	}
+	if cl := header["Content-Length"]; len(cl) > 1 {
+		header["Content-Length"] = cl[:1] // identical, as the head's rules require
+	}
+	if vv, ok := header["Trailer"]; ok && chunked {
+		delete(header, "Trailer")
+		for _, v := range vv {
+			for k := range strings.SplitSeq(v, ",") {
+				if k = textproto.TrimString(k); k != "" {
+					if resp.Trailer == nil {
+						resp.Trailer = make(http.Header)
+					}
+					resp.Trailer[http.CanonicalHeaderKey(k)] = nil
+				}
+			}
+		}
+	}
+	if h.Minor == 1 && httpguts.HeaderValuesContainsToken(header["Connection"], "close") {
+		delete(header, "Connection")
+	}
+	if p := header["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := header["Cache-Control"]; !ok {
+			header["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+	resp.Header = header
+	switch {
+	case req.Method == http.MethodHead:
+		resp.ContentLength = h.ContentLength
+	case h.Status < 200, h.Status == http.StatusNoContent, h.Status == http.StatusNotModified:
+		resp.ContentLength = 0
+	case chunked:
+		resp.ContentLength = -1
+	default:
+		resp.ContentLength = h.ContentLength
+	}
+	return resp
+}
+
+// writeCanonical writes a field name (a token) in canonical form, as
+// textproto.CanonicalMIMEHeaderKey would return it: upper case first and
+// after each '-', lower case elsewhere.
+func writeCanonical(sb *strings.Builder, name []byte) {
+	upper := true
+	for _, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		sb.WriteByte(c)
+		upper = c == '-'
 	}
 }
 
@@ -753,24 +872,99 @@ func (t *h1Transport) CloseIdleConnections() {
 	}
 }
 
-// h1Body is a response body: read to the end, its connection goes back to
-// the pool; closed early, the connection is closed.
+// h1Body is a response body, framed as its head says: read to the end,
+// its connection goes back to the pool; closed early, the connection is
+// closed.
 type h1Body struct {
-	rc   io.ReadCloser
-	t    *h1Transport
-	pc   *h1Conn
-	stop func() bool
-	keep bool
-	eof  bool
-	done bool
+	t       *h1Transport
+	pc      *h1Conn
+	stop    func() bool
+	keep    bool
+	mode    bodyMode
+	remain  int64        // bodyLength: bytes left
+	trailer *http.Header // the response's Trailer, filled at the end of a chunked body
+	eof     bool
+	done    bool
+}
+
+type bodyMode uint8
+
+const (
+	bodyNone       bodyMode = iota // HEAD, 1xx, 204, 304, Content-Length: 0
+	bodyLength                     // Content-Length bytes
+	bodyChunked                    // the chunked coding, read by pc.chunked
+	bodyUntilClose                 // the rest of the connection
+)
+
+// frame sets the body's framing from its connection's response head.
+func (b *h1Body) frame() {
+	switch h := &b.pc.head; {
+	case h.Body == h1wire.BodyLength:
+		b.mode, b.remain = bodyLength, h.ContentLength
+	case h.Body == h1wire.BodyChunked:
+		b.mode = bodyChunked
+		b.pc.chunked.Reset(b.pc.br, responseLimits)
+	case h.UntilClose:
+		b.mode = bodyUntilClose
+	}
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+	if b.done {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	var n int
+	var err error
+	switch b.mode {
+	case bodyNone:
+		err = io.EOF
+	case bodyLength:
+		if int64(len(p)) > b.remain {
+			p = p[:b.remain]
+		}
+		n, err = b.pc.br.Read(p)
+		b.remain -= int64(n)
+		switch {
+		case err == io.EOF:
+			err = io.ErrUnexpectedEOF // a body cut short
+		case err == nil && b.remain == 0:
+			err = io.EOF // with the last bytes, as net/http's body does
+		}
+	case bodyChunked:
+		n, err = b.pc.chunked.Read(p)
+		if err == io.EOF {
+			b.setTrailer()
+		}
+	case bodyUntilClose:
+		n, err = b.pc.br.Read(p)
+	}
 	if err == io.EOF {
 		b.eof = true
 	}
 	return n, err
+}
+
+// setTrailer merges the trailer fields of a chunked body into the
+// response's Trailer, as net/http does (fields not declared included).
+func (b *h1Body) setTrailer() {
+	fields := b.pc.chunked.Trailer
+	if len(fields) == 0 {
+		return
+	}
+	if *b.trailer == nil {
+		*b.trailer = make(http.Header, len(fields))
+	}
+	got := make(http.Header, len(fields))
+	for _, f := range fields {
+		k := http.CanonicalHeaderKey(string(f.Name))
+		got[k] = append(got[k], string(f.Value))
+	}
+	for k, vv := range got {
+		(*b.trailer)[k] = vv
+	}
 }
 
 func (b *h1Body) Close() error {
@@ -780,16 +974,10 @@ func (b *h1Body) Close() error {
 	b.done = true
 	stopped := b.stop()
 	if !b.eof || !b.keep || !stopped {
-		// Close the connection first: closing a body that is not read to the
-		// end would otherwise read the rest of it.
+		// A body not read to its end, or a connection the response closes.
 		b.pc.c.Close()
-		b.rc.Close()
 		return nil
 	}
-	if b.rc.Close() == nil {
-		b.t.put(b.pc)
-	} else {
-		b.pc.c.Close()
-	}
+	b.t.put(b.pc)
 	return nil
 }
