@@ -64,7 +64,8 @@ func removeHopByHop(h http.Header) {
 // PHP, many frameworks), X_Forwarded_For would pose as X-Forwarded-For. The
 // map is made with room for extra more fields (those setForwarded adds), so
 // that adding them does not grow it; the values share one array, as
-// Header.Clone's do, and nil values stay nil.
+// Header.Clone's do, and nil values stay nil. extra should count only the
+// fields that will be added.
 func outHeader(h http.Header, extra int) http.Header {
 	var named [8]string
 	drop := named[:0]
@@ -77,14 +78,22 @@ func outHeader(h http.Header, extra int) http.Header {
 			}
 		}
 	}
-	n := 0
-	for _, vv := range h {
-		n += len(vv)
+	keep := func(k string) bool {
+		return !hopHeader(k) && k != "Http2-Settings" && strings.IndexByte(k, '_') < 0 && !slices.Contains(drop, k)
+	}
+	n, kept := 0, 0
+	for k, vv := range h {
+		if keep(k) {
+			n += len(vv)
+			kept++
+		}
 	}
 	vals := make([]string, n)
-	out := make(http.Header, len(h)+extra)
+	// A map of up to 8 fields is one group; sized beyond what it will hold
+	// it would be a table twice as large.
+	out := make(http.Header, kept+extra)
 	for k, vv := range h {
-		if hopHeader(k) || k == "Http2-Settings" || strings.IndexByte(k, '_') >= 0 || slices.Contains(drop, k) {
+		if !keep(k) {
 			continue
 		}
 		if vv == nil {

@@ -275,7 +275,14 @@ func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {
 // the hop-by-hop ones, plus the X-Forwarded-* set.
 func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string) *http.Request {
 	out := r.WithContext(ctx)
-	out.Header = outHeader(r.Header, forwardedFields)
+	extra := forwardedFields
+	if tg.stripLen > 0 {
+		extra++ // X-Forwarded-Prefix
+	}
+	if _, ok := r.Header["User-Agent"]; !ok {
+		extra++ // kept absent by a nil value
+	}
+	out.Header = outHeader(r.Header, extra)
 	u := &url.URL{Scheme: tg.scheme(), Path: reqPath, RawQuery: r.URL.RawQuery}
 	if reqPath == r.URL.Path {
 		u.RawPath = r.URL.RawPath
@@ -315,8 +322,9 @@ func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, req
 	return out
 }
 
-// forwardedFields is how many fields setForwarded may add, and User-Agent.
-const forwardedFields = 7
+// forwardedFields is how many fields setForwarded adds to every request:
+// X-Forwarded-For, -Proto, -Host, -Port and X-Real-IP.
+const forwardedFields = 5
 
 func stripPrefix(p string, n int) string {
 	if n >= len(p) {
