@@ -2,18 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/zap/zaptest"
 
 	"github.com/swarmgate/swarmgate/internal/testkit"
 )
@@ -27,15 +23,8 @@ func TestEdgeStdlibHTTP1(t *testing.T) {
 	if f := cmd.Flags().Lookup("stdlib-http1"); f == nil || f.DefValue != "false" {
 		t.Fatalf("--stdlib-http1: %v, want a flag with default false", f)
 	}
-	b := testkit.Backend(t, "web")
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
-	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
-  - name: web
-    labels:
-      swarmgate.hosts: app.example.org
-      swarmgate.port: "80"
-    endpoints: [%q]
-`, testkit.Addr(b))), 0o644)
+	writeRoutes(t, routes, testkit.Addr(testkit.Backend(t, "web")), "app.example.org")
 	for _, tt := range []struct {
 		stdlib bool
 		want   int
@@ -46,15 +35,7 @@ func TestEdgeStdlibHTTP1(t *testing.T) {
 				drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
 				stdlibHTTP1: tt.stdlib,
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("runEdge: %v", err)
-				}
-			}()
+			startEdge(t, o)
 			waitReady(t, o.adminAddr)
 			c, err := net.DialTimeout("tcp", o.httpAddr, time.Second)
 			if err != nil {
@@ -85,27 +66,13 @@ func TestEdgeProxyProtocolOwnLoop(t *testing.T) {
 	}))
 	defer b.Close()
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
-	os.WriteFile(routes, []byte(fmt.Sprintf(`services:
-  - name: web
-    labels:
-      swarmgate.hosts: app.example.org
-      swarmgate.port: "80"
-    endpoints: [%q]
-`, testkit.Addr(b))), 0o644)
+	writeRoutes(t, routes, testkit.Addr(b), "app.example.org")
 	o := edgeOptions{
 		httpAddr: testkit.UnusedAddr(t), adminAddr: testkit.UnusedAddr(t), routes: routes, routesPoll: time.Second,
 		drainTimeout: 2 * time.Second, dialTimeout: time.Second, maxBody: 1 << 20, maxHeader: 16 << 10,
 	}
 	o.proxyFrom = "127.0.0.0/8"
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runEdge: %v", err)
-		}
-	}()
+	startEdge(t, o)
 	waitReady(t, o.adminAddr)
 	c, err := net.DialTimeout("tcp", o.httpAddr, time.Second)
 	if err != nil {

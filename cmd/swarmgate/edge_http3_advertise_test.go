@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/swarmgate/swarmgate/internal/testkit"
 )
 
@@ -38,15 +36,7 @@ func TestEdgeHTTP3AdvertisePort(t *testing.T) {
 		maxBody: 1 << 20, maxHeader: 16 << 10, http3: true, http3Port: 8443,
 	}
 	o.certs = certs
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runEdge(ctx, o, zaptest.NewLogger(t)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runEdge: %v", err)
-		}
-	}()
+	startEdge(t, o)
 	waitReady(t, o.adminAddr)
 	handshakes := func() string {
 		resp, err := http.Get("http://" + o.adminAddr + "/metrics")
