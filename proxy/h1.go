@@ -118,6 +118,10 @@ type h1Conn struct {
 // maxResponseHeader bounds an upstream response's header block.
 const maxResponseHeader = 1 << 20
 
+// maxSpillKept is the largest spill buffer (a head larger than the
+// connection's read buffer) a connection keeps for its next response.
+const maxSpillKept = 64 << 10
+
 // responseLimits bound an upstream response's head and trailers: by size
 // (1 MiB each), and by field count only as far as the size does.
 var responseLimits = h1wire.Limits{MaxHeaderBytes: maxResponseHeader, MaxFields: maxResponseHeader / 4, MaxTrailerBytes: maxResponseHeader}
@@ -192,6 +196,9 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 			continue // 100 Continue, 103 Early Hints: interim, not forwarded
 		}
 		resp := newResponse(&pc.head, req)
+		if cap(pc.spill) > maxSpillKept {
+			pc.spill = nil // a pooled connection does not keep a large head's buffer
+		}
 		b := &h1Body{t: t, pc: pc, stop: stop, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
 		b.frame()
 		resp.Body = b
