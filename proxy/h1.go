@@ -314,11 +314,12 @@ func writeCanonical(sb *strings.Builder, name []byte) {
 // allocations (a sorter, a transferWriter, fmt, a 32 KiB copy buffer). The
 // few requests whose framing net/http decides by reading the body first (an
 // unknown length on a method that usually has no body, a non-nil body of
-// length zero), CONNECT, or that carry a Transfer-Encoding other than chunked go to
-// Request.Write itself. An Expect: 100-continue field is forwarded like any
-// other and the body follows at once, as Request.Write does: the upstream's
-// 100 Continue is read and dropped by exchange. The head is flushed before a
-// body is copied; chunks are flushed as they are written.
+// length zero), CONNECT, and those with a Transfer-Encoding other than
+// chunked go to Request.Write itself. An Expect field is written like any
+// other and the body follows at once, as Request.Write does (the edge's
+// servers answer 100-continue themselves and remove the field; an upstream's
+// 100 Continue is dropped by exchange). The head is flushed before a body
+// is copied; chunks are flushed as they are written.
 func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if req.ContentLength != 0 && req.Body == nil {
 		return fmt.Errorf("http: Request.ContentLength=%d with nil Body", req.ContentLength)
