@@ -84,8 +84,9 @@ type conn struct {
 	ctx      context.Context
 	accepted time.Time
 	lim      h1wire.Limits
-	rs       *reqState // while a request is read and served
-	served   int       // requests answered
+	rs       *reqState   // while a request is read and served
+	served   int         // requests answered
+	done     chan result // a worker's answer to serveOne (workers.run)
 
 	state atomic.Int32
 
@@ -163,11 +164,19 @@ func (c *conn) serve() {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
 	c.ctx = ctx
+	c.done = make(chan result, 1)
 	for {
 		if !c.next() {
 			return
 		}
-		if !c.serveOne() {
+		r := s.workers.run(c.serveOne, c.done)
+		if r.panic != nil {
+			if r.panic != http.ErrAbortHandler {
+				s.logf("http: panic serving %v: %v\n%s", c.remote, r.panic, r.stack)
+			}
+			return
+		}
+		if !r.ok {
 			return
 		}
 		c.served++

@@ -57,6 +57,8 @@ type Server struct {
 	conns    map[*conn]struct{}
 	shutting atomic.Bool
 	date     atomic.Pointer[dateLine]
+	// workers run the requests, off the connections' goroutines.
+	workers workers
 }
 
 // Defaults, as ServerOptions in the proxy has them.
@@ -138,6 +140,7 @@ func (s *Server) track(c *conn, add bool) bool {
 // connections are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
+	defer s.workers.close()
 	wait := time.Millisecond
 	for {
 		if s.closeIdle() {
@@ -168,6 +171,7 @@ func (s *Server) closeIdle() bool {
 // Close closes every connection at once.
 func (s *Server) Close() error {
 	s.shutting.Store(true)
+	s.workers.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
