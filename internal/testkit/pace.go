@@ -26,7 +26,11 @@ type PaceOptions struct {
 // Pace runs the load o describes: each client calls send with its own
 // http.Client on its own schedule (open loop: one slow answer does not slow
 // the others), the clients staggered over one interval so the rate is
-// smooth. It returns when every call has returned, with the time it took.
+// smooth. It returns when every call has returned, with the time the load
+// was sent over: until it was stopped (the context, Duration) or every
+// client had sent its share. The answers still awaited after that do not
+// count, so that requests a fault holds for seconds (a lost node's) do not
+// make the rate that was sent look lower.
 // Bounded in count (Max) and in time (Duration); it panics on options that
 // bound neither, which only a test can write.
 func Pace(ctx context.Context, o PaceOptions, send func(c *http.Client)) time.Duration {
@@ -78,6 +82,13 @@ func Pace(ctx context.Context, o PaceOptions, send func(c *http.Client)) time.Du
 			}
 		}()
 	}
-	wg.Wait()
-	return time.Since(start)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+	case <-done:
+	}
+	sent := time.Since(start)
+	<-done
+	return sent
 }

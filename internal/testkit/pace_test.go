@@ -48,4 +48,18 @@ func TestPace(t *testing.T) {
 	if n := sent.Load(); n < 5 || n > 25 || took > 2*time.Second {
 		t.Errorf("sent %d in %v; want about 15 in 300ms", n, took)
 	}
+
+	// An answer still awaited when the load stops (a request a fault
+	// holds) is waited for, but the time is the load's: 300 ms, not 1.3 s.
+	sent.Store(0)
+	start := time.Now()
+	took = Pace(context.Background(), PaceOptions{Rate: 50, KeepAlive: 1, Duration: 300 * time.Millisecond, Max: 1000},
+		func(*http.Client) {
+			if sent.Add(1) == 10 {
+				time.Sleep(time.Second)
+			}
+		})
+	if waited := time.Since(start); took < 250*time.Millisecond || took > 900*time.Millisecond || waited < time.Second {
+		t.Errorf("Pace returned after %v with %v; want after the held answer (1 s), with the load's 300ms", waited, took)
+	}
 }
