@@ -229,51 +229,74 @@ func trimOWS(v []byte) []byte {
 	return v
 }
 
-// frame applies the rules that span fields: Host, the target's form and
-// authority, the body's framing, the connection's persistence.
-func (r *Request) frame() error {
-	var hosts, tes int
-	var cl []byte
-	var closeOpt, keepAlive bool
-	for i := range r.Fields {
-		f := &r.Fields[i]
+// framing is what the fields that frame a message say, across all of them
+// (RFC 9112 sections 6 and 9.3): how many Host fields and the last one's
+// value, how many Transfer-Encoding fields, the Content-Length value, and
+// the connection options close and keep-alive.
+type framing struct {
+	hosts, tes       int
+	host, cl         []byte
+	close, keepAlive bool
+}
+
+// scanFraming reads the framing fields of fields, refusing what no message
+// may carry whatever its kind: a Trailer naming a framing field, a
+// malformed or differing Content-Length, a Transfer-Encoding other than
+// "chunked".
+func scanFraming(fields []Field) (framing, error) {
+	var fr framing
+	for i := range fields {
+		f := &fields[i]
 		switch len(f.Name) {
 		case 4:
 			if equalFold(f.Name, "host") {
-				hosts++
-				r.Host = f.Value
+				fr.hosts++
+				fr.host = f.Value
 			}
 		case 7:
 			if equalFold(f.Name, "trailer") && forbiddenTrailerList(f.Value) {
-				return errTrailerName
+				return fr, errTrailerName
 			}
 		case 10:
 			if equalFold(f.Name, "connection") {
 				forEachToken(f.Value, func(t []byte) {
-					closeOpt = closeOpt || equalFold(t, "close")
-					keepAlive = keepAlive || equalFold(t, "keep-alive")
+					fr.close = fr.close || equalFold(t, "close")
+					fr.keepAlive = fr.keepAlive || equalFold(t, "keep-alive")
 				})
 			}
 		case 14:
 			if equalFold(f.Name, "content-length") {
 				if _, ok := parseLength(f.Value); !ok {
-					return errCLInvalid
+					return fr, errCLInvalid
 				}
-				if cl != nil && !bytes.Equal(cl, f.Value) {
-					return errCLDiffer
+				if fr.cl != nil && !bytes.Equal(fr.cl, f.Value) {
+					return fr, errCLDiffer
 				}
-				cl = f.Value
+				fr.cl = f.Value
 			}
 		case 17:
 			if equalFold(f.Name, "transfer-encoding") {
-				tes++
+				fr.tes++
 				if !equalFold(f.Value, "chunked") {
-					return errTE
+					return fr, errTE
 				}
 			}
 		}
 	}
+	return fr, nil
+}
 
+// frame applies the rules that span fields: Host, the target's form and
+// authority, the body's framing, the connection's persistence.
+func (r *Request) frame() error {
+	fr, err := scanFraming(r.Fields)
+	if err != nil {
+		return err
+	}
+	hosts, tes, cl, closeOpt, keepAlive := fr.hosts, fr.tes, fr.cl, fr.close, fr.keepAlive
+	if hosts > 0 {
+		r.Host = fr.host
+	}
 	switch {
 	case hosts > 1:
 		return errManyHosts

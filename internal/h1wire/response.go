@@ -141,42 +141,11 @@ func (r *Response) parseStatusLine(line []byte) error {
 
 // frame applies the framing rules across fields (RFC 9112 section 6.3).
 func (r *Response) frame(head bool) error {
-	var tes int
-	var cl []byte
-	var closeOpt, keepAlive bool
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		switch len(f.Name) {
-		case 7:
-			if equalFold(f.Name, "trailer") && forbiddenTrailerList(f.Value) {
-				return errTrailerName
-			}
-		case 10:
-			if equalFold(f.Name, "connection") {
-				forEachToken(f.Value, func(t []byte) {
-					closeOpt = closeOpt || equalFold(t, "close")
-					keepAlive = keepAlive || equalFold(t, "keep-alive")
-				})
-			}
-		case 14:
-			if equalFold(f.Name, "content-length") {
-				if _, ok := parseLength(f.Value); !ok {
-					return errCLInvalid
-				}
-				if cl != nil && !bytes.Equal(cl, f.Value) {
-					return errCLDiffer
-				}
-				cl = f.Value
-			}
-		case 17:
-			if equalFold(f.Name, "transfer-encoding") {
-				tes++
-				if !equalFold(f.Value, "chunked") {
-					return errTE
-				}
-			}
-		}
+	fr, err := scanFraming(r.Fields)
+	if err != nil {
+		return err
 	}
+	tes, cl, closeOpt, keepAlive := fr.tes, fr.cl, fr.close, fr.keepAlive
 	switch {
 	case tes > 0 && r.Minor == 0:
 		return errRespTE
