@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -164,17 +163,6 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // response: the upstream closed it while it was idle.
 var errIdleClosed = errors.New("upstream closed an idle connection")
 
-// closedByPeer reports whether err is the upstream's end of a connection
-// (EOF, a reset, a broken pipe), which a request on a connection it had
-// closed while idle meets, and which a new connection to the same task
-// answers. A timeout is not: a connection whose data went unacknowledged
-// (TCP_USER_TIMEOUT, a partition, a lost node) says the path to the task is
-// broken, and the request goes to another endpoint instead.
-func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
 // exchange writes req on pc and reads the response head.
 func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
 	// Cancellation (timeout, client gone, drain) interrupts blocked I/O.
@@ -190,7 +178,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	}
 	if err != nil {
 		stop()
-		if pc.reused && ctx.Err() == nil && closedByPeer(err) {
+		if pc.reused && ctx.Err() == nil {
 			return nil, errIdleClosed
 		}
 		return nil, ctxErr(ctx, err)
