@@ -70,38 +70,9 @@ func ParseHead(b []byte, r *Request, lim Limits) (int, error) {
 	if err := r.parseRequestLine(b[:i-1]); err != nil {
 		return 0, err
 	}
-	pos := i + 1
-	for {
-		if pos > lim.MaxHeaderBytes {
-			return 0, errHeadTooLarge
-		}
-		rest := b[pos:]
-		j := bytes.IndexByte(rest, '\n')
-		if j < 0 {
-			if len(b) >= lim.MaxHeaderBytes {
-				return 0, errHeadTooLarge
-			}
-			return 0, ErrIncomplete
-		}
-		if pos+j+1 > lim.MaxHeaderBytes {
-			return 0, errHeadTooLarge
-		}
-		if j == 0 || rest[j-1] != '\r' {
-			return 0, errBareLF
-		}
-		line := rest[:j-1]
-		pos += j + 1
-		if len(line) == 0 {
-			break
-		}
-		if len(r.Fields) == lim.MaxFields {
-			return 0, errTooMany
-		}
-		f, err := parseField(line)
-		if err != nil {
-			return 0, err
-		}
-		r.Fields = append(r.Fields, f)
+	pos, err := parseFields(b, i+1, &r.Fields, lim, errHeadTooLarge)
+	if err != nil {
+		return 0, err
 	}
 	if err := r.frame(); err != nil {
 		return 0, err
@@ -156,6 +127,45 @@ func lineError(s []byte, err *Error) *Error {
 		return errBareCR
 	}
 	return err
+}
+
+// parseFields parses the field lines of b from pos up to and including the
+// empty line that ends the head, appending them to *fields, and returns
+// the position after it. A head over lim.MaxHeaderBytes is tooLarge; one
+// that has not ended yet is ErrIncomplete.
+func parseFields(b []byte, pos int, fields *[]Field, lim Limits, tooLarge error) (int, error) {
+	for {
+		if pos > lim.MaxHeaderBytes {
+			return 0, tooLarge
+		}
+		rest := b[pos:]
+		j := bytes.IndexByte(rest, '\n')
+		if j < 0 {
+			if len(b) >= lim.MaxHeaderBytes {
+				return 0, tooLarge
+			}
+			return 0, ErrIncomplete
+		}
+		if pos+j+1 > lim.MaxHeaderBytes {
+			return 0, tooLarge
+		}
+		if j == 0 || rest[j-1] != '\r' {
+			return 0, errBareLF
+		}
+		line := rest[:j-1]
+		pos += j + 1
+		if len(line) == 0 {
+			return pos, nil
+		}
+		if len(*fields) == lim.MaxFields {
+			return 0, errTooMany
+		}
+		f, err := parseField(line)
+		if err != nil {
+			return 0, err
+		}
+		*fields = append(*fields, f)
+	}
 }
 
 // parseField parses one field line, CRLF excluded:

@@ -75,35 +75,9 @@ func ParseResponseHead(b []byte, r *Response, head bool, lim Limits) (int, error
 	if err := r.parseStatusLine(b[:i-1]); err != nil {
 		return 0, err
 	}
-	pos := i + 1
-	for {
-		rest := b[pos:]
-		j := bytes.IndexByte(rest, '\n')
-		if j < 0 {
-			if len(b) >= lim.MaxHeaderBytes {
-				return 0, errRespLarge
-			}
-			return 0, ErrIncomplete
-		}
-		if pos+j+1 > lim.MaxHeaderBytes {
-			return 0, errRespLarge
-		}
-		if j == 0 || rest[j-1] != '\r' {
-			return 0, errBareLF
-		}
-		line := rest[:j-1]
-		pos += j + 1
-		if len(line) == 0 {
-			break
-		}
-		if len(r.Fields) == lim.MaxFields {
-			return 0, errTooMany
-		}
-		f, err := parseField(line)
-		if err != nil {
-			return 0, err
-		}
-		r.Fields = append(r.Fields, f)
+	pos, err := parseFields(b, i+1, &r.Fields, lim, errRespLarge)
+	if err != nil {
+		return 0, err
 	}
 	if err := r.frame(head); err != nil {
 		return 0, err
