@@ -203,8 +203,9 @@ const (
 // died, Swarm's DNS still lists it, and a dial that tried it first would
 // spend its timeout there before the replica that took its place. Until an
 // address answers or connectTimeout has passed, the name is resolved again
-// and every address dialled again each dialWave, whether the last ones
-// hung, were refused or the name did not resolve: a SYN that a partition
+// and every address dialled again each dialWave while the last ones hang
+// or the name does not resolve (when every address it gives is refused,
+// the dial returns at once, for the caller's next address): a SYN that a partition
 // dropped is sent again within dialWave of the partition healing, not at
 // TCP's next retransmission (1 s, then 3 s after the first), and a replica
 // that took a dead one's place (its address new in this node's DNS, or its
@@ -243,10 +244,13 @@ func raceDial(ctx context.Context, network, addr string,
 	pending := 0
 	var errs []error
 	var ips []string
+	resolved := false // the last wave's lookup answered
 	wave := func() {
 		// The last answer stands when a lookup fails: the addresses it
 		// gave may still be the ones that come back.
-		if again, err := resolve(); err != nil {
+		again, err := resolve()
+		resolved = err == nil && len(again) > 0
+		if err != nil {
 			errs = append(errs, err)
 		} else if len(again) > 0 {
 			ips = again
@@ -279,6 +283,11 @@ func raceDial(ctx context.Context, network, addr string,
 				return r.c, nil
 			}
 			errs = append(errs, r.err)
+			if pending == 0 && resolved {
+				// Every address the name gives failed outright (refused,
+				// unreachable): the caller tries its next address now.
+				return nil, lastErrors(errs)
+			}
 		case <-next.C:
 			if ctx.Err() == nil {
 				wave()
