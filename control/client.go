@@ -208,8 +208,8 @@ const (
 // the dial returns at once, for the caller's next address): a SYN that a partition
 // dropped is sent again within dialWave of the partition healing, not at
 // TCP's next retransmission (1 s, then 3 s after the first), and a replica
-// that took a dead one's place (its address new in this node's DNS, or its
-// port not yet open) is dialled within dialWave of being there.
+// that took a dead one's place (its address new in this node's DNS) is
+// dialled within dialWave of being there.
 func dialAny(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	return raceDial(ctx, network, addr, net.DefaultResolver.LookupHost, d.DialContext, dialWave, connectTimeout)
