@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -134,12 +135,25 @@ var _ http.RoundTripper = (*h1Transport)(nil)
 // http.Transport. A request without a body that meets a connection the
 // upstream closed while it was idle is retried once on a new connection.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, false)
+}
+
+// roundTripFresh is RoundTrip on a new connection, never a pooled one: the
+// proxy's retry after a pooled connection went stale (errStaleConn), whose
+// path to the next endpoint a connect proves within the adaptive connect
+// timeout, where another pooled connection across the same broken path
+// would wait out the user timeout again.
+func (t *h1Transport) roundTripFresh(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, true)
+}
+
+func (t *h1Transport) roundTrip(req *http.Request, fresh bool) (*http.Response, error) {
 	if upgradeType(req.Header) != "" {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		pc, err := t.conn(ctx, req.URL.Host, attempt > 0)
+		pc, err := t.conn(ctx, req.URL.Host, fresh || attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +169,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt == 0 && pc.reused && errors.Is(err, errIdleClosed) && req.Body == nil && ctx.Err() == nil {
 			continue // the upstream closed the idle connection: nothing was processed
 		}
+		if errors.Is(err, errStaleConn) {
+			// The path to the task is broken: its other idle connections
+			// would wait out the same timeout.
+			t.dropIdle(pc.addr)
+		}
 		return nil, err
 	}
 }
@@ -162,6 +181,24 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // errIdleClosed is a reused connection that ended before any byte of the
 // response: the upstream closed it while it was idle.
 var errIdleClosed = errors.New("upstream closed an idle connection")
+
+// errStaleConn is a reused connection that failed before any byte of the
+// response other than by the upstream's close: the request's data went
+// unacknowledged for the user timeout (a partition, a lost node) or the
+// task's address became unreachable. A new connection to the same task
+// would fail the same way, so the proxy treats the endpoint as one that
+// failed to connect and retries an idempotent request on another endpoint,
+// on a new connection (roundTripFresh).
+var errStaleConn = errors.New("reused upstream connection went stale")
+
+// closedByPeer reports whether err is the upstream's end of a connection
+// (EOF, a reset, a broken pipe): what a request on a connection the upstream
+// closed while it was idle meets, and what a new connection to the same task
+// answers.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // exchange writes req on pc and reads the response head.
 func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
@@ -179,7 +216,10 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	if err != nil {
 		stop()
 		if pc.reused && ctx.Err() == nil {
-			return nil, errIdleClosed
+			if closedByPeer(err) {
+				return nil, errIdleClosed
+			}
+			return nil, fmt.Errorf("%w: %w", errStaleConn, err)
 		}
 		return nil, ctxErr(ctx, err)
 	}

@@ -157,6 +157,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	tg.budget.deposit()
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
 	var tried []*balancer.Endpoint
+	fresh := false // after a stale pooled connection, retries dial new ones
 	for {
 		if r.Context().Err() != nil {
 			// The client reset the stream (or left) before the request
@@ -178,7 +179,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		out.URL.Host = ep.Addr
 		release := ep.Acquire()
 		sent := p.now()
-		resp, err := tg.transport.RoundTrip(out)
+		resp, err := roundTrip(tg.transport, out, fresh)
 		if err == nil {
 			timer.Stop()
 			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
@@ -205,6 +206,20 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			release(p.now().Sub(sent), balancer.ConnectFailure)
 			p.metrics.upstreamError(tg, reasonConnect)
 			x.reason = err.Error()
+		case errors.Is(err, errStaleConn):
+			// A pooled connection's path to the endpoint is broken (its data
+			// went unacknowledged, its address unreachable): the endpoint
+			// leaves rotation as one that failed to connect. The request may
+			// have reached it, so only an idempotent one goes elsewhere, on a
+			// new connection whose connect proves the path.
+			release(p.now().Sub(sent), balancer.ConnectFailure)
+			p.metrics.upstreamError(tg, reasonConnect)
+			x.reason = err.Error()
+			fresh = true
+			if body != nil || !idempotent(r.Method) {
+				p.fail(w, x, http.StatusBadGateway, x.reason)
+				return
+			}
 		default:
 			release(p.now().Sub(sent), balancer.Failure)
 			p.metrics.upstreamError(tg, reasonProtocol)
@@ -466,6 +481,15 @@ func (b *replayGuard) clientError() error {
 
 // Close is a no-op: the server closes the client's body when the handler returns.
 func (b *replayGuard) Close() error { return nil }
+
+// roundTrip sends out through rt, on a new connection when fresh and rt
+// can tell (the HTTP/1.1 transport; others pool as they do).
+func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool) (*http.Response, error) {
+	if h1, ok := rt.(*h1Transport); ok && fresh {
+		return h1.roundTripFresh(out)
+	}
+	return rt.RoundTrip(out)
+}
 
 func isConnectError(err error) bool {
 	var op *net.OpError
