@@ -122,16 +122,50 @@ func TestWorkerLost(t *testing.T) {
 // scenario's load starts (Swarm does not move tasks back to a node that
 // returns, so after a node loss two tasks share a node), and waits until
 // every edge routes to three tasks and answers from all three nodes.
+//
+// Docker's overlay can stay split after a node returns: the node's
+// NetworkDB never merges back with a peer's (moby/moby#42459, fixed only
+// in later engines), so its containers cannot reach the tasks the peer
+// started since, or the reverse, whatever the edge does. When an edge
+// still cannot reach a node after 45 s, spreadApp logs what that edge's
+// engine knows of the overlay's peers and restarts that engine, as an
+// operator would, once.
 func spreadApp(t *testing.T) {
 	t.Helper()
-	if spread(app, appReplicas) != nil {
-		mustDocker(t, "service", "update", "--detach", "--force", "--update-parallelism", "0", "--update-delay", "0s", app)
-		waitUpdated(t, app, 90*time.Second)
-		testkit.Eventually(t, 60*time.Second, 250*time.Millisecond, func() error { return spread(app, appReplicas) })
+	for healed := false; ; healed = true {
+		if spread(app, appReplicas) != nil {
+			mustDocker(t, "service", "update", "--detach", "--force", "--update-parallelism", "0", "--update-delay", "0s", app)
+			waitUpdated(t, app, 90*time.Second)
+			testkit.Eventually(t, 60*time.Second, 250*time.Millisecond, func() error { return spread(app, appReplicas) })
+		}
+		stuck, err := edgesReachAllNodes()
+		if err == nil {
+			return
+		}
+		if healed || stuck == nil {
+			t.Fatal(err)
+		}
+		peers, perr := nodeDocker(*stuck, "network", "inspect", "--verbose", "--format", "{{json .Peers}}", network)
+		t.Logf("%v; the overlay's peers as %s's engine sees them: %s %v; restarting that engine", err, stuck.name, peers, perr)
+		for _, action := range []string{"kill", "start"} {
+			if err := clusterCmd("node", stuck.name, action); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitNode(t, stuck.name, "ready", 60*time.Second)
+		testkit.Eventually(t, 90*time.Second, 250*time.Millisecond, func() error { return ready(*stuck) })
+		waitLBUp(t, 30*time.Second)
 	}
-	for _, e := range edges {
-		testkit.Eventually(t, 60*time.Second, 100*time.Millisecond, func() error {
-			eps, err := routeEndpoints(e, app)
+}
+
+// edgesReachAllNodes waits up to 45 s for every edge to route to the app's
+// tasks and be answered from every node. It returns the first edge that
+// is not, and why.
+func edgesReachAllNodes() (*node, error) {
+	for i := range edges {
+		e := &edges[i]
+		err := testkit.Wait(45*time.Second, 100*time.Millisecond, func() error {
+			eps, err := routeEndpoints(*e, app)
 			if err != nil || len(eps) != appReplicas {
 				return fmt.Errorf("edge on %s routes to %v (%v); want %d tasks", e.name, eps, err, appReplicas)
 			}
@@ -142,11 +176,21 @@ func spreadApp(t *testing.T) {
 				}
 			}
 			if len(seen) != len(nodes) {
-				return fmt.Errorf("edge on %s answers from tasks on %v; want all %d nodes", e.name, seen, len(nodes))
+				return fmt.Errorf("edge on %s (routing to %v) answers from tasks on %v; want all %d nodes", e.name, eps, seen, len(nodes))
 			}
 			return nil
 		})
+		if err != nil {
+			return e, err
+		}
 	}
+	return nil, nil
+}
+
+// nodeDocker runs the docker CLI against one node's own engine.
+func nodeDocker(n node, args ...string) (string, error) {
+	sock := strings.Replace(managerSock, "/"+nodes[0].name+"/", "/"+n.name+"/", 1)
+	return run([]string{"DOCKER_HOST=" + sock}, "docker", args...)
 }
 
 // running checks that a service has n running tasks, none on the node
