@@ -35,10 +35,20 @@ func BenchmarkUpdate(b *testing.B) {
 
 // BenchmarkClientDelta applies a one-endpoint delta among n routes and
 // builds the Config: the edge's cost per change, before its table rebuild.
+// With recycle (Client.RecycleRoutes, as an edge's client runs), the
+// Config's routes are those of the Config before last, patched.
 func BenchmarkClientDelta(b *testing.B) {
 	trim := func(f []byte) []byte { return bytes.TrimSuffix(f, []byte("\n")) }
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+	for _, bc := range []struct {
+		n       int
+		recycle bool
+	}{{1000, false}, {10000, false}, {1000, true}, {10000, true}} {
+		name := fmt.Sprint(bc.n)
+		if bc.recycle {
+			name += "/recycle"
+		}
+		n := bc.n
+		b.Run(name, func(b *testing.B) {
 			cfgA := manyRoutes(n, 0)
 			cfgB := manyRoutes(n, 0)
 			cfgB.Routes[0].Endpoints = []string{"10.201.0.1:8080"}
@@ -52,6 +62,9 @@ func BenchmarkClientDelta(b *testing.B) {
 			c, err := NewClient(ClientOptions{Addrs: []string{"tcp://control:7070"}})
 			if err != nil {
 				b.Fatal(err)
+			}
+			if bc.recycle {
+				c.RecycleRoutes()
 			}
 			nop := func(route.Config) {}
 			if _, err := c.apply(snap, nop); err != nil {

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,8 @@ type Client struct {
 	state   *clientState
 	version string
 	logged  map[string]bool // label errors already logged (route.LabelError.Error())
+	// recycle is set by RecycleRoutes; Run's goroutine reads it.
+	recycle atomic.Bool
 
 	mu sync.Mutex // guards st
 	st ClientState
@@ -137,7 +140,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Client{o: o, log: o.Logger, state: newClientState()}
+	c := &Client{o: o, log: o.Logger, state: newClientState(false)}
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -160,6 +163,19 @@ func NewClient(o ClientOptions) (*Client, error) {
 	c.log = c.log.With(zap.String("source", "control"))
 	return c, nil
 }
+
+// RecycleRoutes declares that Run's update callback reads no Config's
+// Routes, and keeps no pointer into them, once it has returned from the
+// Config after that one: it holds the latest Config and reads the one
+// before only while it takes the next (an edge, whose table builder
+// compares the two). The Client then makes a Config's routes by patching
+// in place, for what changed since, the routes of the Config before last
+// instead of copying the last one's: a delta costs what it changed, not a
+// copy of every route (4.3 MB at 10,000 routes) and the garbage
+// collection it brings. The elements of the slice are rewritten, never
+// what they point to (hosts, endpoints, policies stay as they were).
+// Call it before Run; it cannot be undone.
+func (c *Client) RecycleRoutes() { c.recycle.Store(true) }
 
 // streamURL turns an address into the stream's URL.
 func streamURL(addr string, tls bool) (string, error) {
@@ -480,7 +496,7 @@ func (c *Client) session(ctx context.Context, i int, update func(route.Config), 
 			// Out of step: the state is not trusted any more. The next
 			// connection asks for a snapshot; the edge keeps the last
 			// Config until it comes.
-			c.state, c.version = newClientState(), ""
+			c.state, c.version = newClientState(c.recycle.Load()), ""
 			return progressed, fmt.Errorf("control: %s: %w", c.o.Addrs[i], err)
 		}
 		c.m.frames.WithLabelValues(kind).Inc()
@@ -566,6 +582,7 @@ func (c *Client) apply(line []byte, update func(route.Config)) (kind string, err
 		// Config in force: nothing to rebuild.
 		return f.T, nil
 	}
+	c.state.recycle = c.state.recycle || c.recycle.Load()
 	cfg := c.state.config(f.At)
 	update(cfg)
 	c.logLabelErrors(cfg.Errors)

@@ -19,19 +19,33 @@ type clientState struct {
 	items map[string]decoded
 	order []keySum // the keys of items, sorted, with their sums
 
-	// routes are the last Config's routes in key order, routeKeys their
-	// keys; errors its label errors. full means they must be assembled
-	// anew; otherwise dirty holds the route IDs (keyRoute or keyEndpoints
-	// changed) and errorsDirty whether a keyErrors item changed since.
-	routes      []route.Route
-	routeKeys   []string
+	// cur holds the last Config's routes in key order; errors are its
+	// label errors. full means they must be assembled anew; otherwise
+	// dirty holds the route IDs (keyRoute or keyEndpoints changed) and
+	// errorsDirty whether a keyErrors item changed since.
+	cur         routeBuf
 	errors      []*route.LabelError
 	full        bool
 	dirty       map[string]bool
 	errorsDirty bool
+	// recycle: the consumer reads no Config's routes once it has taken
+	// the Config after it (Client.RecycleRoutes), so spare, the routes of
+	// an older Config, may be patched in place into the next one instead
+	// of copying cur. spare.routes is nil when there is none.
+	recycle bool
+	spare   routeBuf
 	// gen is the Gen of the last Config built, which the next one's Delta
 	// starts from.
 	gen uint64
+}
+
+// routeBuf is the routes of one Config, in key order, with their keys.
+type routeBuf struct {
+	routes []route.Route
+	keys   []string
+	// stale are the route IDs whose entry may differ from the state's
+	// (spare only: the changes since its Config).
+	stale map[string]bool
 }
 
 type keySum struct {
@@ -43,8 +57,10 @@ type keySum struct {
 // larger one re-sorts and rebuilds.
 const maxPatch = 64
 
-func newClientState() *clientState {
-	return &clientState{items: map[string]decoded{}, full: true}
+// newClientState returns an empty state. With recycle, Configs reuse the
+// routes of the Config before last (Client.RecycleRoutes).
+func newClientState(recycle bool) *clientState {
+	return &clientState{items: map[string]decoded{}, full: true, recycle: recycle}
 }
 
 // reset replaces the state with a snapshot's items.
@@ -110,10 +126,14 @@ func (s *clientState) version() string {
 
 // config returns the Config of the state: what buildConfig assembles,
 // patched from the last one where the state changed by a small delta. Its
-// routes slice is new: the Config handed out before is read-only and stays
-// as it was. Every Config gets a new random Gen, and a patched one a Delta
-// from the last: the IDs of the routes the patch replaced, inserted or
-// deleted, so that the edge compares only those.
+// routes slice is not the last Config's: the Config handed out before is
+// read-only and stays as it was. It is a copy of the last one's, patched;
+// with recycle, the routes of the Config before that, patched in place for
+// what changed since (the first delta after a full build copies, to make
+// the second buffer). A delta that changed no route (label errors only)
+// shares the routes of the last. Every Config gets a new random Gen, and
+// a patched one a Delta from the last: the IDs of the routes the patch
+// replaced, inserted or deleted, so that the edge compares only those.
 func (s *clientState) config(changed time.Time) route.Config {
 	gen := rand.Uint64() | 1 // not zero
 	if s.full {
@@ -122,50 +142,64 @@ func (s *clientState) config(changed time.Time) route.Config {
 			keys[i] = s.order[i].key
 		}
 		cfg := buildConfig(s.items, keys, changed)
-		s.routes, s.errors = cfg.Routes, cfg.Errors
-		s.routeKeys = s.routeKeys[:0]
+		s.cur = routeBuf{routes: cfg.Routes, keys: keys[:0:0]}
 		for _, k := range keys {
 			if s.items[k].route != nil {
-				s.routeKeys = append(s.routeKeys, k)
+				s.cur.keys = append(s.cur.keys, k)
 			}
 		}
+		s.errors = cfg.Errors
+		s.spare = routeBuf{}
 		s.full, s.dirty, s.errorsDirty = false, map[string]bool{}, false
 		s.gen, cfg.Gen = gen, gen
 		return cfg
 	}
-	// The copy is the one cost of a delta that grows with the routes: a
-	// Config handed out is read-only, and its readers (the status page,
-	// the table in force) may still be reading it. A delta that changed no
-	// route (label errors only) shares the routes of the last.
-	routes := s.routes
-	if len(s.dirty) > 0 {
-		routes = slices.Clone(s.routes)
-	}
 	delta := &route.Delta{From: s.gen}
-	for id := range s.dirty {
-		k := keyRoute + id
-		i, in := slices.BinarySearch(s.routeKeys, k)
-		d, ok := s.items[k]
-		if in {
-			delta.Routes = append(delta.Routes, routes[i].ID())
-		}
-		switch {
-		case ok && d.route != nil:
-			r := *d.route
-			r.Endpoints = s.items[keyEndpoints+id].endpoints
-			if !in || r.ID() != routes[i].ID() {
-				delta.Routes = append(delta.Routes, r.ID())
-			}
+	if len(s.dirty) > 0 {
+		// The Delta names each dirty route's ID in the last Config and in
+		// this one.
+		for id := range s.dirty {
+			k := keyRoute + id
+			i, in := slices.BinarySearch(s.cur.keys, k)
 			if in {
-				routes[i] = r
-			} else {
-				routes = slices.Insert(routes, i, r)
-				s.routeKeys = slices.Insert(s.routeKeys, i, k)
+				delta.Routes = append(delta.Routes, s.cur.routes[i].ID())
 			}
-		case in:
-			routes = slices.Delete(routes, i, i+1)
-			s.routeKeys = slices.Delete(s.routeKeys, i, i+1)
+			if d, ok := s.items[k]; ok && d.route != nil && (!in || d.route.ID() != s.cur.routes[i].ID()) {
+				delta.Routes = append(delta.Routes, d.route.ID())
+			}
 		}
+		next := s.spare
+		if next.routes == nil {
+			// The copy is the one cost of a delta that grows with the
+			// routes: a Config handed out is read-only, and its readers
+			// (the status page, the table in force) may still be reading
+			// it. With recycle it is made once, for the second buffer.
+			next = routeBuf{routes: slices.Clone(s.cur.routes), keys: s.cur.keys}
+			if s.recycle {
+				next.keys = slices.Clone(s.cur.keys)
+			}
+		}
+		for id := range next.stale {
+			s.patch(&next, id)
+		}
+		for id := range s.dirty {
+			if !next.stale[id] {
+				s.patch(&next, id)
+			}
+		}
+		clear(next.stale)
+		if s.recycle {
+			// The last Config's routes become the spare, behind the
+			// state by this delta.
+			s.spare = s.cur
+			if s.spare.stale == nil {
+				s.spare.stale = make(map[string]bool, len(s.dirty))
+			}
+			for id := range s.dirty {
+				s.spare.stale[id] = true
+			}
+		}
+		s.cur = next
 	}
 	if s.errorsDirty {
 		s.errors = nil
@@ -174,9 +208,30 @@ func (s *clientState) config(changed time.Time) route.Config {
 			s.errors = append(s.errors, s.items[s.order[i].key].errors...)
 		}
 	}
-	s.routes = routes
 	clear(s.dirty)
 	s.errorsDirty = false
 	s.gen = gen
-	return route.Config{Routes: routes, Errors: s.errors, Changed: changed, Gen: gen, Delta: delta}
+	return route.Config{Routes: s.cur.routes, Errors: s.errors, Changed: changed, Gen: gen, Delta: delta}
+}
+
+// patch brings the entry of route id in b to the state: replaced, inserted
+// or deleted.
+func (s *clientState) patch(b *routeBuf, id string) {
+	k := keyRoute + id
+	i, in := slices.BinarySearch(b.keys, k)
+	d, ok := s.items[k]
+	switch {
+	case ok && d.route != nil:
+		r := *d.route
+		r.Endpoints = s.items[keyEndpoints+id].endpoints
+		if in {
+			b.routes[i] = r
+		} else {
+			b.routes = slices.Insert(b.routes, i, r)
+			b.keys = slices.Insert(b.keys, i, k)
+		}
+	case in:
+		b.routes = slices.Delete(b.routes, i, i+1)
+		b.keys = slices.Delete(b.keys, i, i+1)
+	}
 }

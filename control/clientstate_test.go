@@ -14,14 +14,24 @@ import (
 
 // TestClientStatePatchesAsItBuilds applies random deltas to a client state
 // and checks, after each, that the patched Config and the version are those
-// of building from every item, as a snapshot of the same state gives, and
-// that its Delta names every route that differs from the Config before.
+// of building from every item, as a snapshot of the same state gives, that
+// its Delta names every route that differs from the Config before, and
+// that the Config before is as it was handed out. With recycle, the
+// Configs' routes are patched in place from the Config before last: the
+// last one must still not change.
 func TestClientStatePatchesAsItBuilds(t *testing.T) {
+	for _, recycle := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recycle=%v", recycle), func(t *testing.T) { testClientStatePatches(t, recycle) })
+	}
+}
+
+func testClientStatePatches(t *testing.T, recycle bool) {
 	var last route.Config
 	var lastRoutes []route.Route // a copy of last.Routes, which must not change
-	deltas := 0
+	deltas, recycled := 0, 0
 	rng := rand.New(rand.NewPCG(5, 8))
-	state := newClientState()
+	state := newClientState(recycle)
+	var beforeLast []route.Route
 	state.reset(map[string]decoded{})
 	items := map[string]json.RawMessage{}
 	routeItem := func(id string) json.RawMessage {
@@ -83,6 +93,13 @@ func TestClientStatePatchesAsItBuilds(t *testing.T) {
 		if !reflect.DeepEqual(last.Routes, lastRoutes) {
 			t.Fatalf("step %d: the Config handed out before changed", step)
 		}
+		if shared(got.Routes, beforeLast) && !shared(got.Routes, last.Routes) {
+			recycled++
+		}
+		if shared(got.Routes, last.Routes) && got.Delta != nil && len(got.Delta.Routes) > 0 {
+			t.Fatalf("step %d: a Config with changed routes shares the last one's", step)
+		}
+		beforeLast = last.Routes
 		last, lastRoutes = got, slices.Clone(got.Routes)
 		got.Gen, got.Delta = 0, nil
 
@@ -102,7 +119,15 @@ func TestClientStatePatchesAsItBuilds(t *testing.T) {
 	if deltas < 250 {
 		t.Errorf("%d Configs of 300 came with a Delta", deltas)
 	}
+	if recycle && recycled < 150 {
+		t.Errorf("%d Configs of 300 reused the routes of the Config before last", recycled)
+	} else if !recycle && recycled > 0 {
+		t.Errorf("%d Configs of 300 reused the routes of the Config before last without recycle", recycled)
+	}
 }
+
+// shared reports whether two route slices share their first element.
+func shared(a, b []route.Route) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
 
 // checkDelta fails t unless cfg has a new Gen and, if it has a Delta, the
 // Delta starts from prev and names every route that is not in both or not

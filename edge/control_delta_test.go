@@ -41,20 +41,28 @@ func TestControlDeltasBuildAsFullBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As in Run: the client patches the routes of the Config before last
+	// in place rather than copy the last one's.
+	c.RecycleRoutes()
 	te := startEdge(t, route.Config{}, time.Hour)
 	var mu sync.Mutex
 	hinted := 0 // Configs that came with a Delta
+	// applied is a copy of the last Config applied, made on the client's
+	// goroutine: its routes may be rewritten two Configs later.
+	var applied route.Config
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		c.Run(ctx, func(cfg route.Config) {
 			te.e.Apply(Merge(route.DefaultCluster, cfg))
+			mu.Lock()
 			if cfg.Delta != nil {
-				mu.Lock()
 				hinted++
-				mu.Unlock()
 			}
+			applied = cfg
+			applied.Routes = slices.Clone(cfg.Routes)
+			mu.Unlock()
 		})
 	}()
 	defer func() { cancel(); <-done }()
@@ -105,8 +113,17 @@ func TestControlDeltasBuildAsFullBuilds(t *testing.T) {
 			}
 		}
 		snap := te.e.Snapshot()
+		mu.Lock()
+		cfg := applied
+		mu.Unlock()
+		if cfg.Gen != snap.Config.Gen {
+			t.Fatalf("step %d: the snapshot in force is of Config %d, the last applied %d", step, snap.Config.Gen, cfg.Gen)
+		}
+		if !reflect.DeepEqual(cfg.Routes, routes) && len(routes) > 0 {
+			t.Fatalf("step %d: the client's Config has the routes\n%+v\nthe server was given\n%+v", step, cfg.Routes, routes)
+		}
 		fresh := proxy.New(proxy.Options{Logger: zap.NewNop()})
-		got, full := snap.HTTP.Describe(now), fresh.Build(snap.Config).Describe(now)
+		got, full := snap.HTTP.Describe(now), fresh.Build(cfg).Describe(now)
 		fresh.Close()
 		if !reflect.DeepEqual(got, full) {
 			t.Fatalf("step %d: the edge's table lists\n%+v\na full build lists\n%+v", step, got, full)

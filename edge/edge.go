@@ -224,6 +224,16 @@ func (e *Edge) endGone(addrs []string) {
 	}
 }
 
+// routeRecycler is a source that may make a Config's routes by rewriting
+// those of the Config before last (control.Client.RecycleRoutes), which
+// the edge allows: it reads a source's Config while it is the source's
+// latest, and the one before only while it applies the next (the table
+// builders compare the two, and a Snapshot keeps pointers into its
+// Config's routes for the next build only). Nothing reads a Config's
+// routes once it is older than that: a Snapshot's listing (Describe) is
+// made from its tables, which copy what they keep of a route.
+type routeRecycler interface{ RecycleRoutes() }
+
 // merger keeps the latest Config of every source and applies their merge.
 type merger struct {
 	mu      sync.Mutex // serialises merges; never taken on the request path

@@ -197,6 +197,9 @@ func Run(ctx context.Context, o Options) error {
 	merge := newMerger(len(o.Sources), o.Cluster, e)
 	merge.onReady = func() { admin.SetReady(true) }
 	for i, s := range o.Sources {
+		if r, ok := s.(routeRecycler); ok {
+			r.RecycleRoutes()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -18,7 +18,11 @@ import (
 // table, the certificate store the certificate and ACME host sets, the admin
 // API the listing), and a swap replaces them all at once.
 type Snapshot struct {
-	Config route.Config // the merged configuration it was built from
+	// Config is the merged configuration the snapshot was built from. Its
+	// Routes may be rewritten by their source (routeRecycler) once two
+	// later snapshots have been built: read them only while building the
+	// snapshot after this one, as build does.
+	Config route.Config
 	Built  time.Time
 
 	HTTP      *proxy.Table
