@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1wire"
@@ -84,9 +85,13 @@ type conn struct {
 	ctx      context.Context
 	accepted time.Time
 	lim      h1wire.Limits
-	rs       *reqState   // while a request is read and served
-	served   int         // requests answered
-	done     chan result // a worker's answer to serveOne (workers.run)
+	rs       *reqState       // while a request is read and served
+	raw      syscall.RawConn // a TCP connection's descriptor, for readFirst; else nil
+	// onReadable is c.readable, made once; firstErr is what it met.
+	onReadable func(fd uintptr) bool
+	firstErr   error
+	served     int         // requests answered
+	done       chan result // a worker's answer to serveOne (workers.run)
 
 	state atomic.Int32
 
@@ -110,9 +115,18 @@ type connReader struct {
 	one     [1]byte
 	hasByte bool
 	prefix  []byte // bytes moved from a smaller reader
+	// fd is the socket's descriptor while readFirst's callback runs (-1
+	// otherwise): a read is then one non-blocking read(2).
+	fd int
 }
 
+// errWouldBlock is a non-blocking read that found nothing to read.
+var errWouldBlock = errors.New("h1serve: nothing to read yet")
+
 func (r *connReader) Read(p []byte) (int, error) {
+	if r.fd >= 0 {
+		return readFD(r.fd, p)
+	}
 	if len(r.prefix) > 0 {
 		n := copy(p, r.prefix)
 		r.prefix = r.prefix[n:]
@@ -126,9 +140,36 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.rwc.Read(p)
 }
 
+// readFD is one non-blocking read(2) of fd into p.
+func readFD(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
 func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, accepted: time.Now(), lim: s.limits()}
 	c.src.rwc = rwc
+	c.src.fd = -1
+	// Only a plain TCP connection is read around: a wrapping type (TLS,
+	// a PROXY header's replay) has its own Read.
+	if tc, ok := rwc.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.onReadable = c.readable
+		}
+	}
 	return c
 }
 
@@ -165,11 +206,12 @@ func (c *conn) serve() {
 	}
 	c.ctx = ctx
 	c.done = make(chan result, 1)
+	serveOne := c.serveOne // one method value for every request
 	for {
 		if !c.next() {
 			return
 		}
-		r := s.workers.run(c.serveOne, c.done)
+		r := s.workers.run(serveOne, c.done)
 		if r.panic != nil {
 			if r.panic != http.ErrAbortHandler {
 				s.logf("http: panic serving %v: %v\n%s", c.remote, r.panic, r.stack)
@@ -270,12 +312,9 @@ func (c *conn) next() bool {
 			deadline = time.Now().Add(s.idleTimeout())
 		}
 		c.rwc.SetReadDeadline(deadline)
-		n, err := c.rwc.Read(c.src.one[:])
-		if n == 0 {
-			_ = err // a timeout, the client's close: nothing to answer
-			return false
+		if !c.readFirst() {
+			return false // a timeout, the client's close: nothing to answer
 		}
-		c.src.hasByte = true
 	}
 	from := stateIdle
 	if first {
@@ -288,6 +327,46 @@ func (c *conn) next() bool {
 		c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
 	}
 	c.acquireReader()
+	return true
+}
+
+// readFirst waits for the first bytes of a request without holding a
+// buffer. On a TCP connection it waits for the socket to be readable and
+// reads what came into a pooled reader, in one read(2) when the bytes are
+// there; elsewhere it reads one byte (the reader then reads the rest). It
+// reports false when nothing came (a timeout, a close).
+func (c *conn) readFirst() bool {
+	if c.raw == nil {
+		n, _ := c.rwc.Read(c.src.one[:])
+		c.src.hasByte = n == 1
+		return c.src.hasByte
+	}
+	c.firstErr = nil
+	if err := c.raw.Read(c.onReadable); err != nil {
+		return false
+	}
+	return c.firstErr == nil
+}
+
+// readable is readFirst's callback (c.onReadable), run with the socket's
+// descriptor: it reads into a pooled reader and keeps it, or gives it back
+// when nothing was there yet (false: wait for the socket).
+func (c *conn) readable(fd uintptr) bool {
+	br := smallReaders.Get().(*bufio.Reader)
+	c.src.fd = int(fd)
+	br.Reset(&c.src)
+	_, err := br.Peek(1)
+	c.src.fd = -1
+	if err == nil {
+		c.br = br
+		return true
+	}
+	br.Reset(nil)
+	smallReaders.Put(br)
+	if err == errWouldBlock {
+		return false
+	}
+	c.firstErr = err
 	return true
 }
 
@@ -332,6 +411,19 @@ func (r *replayConn) Read(p []byte) (int, error) {
 	return r.Conn.Read(p)
 }
 
+// firstByte is the first byte of the request about to be read (next has
+// read it).
+func (c *conn) firstByte() byte {
+	if c.br.Buffered() == 0 && c.src.hasByte {
+		return c.src.one[0]
+	}
+	b, err := c.br.Peek(1)
+	if err != nil {
+		return 0
+	}
+	return b[0]
+}
+
 // readHead reads a request head, moving to a reader of MaxHeaderBytes when
 // it does not fit the small one.
 func (c *conn) readHead() error {
@@ -372,7 +464,7 @@ func (c *conn) grow() {
 // connection may carry another.
 func (c *conn) serveOne() bool {
 	s := c.srv
-	if c.served == 0 && s.H2C != nil && c.tls == nil && c.br.Buffered() == 0 && c.src.hasByte && c.src.one[0] == 'P' {
+	if c.served == 0 && s.H2C != nil && c.tls == nil && c.firstByte() == 'P' {
 		if c.isH2C() {
 			c.handOver()
 			return false

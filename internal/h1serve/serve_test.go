@@ -631,3 +631,42 @@ func TestAnswerBeforeTheBody(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstBytesAnyConnection: the first bytes of each request are read
+// around the reader on a TCP connection (one read(2) into a pooled reader)
+// and one byte at a time on any other net.Conn; either way a request whose
+// head comes in pieces, a pipelined pair and keep-alive requests are
+// answered in order.
+func TestFirstBytesAnyConnection(t *testing.T) {
+	exchange := func(t *testing.T, c net.Conn) {
+		br := bufio.NewReader(c)
+		io.WriteString(c, "G")
+		time.Sleep(20 * time.Millisecond) // the first byte alone, then the rest
+		io.WriteString(c, "ET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "GET /one " {
+			t.Fatalf("split head: %q", body)
+		}
+		go io.WriteString(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\nPOST /three HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+		for _, want := range []string{"GET /two ", "POST /three abc"} {
+			if _, body := readResponse(t, br, "GET"); body != want {
+				t.Fatalf("pipelined: %q, want %q", body, want)
+			}
+		}
+	}
+	t.Run("tcp", func(t *testing.T) {
+		exchange(t, dial(t, serve(t, &Server{Handler: echo})))
+	})
+	t.Run("pipe", func(t *testing.T) {
+		s := &Server{Handler: echo}
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.ServeConn(server)
+		}()
+		client.SetDeadline(time.Now().Add(10 * time.Second))
+		exchange(t, client)
+		client.Close()
+		<-done
+	})
+}
