@@ -1,36 +1,46 @@
 package router
 
-import "strings"
+import (
+	"math/bits"
+	"strings"
+)
 
 // flatTree is the form of one host's path tree that Lookup walks: the nodes
-// of the radix tree (tree.go) and every byte a walk compares, in one string,
-// a node's children next to each other. A walk follows offsets within a few
-// adjacent cache lines instead of pointers to nodes, prefixes, index strings
-// and child slices spread over the heap, and the garbage collector has no
-// pointers in it to scan.
+// of the radix tree (tree.go) and every byte a walk compares, in one string.
+// Each node is one run of bytes (its header, its prefix, its children's first
+// bytes and where they are), laid out depth first, so that a walk reads
+// forward through a few adjacent cache lines instead of following pointers
+// to nodes, prefixes, index strings and child slices spread over the heap,
+// and the garbage collector has no pointers in it to scan.
 type flatTree[V any] struct {
 	// bytes is, in this order: the host pattern (Match.Host, read first
-	// by the hostMap probe); from offset base, one record of recordLen
-	// bytes per node, the root's first, in breadth-first order; and each
-	// node's prefix followed by the first byte of each of its children.
+	// by the hostMap probe); from offset base, the nodes, the root's
+	// first, each before its children's subtrees (depth first, children
+	// in order); and flatPad bytes of padding, so that a walk may read
+	// eight bytes from anywhere in a node. Without nodes, bytes is the
+	// host pattern alone.
 	bytes  string
 	base   uint32
 	routes []flatRoute[V] // empty if the tree has no nodes
 }
 
-// A node's record, little-endian:
+// A node, little-endian, at its offset o:
 //
-//	[0:4]   offset in bytes of its prefix; the children's first bytes follow it
-//	[4:6]   length of the prefix (at most maxPathLen)
-//	[6:8]   number of children (at most 256, one per byte)
-//	[8:12]  index of the first child; the others follow it
-//	[12:16] the routes that end here: 0 for none, else the index in routes
-//	        of the first (routeIndex) and flags for which are there:
-//	        routeExact (it is an exact route) and routePrefix (a prefix
-//	        route, the first or the one after the exact route)
-const recordLen = 16
+//	[o:o+4]   the routes that end here: 0 for none, else the index in routes
+//	          of the first (routeIndex) and flags for which are there:
+//	          routeExact (it is an exact route) and routePrefix (a prefix
+//	          route, the first or the one after the exact route)
+//	[o+4:o+6] length p of the prefix (at most maxPathLen)
+//	[o+6:o+8] number k of children (at most 256, one per byte)
+//	then      the prefix (p bytes), the first byte of each child's prefix
+//	          (k bytes), and the offset of each child (k times 4 bytes), in
+//	          the same order
+const (
+	nodeHeader = 8
+	flatPad    = 8
+)
 
-// The [12:16] word of a node record.
+// The route word of a node.
 const (
 	routeExact  = 1 << 31
 	routePrefix = 1 << 30
@@ -38,9 +48,9 @@ const (
 )
 
 // flatRoute is a route that ends at a node: its value and its whole path,
-// reported in Match.Path. Whether it is exact is in the node's record (and
-// in what walk returns), not here, so that a table's routes take no more
-// memory than they did before exact routes.
+// reported in Match.Path. Whether it is exact is in the node's route word
+// (and in what walk returns), not here, so that a table's routes take no
+// more memory than they did before exact routes.
 type flatRoute[V any] struct {
 	value V
 	path  string
@@ -49,38 +59,50 @@ type flatRoute[V any] struct {
 // flatten lays out the tree rooted at root (nil: no routes) for host
 // pattern host, with one allocation for the bytes and one for the routes.
 func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
-	var small [32]*node[V]
-	nodes := small[:0]
-	if root != nil {
-		nodes = append(nodes, root)
+	f.base = uint32(len(host))
+	if root == nil {
+		f.bytes = host
+		return f
 	}
-	size, routes := len(host), 0
-	for i := 0; i < len(nodes); i++ { // breadth-first: children are contiguous
-		n := nodes[i]
-		nodes = append(nodes, n.children...)
-		size += recordLen + len(n.prefix) + len(n.indices)
+	// Number the nodes depth first (order) and note, for each, where the
+	// order numbers of its children start in kids.
+	var smallNodes [32]*node[V]
+	var smallInts [3][32]int
+	order, kids, kidsAt := smallNodes[:0], smallInts[0][:0], smallInts[1][:0]
+	routes := 0
+	var visit func(n *node[V]) int
+	visit = func(n *node[V]) int {
+		i := len(order)
+		order = append(order, n)
+		kidsAt = append(kidsAt, len(kids))
+		at := len(kids)
+		for range n.children {
+			kids = append(kids, 0)
+		}
+		for j, c := range n.children {
+			kids[at+j] = visit(c)
+		}
 		if n.exact.set {
 			routes++
 		}
 		if n.route.set {
 			routes++
 		}
+		return i
 	}
-	f.base = uint32(len(host))
+	visit(root)
+	offset := smallInts[2][:0]
+	at := len(host)
+	for _, n := range order {
+		offset = append(offset, at)
+		at += nodeHeader + len(n.prefix) + 5*len(n.children)
+	}
+
 	f.routes = make([]flatRoute[V], 0, routes)
 	var sb strings.Builder
-	sb.Grow(size)
+	sb.Grow(at + flatPad)
 	sb.WriteString(host)
-	at := len(host) + recordLen*len(nodes) // where the next prefix goes
-	next := 1                              // index of the first child of the next node with children
-	for _, n := range nodes {
-		var r [recordLen]byte
-		put32(r[0:], uint32(at))
-		put16(r[4:], uint16(len(n.prefix)))
-		put16(r[6:], uint16(len(n.children)))
-		put32(r[8:], uint32(next))
-		at += len(n.prefix) + len(n.indices)
-		next += len(n.children)
+	for i, n := range order {
 		var word uint32
 		if n.routed() {
 			word = uint32(len(f.routes))
@@ -93,13 +115,21 @@ func flatten[V any](host string, root *node[V]) (f flatTree[V]) {
 			f.routes = append(f.routes, flatRoute[V]{n.route.value, n.path})
 			word |= routePrefix
 		}
-		put32(r[12:], word)
-		sb.Write(r[:])
-	}
-	for _, n := range nodes {
+		var h [nodeHeader]byte
+		put32(h[0:], word)
+		put16(h[4:], uint16(len(n.prefix)))
+		put16(h[6:], uint16(len(n.children)))
+		sb.Write(h[:])
 		sb.WriteString(n.prefix)
 		sb.WriteString(n.indices)
+		for _, k := range kids[kidsAt[i] : kidsAt[i]+len(n.children)] {
+			var o [4]byte
+			put32(o[:], uint32(offset[k]))
+			sb.Write(o[:])
+		}
 	}
+	var pad [flatPad]byte
+	sb.Write(pad[:])
 	f.bytes = sb.String()
 	return f
 }
@@ -115,29 +145,57 @@ func (f *flatTree[V]) lookup(path string) (*flatRoute[V], bool) {
 	return nil, false
 }
 
-// walk walks the flat bytes b of a tree whose records start at base and
+// walk walks the flat bytes b of a tree whose root starts at base and
 // returns 1 + the index in routes of the route that path takes, or 0: the
 // exact route of the node where path ends (with routeExact set), else the
-// longest prefix route that is a prefix of path on a segment boundary. The root route "/" ends on
-// a boundary by definition; it is the only route whose walk has consumed one
-// byte. It allocates nothing, and costs a table without exact routes one
-// flag test per node more than it did before them.
+// longest prefix route that is a prefix of path on a segment boundary. The
+// root route "/" ends on a boundary by definition; it is the only route
+// whose walk has consumed one byte. It allocates nothing. A node costs one
+// read of its header and, for a prefix of up to eight bytes and up to eight
+// children, one comparison of eight bytes of the path with the prefix and
+// one search of eight first bytes, without loops or calls.
 func walk(b string, base uint32, path string) uint32 {
 	if int(base) == len(b) { // no nodes
 		return 0
 	}
+	// short holds a path of fewer than eight bytes, which cannot be read
+	// eight bytes at a time.
+	var short uint64
+	if len(path) < 8 {
+		for i := len(path) - 1; i >= 0; i-- {
+			short = short<<8 | uint64(path[i])
+		}
+	}
 	best := uint32(0)
 	rest := path
-	at := base // offset of the current node's record
+	at := int(base) // offset of the current node
 	for {
-		r := b[at : at+recordLen]
-		off, plen := get32(r[0:]), uint32(get16(r[4:]))
-		end := off + plen
-		if !hasPrefix(rest, b[off:end]) {
+		hdr := get64(b[at:])
+		plen, k := int(hdr>>32)&0xffff, int(hdr>>48)
+		at += nodeHeader
+		if plen > len(rest) {
+			break
+		}
+		if plen <= 8 {
+			// The next eight bytes of the path (fewer at its end,
+			// padded with zeros), against the prefix.
+			var w uint64
+			switch {
+			case len(rest) >= 8:
+				w = get64(rest)
+			case len(path) >= 8:
+				w = get64(path[len(path)-8:]) >> (64 - 8*len(rest))
+			default:
+				w = short >> (8 * (len(path) - len(rest)))
+			}
+			if (w^get64(b[at:]))&(1<<(8*plen)-1) != 0 {
+				break
+			}
+		} else if !hasPrefix(rest, b[at:at+plen]) {
 			break
 		}
 		rest = rest[plen:]
-		route := get32(r[12:])
+		route := uint32(hdr)
 		if rest == "" {
 			// The node's first route: its exact one if it has one,
 			// which wins over its prefix one.
@@ -149,18 +207,21 @@ func walk(b string, base uint32, path string) uint32 {
 		if route&routePrefix != 0 && (rest[0] == '/' || len(path)-len(rest) == 1) {
 			best = route&routeIndex + 1 + route>>31 // after the exact route, if any
 		}
-		c, kid := rest[0], -1
-		firsts := b[end : end+uint32(get16(r[6:]))]
-		for j := 0; j < len(firsts); j++ {
-			if firsts[j] == c {
-				kid = j
-				break
+		firsts := at + plen
+		kid := -1
+		if k <= 8 {
+			w := get64(b[firsts:]) ^ uint64(rest[0])*ones // a byte equal to rest[0] becomes 0
+			// The high bit of each zero byte among the first k.
+			if z := zeroBytes(w) & (1<<(8*k) - 1); z != 0 {
+				kid = bits.TrailingZeros64(z) / 8
 			}
+		} else {
+			kid = strings.IndexByte(b[firsts:firsts+k], rest[0])
 		}
 		if kid < 0 {
 			break
 		}
-		at = base + (get32(r[8:])+uint32(kid))*recordLen
+		at = int(get32(b[firsts+k+4*kid:]))
 	}
 	return best
 }
