@@ -146,7 +146,8 @@ func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge,
 	co := tlsstore.ConfigOptions{ACME: s.acme != nil}
 	if o.Fleet != nil {
 		co.Tickets = &tlsstore.TicketKeys{}
-		stop := pollTickets(ctx, o.Fleet, co.Tickets, log.Named("tickets"))
+		stop := pollTickets(ctx, o.Fleet, co.Tickets, log.Named("tickets"),
+			pollTiming{held: ticketPoll, first: ticketPollFirst, timeout: ticketPollTimeout})
 		closeACME := s.close
 		s.close = func() { stop(); closeACME() }
 	}
@@ -156,24 +157,37 @@ func newTLS(ctx context.Context, o TLSOptions, httpPort, httpsPort int, e *Edge,
 }
 
 // Session ticket key polling: every minute once the edge holds the fleet's
-// keys (a new key is published ten minutes before edges seal with it), every
-// second until then.
+// keys; until then after a second, then after twice as long at each poll
+// that finds none, up to the minute, so that an edge finds the keys within
+// a second or two of a control plane that comes up with them, and costs a
+// control plane that keeps no state (no --state-key-file) one poll a
+// minute, not one a second. A poll gives up after ticketPollTimeout (the
+// fleet client goes round the replicas with backoff until then).
 const (
-	ticketPoll      = time.Minute
-	ticketPollFirst = time.Second
+	ticketPoll        = time.Minute
+	ticketPollFirst   = time.Second
+	ticketPollTimeout = 3 * time.Second
 )
+
+// pollTiming is when pollTickets polls: held, the period once it holds
+// keys; first, the first wait while it holds none, doubled up to held;
+// timeout, the longest poll.
+type pollTiming struct{ held, first, timeout time.Duration }
 
 // pollTickets keeps tk set to the fleet's session ticket keys until the
 // returned stop is called. While it has none (the control plane is
 // unreachable or keeps no state), the edge seals tickets with its own keys.
-func pollTickets(ctx context.Context, c *fleet.Client, tk *tlsstore.TicketKeys, log *zap.Logger) (stop func()) {
+func pollTickets(ctx context.Context, c *fleet.Client, tk *tlsstore.TicketKeys, log *zap.Logger, pt pollTiming) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var held, failing bool
+		backoff := pt.first
 		for {
-			keys, err := c.TicketKeys(ctx)
+			pctx, pcancel := context.WithTimeout(ctx, pt.timeout)
+			keys, err := c.TicketKeys(pctx)
+			pcancel()
 			if err == nil {
 				conv := make([]tlsstore.TicketKey, len(keys))
 				for i, k := range keys {
@@ -188,14 +202,16 @@ func pollTickets(ctx context.Context, c *fleet.Client, tk *tlsstore.TicketKeys, 
 				log.Info("session ticket keys of the fleet in use", zap.Int("keys", len(keys)))
 			}
 			failing, held = err != nil, held || err == nil
-			wait := ticketPoll
+			wait := pt.held
 			if !held {
-				wait = ticketPollFirst
+				wait, backoff = backoff, min(2*backoff, pt.held)
 			}
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(wait):
+			case <-t.C:
 			}
 		}
 	}()
