@@ -302,3 +302,87 @@ func TestEnginesFrameTransferEncodingSafely(t *testing.T) {
 		}
 	})
 }
+
+// TestEnginesEndUpstreamExchanges: with either engine, the upstream
+// exchange on the own transport ends when the client leaves (the backend
+// sees its connection close), when the response timeout passes after a
+// request body was sent (504), and at the backend drain deadline in the
+// middle of a streamed response (the stream ends, the backend sees it).
+func TestEnginesEndUpstreamExchanges(t *testing.T) {
+	engines(t, func(t *testing.T, stdlib bool) {
+		ended := make(chan string, 4)
+		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			if r.URL.Path == "/stream" {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				ended <- r.URL.Path
+			case <-time.After(5 * time.Second):
+			}
+		}))
+		defer backend.Close()
+		slow := testkit.Route("web", []string{"app.example.org"}, "/", testkit.Addr(backend))
+		slow.Timeout = 300 * time.Millisecond
+		patient := testkit.Route("patient", []string{"patient.example.org"}, "/", testkit.Addr(backend))
+		patient.Timeout = 10 * time.Second
+		e := startEngine(t, route.Config{Routes: []route.Route{slow, patient}}, stdlib)
+		waitEnded := func(path string) {
+			t.Helper()
+			select {
+			case got := <-ended:
+				if got != path {
+					t.Fatalf("the backend saw %s end, want %s", got, path)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%s: the upstream exchange went on", path)
+			}
+		}
+		dial := func() (net.Conn, *bufio.Reader) {
+			c, err := net.DialTimeout("tcp", e.plainAddr, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			return c, bufio.NewReader(c)
+		}
+
+		c, _ := dial()
+		io.WriteString(c, "GET /gone HTTP/1.1\r\nHost: patient.example.org\r\n\r\n")
+		time.Sleep(100 * time.Millisecond) // upstream, past the watch's delay
+		c.Close()
+		waitEnded("/gone")
+
+		c, br := dial()
+		start := time.Now()
+		io.WriteString(c, "POST /body HTTP/1.1\r\nHost: app.example.org\r\nContent-Length: 5\r\n\r\nhello")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) < slow.Timeout {
+			t.Fatalf("a request with a body: %d after %v, want 504 after %v", resp.StatusCode, time.Since(start), slow.Timeout)
+		}
+		waitEnded("/body")
+		c.Close()
+
+		c, br = dial()
+		defer c.Close()
+		io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: patient.example.org\r\n\r\n")
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil || line != "data: 1\n" {
+			t.Fatalf("stream: %q %v", line, err)
+		}
+		if n := e.p.EndLongLived(map[string]bool{testkit.Addr(backend): true}); n != 1 {
+			t.Fatalf("EndLongLived ended %d exchanges, want 1", n)
+		}
+		waitEnded("/stream")
+	})
+}

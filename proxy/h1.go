@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,7 +136,7 @@ var _ http.RoundTripper = (*h1Transport)(nil)
 // http.Transport. A request without a body that meets a connection the
 // upstream closed while it was idle is retried once on a new connection.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, false)
+	return t.roundTrip(req, false, nil)
 }
 
 // roundTripFresh is RoundTrip on a new connection, never a pooled one: the
@@ -144,29 +145,46 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // timeout, where another pooled connection across the same broken path
 // would wait out the user timeout again.
 func (t *h1Transport) roundTripFresh(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, true)
+	return t.roundTrip(req, true, nil)
 }
 
-func (t *h1Transport) roundTrip(req *http.Request, fresh bool) (*http.Response, error) {
+// roundTrip sends req, on a new connection when fresh. st, when not nil,
+// is how the caller ends the exchange early and bounds its response (the
+// proxy's forward, which watches the client itself); when nil, req's
+// context ends it, as for any http.RoundTripper. Upgrades go to fallback,
+// with req's context.
+func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop) (*http.Response, error) {
 	if upgradeType(req.Header) != "" {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
+	if st == nil {
+		st = &exchangeStop{ctx: ctx}
+		st.unwatch = context.AfterFunc(ctx, st.end)
+	}
+	resp, err := t.roundTripStop(ctx, req, fresh, st)
+	if err != nil {
+		st.finish()
+	}
+	return resp, err
+}
+
+func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fresh bool, st *exchangeStop) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		pc, err := t.conn(ctx, req.URL.Host, fresh || attempt > 0)
+		pc, err := t.connStop(ctx, req.URL.Host, fresh || attempt > 0, st)
 		if err != nil {
 			return nil, err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := st.Err(); err != nil {
 			t.put(pc) // nothing was written: the connection serves the next request
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, pc, req)
+		resp, err := t.exchange(st, pc, req)
 		if err == nil {
 			return resp, nil
 		}
 		pc.c.Close()
-		if attempt == 0 && pc.reused && errors.Is(err, errIdleClosed) && req.Body == nil && ctx.Err() == nil {
+		if attempt == 0 && pc.reused && errors.Is(err, errIdleClosed) && req.Body == nil && st.Err() == nil {
 			continue // the upstream closed the idle connection: nothing was processed
 		}
 		if errors.Is(err, errStaleConn) {
@@ -200,37 +218,46 @@ func closedByPeer(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// exchange writes req on pc and reads the response head.
-func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
-	// Cancellation (timeout, client gone, drain) interrupts blocked I/O.
-	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(time.Unix(1, 0)) })
+// exchange writes req on pc and reads the response head, within st's
+// response deadline; st's end interrupts it (and the body's reads).
+func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request) (*http.Response, error) {
+	if err := st.attach(pc.c); err != nil {
+		return nil, err
+	}
 	err := writeRequest(pc.bw, req)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
 	if err == nil {
+		st.bodySent()
 		// The first byte of the response, or the end of a connection the
 		// upstream had closed while it was idle.
 		_, err = pc.br.Peek(1)
 	}
 	if err != nil {
-		stop()
-		if pc.reused && ctx.Err() == nil {
+		st.detach()
+		if err := st.stopErr(err); err != nil {
+			return nil, err
+		}
+		if pc.reused {
 			if closedByPeer(err) {
 				return nil, errIdleClosed
 			}
 			return nil, fmt.Errorf("%w: %w", errStaleConn, err)
 		}
-		return nil, ctxErr(ctx, err)
+		return nil, err
 	}
 	for {
 		err := h1wire.ReadResponseHead(pc.br, &pc.head, req.Method == http.MethodHead, responseLimits, &pc.spill)
 		if err != nil {
-			stop()
+			st.detach()
+			if err := st.stopErr(err); err != nil {
+				return nil, err
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, ctxErr(ctx, fmt.Errorf("reading upstream response head: %w", err))
+			return nil, fmt.Errorf("reading upstream response head: %w", err)
 		}
 		if code := pc.head.Status; code < 200 && code != http.StatusSwitchingProtocols {
 			continue // 100 Continue, 103 Early Hints: interim, not forwarded
@@ -239,7 +266,8 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		if cap(pc.spill) > maxSpillKept {
 			pc.spill = nil // a pooled connection does not keep a large head's buffer
 		}
-		b := &h1Body{t: t, pc: pc, stop: stop, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
+		st.headRead()
+		b := &h1Body{t: t, pc: pc, st: st, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
 		b.frame()
 		resp.Body = b
 		return resp, nil
@@ -668,17 +696,182 @@ func writeChunked(bw *bufio.Writer, body io.Reader, trailer http.Header) error {
 	return err
 }
 
-// ctxErr prefers the context's error: a deadline set by cancellation
-// surfaces as a timeout on the connection otherwise.
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+// exchangeStop ends an exchange on the own transport early and bounds its
+// response: end (the client gone, the backend drain deadline) sets a past
+// deadline on the connection in use, so that blocked I/O returns at once,
+// and the response timeout is a deadline on that connection, not a timer
+// and a context per request. A request without a body has a fixed
+// deadline, its connect included; one with a body has afterBody, from the
+// body's end.
+type exchangeStop struct {
+	deadline  time.Time       // the response head's deadline; zero if none
+	afterBody time.Duration   // the response timeout from the body's end; 0 if none
+	unwatch   func() bool     // a context.AfterFunc's stop, for finish; or nil
+	ctx       context.Context // the request's, whose error Err returns once ended; or nil
+
+	mu       sync.Mutex
+	conn     net.Conn      // the connection of the exchange in progress, or nil
+	ended    bool          // end was called
+	timedOut atomic.Bool   // the response deadline passed
+	done     chan struct{} // closed by end; made for the waits that need it
 }
 
-// conn returns an idle connection to addr, or dials one.
+// errTimedOut is an exchange whose response deadline passed.
+var errTimedOut = errors.New("upstream response timed out")
+
+// ClientGone ends the exchange (h1serve.ClientGone).
+func (st *exchangeStop) ClientGone() { st.end() }
+
+// end interrupts the exchange and any that would start: its error is
+// context.Canceled, as a canceled request context's.
+func (st *exchangeStop) end() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return
+	}
+	st.ended = true
+	if st.conn != nil {
+		st.conn.SetDeadline(aLongTimeAgo)
+	}
+	if st.done != nil {
+		close(st.done)
+	}
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Err is context.Canceled once end was called, errTimedOut once the
+// deadline passed, else nil.
+func (st *exchangeStop) Err() error {
+	st.mu.Lock()
+	ended := st.ended
+	st.mu.Unlock()
+	switch {
+	case ended && st.ctx != nil && st.ctx.Err() != nil:
+		return st.ctx.Err()
+	case ended:
+		return context.Canceled
+	case st.timedOut.Load():
+		return errTimedOut
+	}
+	return nil
+}
+
+// timed reports whether a response deadline applies.
+func (st *exchangeStop) timed() bool { return !st.deadline.IsZero() || st.afterBody > 0 }
+
+// stopErr is the error of an exchange whose I/O failed with err: st's own
+// when it was ended, or when err is the response deadline passing
+// (errTimedOut, which the proxy answers 504); else nil, the I/O's error
+// stands. Only st sets deadlines on a connection during an exchange.
+func (st *exchangeStop) stopErr(err error) error {
+	if e := st.Err(); e != nil {
+		return e
+	}
+	if st.timed() && errors.Is(err, os.ErrDeadlineExceeded) {
+		st.timedOut.Store(true)
+		return errTimedOut
+	}
+	return nil
+}
+
+// attach makes c the exchange's connection, with the response deadline;
+// it fails if the exchange was ended.
+func (st *exchangeStop) attach(c net.Conn) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return context.Canceled
+	}
+	st.conn = c
+	if !st.deadline.IsZero() {
+		c.SetDeadline(st.deadline)
+	}
+	return nil
+}
+
+// bodySent starts a body's response timeout, unless the exchange was
+// ended (its past deadline stays).
+func (st *exchangeStop) bodySent() {
+	if st.afterBody <= 0 {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.ended && st.conn != nil {
+		st.conn.SetReadDeadline(time.Now().Add(st.afterBody))
+	}
+}
+
+// headRead clears the response deadline once the head is read: the
+// timeout is for the head, not for the body. An ended exchange keeps its
+// past deadline.
+func (st *exchangeStop) headRead() {
+	if !st.timed() {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.ended && st.conn != nil {
+		st.conn.SetDeadline(time.Time{})
+	}
+}
+
+// detach ends the connection's part in the exchange. It reports whether
+// end interrupted it (its deadline is then in the past: it must close).
+func (st *exchangeStop) detach() (interrupted bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.conn = nil
+	return st.ended
+}
+
+// doneChan is closed when the exchange is ended.
+func (st *exchangeStop) doneChan() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done == nil {
+		st.done = make(chan struct{})
+		if st.ended {
+			close(st.done)
+		}
+	}
+	return st.done
+}
+
+// deadlineTimer is a timer for the response deadline, nil (never ready)
+// when there is none; the caller stops it.
+func (st *exchangeStop) deadlineTimer() *time.Timer {
+	if st.deadline.IsZero() {
+		return nil
+	}
+	return time.NewTimer(time.Until(st.deadline))
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+// finish releases what RoundTrip set up for st: the exchange is over.
+func (st *exchangeStop) finish() {
+	if st.unwatch != nil {
+		st.unwatch()
+	}
+}
+
+// conn returns an idle connection to addr, or dials one, until ctx is done.
 func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
+	st := &exchangeStop{ctx: ctx}
+	defer context.AfterFunc(ctx, st.end)()
+	return t.connStop(ctx, addr, fresh, st)
+}
+
+// connStop is conn until st is ended or its deadline passes.
+func (t *h1Transport) connStop(ctx context.Context, addr string, fresh bool, st *exchangeStop) (*h1Conn, error) {
 	if !fresh {
 		if pc := t.takeIdle(addr); pc != nil {
 			return pc, nil
@@ -687,8 +880,18 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 	ds := t.dialState(addr)
 	select {
 	case ds.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		dl := st.deadlineTimer()
+		select {
+		case ds.slots <- struct{}{}:
+			stopTimer(dl)
+		case <-st.doneChan():
+			stopTimer(dl)
+			return nil, st.Err()
+		case <-timerC(dl):
+			st.timedOut.Store(true)
+			return nil, errTimedOut
+		}
 	}
 	if !fresh {
 		// A dial that ended while this one waited may have left one.
@@ -697,7 +900,13 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 			return pc, nil
 		}
 	}
-	return t.dial(ctx, addr, ds)
+	return t.dial(ctx, addr, ds, st)
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
 }
 
 // dial connects to addr holding one of its dial slots, which the dial frees
@@ -710,7 +919,7 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 // that are cancelled at once costs connections only up to the pool's size.
 // A failed or slow connect drops the address's idle connections: a task
 // that does not answer a connect will not answer on them either.
-func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState) (*h1Conn, error) {
+func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState, st *exchangeStop) (*h1Conn, error) {
 	type result struct {
 		pc  *h1Conn
 		err error
@@ -732,14 +941,19 @@ func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState) (*h1
 	}()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	dl := st.deadlineTimer()
+	defer stopTimer(dl)
 	var err error
 	select {
 	case r := <-done:
 		return r.pc, r.err
 	case <-timer.C:
 		err = &net.OpError{Op: "dial", Net: "tcp", Err: &slowConnectError{wait: wait}}
-	case <-ctx.Done():
-		err = ctx.Err()
+	case <-st.doneChan():
+		err = st.Err()
+	case <-timerC(dl):
+		st.timedOut.Store(true)
+		err = errTimedOut
 	}
 	// The dial and the timer may both be ready (a starved process sees
 	// them at once): a completed dial wins.
@@ -926,7 +1140,7 @@ func (t *h1Transport) CloseIdleConnections() {
 type h1Body struct {
 	t       *h1Transport
 	pc      *h1Conn
-	stop    func() bool
+	st      *exchangeStop
 	keep    bool
 	mode    bodyMode
 	remain  int64        // bodyLength: bytes left
@@ -1020,8 +1234,12 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.done = true
-	stopped := b.stop()
-	if !b.eof || !b.keep || !stopped {
+	interrupted := false
+	if b.st != nil {
+		interrupted = b.st.detach()
+		b.st.finish()
+	}
+	if !b.eof || !b.keep || interrupted {
 		// A body not read to its end, or a connection the response closes.
 		b.pc.c.Close()
 		return nil

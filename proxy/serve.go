@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/internal/h1serve"
 	"github.com/swarmgate/swarmgate/route"
 )
 
@@ -35,9 +36,46 @@ type exchange struct {
 	attempts  int
 	reason    string // why the proxy answered by itself, or why the upstream failed
 	requestID string
-	accept    []string           // the request's Accept field, for the error page
-	cancel    context.CancelFunc // ends the upstream exchange
-	drained   atomic.Bool        // set when the backend drain deadline ended a stream
+	accept    []string    // the request's Accept field, for the error page
+	drained   atomic.Bool // set when the backend drain deadline ended a stream
+	// The upstream exchange's end and response timeout: stop on the own
+	// HTTP/1.1 transport, ctx for the others (nil on the own).
+	stop exchangeStop
+	ctx  *ctxStop
+}
+
+// ctxStop ends an upstream exchange through its request's context, for
+// the transports that take their end from it: canceled at the response
+// timeout by a timer, which is stopped while a body is sent.
+type ctxStop struct {
+	cancel   context.CancelFunc
+	timer    *time.Timer
+	timedOut atomic.Bool
+}
+
+// endUpstream ends the upstream exchange (the backend drain deadline).
+func (x *exchange) endUpstream() {
+	if x.ctx != nil {
+		x.ctx.cancel()
+		return
+	}
+	x.stop.end()
+}
+
+// timedOut reports whether the response timeout ended the exchange.
+func (x *exchange) timedOut() bool {
+	if x.ctx != nil {
+		return x.ctx.timedOut.Load()
+	}
+	return x.stop.timedOut.Load()
+}
+
+// stopTimeout stops the response timeout: the response came, or a body is
+// about to be sent (the timeout then runs from its end).
+func (x *exchange) stopTimeout() {
+	if x.ctx != nil {
+		x.ctx.timer.Stop()
+	}
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -127,18 +165,33 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, reason string
 // forward sends the request to the target's endpoints, retrying what is safe
 // to retry, and streams the response back.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqPath string, x *exchange) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	x.cancel = cancel
-	var timedOut atomic.Bool
 	timeout := tg.route.Timeout
 	if timeout <= 0 {
 		timeout = route.DefaultTimeout
 	}
 	// The timeout is for the response: it runs from the end of the request
 	// body (a 100 MB upload may take longer than the timeout to send).
-	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
-	defer timer.Stop()
+	// The own transport takes it as a deadline on its connection and is
+	// ended through x.stop, which the client's leaving ends; the others
+	// take both from a context of their own.
+	ctx := r.Context()
+	start := time.Now()
+	_, own := tg.transport.(*h1Transport)
+	own = own && upgradeType(r.Header) == ""
+	if own {
+		if h1serve.WatchClient(ctx, &x.stop) {
+			defer h1serve.UnwatchClient(ctx)
+		} else {
+			defer context.AfterFunc(ctx, x.stop.end)()
+		}
+	} else {
+		cs := &ctxStop{}
+		ctx, cs.cancel = context.WithCancel(ctx)
+		defer cs.cancel()
+		cs.timer = time.AfterFunc(timeout, func() { cs.timedOut.Store(true); cs.cancel() })
+		defer cs.timer.Stop()
+		x.ctx = cs
+	}
 
 	if !tg.route.StreamBody { // a streaming route's bodies are not read ahead
 		if err := bufferBody(r, p.requestBuffer); err != nil {
@@ -149,10 +202,28 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	out := p.outRequest(ctx, r, tg, reqPath)
 	var body *replayGuard
 	if out.Body != nil {
-		timer.Stop()
-		body = &replayGuard{rc: r.Body, sent: func() { timer.Reset(timeout) }}
+		x.stopTimeout()
+		body = &replayGuard{rc: r.Body}
+		if x.ctx != nil {
+			body.sent = func() { x.ctx.timer.Reset(timeout) }
+		} else {
+			body.sent = func() {}
+		}
 		out.Body = body
 		x.body = body
+	}
+	if own {
+		switch {
+		case body != nil && time.Since(start) >= timeout:
+			// Reading the body ahead took the whole timeout: as the timer
+			// of the other transports would have, it ended the exchange.
+			x.stop.timedOut.Store(true)
+			x.stop.end()
+		case body != nil:
+			x.stop.afterBody = timeout
+		default:
+			x.stop.deadline = start.Add(timeout)
+		}
 	}
 	tg.budget.deposit()
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
@@ -179,14 +250,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		out.URL.Host = ep.Addr
 		release := ep.Acquire()
 		sent := p.now()
-		resp, err := roundTrip(tg.transport, out, fresh)
+		resp, err := roundTrip(tg.transport, out, fresh, &x.stop, own)
 		if err == nil {
-			timer.Stop()
+			x.stopTimeout()
 			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
 			return
 		}
 		switch {
-		case timedOut.Load():
+		case x.timedOut():
 			release(p.now().Sub(sent), balancer.Failure)
 			p.metrics.upstreamError(tg, reasonTimeout)
 			p.fail(w, x, http.StatusGatewayTimeout, "upstream timed out after "+timeout.String())
@@ -386,7 +457,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 	if flush {
 		// A stream may outlive its endpoint's place in the table: at the
 		// backend drain deadline it is ended as if the upstream had finished.
-		defer p.hold(&longLived{addr: ep.Addr, stop: func() { x.drained.Store(true); x.cancel() }})()
+		defer p.hold(&longLived{addr: ep.Addr, stop: func() { x.drained.Store(true); x.endUpstream() }})()
 	}
 	n, readErr, writeErr := copyBody(w, resp.Body, flush)
 	x.bytes = n
@@ -483,9 +554,15 @@ func (b *replayGuard) clientError() error {
 func (b *replayGuard) Close() error { return nil }
 
 // roundTrip sends out through rt, on a new connection when fresh and rt
-// can tell (the HTTP/1.1 transport; others pool as they do).
-func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool) (*http.Response, error) {
-	if h1, ok := rt.(*h1Transport); ok && fresh {
+// can tell (the HTTP/1.1 transport; others pool as they do). With own (rt
+// is the own transport and out no upgrade), st ends the exchange and
+// bounds its response instead of out's context.
+func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, st *exchangeStop, own bool) (*http.Response, error) {
+	h1, ok := rt.(*h1Transport)
+	switch {
+	case ok && own:
+		return h1.roundTrip(out, fresh, st)
+	case ok && fresh:
 		return h1.roundTripFresh(out)
 	}
 	return rt.RoundTrip(out)

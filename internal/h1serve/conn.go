@@ -102,7 +102,8 @@ type conn struct {
 	fired     bool // watchDelay has passed
 	watching  bool
 	aborting  bool
-	gone      bool // the client closed while its request ran
+	gone      bool       // the client closed while its request ran
+	watcher   ClientGone // told when gone is set (WatchClient)
 	watchEnd  chan struct{}
 	timer     *time.Timer
 	cancel    context.CancelFunc
@@ -204,7 +205,7 @@ func (c *conn) serve() {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
-	c.ctx = ctx
+	c.ctx = context.WithValue(ctx, connKey{}, c)
 	c.done = make(chan result, 1)
 	serveOne := c.serveOne // one method value for every request
 	for {
@@ -595,6 +596,10 @@ func (c *conn) watch(end chan struct{}) {
 	case err != nil && !c.aborting:
 		c.gone = true
 		c.cancel()
+		if g := c.watcher; g != nil {
+			c.watcher = nil
+			g.ClientGone()
+		}
 	}
 }
 
@@ -602,6 +607,7 @@ func (c *conn) watch(end chan struct{}) {
 func (c *conn) stopWatch() {
 	c.mu.Lock()
 	c.inHandler = false
+	c.watcher = nil
 	c.timer.Stop()
 	if !c.watching {
 		c.mu.Unlock()
@@ -619,6 +625,48 @@ func (c *conn) stopWatch() {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// connKey is the context key of a request's connection, for WatchClient.
+type connKey struct{}
+
+// ClientGone is told that the client of a request closed its connection
+// while the request was served (see WatchClient).
+type ClientGone interface{ ClientGone() }
+
+// WatchClient has g.ClientGone called, once, when the client of the
+// request whose context is ctx closes its connection while the handler
+// runs: the moment the request's context is canceled, without the
+// allocations of a context.AfterFunc. If the client is gone already, it is
+// called at once. The watch ends with UnwatchClient or when the handler
+// returns; a request has one watcher (a second replaces the first). It
+// reports false, watching nothing, when ctx is not the context of a
+// request this package serves.
+func WatchClient(ctx context.Context, g ClientGone) bool {
+	c, ok := ctx.Value(connKey{}).(*conn)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		g.ClientGone()
+		return true
+	}
+	if c.inHandler {
+		c.watcher = g
+	}
+	return true
+}
+
+// UnwatchClient ends the watch WatchClient started for ctx's request:
+// once it returns, ClientGone is not called.
+func UnwatchClient(ctx context.Context) {
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		c.mu.Lock()
+		c.watcher = nil
+		c.mu.Unlock()
+	}
+}
 
 // bodyEnded records that the request body was read to its end.
 func (c *conn) bodyEnded() {

@@ -670,3 +670,36 @@ func TestFirstBytesAnyConnection(t *testing.T) {
 		<-done
 	})
 }
+
+type goneFlag chan struct{}
+
+func (g goneFlag) ClientGone() { close(g) }
+
+// TestWatchClient: a watcher registered by the handler is told when the
+// client closes its connection; a context this package did not make
+// watches nothing.
+func TestWatchClient(t *testing.T) {
+	if WatchClient(context.Background(), make(goneFlag)) {
+		t.Fatal("WatchClient accepted a context of no request")
+	}
+	told := make(chan bool, 1)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := make(goneFlag)
+		if !WatchClient(r.Context(), g) {
+			t.Error("WatchClient refused a request's context")
+		}
+		select {
+		case <-g:
+			told <- r.Context().Err() != nil
+		case <-time.After(5 * time.Second):
+			told <- false
+		}
+	})})
+	c := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * watchDelay)
+	c.Close()
+	if !<-told {
+		t.Fatal("the watcher was not told the client left, or before its context was canceled")
+	}
+}
