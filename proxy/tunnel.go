@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -65,27 +67,26 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, resp *http.Respon
 		head, _ := brw.Reader.Peek(n)
 		client = io.MultiReader(strings.NewReader(string(head)), conn)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	var up, down int64
-	go func() {
-		defer wg.Done()
-		up = pipe(backend, client)
-	}()
-	go func() {
-		defer wg.Done()
-		down = pipe(conn, backend)
-	}()
-	wg.Wait()
-	x.bytes, x.reqBytes = down, up
+	// One direction on a goroutine of its own, the other on this one.
+	upDone := make(chan int64, 1)
+	go func() { upDone <- pipe(backend, client) }()
+	down := pipe(conn, backend)
+	x.bytes, x.reqBytes = down, <-upDone
 }
 
 // pipe copies src to dst, then half-closes dst where it can so the peer sees
 // EOF, or closes it outright so the opposite copy ends too.
 func pipe(dst io.WriteCloser, src io.Reader) int64 {
-	bp := bufPool.Get().(*[]byte)
-	n, _ := io.CopyBuffer(dst, src, *bp)
-	bufPool.Put(bp)
+	var n int64
+	if rc := rawConn(src); rc != nil {
+		n = copyIdleFree(dst, rc)
+	} else {
+		// Not dst's ReadFrom: a *net.TCPConn's, from a source that is not
+		// one, is io.Copy with a 32 KiB buffer of its own.
+		bp := tunnelBufPool.Get().(*[]byte)
+		n, _ = io.CopyBuffer(writerOnly{dst}, src, *bp)
+		tunnelBufPool.Put(bp)
+	}
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := dst.(closeWriter); ok {
 		cw.CloseWrite()
@@ -93,4 +94,72 @@ func pipe(dst io.WriteCloser, src io.Reader) int64 {
 		dst.Close()
 	}
 	return n
+}
+
+// tunnelBufPool holds the buffers of the tunnel copies that must wait for
+// data holding one (a TLS client, the upstream side): 8 KiB, a WebSocket
+// message or more per read, as NGINX's proxy_buffer_size, so that an idle
+// WebSocket holds 8 KiB there, not 32.
+var tunnelBufPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
+// writerOnly hides a writer's ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
+// rawConn returns src's raw connection when src is a plain TCP connection,
+// whose reads can wait for data without a buffer (copyIdleFree); else nil.
+func rawConn(src io.Reader) syscall.RawConn {
+	tc, ok := src.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// copyIdleFree copies src to dst until src ends or fails, holding no buffer
+// while src has nothing to read: the read waits for data in the runtime's
+// poller, takes a pooled buffer only once data is there, and gives it back
+// after the write. An idle WebSocket then costs its goroutine, not a 32 KiB
+// buffer. The source's deadlines and Close end the wait as they end a Read.
+func copyIdleFree(dst io.Writer, src syscall.RawConn) int64 {
+	var total int64
+	for {
+		var bp *[]byte
+		var n int
+		var rerr error
+		err := src.Read(func(fd uintptr) bool {
+			if bp == nil {
+				bp = bufPool.Get().(*[]byte)
+			}
+			for {
+				n, rerr = syscall.Read(int(fd), *bp)
+				if rerr != syscall.EINTR {
+					break
+				}
+			}
+			if rerr == syscall.EAGAIN {
+				bufPool.Put(bp) // nothing to read: wait without it
+				bp = nil
+				return false
+			}
+			return true
+		})
+		if err == nil && rerr == nil && n > 0 {
+			var werr error
+			n, werr = dst.Write((*bp)[:n])
+			total += int64(n)
+			err = werr
+		} else if err == nil {
+			err = io.EOF // n == 0 is the end; rerr a reset or the like
+		}
+		if bp != nil {
+			bufPool.Put(bp)
+		}
+		if err != nil {
+			return total
+		}
+	}
 }
