@@ -136,7 +136,7 @@ var _ http.RoundTripper = (*h1Transport)(nil)
 // http.Transport. A request without a body that meets a connection the
 // upstream closed while it was idle is retried once on a new connection.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, false, nil)
+	return t.roundTrip(req, false, nil, nil)
 }
 
 // roundTripFresh is RoundTrip on a new connection, never a pooled one: the
@@ -145,15 +145,16 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // timeout, where another pooled connection across the same broken path
 // would wait out the user timeout again.
 func (t *h1Transport) roundTripFresh(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, true, nil)
+	return t.roundTrip(req, true, nil, nil)
 }
 
 // roundTrip sends req, on a new connection when fresh. st, when not nil,
 // is how the caller ends the exchange early and bounds its response (the
 // proxy's forward, which watches the client itself); when nil, req's
-// context ends it, as for any http.RoundTripper. Upgrades go to fallback,
-// with req's context.
-func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop) (*http.Response, error) {
+// context ends it, as for any http.RoundTripper. fields, when not nil,
+// are the header fields written instead of req.Header's. Upgrades go to
+// fallback, with req's context.
+func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
 	if upgradeType(req.Header) != "" {
 		return t.fallback.RoundTrip(req)
 	}
@@ -162,14 +163,14 @@ func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop)
 		st = &exchangeStop{ctx: ctx}
 		st.unwatch = context.AfterFunc(ctx, st.end)
 	}
-	resp, err := t.roundTripStop(ctx, req, fresh, st)
+	resp, err := t.roundTripStop(ctx, req, fresh, st, fields)
 	if err != nil {
 		st.finish()
 	}
 	return resp, err
 }
 
-func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fresh bool, st *exchangeStop) (*http.Response, error) {
+func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, err := t.connStop(ctx, req.URL.Host, fresh || attempt > 0, st)
 		if err != nil {
@@ -179,7 +180,7 @@ func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fres
 			t.put(pc) // nothing was written: the connection serves the next request
 			return nil, err
 		}
-		resp, err := t.exchange(st, pc, req)
+		resp, err := t.exchange(st, pc, req, fields)
 		if err == nil {
 			return resp, nil
 		}
@@ -220,11 +221,11 @@ func closedByPeer(err error) bool {
 
 // exchange writes req on pc and reads the response head, within st's
 // response deadline; st's end interrupts it (and the body's reads).
-func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, fields *upstreamFields) (*http.Response, error) {
 	if err := st.attach(pc.c); err != nil {
 		return nil, err
 	}
-	err := writeRequest(pc.bw, req)
+	err := writeRequestFields(pc.bw, req, fields)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
@@ -389,6 +390,12 @@ func writeCanonical(sb *strings.Builder, name []byte) {
 // 100 Continue is dropped by exchange). The head is flushed before a body
 // is copied; chunks are flushed as they are written.
 func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	return writeRequestFields(bw, req, nil)
+}
+
+// writeRequestFields is writeRequest with the header fields of f instead
+// of req.Header, when f is not nil.
+func writeRequestFields(bw *bufio.Writer, req *http.Request, f *upstreamFields) error {
 	if req.ContentLength != 0 && req.Body == nil {
 		return fmt.Errorf("http: Request.ContentLength=%d with nil Body", req.ContentLength)
 	}
@@ -408,6 +415,11 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	case len(te) > 0 && te[0] == "chunked":
 		length = -1
 	case len(te) > 0, length == 0, length < 0 && lacksBody(method), method == http.MethodConnect:
+		if f != nil {
+			r := *req
+			r.Header = f.header()
+			req = &r
+		}
 		return req.Write(bw) // net/http probes the body or sends it close-delimited
 	case length < 0:
 		te = chunkedTE
@@ -456,7 +468,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	ua := "Go-http-client/1.1"
-	if vv, ok := req.Header["User-Agent"]; ok {
+	if f != nil {
+		ua = f.userAgent() // an absent one stays absent
+	} else if vv, ok := req.Header["User-Agent"]; ok {
 		ua = ""
 		if len(vv) > 0 {
 			ua = vv[0]
@@ -465,7 +479,8 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if ua != "" {
 		writeField(bw, "User-Agent", cleanValue(ua))
 	}
-	if req.Close && !hasToken(firstValue(req.Header, "Connection"), "close") {
+	// The fields of f have no Connection: it is hop-by-hop.
+	if req.Close && (f != nil || !hasToken(firstValue(req.Header, "Connection"), "close")) {
 		bw.WriteString("Connection: close\r\n")
 	}
 	switch {
@@ -486,7 +501,11 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		}
 		bw.WriteString("\r\n")
 	}
-	writeFields(bw, req.Header, true)
+	if f != nil {
+		f.write(bw)
+	} else {
+		writeFields(bw, req.Header, true)
+	}
 	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err
 	}

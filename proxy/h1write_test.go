@@ -3,7 +3,10 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -232,6 +235,97 @@ func FuzzWriteRequest(f *testing.F) {
 		}
 		if oe == nil && ours != theirs {
 			t.Fatalf("wrote\n%q\nnet/http wrote\n%q", ours, theirs)
+		}
+	})
+}
+
+// writeMapAndFields writes the upstream request of client request mk()
+// both ways the proxy can: its header built as a map (outHeader, then
+// setForwarded) with writeRequest, and written from the client's fields
+// with upstreamFields.
+func writeMapAndFields(mk func() *http.Request, trusted bool, prefix string) (fromMap, fromFields string, mapErr, fieldsErr error) {
+	var a, b bytes.Buffer
+	r := mk()
+	r.Header = outHeader(r.Header, forwardedFields)
+	setForwarded(r.Header, mk(), trusted, prefix)
+	bw := bufio.NewWriter(&a)
+	mapErr = writeRequest(bw, r)
+	bw.Flush()
+	var f upstreamFields
+	r = mk()
+	f.set(r, trusted, prefix)
+	r.Header = nil
+	bw = bufio.NewWriter(&b)
+	fieldsErr = writeRequestFields(bw, r, &f)
+	bw.Flush()
+	return a.String(), b.String(), mapErr, fieldsErr
+}
+
+// TestUpstreamFieldsAsMap: upstreamFields writes the bytes the header map
+// would, for clients trusted or not, with forwarding fields of their own,
+// a prefix, fields Connection names, TE, an absent User-Agent, a request
+// that net/http's Request.Write writes, and HTTPS.
+func TestUpstreamFieldsAsMap(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 19001}
+	for _, h := range []http.Header{
+		{},
+		{"Accept": {"*/*"}, "User-Agent": {"bench"}},
+		{"X-Forwarded-For": {"1.1.1.1", "2.2.2.2"}, "X-Real-Ip": {"1.1.1.1"}, "X-Forwarded-Port": {"8443"},
+			"X-Forwarded-Prefix": {"/p"}, "Forwarded": {"for=1.1.1.1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil"}},
+		{"Connection": {"keep-alive, X-Secret, X-Real-Ip"}, "X-Secret": {"s"}, "Te": {"trailers"}, "Keep-Alive": {"5"}},
+		{"Connection": {"te"}, "Te": {"trailers"}, "X_Under": {"u"}, "Http2-Settings": {"x"}, "Zz": {"a\r\nb", " c "}},
+		{"User-Agent": nil, "X-Empty": nil, "X-Real-Ip": nil},
+	} {
+		for _, trusted := range []bool{false, true} {
+			for _, prefix := range []string{"", "/api"} {
+				for _, variant := range []string{"get", "https", "unknown length", "no local address"} {
+					mk := func() *http.Request {
+						u, _ := url.Parse("http://10.0.0.7:8080/x?y=1")
+						r := &http.Request{Method: "GET", URL: u, Host: "app.example.org", Header: h.Clone(), RemoteAddr: "192.0.2.1:5555"}
+						ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, local)
+						switch variant {
+						case "https":
+							r.TLS = &tls.ConnectionState{}
+						case "unknown length":
+							r.Method, r.Body, r.ContentLength = "DELETE", body("abc"), -1
+						case "no local address":
+							ctx = context.Background()
+						}
+						return r.WithContext(ctx)
+					}
+					fromMap, fromFields, me, fe := writeMapAndFields(mk, trusted, prefix)
+					if (me == nil) != (fe == nil) || fromMap != fromFields {
+						t.Errorf("%v trusted=%v prefix=%q %s:\nfields wrote %q (%v)\nthe map     %q (%v)",
+							h, trusted, prefix, variant, fromFields, fe, fromMap, me)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzUpstreamFields: for client fields built from fuzzed parts, the
+// fields written without a map are the map's, byte for byte.
+func FuzzUpstreamFields(f *testing.F) {
+	f.Add("X-Forwarded-For", "1.1.1.1", "Connection", "x-a", "X-A", "v", "/p", true, false)
+	f.Add("X-Real-Ip", "2.2.2.2", "Te", "trailers", "User-Agent", "u", "", false, true)
+	f.Add("x-forwarded-port", "1", "X-Forwarded-Prefix", "/q", "Forwarded", "for=x", "/api", true, true)
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3, prefix string, trusted, tlsOn bool) {
+		mk := func() *http.Request {
+			u, _ := url.Parse("http://10.0.0.7:8080/x")
+			r := &http.Request{Method: "GET", URL: u, Host: "h", Header: http.Header{}, RemoteAddr: "192.0.2.1:5555"}
+			r.Header.Add(k1, v1)
+			r.Header[k2] = append(r.Header[k2], v2)
+			r.Header[k3] = []string{v3, v1}
+			if tlsOn {
+				r.TLS = &tls.ConnectionState{}
+			}
+			return r.WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey,
+				&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}))
+		}
+		fromMap, fromFields, me, fe := writeMapAndFields(mk, trusted, prefix)
+		if (me == nil) != (fe == nil) || fromMap != fromFields {
+			t.Fatalf("fields wrote %q (%v)\nthe map     %q (%v)", fromFields, fe, fromMap, me)
 		}
 	})
 }

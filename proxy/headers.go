@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -68,19 +69,8 @@ func removeHopByHop(h http.Header) {
 // fields that will be added.
 func outHeader(h http.Header, extra int) http.Header {
 	var named [8]string
-	drop := named[:0]
-	for _, f := range h["Connection"] {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				if k := textproto.CanonicalMIMEHeaderKey(name); !forwardingHeaders[k] {
-					drop = append(drop, k)
-				}
-			}
-		}
-	}
-	keep := func(k string) bool {
-		return !hopHeader(k) && k != "Http2-Settings" && strings.IndexByte(k, '_') < 0 && !slices.Contains(drop, k)
-	}
+	drop := connectionNamed(h, named[:0])
+	keep := func(k string) bool { return keepOut(k, drop) }
 	n, kept := 0, 0
 	for k, vv := range h {
 		if keep(k) {
@@ -108,6 +98,27 @@ func outHeader(h http.Header, extra int) http.Header {
 		out["Te"] = teTrailers()
 	}
 	return out
+}
+
+// connectionNamed appends to drop the canonical names of the fields that
+// h's Connection names, but the forwarding ones.
+func connectionNamed(h http.Header, drop []string) []string {
+	for _, f := range h["Connection"] {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				if k := textproto.CanonicalMIMEHeaderKey(name); !forwardingHeaders[k] {
+					drop = append(drop, k)
+				}
+			}
+		}
+	}
+	return drop
+}
+
+// keepOut reports the client fields outHeader copies: not hop-by-hop, not
+// HTTP2-Settings, without an underscore and not named by Connection (drop).
+func keepOut(k string, drop []string) bool {
+	return !hopHeader(k) && k != "Http2-Settings" && strings.IndexByte(k, '_') < 0 && !slices.Contains(drop, k)
 }
 
 // hopHeader reports the fields of hopHeaders.
@@ -142,6 +153,56 @@ func upgradeType(h http.Header) string {
 // edge sets X-Forwarded-Prefix itself when it strips a prefix); from anyone
 // else they are removed, so that a client cannot claim them.
 func setForwarded(h http.Header, r *http.Request, trusted bool, prefix string) {
+	var f forwarded
+	f.set(h, r, trusted, prefix)
+	f.apply(h)
+}
+
+// forwarded is what setForwarded sets, worked out once from the request
+// and the fields that h (the client's, or the upstream header being built)
+// has: apply sets them in a header, and upstreamFields writes them beside
+// the client's fields without one.
+type forwarded struct {
+	xff, proto, host string
+	realIP, port     string // "" when kept from a trusted client, or no port
+	prefix           string
+	trusted          bool
+}
+
+func (f *forwarded) set(h http.Header, r *http.Request, trusted bool, prefix string) {
+	ip := clientIP(r.RemoteAddr)
+	f.xff = ip
+	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+		f.xff = strings.Join(prior, ", ") + ", " + ip
+	}
+	f.proto = "http"
+	if r.TLS != nil {
+		f.proto = "https"
+	}
+	f.host, f.prefix, f.trusted = r.Host, prefix, trusted
+	f.realIP, f.port = "", ""
+	if _, ok := h["X-Real-Ip"]; !ok || !trusted {
+		f.realIP = ip
+	}
+	if _, ok := h["X-Forwarded-Port"]; !ok || !trusted {
+		f.port = localPort(r)
+	}
+}
+
+// replaces reports the client's fields that f replaces or removes.
+func (f *forwarded) replaces(k string) bool {
+	switch k {
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
+		return true
+	case "Forwarded", "X-Real-Ip", "X-Forwarded-Port":
+		return !f.trusted
+	case "X-Forwarded-Prefix":
+		return !f.trusted || f.prefix != ""
+	}
+	return false
+}
+
+func (f *forwarded) apply(h http.Header) {
 	// The values share one array: one allocation instead of six.
 	vals := make([]string, 6)
 	set := func(k, v string) {
@@ -149,39 +210,132 @@ func setForwarded(h http.Header, r *http.Request, trusted bool, prefix string) {
 		h[k] = vals[:1:1]
 		vals = vals[1:]
 	}
-	ip := clientIP(r.RemoteAddr)
-	chain := ip
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-		chain = strings.Join(prior, ", ") + ", " + ip
-	}
-	set("X-Forwarded-For", chain)
-	if r.TLS != nil {
-		set("X-Forwarded-Proto", "https")
-	} else {
-		set("X-Forwarded-Proto", "http")
-	}
-	set("X-Forwarded-Host", r.Host)
-	if !trusted {
+	set("X-Forwarded-For", f.xff)
+	set("X-Forwarded-Proto", f.proto)
+	set("X-Forwarded-Host", f.host)
+	if !f.trusted {
 		delete(h, "Forwarded")
 		delete(h, "X-Forwarded-Prefix")
 		delete(h, "X-Real-Ip")
 		delete(h, "X-Forwarded-Port")
 	}
-	if _, ok := h["X-Real-Ip"]; !ok {
-		set("X-Real-Ip", ip)
+	if f.realIP != "" {
+		set("X-Real-Ip", f.realIP)
 	}
-	if _, ok := h["X-Forwarded-Port"]; !ok {
-		if port := localPort(r); port != "" {
-			set("X-Forwarded-Port", port)
-		}
+	if f.port != "" {
+		set("X-Forwarded-Port", f.port)
 	}
-	if prefix != "" {
-		set("X-Forwarded-Prefix", prefix)
+	if f.prefix != "" {
+		set("X-Forwarded-Prefix", f.prefix)
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		// An absent User-Agent must stay absent; Go's client would add its own.
 		h["User-Agent"] = nil
 	}
+}
+
+// upstreamFields are the header fields of an upstream request on the own
+// transport, written without the header map that outHeader and
+// setForwarded would build: the client's fields that outHeader keeps and
+// setForwarded leaves, "Te: trailers" as outHeader puts it back, and the
+// forwarding fields, in the order and with the values that map would be
+// written with (writeFields). FuzzUpstreamFields checks the bytes against
+// the map's.
+type upstreamFields struct {
+	h       http.Header // the client's; not modified
+	drop    []string    // the fields Connection names, but the forwarding ones
+	dropBuf [8]string
+	te      bool // "Te: trailers" is sent
+	fwd     forwarded
+}
+
+// set prepares f for r, as outHeader(r.Header) then setForwarded would.
+func (f *upstreamFields) set(r *http.Request, trusted bool, prefix string) {
+	f.h = r.Header
+	f.drop = connectionNamed(r.Header, f.dropBuf[:0])
+	f.te = !slices.Contains(f.drop, "Te") && httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
+	f.fwd.set(r.Header, r, trusted, prefix)
+}
+
+// keeps reports the client's fields written as they are.
+func (f *upstreamFields) keeps(k string) bool {
+	return keepOut(k, f.drop) && !f.fwd.replaces(k)
+}
+
+// userAgent is the User-Agent field to write: the client's first value, ""
+// (none) when it sent none.
+func (f *upstreamFields) userAgent() string {
+	if vv := f.h["User-Agent"]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
+}
+
+// header is f as the header map outHeader and setForwarded build, for the
+// requests writeRequest hands to net/http's Request.Write.
+func (f *upstreamFields) header() http.Header {
+	h := outHeader(f.h, forwardedFields+2)
+	f.fwd.apply(h)
+	return h
+}
+
+// write writes the fields in key order, as writeFields would write
+// header(), less the fields writeRequest writes itself.
+func (f *upstreamFields) write(bw *bufio.Writer) {
+	var buf [48]string
+	keys := buf[:0]
+	for k := range f.h {
+		if !reqExcluded(k) && f.keeps(k) {
+			keys = append(keys, k)
+		}
+	}
+	keys = append(keys, "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host")
+	if f.fwd.realIP != "" {
+		keys = append(keys, "X-Real-Ip")
+	}
+	if f.fwd.port != "" {
+		keys = append(keys, "X-Forwarded-Port")
+	}
+	if f.fwd.prefix != "" {
+		keys = append(keys, "X-Forwarded-Prefix")
+	}
+	if f.te {
+		keys = append(keys, "Te")
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		if v, ok := f.own(k); ok {
+			writeField(bw, k, cleanValue(v))
+			continue
+		}
+		for _, v := range f.h[k] {
+			writeField(bw, k, cleanValue(v))
+		}
+	}
+}
+
+// own is the value of a field f sets itself.
+func (f *upstreamFields) own(k string) (string, bool) {
+	switch k {
+	case "X-Forwarded-For":
+		return f.fwd.xff, true
+	case "X-Forwarded-Proto":
+		return f.fwd.proto, true
+	case "X-Forwarded-Host":
+		return f.fwd.host, true
+	case "X-Real-Ip":
+		return f.fwd.realIP, f.fwd.realIP != ""
+	case "X-Forwarded-Port":
+		return f.fwd.port, f.fwd.port != ""
+	case "X-Forwarded-Prefix":
+		return f.fwd.prefix, f.fwd.prefix != ""
+	case "Te":
+		return "trailers", f.te
+	}
+	return "", false
 }
 
 // setStickyCookie pins the client to the endpoint that served it.

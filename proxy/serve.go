@@ -42,6 +42,10 @@ type exchange struct {
 	// HTTP/1.1 transport, ctx for the others (nil on the own).
 	stop exchangeStop
 	ctx  *ctxStop
+	// fields are the upstream request's header fields on the own
+	// transport, written from the client's without a header map.
+	fields upstreamFields
+	url    url.URL // the upstream request's
 }
 
 // ctxStop ends an upstream exchange through its request's context, for
@@ -199,7 +203,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			return
 		}
 	}
-	out := p.outRequest(ctx, r, tg, reqPath)
+	var fields *upstreamFields
+	if own {
+		fields = &x.fields
+	}
+	out := p.outRequest(ctx, r, tg, reqPath, x, fields)
 	var body *replayGuard
 	if out.Body != nil {
 		x.stopTimeout()
@@ -250,7 +258,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		out.URL.Host = ep.Addr
 		release := ep.Acquire()
 		sent := p.now()
-		resp, err := roundTrip(tg.transport, out, fresh, &x.stop, own)
+		resp, err := roundTrip(tg.transport, out, fresh, &x.stop, fields)
 		if err == nil {
 			x.stopTimeout()
 			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
@@ -358,18 +366,31 @@ func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {
 }
 
 // outRequest builds the upstream request: same method, body and headers less
-// the hop-by-hop ones, plus the X-Forwarded-* set.
-func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string) *http.Request {
+// the hop-by-hop ones, plus the X-Forwarded-* set. With fields (the own
+// transport), the header is not built: fields are set to be written from
+// the client's, and out.Header is nil.
+func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string, x *exchange, fields *upstreamFields) *http.Request {
 	out := r.WithContext(ctx)
-	extra := forwardedFields
+	prefix := ""
 	if tg.stripLen > 0 {
-		extra++ // X-Forwarded-Prefix
+		prefix = reqPath[:tg.stripLen]
 	}
-	if _, ok := r.Header["User-Agent"]; !ok {
-		extra++ // kept absent by a nil value
+	if fields != nil {
+		out.Header = nil
+		fields.set(r, p.trustedPeer(r.RemoteAddr), prefix)
+	} else {
+		extra := forwardedFields
+		if tg.stripLen > 0 {
+			extra++ // X-Forwarded-Prefix
+		}
+		if _, ok := r.Header["User-Agent"]; !ok {
+			extra++ // kept absent by a nil value
+		}
+		out.Header = outHeader(r.Header, extra)
 	}
-	out.Header = outHeader(r.Header, extra)
-	u := &url.URL{Scheme: tg.scheme(), Path: reqPath, RawQuery: r.URL.RawQuery}
+	// The URL is the exchange's, which lives as long as out.
+	u := &x.url
+	*u = url.URL{Scheme: tg.scheme(), Path: reqPath, RawQuery: r.URL.RawQuery}
 	if reqPath == r.URL.Path {
 		u.RawPath = r.URL.RawPath
 	}
@@ -394,15 +415,14 @@ func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, req
 		// trailer field would reach the backend after the checks on headers.
 		out.Trailer = nil
 	}
+	if fields != nil {
+		return out // no upgrade: it goes to another transport
+	}
 	// Hop-by-hop fields, the h2c upgrade's HTTP2-Settings and fields with
 	// an underscore are not copied (outHeader).
 	if upgrade := upgradeType(r.Header); upgrade != "" {
 		out.Header["Connection"] = []string{"Upgrade"}
 		out.Header["Upgrade"] = []string{upgrade}
-	}
-	prefix := ""
-	if tg.stripLen > 0 {
-		prefix = reqPath[:tg.stripLen]
 	}
 	setForwarded(out.Header, r, p.trustedPeer(r.RemoteAddr), prefix)
 	return out
@@ -554,14 +574,15 @@ func (b *replayGuard) clientError() error {
 func (b *replayGuard) Close() error { return nil }
 
 // roundTrip sends out through rt, on a new connection when fresh and rt
-// can tell (the HTTP/1.1 transport; others pool as they do). With own (rt
-// is the own transport and out no upgrade), st ends the exchange and
-// bounds its response instead of out's context.
-func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, st *exchangeStop, own bool) (*http.Response, error) {
+// can tell (the HTTP/1.1 transport; others pool as they do). With fields
+// (rt is the own transport and out no upgrade: see forward), st ends the
+// exchange and bounds its response instead of out's context, and fields
+// are written instead of out.Header.
+func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
 	h1, ok := rt.(*h1Transport)
 	switch {
-	case ok && own:
-		return h1.roundTrip(out, fresh, st)
+	case ok && fields != nil:
+		return h1.roundTrip(out, fresh, st, fields)
 	case ok && fresh:
 		return h1.roundTripFresh(out)
 	}
