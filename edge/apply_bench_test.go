@@ -1,13 +1,18 @@
 package edge
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/swarmgate/swarmgate/balancer"
+	"github.com/swarmgate/swarmgate/control"
 	"github.com/swarmgate/swarmgate/l4"
 	"github.com/swarmgate/swarmgate/proxy"
 	"github.com/swarmgate/swarmgate/route"
@@ -72,4 +77,89 @@ func benchApply(b *testing.B, hinted bool) {
 			}
 		})
 	}
+}
+
+// BenchmarkControlDelta is one change end to end through the control
+// plane's stream, at n routes of five tasks: the control plane publishes a
+// version in which one route's endpoint moved, its delta crosses a
+// loopback HTTP/2 stream, the edge's control.Client applies it and the
+// edge applies the Config. ns/op is the time from Update to the table in
+// force; B/op and allocs/op, and cpu-ms/op (the process's CPU per change,
+// garbage collection included), count both sides, the Server's Update
+// (BenchmarkUpdate in control) included. recycle is the client as
+// edge.Run sets it up (control.Client.RecycleRoutes); copy, a Config made
+// by copying the last one's routes.
+func BenchmarkControlDelta(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		for _, recycle := range []bool{false, true} {
+			name := fmt.Sprintf("%d/copy", n)
+			if recycle {
+				name = fmt.Sprintf("%d/recycle", n)
+			}
+			b.Run(name, func(b *testing.B) { benchControlDelta(b, n, recycle) })
+		}
+	}
+}
+
+func benchControlDelta(b *testing.B, n int, recycle bool) {
+	cfgs := benchConfigs(n, false)
+	srv := control.NewServer(control.ServerOptions{})
+	defer srv.Close()
+	srv.Update(cfgs[0])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := srv.HTTPServer(nil)
+	go hs.Serve(ln)
+	defer hs.Close()
+	c, err := control.NewClient(control.ClientOptions{Addrs: []string{"tcp://" + ln.Addr().String()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if recycle {
+		c.RecycleRoutes()
+	}
+	pool := balancer.NewPool(balancer.PoolOptions{})
+	p := proxy.New(proxy.Options{Logger: zap.NewNop(), Pool: pool})
+	defer p.Close()
+	engine := l4.New(l4.Options{Logger: zap.NewNop()})
+	defer engine.Close()
+	e := New(Core{Proxy: p, Pool: pool, L4: engine, BackendDrain: time.Hour})
+	defer e.Close()
+	applied := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx, func(cfg route.Config) {
+			e.Apply(Merge(route.DefaultCluster, cfg))
+			applied <- struct{}{}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	wait := func() {
+		select {
+		case <-applied:
+		case <-time.After(30 * time.Second):
+			b.Fatal("no table within 30 s")
+		}
+	}
+	wait() // the snapshot
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	start, i := cpu(), 0
+	for b.Loop() {
+		i++
+		srv.Update(cfgs[i%2])
+		wait()
+	}
+	b.ReportMetric(float64(cpu()-start)/float64(time.Millisecond)/float64(i), "cpu-ms/op")
 }
