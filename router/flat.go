@@ -170,7 +170,7 @@ func walk(b string, base uint32, path string) uint32 {
 	rest := path
 	at := int(base) // offset of the current node
 	for {
-		hdr := get64(b[at:])
+		hdr := get64(b[at : at+8])
 		plen, k := int(hdr>>32)&0xffff, int(hdr>>48)
 		at += nodeHeader
 		if plen > len(rest) {
@@ -182,13 +182,13 @@ func walk(b string, base uint32, path string) uint32 {
 			var w uint64
 			switch {
 			case len(rest) >= 8:
-				w = get64(rest)
+				w = get64(rest[:8])
 			case len(path) >= 8:
 				w = get64(path[len(path)-8:]) >> (64 - 8*len(rest))
 			default:
 				w = short >> (8 * (len(path) - len(rest)))
 			}
-			if (w^get64(b[at:]))&(1<<(8*plen)-1) != 0 {
+			if (w^get64(b[at:at+8]))&(1<<(8*plen)-1) != 0 {
 				break
 			}
 		} else if !hasPrefix(rest, b[at:at+plen]) {
@@ -210,7 +210,7 @@ func walk(b string, base uint32, path string) uint32 {
 		firsts := at + plen
 		kid := -1
 		if k <= 8 {
-			w := get64(b[firsts:]) ^ uint64(rest[0])*ones // a byte equal to rest[0] becomes 0
+			w := get64(b[firsts:firsts+8]) ^ uint64(rest[0])*ones // a byte equal to rest[0] becomes 0
 			// The high bit of each zero byte among the first k.
 			if z := zeroBytes(w) & (1<<(8*k) - 1); z != 0 {
 				kid = bits.TrailingZeros64(z) / 8
@@ -221,7 +221,8 @@ func walk(b string, base uint32, path string) uint32 {
 		if kid < 0 {
 			break
 		}
-		at = int(get32(b[firsts+k+4*kid:]))
+		o := firsts + k + 4*kid
+		at = int(get32(b[o : o+4]))
 	}
 	return best
 }

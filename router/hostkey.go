@@ -53,7 +53,7 @@ func lastColon(s string) int {
 		return -1
 	}
 	for ; i >= 8; i -= 8 {
-		if z := zeroBytes(get64(s[i-8:]) ^ colons); z != 0 {
+		if z := zeroBytes(get64(s[i-8:i]) ^ colons); z != 0 {
 			return i - 8 + (63-bits.LeadingZeros64(z))/8
 		}
 	}
@@ -116,15 +116,15 @@ func hashHost(seed uint64, s string) uint64 {
 		b = a
 	case n <= 16:
 		a = lower8(get64(s))
-		b = lower8(get64(s[n-8:]))
+		b = lower8(get64(s[n-8 : n]))
 	default:
 		i := 0
 		for ; n-i > 16; i += 16 {
-			seed = mix(lower8(get64(s[i:]))^hashK1, lower8(get64(s[i+8:]))^seed)
+			seed = mix(lower8(get64(s[i:i+8]))^hashK1, lower8(get64(s[i+8:i+16]))^seed)
 		}
 		// The last sixteen bytes, overlapping the block before them.
-		a = lower8(get64(s[n-16:]))
-		b = lower8(get64(s[n-8:]))
+		a = lower8(get64(s[n-16 : n-8]))
+		b = lower8(get64(s[n-8 : n]))
 	}
 	return mix(hashK2^uint64(n), mix(a^hashK1, b^seed))
 }
@@ -140,7 +140,7 @@ func equalFold(key, s string) bool {
 	}
 	var diff uint64
 	for i := 0; i < n-8; i += 8 {
-		diff |= get64(key[i:]) ^ lower8(get64(s[i:]))
+		diff |= get64(key[i:i+8]) ^ lower8(get64(s[i:i+8]))
 	}
-	return diff|(get64(key[n-8:])^lower8(get64(s[n-8:]))) == 0
+	return diff|(get64(key[n-8:n])^lower8(get64(s[n-8:n]))) == 0
 }
