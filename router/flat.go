@@ -162,9 +162,7 @@ func walk(b string, base uint32, path string) uint32 {
 	// eight bytes at a time.
 	var short uint64
 	if len(path) < 8 {
-		for i := len(path) - 1; i >= 0; i-- {
-			short = short<<8 | uint64(path[i])
-		}
+		short = word(path)
 	}
 	best := uint32(0)
 	rest := path
@@ -225,6 +223,20 @@ func walk(b string, base uint32, path string) uint32 {
 		at = int(get32(b[o : o+4]))
 	}
 	return best
+}
+
+// word returns the bytes of s, shorter than eight, as a little-endian word
+// padded with zeros, in at most two reads that may overlap instead of a
+// loop by byte.
+func word(s string) uint64 {
+	n := len(s)
+	switch {
+	case n >= 4:
+		return uint64(get32(s[:4])) | uint64(get32(s[n-4:n]))<<(8*(n-4))
+	case n > 0:
+		return uint64(s[0]) | uint64(s[n>>1])<<(8*(n>>1)) | uint64(s[n-1])<<(8*(n-1))
+	}
+	return 0
 }
 
 // hasPrefix is strings.HasPrefix for the short prefixes of tree nodes,

@@ -77,13 +77,7 @@ func lower8(x uint64) uint64 {
 
 // short returns the lower-cased bytes of s, shorter than eight, as a word
 // padded with zeros.
-func short(s string) uint64 {
-	var w uint64
-	for j := len(s) - 1; j >= 0; j-- {
-		w = w<<8 | uint64(s[j])
-	}
-	return lower8(w)
-}
+func short(s string) uint64 { return lower8(word(s)) }
 
 // Odd constants of the wyhash family, which hashHost mixes with.
 const (
