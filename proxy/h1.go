@@ -107,8 +107,10 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	addr   string
-	reused bool      // served a request before
-	idleAt time.Time // when it went back to the pool
+	reused bool // served a request before
+	// deadline: a deadline may be set on c (by an exchange, see attach).
+	deadline bool
+	idleAt   time.Time // when it went back to the pool
 
 	// The response being read: its head, a head too large for br, its
 	// chunked body. Reused from one response to the next.
@@ -222,7 +224,7 @@ func closedByPeer(err error) bool {
 // exchange writes req on pc and reads the response head, within st's
 // response deadline; st's end interrupts it (and the body's reads).
 func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, fields *upstreamFields) (*http.Response, error) {
-	if err := st.attach(pc.c); err != nil {
+	if err := st.attach(pc); err != nil {
 		return nil, err
 	}
 	err := writeRequestFields(pc.bw, req, fields)
@@ -267,9 +269,9 @@ func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, 
 		if cap(pc.spill) > maxSpillKept {
 			pc.spill = nil // a pooled connection does not keep a large head's buffer
 		}
-		st.headRead()
 		b := &h1Body{t: t, pc: pc, st: st, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
 		b.frame()
+		st.headRead(b.buffered())
 		resp.Body = b
 		return resp, nil
 	}
@@ -729,7 +731,7 @@ type exchangeStop struct {
 	ctx       context.Context // the request's, whose error Err returns once ended; or nil
 
 	mu       sync.Mutex
-	conn     net.Conn      // the connection of the exchange in progress, or nil
+	pc       *h1Conn       // the connection of the exchange in progress, or nil
 	ended    bool          // end was called
 	timedOut atomic.Bool   // the response deadline passed
 	done     chan struct{} // closed by end; made for the waits that need it
@@ -750,8 +752,8 @@ func (st *exchangeStop) end() {
 		return
 	}
 	st.ended = true
-	if st.conn != nil {
-		st.conn.SetDeadline(aLongTimeAgo)
+	if st.pc != nil {
+		st.pc.c.SetDeadline(aLongTimeAgo)
 	}
 	if st.done != nil {
 		close(st.done)
@@ -795,17 +797,23 @@ func (st *exchangeStop) stopErr(err error) error {
 	return nil
 }
 
-// attach makes c the exchange's connection, with the response deadline;
-// it fails if the exchange was ended.
-func (st *exchangeStop) attach(c net.Conn) error {
+// attach makes pc the exchange's connection, with the response deadline
+// (or none: a deadline an exchange before left is cleared); it fails if
+// the exchange was ended.
+func (st *exchangeStop) attach(pc *h1Conn) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.ended {
 		return context.Canceled
 	}
-	st.conn = c
-	if !st.deadline.IsZero() {
-		c.SetDeadline(st.deadline)
+	st.pc = pc
+	switch {
+	case !st.deadline.IsZero():
+		pc.c.SetDeadline(st.deadline)
+		pc.deadline = true
+	case pc.deadline:
+		pc.c.SetDeadline(time.Time{})
+		pc.deadline = false
 	}
 	return nil
 }
@@ -818,22 +826,26 @@ func (st *exchangeStop) bodySent() {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !st.ended && st.conn != nil {
-		st.conn.SetReadDeadline(time.Now().Add(st.afterBody))
+	if !st.ended && st.pc != nil {
+		st.pc.c.SetReadDeadline(time.Now().Add(st.afterBody))
+		st.pc.deadline = true
 	}
 }
 
 // headRead clears the response deadline once the head is read: the
-// timeout is for the head, not for the body. An ended exchange keeps its
-// past deadline.
-func (st *exchangeStop) headRead() {
-	if !st.timed() {
+// timeout is for the head, not for the body. A body the reader holds
+// whole is read without the connection: its deadline stays, for the
+// connection's next exchange to replace (attach). An ended exchange keeps
+// its past deadline.
+func (st *exchangeStop) headRead(bodyBuffered bool) {
+	if bodyBuffered {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !st.ended && st.conn != nil {
-		st.conn.SetDeadline(time.Time{})
+	if !st.ended && st.pc != nil && st.pc.deadline {
+		st.pc.c.SetDeadline(time.Time{})
+		st.pc.deadline = false
 	}
 }
 
@@ -842,7 +854,7 @@ func (st *exchangeStop) headRead() {
 func (st *exchangeStop) detach() (interrupted bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.conn = nil
+	st.pc = nil
 	return st.ended
 }
 
@@ -1116,9 +1128,10 @@ func (pc *h1Conn) alive() bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// put returns a connection whose response was read to the end.
+// put returns a connection whose response was read to the end. A
+// deadline may be left on it (see headRead): the next exchange sets its
+// own or clears it (attach).
 func (t *h1Transport) put(pc *h1Conn) {
-	pc.c.SetDeadline(time.Time{})
 	pc.idleAt = time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -1176,6 +1189,18 @@ const (
 	bodyChunked                    // the chunked coding, read by pc.chunked
 	bodyUntilClose                 // the rest of the connection
 )
+
+// buffered reports whether the whole body is in the connection's reader:
+// reading it reads nothing from the connection.
+func (b *h1Body) buffered() bool {
+	switch b.mode {
+	case bodyNone:
+		return true
+	case bodyLength:
+		return int64(b.pc.br.Buffered()) >= b.remain
+	}
+	return false
+}
 
 // frame sets the body's framing from its connection's response head.
 func (b *h1Body) frame() {

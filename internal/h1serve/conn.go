@@ -2,6 +2,7 @@ package h1serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -104,9 +105,12 @@ type conn struct {
 	aborting  bool
 	gone      bool       // the client closed while its request ran
 	watcher   ClientGone // told when gone is set (WatchClient)
-	watchEnd  chan struct{}
-	timer     *time.Timer
-	cancel    context.CancelFunc
+	// deadlineLeft: the read deadline of the wait for the request (or of
+	// its head) is still set; the watch clears it before it reads.
+	deadlineLeft bool
+	watchEnd     chan struct{}
+	timer        *time.Timer
+	cancel       context.CancelFunc
 }
 
 // connReader is the source of the connection's bufio.Reader: a byte read
@@ -324,12 +328,25 @@ func (c *conn) next() bool {
 	if !c.state.CompareAndSwap(from, stateBusy) {
 		return false // closed by Shutdown
 	}
-	if !first {
+	c.acquireReader()
+	if !first && !c.headBuffered() {
 		c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
 	}
-	c.acquireReader()
 	return true
 }
+
+// headBuffered reports whether the reader holds a whole request head: it
+// is parsed without a read, so no header deadline is set for it (the wait's
+// deadline stays until the request's end is known; see deadlineLeft).
+func (c *conn) headBuffered() bool {
+	if c.br.Buffered() == 0 {
+		return false
+	}
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, headEnd)
+}
+
+var headEnd = []byte("\r\n\r\n")
 
 // readFirst waits for the first bytes of a request without holding a
 // buffer. On a TCP connection it waits for the socket to be readable and
@@ -478,13 +495,21 @@ func (c *conn) serveOne() bool {
 		}
 		return false
 	}
-	c.rwc.SetReadDeadline(time.Time{}) // bodies are bounded by the handler (proxy's idleBody)
 	s.setState(c.rwc, http.StateActive)
 
 	w, r, err := c.newRequest()
 	if err != nil {
 		c.refuse(http.StatusBadRequest)
 		return false
+	}
+	// No deadline on what the handler reads: bodies are bounded by the
+	// handler (proxy's idleBody). Without a body, nothing reads the
+	// connection until the watch, which clears the deadline first.
+	c.mu.Lock()
+	c.deadlineLeft = c.bodyDone
+	c.mu.Unlock()
+	if !c.bodyDone {
+		c.rwc.SetReadDeadline(time.Time{})
 	}
 	if w.expect == expectOther {
 		w.closeAfter = true
@@ -578,6 +603,10 @@ func (c *conn) watchTimer() {
 func (c *conn) watchLocked() {
 	if !c.fired || !c.bodyDone || c.watching || !c.inHandler || c.src.hasByte || c.br == nil || c.br.Buffered() > 0 {
 		return
+	}
+	if c.deadlineLeft {
+		c.rwc.SetReadDeadline(time.Time{})
+		c.deadlineLeft = false
 	}
 	c.watching = true
 	c.watchEnd = make(chan struct{})

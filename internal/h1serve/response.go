@@ -404,6 +404,9 @@ func (w *response) SetReadDeadline(t time.Time) error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
+	w.c.mu.Lock()
+	w.c.deadlineLeft = false // the handler's deadline stands
+	w.c.mu.Unlock()
 	return w.c.rwc.SetReadDeadline(t)
 }
 

@@ -703,3 +703,29 @@ func TestWatchClient(t *testing.T) {
 		t.Fatal("the watcher was not told the client left, or before its context was canceled")
 	}
 }
+
+// TestLongRequestOutlivesWaitDeadlines: a request without a body whose
+// head came in one read runs past the idle and header timeouts of the wait
+// before it (left on the connection until the watch reads) without its
+// context being canceled, on the first request and on a keep-alive one.
+func TestLongRequestOutlivesWaitDeadlines(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	canceled := make(chan bool, 2)
+	addr := serve(t, &Server{ReadHeaderTimeout: timeout, IdleTimeout: timeout,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(3 * timeout)
+			canceled <- r.Context().Err() != nil
+			io.WriteString(w, "done")
+		})})
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "done" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+		if <-canceled {
+			t.Fatalf("request %d: its context was canceled while the client waited", i)
+		}
+	}
+}
