@@ -110,7 +110,11 @@ type conn struct {
 	deadlineLeft bool
 	watchEnd     chan struct{}
 	timer        *time.Timer
-	cancel       context.CancelFunc
+	// timerArmed: timer will fire (watchTimer); watchAt is when the
+	// running request's watch is due.
+	timerArmed bool
+	watchAt    time.Time
+	cancel     context.CancelFunc
 }
 
 // connReader is the source of the connection's bufio.Reader: a byte read
@@ -575,15 +579,24 @@ func (c *conn) linger() {
 // startWatch arms the watch of a request: after watchDelay, with the body
 // read, a read on the connection tells the client leaving (its context is
 // canceled) from a pipelined request (its byte is kept).
+//
+// The timer is not stopped when a request ends: a timer still armed for
+// an earlier request serves this one, moved on to its time when it fires
+// (keep-alive requests shorter than watchDelay then cost no timer change
+// each, and no wake of the netpoller for a timer earlier than its own).
 func (c *conn) startWatch() {
 	c.mu.Lock()
 	c.inHandler = true
 	c.fired = false
 	c.gone = false
-	if c.timer == nil {
+	c.watchAt = time.Now().Add(watchDelay)
+	switch {
+	case c.timer == nil:
 		c.timer = time.AfterFunc(watchDelay, c.watchTimer)
-	} else {
+		c.timerArmed = true
+	case !c.timerArmed:
 		c.timer.Reset(watchDelay)
+		c.timerArmed = true
 	}
 	c.mu.Unlock()
 }
@@ -591,7 +604,13 @@ func (c *conn) startWatch() {
 func (c *conn) watchTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.timerArmed = false
 	if !c.inHandler {
+		return
+	}
+	if d := time.Until(c.watchAt); d > 0 {
+		c.timer.Reset(d) // armed for an earlier request
+		c.timerArmed = true
 		return
 	}
 	c.fired = true
@@ -637,7 +656,6 @@ func (c *conn) stopWatch() {
 	c.mu.Lock()
 	c.inHandler = false
 	c.watcher = nil
-	c.timer.Stop()
 	if !c.watching {
 		c.mu.Unlock()
 		return

@@ -24,7 +24,8 @@ type workers struct {
 const workerIdle = 10 * time.Second
 
 type worker struct {
-	jobs chan job // buffered: a job is never waited for by its sender
+	jobs chan job  // buffered: a job is never waited for by its sender
+	last time.Time // when its last job ended
 }
 
 // job is one request to serve: f's result, or a panic's value and stack,
@@ -60,7 +61,8 @@ func (w *workers) run(f func() bool, done chan result) result {
 }
 
 // loop serves wk's jobs until it has been idle for workerIdle or the
-// workers are closed.
+// workers are closed. Its timer is not reset per job: when it fires, a
+// worker that served since waits for the rest of its idle time.
 func (w *workers) loop(wk *worker) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
@@ -70,7 +72,9 @@ func (w *workers) loop(wk *worker) {
 			if !ok {
 				return
 			}
-			j.done <- serveJob(j.f)
+			r := serveJob(j.f)
+			wk.last = time.Now()
+			j.done <- r
 			w.mu.Lock()
 			if w.closed {
 				w.mu.Unlock()
@@ -78,8 +82,11 @@ func (w *workers) loop(wk *worker) {
 			}
 			w.idle = append(w.idle, wk)
 			w.mu.Unlock()
-			t.Reset(workerIdle)
 		case <-t.C:
+			if idle := time.Since(wk.last); idle < workerIdle {
+				t.Reset(workerIdle - idle)
+				continue
+			}
 			w.mu.Lock()
 			if i := slices.Index(w.idle, wk); i >= 0 {
 				w.idle = slices.Delete(w.idle, i, i+1)
