@@ -167,6 +167,85 @@ func TestFlatMatchesTree(t *testing.T) {
 	}
 }
 
+// TestFlatWideNodes: nodes with up to 40 children (searched eight first
+// bytes at a time, and past eight by strings.IndexByte) and prefixes of any
+// length around the word size lay out and walk as the pointer tree does,
+// for requests shorter and longer than eight bytes.
+func TestFlatWideNodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	const firsts = "abcdefghijklmnopqrstuvwxyz0123456789-._~"
+	seg := func() string {
+		b := []byte{firsts[rng.IntN(len(firsts))]}
+		for range rng.IntN(12) {
+			b = append(b, "ab"[rng.IntN(2)])
+		}
+		return string(b)
+	}
+	randPath := func(segs int) string {
+		var sb strings.Builder
+		for range segs {
+			sb.WriteString("/" + seg())
+		}
+		if sb.Len() == 0 {
+			return "/"
+		}
+		return sb.String()
+	}
+	for _, kids := range []int{1, 7, 8, 9, 16, 17, 40} {
+		var root *node[string]
+		var paths []string
+		for range 3 * kids {
+			p := randPath(1 + rng.IntN(3))
+			exact := rng.IntN(4) == 0
+			var n *node[string]
+			root, n = root.insert(p)
+			*n.leaf(exact) = leaf[string]{set: true, value: fmt.Sprint(p, exact)}
+			n.path = p
+			paths = append(paths, p)
+		}
+		f := flatten("wide.test", root)
+		for range 2000 {
+			var p string
+			switch rng.IntN(3) {
+			case 0:
+				p = paths[rng.IntN(len(paths))] // a route's path
+			case 1:
+				p = paths[rng.IntN(len(paths))] + randPath(rng.IntN(2)) // below it
+			default:
+				p = randPath(rng.IntN(3))
+				p = p[:rng.IntN(len(p)+1)] // any prefix, "" and short ones too
+			}
+			var want, got string
+			if n, exact := root.lookup(p); n != nil {
+				want = n.leaf(exact).value
+			}
+			if r, exact := f.lookup(p); r != nil {
+				got = r.value
+				if r.value != fmt.Sprint(r.path, exact) {
+					t.Fatalf("flat lookup(%q) = %+v exact %v: another route's value", p, r, exact)
+				}
+			}
+			if got != want {
+				t.Fatalf("%d children: flat lookup(%q) = %q, tree %q", kids, p, got, want)
+			}
+		}
+	}
+}
+
+// TestWord: word reads every length below eight as the byte loop does.
+func TestWord(t *testing.T) {
+	for n := range 8 {
+		s := "\x01\x02\x03\x04\x05\x06\x07"[:n]
+		var want uint64
+		for i := n - 1; i >= 0; i-- {
+			want = want<<8 | uint64(s[i])
+		}
+		if got := word(s); got != want {
+			t.Errorf("word(%q) = %#x, want %#x", s, got, want)
+		}
+	}
+}
+
 // TestLookupHostCase: hosts of every length around the word size, in any
 // mix of case, with ports, trailing dots and bytes that only look like
 // letters once their high bit is cleared, reach the route the naive
