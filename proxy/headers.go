@@ -412,10 +412,26 @@ func stripPort(host string) string {
 	return host
 }
 
-// localPort is the port of the listener the request came in on, or "".
-// The usual ports are constants: formatting them would allocate.
+// localPort is the port of the listener the request came in on, or "":
+// the one a Server's connection context holds (localPortKey), else that of
+// the request's http.LocalAddrContextKey.
 func localPort(r *http.Request) string {
-	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	ctx := r.Context()
+	if port, ok := ctx.Value(localPortKey{}).(string); ok {
+		return port
+	}
+	a, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	return addrPort(a)
+}
+
+// localPortKey is the context key of a connection's local port, as
+// addrPort gives it: a Server works it out once per connection.
+type localPortKey struct{}
+
+// addrPort is the port of a (nil: ""). The usual ports are constants:
+// formatting them would allocate.
+func addrPort(a net.Addr) string {
+	switch a := a.(type) {
 	case *net.TCPAddr:
 		return portString(a.Port)
 	case net.Addr:

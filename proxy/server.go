@@ -87,7 +87,8 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = withConnGuard(ctx, c)
 			srv.guards.Store(c, guardOf(ctx))
-			return ctx
+			// X-Forwarded-Port, formatted once per connection.
+			return context.WithValue(ctx, localPortKey{}, addrPort(c.LocalAddr()))
 		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			switch s {
