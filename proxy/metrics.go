@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/swarmgate/swarmgate/balancer"
 	sgmetrics "github.com/swarmgate/swarmgate/internal/metrics"
 	"github.com/swarmgate/swarmgate/route"
 )
@@ -161,6 +165,9 @@ type routeSeries struct {
 	errConnect     lazyCounter
 	errProtocol    lazyCounter
 	errTimeout     lazyCounter
+	// endpoints are the route's swarmgate_route_endpoints series as last
+	// scraped; nil before the first scrape (see endpointCollector).
+	endpoints atomic.Pointer[endpointSeries]
 }
 
 // newSeries returns the series of tg's route; none exists before its first
@@ -247,6 +254,13 @@ func (m *metrics) retried(tg *target, allowed bool) {
 // route of the table in force are up, ejected by passive health, or down by
 // the active health check: three series per route, whatever the number of
 // tasks, and nothing on the request path.
+//
+// A scrape of an edge of 10,000 routes is 30,000 of these series, so they
+// are not built per scrape: each route keeps the three metrics it last
+// exported (routeSeries.endpoints), written by endpointMetric.Write from
+// protobuf values built once, and builds new ones only when its counts
+// change. What a scrape allocates for a route whose counts did not change
+// is the registry's own (a dto.Metric per series and its checks).
 type endpointCollector struct {
 	m   *metrics
 	now func() time.Time
@@ -265,24 +279,125 @@ func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := c.now()
 	for _, tg := range t.targets {
-		var up, ejected, down int
-		for _, e := range tg.endpoints {
-			switch {
-			case e.Available(now):
-				up++
-			case e.Health(now).Down:
-				down++
-			default:
-				ejected++
-			}
-		}
-		for _, s := range []struct {
-			state string
-			n     int
-		}{{"up", up}, {"ejected", ejected}, {"down", down}} {
-			ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, float64(s.n), tg.id, tg.route.Service, s.state)
+		es := c.m.series(tg).endpointsOf(countEndpoints(tg.endpoints, now))
+		for i := range es.metrics {
+			ch <- &es.metrics[i]
 		}
 	}
+}
+
+// endpointCounts are a route's endpoints up, ejected and down, in the order
+// of endpointStates.
+type endpointCounts [3]int
+
+// countEndpoints counts eps by state at now.
+func countEndpoints(eps []*balancer.Endpoint, now time.Time) endpointCounts {
+	var n endpointCounts
+	for _, e := range eps {
+		switch {
+		case e.Available(now):
+			n[0]++
+		case e.Health(now).Down:
+			n[2]++
+		default:
+			n[1]++
+		}
+	}
+	return n
+}
+
+// endpointSeries are one route's three swarmgate_route_endpoints metrics for
+// counts. It is not changed once stored in routeSeries.endpoints: scrapes
+// running at once share it, and the registry and encoders only read it.
+type endpointSeries struct {
+	counts  endpointCounts
+	labels  *[9]*dto.LabelPair // route, service and state of each state in turn; shared with the route's earlier endpointSeries
+	metrics [3]endpointMetric
+}
+
+// endpointMetric is one series of an endpointSeries: a prometheus.Metric
+// that writes values built beforehand instead of building them per scrape
+// as a const metric does.
+type endpointMetric struct {
+	labels []*dto.LabelPair // sorted by name: route, service, state
+	gauge  *dto.Gauge
+}
+
+func (m *endpointMetric) Desc() *prometheus.Desc { return endpointsDesc }
+
+// Write shares m's label pairs and gauge with out, as client_golang's own
+// metrics share their label pairs: the registry and the encoders do not
+// change what they are given.
+func (m *endpointMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	out.Gauge = m.gauge
+	return nil
+}
+
+// endpointStates are the values of the "state" label, as label pairs shared
+// by every route.
+var endpointStates = func() (p [3]*dto.LabelPair) {
+	for i, v := range []string{"up", "ejected", "down"} {
+		p[i] = &dto.LabelPair{Name: new("state"), Value: new(v)}
+	}
+	return p
+}()
+
+// smallGauges are gauges of the values 0 to 63, shared by every route whose
+// count is one of them.
+var smallGauges = func() (g [64]*dto.Gauge) {
+	for i := range g {
+		g[i] = &dto.Gauge{Value: new(float64(i))}
+	}
+	return g
+}()
+
+func gaugeOf(n int) *dto.Gauge {
+	if n >= 0 && n < len(smallGauges) {
+		return smallGauges[n]
+	}
+	return &dto.Gauge{Value: new(float64(n))}
+}
+
+// endpointsOf returns s's route's endpoint series for counts n: the ones
+// last returned if their counts are n, else new ones, kept for the next
+// scrape. Scrapes may call it at once: each gets series of the counts it
+// passed, and the last stored is kept.
+func (s *routeSeries) endpointsOf(n endpointCounts) *endpointSeries {
+	prev := s.endpoints.Load()
+	if prev != nil && prev.counts == n {
+		return prev
+	}
+	es := &endpointSeries{counts: n}
+	if prev != nil {
+		es.labels = prev.labels
+	} else {
+		es.labels = s.endpointLabels()
+	}
+	for i := range es.metrics {
+		es.metrics[i] = endpointMetric{labels: es.labels[3*i : 3*i+3 : 3*i+3], gauge: gaugeOf(n[i])}
+	}
+	s.endpoints.Store(es)
+	return es
+}
+
+// endpointLabels builds the label pairs of s's route's endpoint series. A
+// label value must be UTF-8 for the registry to export the series; a route
+// ID or service that is not has its invalid bytes replaced.
+func (s *routeSeries) endpointLabels() *[9]*dto.LabelPair {
+	valid := func(v string) *string {
+		if !utf8.ValidString(v) {
+			v = strings.ToValidUTF8(v, "\uFFFD")
+		}
+		return &v
+	}
+	r := &dto.LabelPair{Name: new("route"), Value: valid(s.route)}
+	svc := &dto.LabelPair{Name: new("service"), Value: valid(s.service)}
+	l := new([9]*dto.LabelPair)
+	for i, st := range endpointStates {
+		l[3*i], l[3*i+1], l[3*i+2] = r, svc, st
+	}
+	return l
 }
 
 // codes holds the decimal strings of status codes, so that counting a request

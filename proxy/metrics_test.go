@@ -1,13 +1,17 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/swarmgate/swarmgate/internal/testkit"
@@ -165,4 +169,151 @@ func TestRouteSeriesFromTable(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("counting a request allocates %v times", n)
 	}
+}
+
+// BenchmarkScrape gathers the proxy's metrics with a table of n routes of
+// two endpoints each and no request answered yet: the 3 n endpoint series
+// are the whole scrape. "gather" is the registry's Gather, "http" the
+// /metrics handler an edge serves (text, gzip), as a Prometheus scrape gets it.
+func BenchmarkScrape(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		cfg := route.Config{}
+		for i := range n {
+			cfg.Routes = append(cfg.Routes, route.Route{
+				Service: fmt.Sprintf("svc%05d", i), Hosts: []string{fmt.Sprintf("svc%05d.bench.test", i)},
+				Path: "/", Port: 8000, Weight: route.DefaultWeight, Balancer: route.DefaultBalancer,
+				Backend: route.BackendTask, TLS: route.TLSOff, BackendTLS: route.BackendTLSOff,
+				Timeout: route.DefaultTimeout, CreatedAt: time.Unix(int64(i), 0),
+				Endpoints: []string{fmt.Sprintf("10.%d.%d.1:8000", i/250, i%250), fmt.Sprintf("10.%d.%d.2:8000", i/250, i%250)},
+			})
+		}
+		reg := prometheus.NewRegistry()
+		p := New(Options{Logger: zap.NewNop(), Registerer: reg})
+		p.Update(cfg)
+		b.Run(fmt.Sprintf("gather/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				mfs, err := reg.Gather()
+				if err != nil || len(mfs) == 0 {
+					b.Fatal(len(mfs), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("http/%d", n), func(b *testing.B) {
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "/metrics", nil)
+				r.Header.Set("Accept-Encoding", "gzip")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatal(w.Code)
+				}
+			}
+		})
+		p.Close()
+	}
+}
+
+// A scrape of routes whose endpoint counts did not change builds nothing:
+// the collector sends the series of the scrape before.
+func TestEndpointSeriesReused(t *testing.T) {
+	p := New(Options{Registerer: prometheus.NewRegistry()})
+	defer p.Close()
+	p.Update(route.Config{Routes: []route.Route{
+		testkit.Route("web", []string{"web.test"}, "/", "127.0.0.1:1", "127.0.0.1:2"),
+		testkit.Route("api", []string{"api.test"}, "/", "127.0.0.1:3"),
+	}})
+	c := &endpointCollector{m: p.metrics, now: time.Now}
+	ch := make(chan prometheus.Metric, 6)
+	collect := func() []prometheus.Metric {
+		c.Collect(ch)
+		out := make([]prometheus.Metric, 0, 6)
+		for len(ch) > 0 {
+			out = append(out, <-ch)
+		}
+		return out
+	}
+	first := collect()
+	if len(first) != 6 {
+		t.Fatalf("%d series for 2 routes, want 6", len(first))
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.Collect(ch)
+		for len(ch) > 0 {
+			<-ch
+		}
+	}); n != 0 {
+		t.Errorf("a scrape of unchanged routes allocates %v times in the collector", n)
+	}
+	// web's endpoint on :1 goes down: web's series are new, api's the same.
+	p.pool.Endpoint("127.0.0.1:1").SetHealthy(false)
+	second := collect()
+	for i := range first {
+		var m dto.Metric
+		if err := second[i].Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		route := m.GetLabel()[0].GetValue()
+		if same := first[i] == second[i]; same != (route == "api") {
+			t.Errorf("series %d of route %s reused: %v", i, route, same)
+		}
+	}
+}
+
+// Scrapes in both formats run while tables are swapped and endpoints change
+// state (go test -race), and each sees three series per route.
+func TestEndpointScrapesConcurrent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := New(Options{Registerer: reg})
+	defer p.Close()
+	cfg := func(v int) route.Config {
+		var c route.Config
+		for i := range 20 {
+			c.Routes = append(c.Routes, testkit.Route(fmt.Sprintf("svc%d", i), []string{fmt.Sprintf("svc%d.test", i)}, "/",
+				fmt.Sprintf("127.0.0.1:%d", 1+i), fmt.Sprintf("127.0.0.1:%d", 100+i+v%2)))
+		}
+		return c
+	}
+	p.Update(cfg(0))
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, accept := range []string{"text/plain", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"} {
+		for range 2 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					r := httptest.NewRequest("GET", "/metrics", nil)
+					r.Header.Set("Accept", accept)
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, r)
+					if w.Code != 200 {
+						t.Errorf("scrape (%s): %d %s", accept, w.Code, w.Body)
+						return
+					}
+				}
+			})
+		}
+	}
+	for v := range 200 {
+		p.Update(cfg(v))
+		p.pool.Endpoint(fmt.Sprintf("127.0.0.1:%d", 1+v%20)).SetHealthy(v%3 != 0)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "swarmgate_route_endpoints" && len(mf.GetMetric()) != 60 {
+				t.Fatalf("table %d: %d endpoint series, want 60", v, len(mf.GetMetric()))
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
 }
