@@ -34,6 +34,8 @@ const (
 	// swarmEventGrace is how long a service an event named stays in the
 	// fast polls: Swarm's orchestrator acts on a change (tasks created or
 	// shut down, an update started) just after the event that announced it.
+	// It is kept as a number of polls, those due within it (eventPolls), so
+	// that slow polls on a loaded host do not cut it short.
 	swarmEventGrace = time.Second
 )
 
@@ -150,7 +152,7 @@ func (s *Swarm) Snapshot(ctx context.Context) (route.Config, error) {
 // API is unreachable it keeps quiet (the last Config stays in force), logs
 // once, and reconnects with exponential backoff.
 func (s *Swarm) Run(ctx context.Context, update func(route.Config)) error {
-	r := &swarmRun{s: s, update: update, logged: map[string]bool{}, watch: map[string]time.Time{}}
+	r := &swarmRun{s: s, update: update, logged: map[string]bool{}, watch: map[string]int{}}
 	r.cache.parsed = map[string]parsedLabels{}
 	r.cache.built = newSwarmMemo()
 	backoff := swarmMinBackoff
@@ -190,10 +192,10 @@ type swarmRun struct {
 	update     func(route.Config)
 	cache      swarmCache
 	sent       bool
-	last       route.Config         // as sent, without Changed
-	converging []string             // IDs of the published services still converging
-	watch      map[string]time.Time // IDs of published services an event named, polled until then
-	logged     map[string]bool      // label errors already logged (route.LabelError.Error())
+	last       route.Config    // as sent, without Changed
+	converging []string        // IDs of the published services still converging
+	watch      map[string]int  // IDs of published services an event named, and the polls they stay in
+	logged     map[string]bool // label errors already logged (route.LabelError.Error())
 }
 
 // Kinds of listing (the kind label of swarmgate_swarm_syncs_total).
@@ -328,6 +330,16 @@ func (r *swarmRun) session(ctx context.Context, connected func()) error {
 	}
 }
 
+// eventPolls is how many fast polls a service an event named stays in: the
+// polls due within swarmEventGrace of the event's listing on an idle host,
+// every fastPoll (3 at 250 ms), at least one. They are counted, not timed:
+// on a loaded host a poll takes longer, and a deadline would drop the last
+// ones, when Swarm's orchestrator is slow too; and a change costs the same
+// requests whatever the timing (the event's listing and 2 per poll).
+func eventPolls(fastPoll time.Duration) int {
+	return max(1, int((swarmEventGrace+fastPoll-1)/fastPoll)-1)
+}
+
 // eventTime is when Swarm reported an event, or now if the event says not.
 func eventTime(ev events.Message) time.Time {
 	switch {
@@ -340,14 +352,13 @@ func eventTime(ev events.Message) time.Time {
 }
 
 // sync lists the cluster (everything for syncFull; else the services named,
-// those converging and those an event named within swarmEventGrace, and
+// those converging and those an event named in its last eventPolls, and
 // their tasks), builds the Config and sends it if it changed. eventAt is
 // when Swarm reported the event that caused the listing, zero for polls and
 // resyncs: it stamps the Config's Changed. listed, if not nil, runs once the
 // listing succeeded. It returns the kind of listing done: a filtered one
 // falls back to a full listing when it must (see Swarm.list).
 func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]string, eventAt time.Time, listed func()) (string, error) {
-	now := time.Now()
 	want := listing{names: named}
 	add := func(id string) {
 		if _, ok := named[id]; !ok && !slices.Contains(want.ids, id) {
@@ -357,12 +368,8 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	for _, id := range r.converging {
 		add(id)
 	}
-	for id, until := range r.watch {
-		if !now.Before(until) {
-			delete(r.watch, id)
-		} else {
-			add(id)
-		}
+	for id := range r.watch {
+		add(id)
 	}
 	st, whole, err := r.s.list(ctx, kind == syncFull, want, &r.cache)
 	if err != nil {
@@ -372,9 +379,18 @@ func (r *swarmRun) sync(ctx context.Context, kind string, named map[string]strin
 	if whole {
 		kind = syncFull
 	}
+	// Each listing is one of the polls a watched service stays in; one an
+	// event named starts its count again.
+	for id, left := range r.watch {
+		if left <= 1 {
+			delete(r.watch, id)
+		} else {
+			r.watch[id] = left - 1
+		}
+	}
 	for id := range named {
 		if i, ok := r.cache.index[id]; ok && r.s.o.Labels.publishes(r.cache.services[i].Spec.Labels) {
-			r.watch[id] = now.Add(swarmEventGrace)
+			r.watch[id] = eventPolls(r.s.o.FastPoll)
 		}
 	}
 	if listed != nil {

@@ -66,7 +66,8 @@ type Swarm struct {
 	cache    map[string]cached
 	subs     map[*subscriber]struct{}
 
-	requests sync.Map // endpoint name -> *atomic.Int64
+	requests sync.Map     // endpoint name -> *atomic.Int64
+	last     atomic.Int64 // when the last request came, Unix nanoseconds of o.Now
 }
 
 // service is one service with its tasks, desired state running first.
@@ -436,9 +437,20 @@ func (s *Swarm) Requests() map[string]int64 {
 	return out
 }
 
+// LastRequest returns when the last API request came (zero before the
+// first): a driver waits for it to lie far enough behind to know that the
+// control plane is done with a change (see cmd/scalerun).
+func (s *Swarm) LastRequest() time.Time {
+	if n := s.last.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 func (s *Swarm) count(endpoint string) {
 	v, _ := s.requests.LoadOrStore(endpoint, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
+	s.last.Store(s.o.Now().UnixNano())
 }
 
 // versionPrefix matches the optional /v1.NN of a request path.

@@ -37,6 +37,10 @@ func start(t *testing.T, o Options) (*Swarm, *client.Client, string) {
 func TestListings(t *testing.T) {
 	s, cli, _ := start(t, Options{Services: 30, Tasks: 4, Network: "edge-net", Nodes: 3})
 	ctx := context.Background()
+	if at := s.LastRequest(); !at.IsZero() {
+		t.Errorf("last request before any: %v, want zero", at)
+	}
+	before := time.Now()
 
 	ping, err := cli.Ping(ctx)
 	if err != nil || ping.APIVersion != APIVersion {
@@ -92,6 +96,9 @@ func TestListings(t *testing.T) {
 		t.Errorf("nodes = %+v, %v; want 3 ready", nodes, err)
 	}
 
+	if at := s.LastRequest(); at.Before(before) || at.After(time.Now()) {
+		t.Errorf("last request at %v, want between %v and now", at, before)
+	}
 	got := s.Requests()
 	for _, name := range []string{"_ping", "services", "tasks", "networks", "nodes"} {
 		if got[name] == 0 {

@@ -38,6 +38,7 @@ type options struct {
 	idleWindows                  int
 	gap                          time.Duration
 	changeTimeout                time.Duration
+	dockerQuiet                  time.Duration
 	network                      string
 	edgeKind                     string // "edge" (swarmgate edge --control) or "client" (scaleedge)
 	edgeFlags                    string // extra flags of every real edge, space-separated
@@ -56,6 +57,8 @@ func main() {
 	flag.IntVar(&o.idleWindows, "idle-windows", 3, "idle windows with all edges (3 × 10 s covers one 30 s resync)")
 	flag.DurationVar(&o.gap, "gap", time.Second, "quiet time between two changes")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 30*time.Second, "longest wait for a change to reach every edge")
+	flag.DurationVar(&o.dockerQuiet, "docker-quiet", 600*time.Millisecond,
+		"a change's Docker API requests are counted until the fake has had none for this long (the control plane polls a service an event named for a while after it)")
 	flag.StringVar(&o.network, "network", "bench-net", "overlay network of the services (control --network)")
 	flag.StringVar(&o.edgeKind, "edge-kind", "edge", "edge processes: edge (swarmgate edge --control) or client (bench/scale/cmd/scaleedge, a control.Client alone)")
 	flag.StringVar(&o.edgeFlags, "edge-flags", "", "extra flags of every swarmgate edge, space-separated (e.g. --admin-pprof)")
@@ -468,6 +471,13 @@ func (b *bench) change(kind string, rep int) (changeResult, error) {
 	}
 	ctl1, _ := cpuNanos(b.ctl.pid())
 	c.ControlCPU = time.Duration(ctl1 - ctl0)
+	// The control plane goes on polling the service after the edges have
+	// the change: its requests are counted once it is done, not when the
+	// last edge swapped (which made the count follow the edges' latency).
+	if err := b.dockerQuiet(deadline); err != nil {
+		return c, fmt.Errorf("scalerun: %s #%d: %w", kind, rep, err)
+	}
+	c.Settled = time.Since(t0)
 	c.Requests = diff(b.fake.Requests(), req0)
 	if bytes0 >= 0 {
 		c.Bytes = b.receivedBytes(edges[0]) - bytes0
@@ -475,6 +485,23 @@ func (b *bench) change(kind string, rep int) (changeResult, error) {
 	logf("  %-10s #%d: slowest edge %v, edge CPU %v (median), %d B",
 		kind, rep, maxDur(c.Latency).Round(time.Millisecond), median(c.EdgeCPU).Round(10*time.Microsecond), c.Bytes)
 	return c, nil
+}
+
+// dockerQuiet waits until the fake has had no API request for -docker-quiet,
+// or deadline.
+func (b *bench) dockerQuiet(deadline time.Time) error {
+	for {
+		quiet := time.Since(b.fake.LastRequest())
+		if quiet >= b.o.dockerQuiet {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the Docker API had a request %v ago at the deadline, want none for %v", quiet, b.o.dockerQuiet)
+		}
+		if err := b.sleep(min(b.o.dockerQuiet-quiet, 100*time.Millisecond)); err != nil {
+			return err
+		}
+	}
 }
 
 // receivedBytes reads a real edge's swarmgate_control_client_received_bytes_total

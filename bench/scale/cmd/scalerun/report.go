@@ -58,7 +58,8 @@ type changeResult struct {
 	EdgeCPU    []time.Duration  `json:"edge_cpu_ns"` // per edge, over Window
 	ControlCPU time.Duration    `json:"control_cpu_ns"`
 	Window     time.Duration    `json:"window_ns"`
-	Requests   map[string]int64 `json:"docker_requests"`
+	Requests   map[string]int64 `json:"docker_requests"`   // from the change until the Docker API was quiet (-docker-quiet)
+	Settled    time.Duration    `json:"docker_settled_ns"` // from the change until then
 }
 
 // Goals of the issue.
@@ -195,6 +196,8 @@ func report(w io.Writer, r *results, o options) {
 		row(fmt.Sprintf("Docker API requests: 1 edge vs %d edges", all.Edges), "independent of edges",
 			fmt.Sprintf("per change %.1f vs %.1f; idle %.2f/s vs %.2f/s", a, b, ia, ib), a == b && closeRate(ia, ib))
 		info("  by endpoint, per change (1 edge / all)", counts(perChangeBy(one))+" / "+counts(perChangeBy(all)))
+	} else if one != nil {
+		info("Docker API requests per change, 1 edge", fmt.Sprintf("%.1f (%s); idle %.2f/s", perChange(one), counts(perChangeBy(one)), perSecond(one)))
 	}
 	if all != nil {
 		var ctl []time.Duration
