@@ -151,20 +151,18 @@ func (m *metrics) forget(id string) {
 // created when the route first answers a request, not when it is built: an
 // edge of 10,000 routes would otherwise create and export 10,000 histograms
 // before its first request, and pay for it in every start and scrape.
+//
+// An edge holds one per route of its table (10,000 at scale), so it keeps
+// only what a request needs: the retry and upstream-error counters, rare,
+// are looked up by their labels when they count.
 type routeSeries struct {
 	route, service string
-	requests       *prometheus.CounterVec
 	codes          sync.Map // int status code -> prometheus.Counter
 	answered       sync.Once
 	m              *metrics
 	duration       prometheus.Observer
 	requestBytes   prometheus.Counter
 	responseBytes  prometheus.Counter
-	retryAllowed   lazyCounter
-	retryDenied    lazyCounter
-	errConnect     lazyCounter
-	errProtocol    lazyCounter
-	errTimeout     lazyCounter
 	// endpoints are the route's swarmgate_route_endpoints series as last
 	// scraped; nil before the first scrape (see endpointCollector).
 	endpoints atomic.Pointer[endpointSeries]
@@ -174,15 +172,7 @@ type routeSeries struct {
 // event (see routeSeries).
 func (m *metrics) newSeries(tg *target) *routeSeries {
 	id, svc := tg.id, tg.route.Service
-	return &routeSeries{
-		route: id, service: svc, m: m,
-		requests:     m.requests,
-		retryAllowed: lazyCounter{m.retries, [3]string{id, svc, "allowed"}},
-		retryDenied:  lazyCounter{m.retries, [3]string{id, svc, "denied"}},
-		errConnect:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonConnect}},
-		errProtocol:  lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonProtocol}},
-		errTimeout:   lazyCounter{m.upstreamErrors, [3]string{id, svc, reasonTimeout}},
-	}
+	return &routeSeries{route: id, service: svc, m: m}
 }
 
 // answer counts one answered request: its status code, duration and body
@@ -212,42 +202,30 @@ func (s *routeSeries) code(c int) prometheus.Counter {
 	if v, ok := s.codes.Load(c); ok {
 		return v.(prometheus.Counter)
 	}
-	ctr := s.requests.WithLabelValues(s.route, s.service, codeString(c))
+	ctr := s.m.requests.WithLabelValues(s.route, s.service, codeString(c))
 	s.codes.Store(c, ctr)
 	return ctr
 }
 
-// lazyCounter is a vector child created when it first counts, so that rare
-// series (errors, retries) do not exist for every route from the start; a
-// rare event may pay for the label lookup.
-type lazyCounter struct {
-	vec    *prometheus.CounterVec
-	labels [3]string
-}
-
-func (c lazyCounter) Inc() { c.vec.WithLabelValues(c.labels[:]...).Inc() }
-
 // upstreamError counts a failed upstream attempt of tg's route.
 func (m *metrics) upstreamError(tg *target, reason string) {
-	s := m.series(tg)
 	switch reason {
-	case reasonConnect:
-		s.errConnect.Inc()
-	case reasonTimeout:
-		s.errTimeout.Inc()
+	case reasonConnect, reasonTimeout:
 	default:
-		s.errProtocol.Inc()
+		reason = reasonProtocol
 	}
+	s := m.series(tg)
+	m.upstreamErrors.WithLabelValues(s.route, s.service, reason).Inc()
 }
 
 // retried counts a retry of tg's route, allowed by the retry budget or not.
 func (m *metrics) retried(tg *target, allowed bool) {
-	s := m.series(tg)
+	result := "denied"
 	if allowed {
-		s.retryAllowed.Inc()
-	} else {
-		s.retryDenied.Inc()
+		result = "allowed"
 	}
+	s := m.series(tg)
+	m.retries.WithLabelValues(s.route, s.service, result).Inc()
 }
 
 // endpointCollector exports, at scrape time, how many endpoints of each
