@@ -58,17 +58,26 @@ func BenchmarkApply(b *testing.B) { benchApply(b, true) }
 // route is compared.
 func BenchmarkApplyUnhinted(b *testing.B) { benchApply(b, false) }
 
+// benchEdge is an Edge with its proxy, pool and L4 engine, closed when the
+// benchmark ends.
+func benchEdge(b *testing.B) *Edge {
+	pool := balancer.NewPool(balancer.PoolOptions{})
+	p := proxy.New(proxy.Options{Logger: zap.NewNop(), Pool: pool})
+	engine := l4.New(l4.Options{Logger: zap.NewNop()})
+	e := New(Core{Proxy: p, Pool: pool, L4: engine, BackendDrain: time.Hour})
+	b.Cleanup(func() {
+		e.Close()
+		engine.Close()
+		p.Close()
+	})
+	return e
+}
+
 func benchApply(b *testing.B, hinted bool) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			cfgs := benchConfigs(n, hinted)
-			pool := balancer.NewPool(balancer.PoolOptions{})
-			p := proxy.New(proxy.Options{Logger: zap.NewNop(), Pool: pool})
-			defer p.Close()
-			engine := l4.New(l4.Options{Logger: zap.NewNop()})
-			defer engine.Close()
-			e := New(Core{Proxy: p, Pool: pool, L4: engine, BackendDrain: time.Hour})
-			defer e.Close()
+			e := benchEdge(b)
 			e.Apply(cfgs[0])
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -120,13 +129,7 @@ func benchControlDelta(b *testing.B, n int, recycle bool) {
 	if recycle {
 		c.RecycleRoutes()
 	}
-	pool := balancer.NewPool(balancer.PoolOptions{})
-	p := proxy.New(proxy.Options{Logger: zap.NewNop(), Pool: pool})
-	defer p.Close()
-	engine := l4.New(l4.Options{Logger: zap.NewNop()})
-	defer engine.Close()
-	e := New(Core{Proxy: p, Pool: pool, L4: engine, BackendDrain: time.Hour})
-	defer e.Close()
+	e := benchEdge(b)
 	applied := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

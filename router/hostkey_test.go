@@ -149,21 +149,27 @@ func TestFlatMatchesTree(t *testing.T) {
 		}
 		f := flatten("h.test", root)
 		for range 100 {
-			p := randomPath(rng)
-			var want, got string
-			if n, exact := root.lookup(p); n != nil {
-				want = n.leaf(exact).value
-			}
-			if r, exact := f.lookup(p); r != nil {
-				got = r.value
-				if r.value != fmt.Sprint(r.path, exact) {
-					t.Fatalf("flat lookup(%q) = %+v exact %v: another route's value", p, r, exact)
-				}
-			}
-			if got != want {
-				t.Fatalf("flat lookup(%q) = %q, tree %q", p, got, want)
-			}
+			checkFlatLookup(t, root, f, randomPath(rng), "")
 		}
+	}
+}
+
+// checkFlatLookup fails t unless the flat tree f finds for path p what the
+// pointer tree root does, and a route whose value is its own (path, exact).
+func checkFlatLookup(t *testing.T, root *node[string], f flatTree[string], p, what string) {
+	t.Helper()
+	var want, got string
+	if n, exact := root.lookup(p); n != nil {
+		want = n.leaf(exact).value
+	}
+	if r, exact := f.lookup(p); r != nil {
+		got = r.value
+		if r.value != fmt.Sprint(r.path, exact) {
+			t.Fatalf("%sflat lookup(%q) = %+v exact %v: another route's value", what, p, r, exact)
+		}
+	}
+	if got != want {
+		t.Fatalf("%sflat lookup(%q) = %q, tree %q", what, p, got, want)
 	}
 }
 
@@ -215,19 +221,7 @@ func TestFlatWideNodes(t *testing.T) {
 				p = randPath(rng.IntN(3))
 				p = p[:rng.IntN(len(p)+1)] // any prefix, "" and short ones too
 			}
-			var want, got string
-			if n, exact := root.lookup(p); n != nil {
-				want = n.leaf(exact).value
-			}
-			if r, exact := f.lookup(p); r != nil {
-				got = r.value
-				if r.value != fmt.Sprint(r.path, exact) {
-					t.Fatalf("flat lookup(%q) = %+v exact %v: another route's value", p, r, exact)
-				}
-			}
-			if got != want {
-				t.Fatalf("%d children: flat lookup(%q) = %q, tree %q", kids, p, got, want)
-			}
+			checkFlatLookup(t, root, f, p, fmt.Sprintf("%d children: ", kids))
 		}
 	}
 }
