@@ -141,16 +141,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.roundTrip(req, false, nil, nil)
 }
 
-// roundTripFresh is RoundTrip on a new connection, never a pooled one: the
-// proxy's retry after a pooled connection went stale (errStaleConn), whose
-// path to the next endpoint a connect proves within the adaptive connect
-// timeout, where another pooled connection across the same broken path
-// would wait out the user timeout again.
-func (t *h1Transport) roundTripFresh(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, true, nil, nil)
-}
-
-// roundTrip sends req, on a new connection when fresh. st, when not nil,
+// roundTrip sends req, on a new connection when fresh, never a pooled one:
+// the proxy's retry after a pooled connection went stale (errStaleConn),
+// whose path to the next endpoint a connect proves within the adaptive
+// connect timeout, where another pooled connection across the same broken
+// path would wait out the user timeout again. st, when not nil,
 // is how the caller ends the exchange early and bounds its response (the
 // proxy's forward, which watches the client itself); when nil, req's
 // context ends it, as for any http.RoundTripper. fields, when not nil,
@@ -209,7 +204,7 @@ var errIdleClosed = errors.New("upstream closed an idle connection")
 // task's address became unreachable. A new connection to the same task
 // would fail the same way, so the proxy treats the endpoint as one that
 // failed to connect and retries an idempotent request on another endpoint,
-// on a new connection (roundTripFresh).
+// on a new connection (roundTrip's fresh).
 var errStaleConn = errors.New("reused upstream connection went stale")
 
 // closedByPeer reports whether err is the upstream's end of a connection

@@ -575,18 +575,14 @@ func (b *replayGuard) clientError() error {
 // Close is a no-op: the server closes the client's body when the handler returns.
 func (b *replayGuard) Close() error { return nil }
 
-// roundTrip sends out through rt, on a new connection when fresh and rt
-// can tell (the HTTP/1.1 transport; others pool as they do). With fields
-// (rt is the own transport and out no upgrade: see forward), st ends the
-// exchange and bounds its response instead of out's context, and fields
-// are written instead of out.Header.
+// roundTrip sends out through rt. With fields (rt is the own transport and
+// out no upgrade: see forward), it goes on a new connection when fresh, st
+// ends the exchange and bounds its response instead of out's context, and
+// fields are written instead of out.Header. The other transports (and
+// upgrades, which the own transport hands to net/http's) pool as they do.
 func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
-	h1, ok := rt.(*h1Transport)
-	switch {
-	case ok && fields != nil:
+	if h1, ok := rt.(*h1Transport); ok && fields != nil {
 		return h1.roundTrip(out, fresh, st, fields)
-	case ok && fresh:
-		return h1.roundTripFresh(out)
 	}
 	return rt.RoundTrip(out)
 }

@@ -260,8 +260,6 @@ func hasPrefix(s, prefix string) bool {
 	return true
 }
 
-func get16(b string) uint16 { _ = b[1]; return uint16(b[0]) | uint16(b[1])<<8 }
-
 func get32(b string) uint32 {
 	_ = b[3]
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
