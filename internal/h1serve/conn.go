@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -93,6 +94,14 @@ type conn struct {
 	firstErr   error
 	served     int         // requests answered
 	done       chan result // a worker's answer to serveOne (workers.run)
+	serveFn    func() bool // c.serveOne
+	// sysfd is a plain TCP connection's descriptor, for parking (-1: it
+	// does not park); inEpoll: it is in the parker's epoll set.
+	sysfd   int32
+	inEpoll bool
+	// idleUntil is when the wait for the next request ends (zero while a
+	// request is served): kept across a parking.
+	idleUntil time.Time
 
 	state atomic.Int32
 
@@ -171,12 +180,16 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, accepted: time.Now(), lim: s.limits()}
 	c.src.rwc = rwc
 	c.src.fd = -1
+	c.sysfd = -1
 	// Only a plain TCP connection is read around: a wrapping type (TLS,
 	// a PROXY header's replay) has its own Read.
 	if tc, ok := rwc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.onReadable = c.readable
+			if s.ParkIdle >= 0 {
+				c.sysfd = descriptor(raw)
+			}
 		}
 	}
 	return c
@@ -185,14 +198,8 @@ func newConn(s *Server, rwc net.Conn) *conn {
 func (c *conn) serve() {
 	s := c.srv
 	s.setState(c.rwc, http.StateNew)
-	defer func() {
-		if err := recover(); err != nil && err != http.ErrAbortHandler {
-			buf := make([]byte, 64<<10)
-			buf = buf[:runtime.Stack(buf, false)]
-			s.logf("http: panic serving %v: %v\n%s", c.remote, err, buf)
-		}
-		c.close()
-	}()
+	parked := false
+	defer func() { c.recover(parked) }()
 	c.remote = c.rwc.RemoteAddr().String()
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		if !tc.ConnectionState().HandshakeComplete {
@@ -214,28 +221,65 @@ func (c *conn) serve() {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
 	c.ctx = context.WithValue(ctx, connKey{}, c)
-	c.done = make(chan result, 1)
-	serveOne := c.serveOne // one method value for every request
+	parked = c.loop()
+}
+
+// resume serves a parked connection again, on a goroutine of its own.
+func (c *conn) resume() {
+	parked := false
+	defer func() { c.recover(parked) }()
+	parked = c.loop()
+}
+
+// recover logs a panic of the connection's goroutine, and closes the
+// connection unless it was parked (then it is the parker's).
+func (c *conn) recover(parked bool) {
+	if err := recover(); err != nil && err != http.ErrAbortHandler {
+		buf := make([]byte, 64<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		c.srv.logf("http: panic serving %v: %v\n%s", c.remote, err, buf)
+	}
+	if !parked {
+		c.close()
+	}
+}
+
+// loop serves requests until the connection is to close (false) or it was
+// parked (true).
+func (c *conn) loop() (parked bool) {
+	s := c.srv
+	if c.done == nil {
+		c.done = make(chan result, 1)
+		c.serveFn = c.serveOne // one method value for every request
+	}
 	for {
-		if !c.next() {
-			return
+		switch c.next() {
+		case waitClose:
+			return false
+		case waitParked:
+			return true
 		}
-		r := s.workers.run(serveOne, c.done)
+		r := s.workers.run(c.serveFn, c.done)
+		if c.cancel != nil {
+			c.cancel()
+			c.cancel = nil // the request's context is not kept while idle
+		}
 		if r.panic != nil {
 			if r.panic != http.ErrAbortHandler {
 				s.logf("http: panic serving %v: %v\n%s", c.remote, r.panic, r.stack)
 			}
-			return
+			return false
 		}
 		if !r.ok {
-			return
+			return false
 		}
 		c.served++
+		c.idleUntil = time.Time{}
 		if c.state.CompareAndSwap(stateBusy, stateIdle) {
 			s.setState(c.rwc, http.StateIdle)
 		}
 		if s.shutting.Load() {
-			return
+			return false
 		}
 	}
 }
@@ -307,36 +351,92 @@ func (c *conn) acquireReader() {
 	c.br.Reset(&c.src)
 }
 
+// What next found.
+const (
+	waitServe  = iota // a request came: serve it
+	waitClose         // the connection is to close
+	waitParked        // idle for ParkIdle: parked, the goroutine is to return
+)
+
 // next waits for the next request's first byte without a buffer, then
-// takes a reader for it. It reports false when the connection is to close.
-func (c *conn) next() bool {
+// takes a reader for it. A plain TCP connection idle for ParkIdle is
+// parked instead (see parker).
+func (c *conn) next() int {
 	s := c.srv
 	first := c.served == 0
 	if c.br != nil && c.br.Buffered() > 0 || c.src.hasByte {
 		// a pipelined request, or a byte the watch read
 	} else {
 		c.releaseReader()
-		deadline := c.accepted.Add(s.readHeaderTimeout())
-		if !first {
-			deadline = time.Now().Add(s.idleTimeout())
+		var deadline, wait time.Time
+		park := false
+		if first {
+			deadline = c.accepted.Add(s.readHeaderTimeout())
+			wait = deadline
+		} else {
+			now := time.Now()
+			if c.idleUntil.IsZero() {
+				c.idleUntil = now.Add(s.idleTimeout())
+			}
+			deadline, wait = c.idleUntil, c.idleUntil
+			if c.sysfd >= 0 {
+				if t := now.Add(s.parkIdle()); t.Before(deadline) {
+					wait, park = t, true
+				}
+			}
 		}
-		c.rwc.SetReadDeadline(deadline)
-		if !c.readFirst() {
-			return false // a timeout, the client's close: nothing to answer
+		c.rwc.SetReadDeadline(wait)
+		if err := c.readFirst(); err != nil {
+			// A timeout, the client's close: nothing to answer.
+			if park && errors.Is(err, os.ErrDeadlineExceeded) && !s.shutting.Load() {
+				c.dropIdle()
+				if s.parker.park(s, c) {
+					return waitParked
+				}
+				c.rwc.SetReadDeadline(deadline)
+				if c.readFirst() == nil {
+					return c.busy(first)
+				}
+			}
+			return waitClose
 		}
 	}
+	return c.busy(first)
+}
+
+// busy takes the connection from waiting to serving a request whose
+// first byte came.
+func (c *conn) busy(first bool) int {
 	from := stateIdle
 	if first {
 		from = stateNew
 	}
 	if !c.state.CompareAndSwap(from, stateBusy) {
-		return false // closed by Shutdown
+		return waitClose // closed by Shutdown
 	}
 	c.acquireReader()
 	if !first && !c.headBuffered() {
-		c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		c.rwc.SetReadDeadline(time.Now().Add(c.srv.readHeaderTimeout()))
 	}
-	return true
+	return waitServe
+}
+
+// dropIdle lets go of what an idle connection about to park need not
+// hold: the watch's timer (made again for the next request).
+func (c *conn) dropIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil && !c.inHandler {
+		c.timer.Stop()
+		c.timer, c.timerArmed = nil, false
+	}
+}
+
+// expire closes a parked connection: its idle timeout passed, or the
+// server shuts down.
+func (c *conn) expire() {
+	c.state.Store(stateClosed)
+	c.close()
 }
 
 // headBuffered reports whether the reader holds a whole request head: it
@@ -356,18 +456,24 @@ var headEnd = []byte("\r\n\r\n")
 // buffer. On a TCP connection it waits for the socket to be readable and
 // reads what came into a pooled reader, in one read(2) when the bytes are
 // there; elsewhere it reads one byte (the reader then reads the rest). It
-// reports false when nothing came (a timeout, a close).
-func (c *conn) readFirst() bool {
+// returns an error when nothing came (a timeout, a close).
+func (c *conn) readFirst() error {
 	if c.raw == nil {
-		n, _ := c.rwc.Read(c.src.one[:])
+		n, err := c.rwc.Read(c.src.one[:])
 		c.src.hasByte = n == 1
-		return c.src.hasByte
+		if c.src.hasByte {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
 	}
 	c.firstErr = nil
 	if err := c.raw.Read(c.onReadable); err != nil {
-		return false
+		return err
 	}
-	return c.firstErr == nil
+	return c.firstErr
 }
 
 // readable is readFirst's callback (c.onReadable), run with the socket's

@@ -32,6 +32,11 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head; larger gets 431. If zero, 64 KiB.
 	MaxHeaderBytes int
+	// ParkIdle is how long a plain TCP keep-alive connection waits for its
+	// next request on a goroutine of its own; after that it is parked
+	// until the request comes or IdleTimeout passes: it then holds no
+	// goroutine (on Linux; see parker). If zero, 1s; if negative, never.
+	ParkIdle time.Duration
 	// ConnContext, if not nil, derives a connection's context (and so every
 	// request's) from the base one, as http.Server.ConnContext.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
@@ -59,6 +64,8 @@ type Server struct {
 	date     atomic.Pointer[dateLine]
 	// workers run the requests, off the connections' goroutines.
 	workers workers
+	// parker holds the idle connections parked.
+	parker parker
 }
 
 // Defaults, as ServerOptions in the proxy has them.
@@ -66,6 +73,7 @@ const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 120 * time.Second
 	defaultMaxHeaderBytes    = 64 << 10
+	defaultParkIdle          = time.Second
 )
 
 func (s *Server) readHeaderTimeout() time.Duration {
@@ -80,6 +88,13 @@ func (s *Server) idleTimeout() time.Duration {
 		return s.IdleTimeout
 	}
 	return defaultIdleTimeout
+}
+
+func (s *Server) parkIdle() time.Duration {
+	if s.ParkIdle > 0 {
+		return s.ParkIdle
+	}
+	return defaultParkIdle
 }
 
 func (s *Server) limits() h1wire.Limits {
@@ -140,6 +155,7 @@ func (s *Server) track(c *conn, add bool) bool {
 // connections are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
+	s.parker.close()
 	defer s.workers.close()
 	wait := time.Millisecond
 	for {
@@ -172,6 +188,7 @@ func (s *Server) closeIdle() bool {
 func (s *Server) Close() error {
 	s.shutting.Store(true)
 	s.workers.close()
+	s.parker.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
@@ -179,6 +196,9 @@ func (s *Server) Close() error {
 	}
 	return nil
 }
+
+// Parked returns how many of the connections the server holds are parked.
+func (s *Server) Parked() int { return s.parker.parkedCount() }
 
 // Open returns how many connections the server holds.
 func (s *Server) Open() int {
