@@ -44,6 +44,16 @@ type Thresholds struct {
 // task's first connection), not a percentile.
 const MinLatencyRequests = 100
 
+// MinShareRequests is how many requests NEW's weight must have brought it in
+// a step (the step's requests times its percentage) for a step in which NEW
+// answered none to fail: an edge passes over a member of a weighted group
+// that has no task in rotation (none running, or none passing its health
+// check) and gives its share to the others, so a NEW that cannot serve
+// would otherwise pass every step with nothing against it, up to 100. With
+// fewer, NEW's share may round to nothing (1% of 50 requests), and the step
+// is judged on what NEW did answer.
+const MinShareRequests = 10
+
 // Options configure Run. Every field but Progress is required.
 type Options struct {
 	Old, New string
@@ -111,8 +121,20 @@ func CheckSteps(steps []int) error {
 	return nil
 }
 
-// Judge compares NEW's Stats with OLD's over one step.
-func Judge(old, new Stats, t Thresholds) Verdict {
+// Judge compares NEW's Stats with OLD's over one step in which NEW had
+// percent of the weight. A step in which no request reached either service
+// fails (nothing can be judged: no traffic, or the edges read are not those
+// that serve them), and so does one in which NEW answered none of the
+// MinShareRequests or more that its weight should have brought it.
+func Judge(old, new Stats, percent int, t Thresholds) Verdict {
+	total := old.Requests + new.Requests
+	if total == 0 {
+		return Verdict{Reason: "no request reached OLD or NEW on the edges during the step: nothing to judge (no traffic, or --edges do not name the edges that serve them)"}
+	}
+	if share := total * float64(percent) / 100; new.Requests == 0 && share >= MinShareRequests {
+		return Verdict{Reason: fmt.Sprintf("NEW answered none of the step's %.0f requests, where its weight (%d%%) should have brought it about %.0f: "+
+			"the edges have no task of NEW in rotation (none running, or none passing its health check) and give its share to OLD", total, percent, share)}
+	}
 	if r := new.ErrorRatio(); new.Requests > 0 && r > t.MaxErrorRatio {
 		return Verdict{Reason: fmt.Sprintf("%s error ratio %.4f above %.4f (%.0f of %.0f requests)",
 			"NEW", r, t.MaxErrorRatio, new.Errors, new.Requests)}
@@ -190,7 +212,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		oldS, newS := sum(before, after, o.Old), sum(before, after, o.New)
 		step := &Step{N: i + 1, Of: len(o.Steps), Percent: pct, OldWeight: oldW, NewWeight: newW, Old: oldS, NewStats: newS,
-			Verdict: Judge(oldS, newS, o.Thresholds), OldP99: oldS.Quantile(0.99), NewP99: newS.Quantile(0.99),
+			Verdict: Judge(oldS, newS, pct, o.Thresholds), OldP99: oldS.Quantile(0.99), NewP99: newS.Quantile(0.99),
 			OldRatio: oldS.ErrorRatio(), NewRatio: newS.ErrorRatio()}
 		res.Last = step
 		if o.Progress != nil {

@@ -36,6 +36,9 @@ type fakeEdges struct {
 	latency  map[string]float64 // seconds, every request
 	counts   [2]Sample
 	failRead error
+	// newDown: NEW has no task in rotation, so the edges give its share
+	// to OLD (proxy's group.pick).
+	newDown bool
 }
 
 var bounds = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
@@ -61,7 +64,11 @@ func (e *fakeEdges) run(d time.Duration) {
 		if e.counts[i] == nil {
 			e.counts[i] = Sample{}
 		}
-		for svc, w := range map[string]int{"old": e.w.old, "new": e.w.new} {
+		weights := map[string]int{"old": e.w.old, "new": e.w.new}
+		if e.newDown {
+			weights = map[string]int{"old": e.w.old + e.w.new, "new": 0}
+		}
+		for svc, w := range weights {
 			n := e.rps / 2 * d.Seconds() * float64(w) / total
 			st := e.counts[i][svc]
 			st.Requests += n
@@ -166,6 +173,42 @@ func TestRunRollsBackOnLatency(t *testing.T) {
 	}
 }
 
+// TestRunRollsBackWithoutNew: a NEW with no task in rotation answers
+// nothing, the edges send its share to OLD, and no error or latency is
+// against it; its first step fails all the same, on the requests its weight
+// should have brought it, instead of promoting it to 100.
+func TestRunRollsBackWithoutNew(t *testing.T) {
+	w, e, c := setup(0, 0.02)
+	e.newDown = true
+	var steps []Step
+	res, err := Run(context.Background(), options(w, e, c, []int{1, 5, 100}, &steps))
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "step 1 (1%): NEW answered none of the step's 60000 requests") ||
+		!strings.Contains(err.Error(), "about 600") {
+		t.Fatalf("err = %v", err)
+	}
+	if !equalSets(w.sets, [][2]int{{99, 1}, {100, 0}}) || res.OldWeight != 100 || res.NewWeight != 0 {
+		t.Fatalf("weights set %v, result %+v", w.sets, res)
+	}
+	if len(steps) != 1 || steps[0].NewStats.Requests != 0 || steps[0].Old.Requests != 60000 {
+		t.Fatalf("steps %+v", steps)
+	}
+}
+
+// TestRunRollsBackWithoutTraffic: a step in which neither service answered
+// a request cannot be judged, and is not passed.
+func TestRunRollsBackWithoutTraffic(t *testing.T) {
+	w, e, c := setup(0, 0.02)
+	e.rps = 0
+	var steps []Step
+	_, err := Run(context.Background(), options(w, e, c, []int{50, 100}, &steps))
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "no request reached OLD or NEW") {
+		t.Fatalf("err = %v", err)
+	}
+	if w.old != 100 || w.new != 0 || len(steps) != 1 {
+		t.Fatalf("weights %d/%d, steps %+v", w.old, w.new, steps)
+	}
+}
+
 func TestRunInterrupted(t *testing.T) {
 	w, e, c := setup(0, 0.02)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -230,17 +273,24 @@ func TestJudge(t *testing.T) {
 	old := Stats{Requests: 1000, Buckets: hist(1000, 0.02)}
 	fast := Stats{Requests: 1000, Buckets: hist(1000, 0.002)}
 	for _, tt := range []struct {
-		name string
-		new  Stats
-		ok   bool
+		name    string
+		old     Stats
+		new     Stats
+		percent int
+		ok      bool
 	}{
-		{"healthy", Stats{Requests: 100, Errors: 1, Buckets: hist(100, 0.02)}, true},
-		{"errors", Stats{Requests: 100, Errors: 2, Buckets: hist(100, 0.02)}, false},
-		{"slow", Stats{Requests: 100, Buckets: hist(100, 0.08)}, false},
-		{"slow but too few requests to tell", Stats{Requests: 99, Buckets: hist(99, 0.08)}, true},
-		{"no traffic", Stats{}, true},
+		{"healthy", old, Stats{Requests: 100, Errors: 1, Buckets: hist(100, 0.02)}, 10, true},
+		{"errors", old, Stats{Requests: 100, Errors: 2, Buckets: hist(100, 0.02)}, 10, false},
+		{"slow", old, Stats{Requests: 100, Buckets: hist(100, 0.08)}, 10, false},
+		{"slow but too few requests to tell", old, Stats{Requests: 99, Buckets: hist(99, 0.08)}, 10, true},
+		// 1% of 1,000: NEW's weight brought it 10 requests, and it answered none.
+		{"NEW not in rotation", old, Stats{}, 1, false},
+		// 1% of 900: its share may have rounded to nothing.
+		{"NEW's share too small to tell", Stats{Requests: 900, Buckets: hist(900, 0.02)}, Stats{}, 1, true},
+		{"no traffic", Stats{}, Stats{}, 50, false},
+		{"all of it NEW's, at 100", Stats{}, Stats{Requests: 1000, Buckets: hist(1000, 0.02)}, 100, true},
 	} {
-		if v := Judge(old, tt.new, th); v.OK != tt.ok {
+		if v := Judge(tt.old, tt.new, tt.percent, th); v.OK != tt.ok {
 			t.Errorf("%s: %+v", tt.name, v)
 		}
 	}
@@ -254,7 +304,7 @@ func TestJudge(t *testing.T) {
 		{"within the slack", Stats{Requests: 1000, Buckets: hist(1000, 0.004)}, true},
 		{"beyond the slack", Stats{Requests: 1000, Buckets: hist(1000, 0.04)}, false},
 	} {
-		if v := Judge(fast, tt.new, th); v.OK != tt.ok {
+		if v := Judge(fast, tt.new, 50, th); v.OK != tt.ok {
 			t.Errorf("%s: %+v", tt.name, v)
 		}
 	}
