@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +22,9 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
+	"github.com/swarmgate/swarmgate/discovery"
 	"github.com/swarmgate/swarmgate/rollout"
+	"github.com/swarmgate/swarmgate/route"
 )
 
 // rolloutOptions are the flags of `swarmgate rollout`.
@@ -34,23 +38,36 @@ type rolloutOptions struct {
 	edges         string
 	json          bool
 	docker        string
+	labels        discovery.Dialects
+	clock         rollout.Clock // waits out each step's interval
 }
 
-func newRolloutCmd() *cobra.Command {
-	var o rolloutOptions
+func newRolloutCmd() *cobra.Command { return rolloutCmd(rollout.SystemClock{}) }
+
+// rolloutCmd is the rollout command whose steps are timed by clock.
+func rolloutCmd(clock rollout.Clock) *cobra.Command {
+	o := rolloutOptions{clock: clock}
 	cmd := &cobra.Command{
 		Use:   "rollout --from OLD --to NEW --edges URL,...",
 		Short: "Shift swarmgate.weight from one service to another step by step, rolling back on errors or latency",
 		Long: `Shift traffic from the service OLD to the service NEW, two services that
-publish the same host and path, by setting their swarmgate.weight labels
-(NEW gets p, OLD 100-p, for each step p) through the Docker Engine API, as
-docker service update --label-add would (the engine of --docker, DOCKER_HOST
-or the current Docker context). After
+publish the same host and path, by setting their weight labels (NEW gets p,
+OLD 100-p, for each step p) through the Docker Engine API, as docker service
+update --label-add would (the engine of --docker, DOCKER_HOST or the current
+Docker context). The labels are those of the routes the two share, read with
+--labels as the edges read them: swarmgate.weight for a service's default
+route, swarmgate.routes.<name>.weight for a named route or a Traefik router;
+services that share none, or whose labels the weights would make invalid,
+are refused before anything moves. After
 each step's interval it reads every edge's /metrics and compares the two
 services over that interval: when NEW's 5xx ratio is above --max-error-ratio,
 or its p99 above --max-p99-ratio times OLD's, the weights go back to what they
-were and the command exits non-zero with the figures. At 100 OLD is left at
-weight 0 (scale it down yourself). Interrupted (Ctrl-C), it leaves the weights
+were and the command exits non-zero with the figures. A step that cannot be
+judged fails too: its metrics could not be read, no request reached either
+service, or NEW answered none of the 10 or more requests its weight should
+have brought it (an edge gives the share of a service with no task in
+rotation to the other). At 100 OLD is left at weight 0 (scale it down
+yourself). Interrupted (Ctrl-C), it leaves the weights
 where the last judged step put them and says so.`,
 		Example: `  swarmgate rollout --from shop_web-v1 --to shop_web-v2 \
     --edges http://edge1:8080,http://edge2:8080 --steps 1,5,25,50,100 --interval 1m`,
@@ -72,6 +89,7 @@ where the last judged step put them and says so.`,
 	f.StringVar(&o.edges, "edges", "", "the edges' admin URLs, comma-separated (http://edge:8080); /metrics is read from each")
 	f.BoolVar(&o.json, "json", false, "print one JSON object a line instead of text")
 	f.StringVar(&o.docker, "docker", "", "Docker Engine API of a manager (default: DOCKER_HOST, else the current Docker context, as docker itself)")
+	labelsFlag(f, &o.labels)
 	// SWARMGATE_DOCKER is the edge's address, not the operator's engine.
 	f.SetAnnotation("docker", noEnv, []string{"true"})
 	return cmd
@@ -122,13 +140,17 @@ func runRollout(ctx context.Context, o rolloutOptions, stdout io.Writer) error {
 		return fmt.Errorf("rollout: docker client: %w", err)
 	}
 	defer cli.Close()
+	weights := &dockerWeights{cli: cli, old: o.from, new: o.to, dialects: o.labels}
+	if err := weights.plan(ctx); err != nil {
+		return fmt.Errorf("rollout: %w", err)
+	}
 	p := &rolloutPrinter{w: stdout, json: o.json, old: o.from, new: o.to}
 	res, err := rollout.Run(ctx, rollout.Options{
 		Old: o.from, New: o.to, Steps: steps, Interval: o.interval,
 		Thresholds: rollout.Thresholds{MaxErrorRatio: o.maxErrorRatio, MaxP99Ratio: o.maxP99Ratio, P99Slack: o.p99Slack},
-		Weights:    dockerWeights{cli: cli, old: o.from, new: o.to},
+		Weights:    weights,
 		Metrics:    &edgeMetrics{urls: edges, services: []string{o.from, o.to}, client: &http.Client{Timeout: 10 * time.Second}},
-		Clock:      rollout.SystemClock{},
+		Clock:      o.clock,
 		Progress:   p.step,
 	})
 	p.end(res, err)
@@ -245,34 +267,149 @@ func (p *rolloutPrinter) end(res rollout.Result, err error) {
 	fmt.Fprintln(p.w, text)
 }
 
-// weightLabel is the label a rollout sets on both services.
-const weightLabel = "swarmgate.weight"
-
 // dockerWeights reads and sets the two services' weight labels through the
 // Docker Engine API. Changing a label updates the service spec only: no task
 // restarts.
 type dockerWeights struct {
 	cli      *client.Client
 	old, new string
+	dialects discovery.Dialects
+	// keys are the weight labels of each service, by name: those of the
+	// routes the two share (plan).
+	keys map[string][]string
 }
 
-func (d dockerWeights) weight(ctx context.Context, name string) (int, swarm.Service, error) {
+// weightLabel is the weight of a service's default route; a named route's
+// (a swarmgate.routes.<name>.* route, a Traefik router) is
+// swarmgate.routes.<name>.weight.
+const weightLabel = "swarmgate.weight"
+
+// routeWeightLabel is the label that sets the weight of route r.
+func routeWeightLabel(r route.Route) string {
+	if r.Name == "" {
+		return weightLabel
+	}
+	return "swarmgate.routes." + r.Name + ".weight"
+}
+
+// routeAt is where an HTTP route serves: the routes of two services with
+// the same are one weighted group on the edges.
+func routeAt(r route.Route) string {
+	hosts := slices.Clone(r.Hosts)
+	slices.Sort(hosts)
+	if r.Default {
+		hosts = []string{"(default)"}
+	}
+	path := r.Path
+	if r.Exact {
+		path = "= " + path
+	}
+	return strings.Join(hosts, ",") + " " + path
+}
+
+// plan works out the weight labels to set: those of every HTTP route OLD
+// and NEW share, read as the edges read the labels (--labels). It refuses
+// services that share no route, whose labels are invalid already, or whose
+// labels a weight would make invalid or not change (a dialect not read).
+func (d *dockerWeights) plan(ctx context.Context) error {
+	svcs := map[string]swarm.Service{}
+	routes := map[string]map[string]route.Route{} // service -> routeAt -> route
+	for _, name := range []string{d.old, d.new} {
+		svc, _, err := d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+		rs, errs := discovery.ParseLabelsFor(name, svc.Spec.Labels, d.dialects)
+		if len(errs) > 0 {
+			return fmt.Errorf("service %s is skipped by the edges, its labels are invalid: %v (swarmgate check --docker lists them all)", name, errs[0])
+		}
+		svcs[name], routes[name] = svc, map[string]route.Route{}
+		for _, r := range rs {
+			if r.TCPPort == 0 && len(r.SNI) == 0 {
+				routes[name][routeAt(r)] = r
+			}
+		}
+	}
+	var shared []string
+	for at := range routes[d.old] {
+		if _, ok := routes[d.new][at]; ok {
+			shared = append(shared, at)
+		}
+	}
+	slices.Sort(shared)
+	if len(shared) == 0 {
+		hint := ""
+		for _, name := range []string{d.old, d.new} {
+			if _, ok := svcs[name].Spec.Labels["traefik.enable"]; ok && d.dialects&discovery.DialectTraefik == 0 {
+				hint = fmt.Sprintf(" (%s has Traefik labels: read them with --labels swarmgate,interlock,traefik, as the edges do)", name)
+			}
+		}
+		return fmt.Errorf("%s and %s share no host and path, so no weight splits traffic between them: %s publishes %s, %s publishes %s%s",
+			d.old, d.new, d.old, describeRoutes(routes[d.old]), d.new, describeRoutes(routes[d.new]), hint)
+	}
+	d.keys = map[string][]string{}
+	for _, name := range []string{d.old, d.new} {
+		weight := -1
+		for _, at := range shared {
+			r := routes[name][at]
+			if weight >= 0 && r.Weight != weight {
+				return fmt.Errorf("service %s: the routes it shares with %s have different weights (%d and %d): give them one weight first", name, map[bool]string{true: d.new, false: d.old}[name == d.old], weight, r.Weight)
+			}
+			weight = r.Weight
+			if k := routeWeightLabel(r); !slices.Contains(d.keys[name], k) {
+				d.keys[name] = append(d.keys[name], k)
+			}
+		}
+		// The labels with a weight set must still be read, and give it.
+		for _, w := range []int{0, 50} {
+			labels := maps.Clone(svcs[name].Spec.Labels)
+			for _, k := range d.keys[name] {
+				labels[k] = strconv.Itoa(w)
+			}
+			rs, errs := discovery.ParseLabelsFor(name, labels, d.dialects)
+			if len(errs) > 0 {
+				return fmt.Errorf("service %s: setting %s=%d would make its labels invalid: %v", name, strings.Join(d.keys[name], ", "), w, errs[0])
+			}
+			for _, r := range rs {
+				if slices.Contains(shared, routeAt(r)) && r.Weight != w {
+					return fmt.Errorf("service %s: setting %s=%d leaves route %s at weight %d (are swarmgate labels read? --labels %s)", name, strings.Join(d.keys[name], ", "), w, routeAt(r), r.Weight, d.dialects)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func describeRoutes(rs map[string]route.Route) string {
+	if len(rs) == 0 {
+		return "no HTTP route"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(rs)), "; ")
+}
+
+// weight reads the weight a service's labels give its shared routes (plan
+// made them one), 100 where the label is not set.
+func (d *dockerWeights) weight(ctx context.Context, name string) (int, swarm.Service, error) {
 	svc, _, err := d.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 	if err != nil {
 		return 0, svc, fmt.Errorf("service %s: %w", name, err)
 	}
-	v, ok := svc.Spec.Labels[weightLabel]
+	keys := d.keys[name]
+	if len(keys) == 0 {
+		return 0, svc, fmt.Errorf("service %s: no weight label planned", name)
+	}
+	v, ok := svc.Spec.Labels[keys[0]]
 	if !ok {
 		return 100, svc, nil // the label's default
 	}
-	n, err := strconv.Atoi(v)
+	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil {
-		return 0, svc, fmt.Errorf("service %s: %s=%q: %w", name, weightLabel, v, err)
+		return 0, svc, fmt.Errorf("service %s: %s=%q: %w", name, keys[0], v, err)
 	}
 	return n, svc, nil
 }
 
-func (d dockerWeights) Get(ctx context.Context) (int, int, error) {
+func (d *dockerWeights) Get(ctx context.Context) (int, int, error) {
 	o, _, err := d.weight(ctx, d.old)
 	if err != nil {
 		return 0, 0, err
@@ -283,7 +420,7 @@ func (d dockerWeights) Get(ctx context.Context) (int, int, error) {
 
 // Set raises the weight that goes up before it lowers the other, so that
 // the two are never both 0 on the way.
-func (d dockerWeights) Set(ctx context.Context, old, new int) error {
+func (d *dockerWeights) Set(ctx context.Context, old, new int) error {
 	cur, _, err := d.weight(ctx, d.old)
 	if err != nil {
 		return err
@@ -303,23 +440,30 @@ func (d dockerWeights) Set(ctx context.Context, old, new int) error {
 	return nil
 }
 
-func (d dockerWeights) set(ctx context.Context, name string, w int) error {
-	cur, svc, err := d.weight(ctx, name)
+// set gives every weight label of a service the weight w, in one update.
+func (d *dockerWeights) set(ctx context.Context, name string, w int) error {
+	_, svc, err := d.weight(ctx, name)
 	if err != nil {
 		return err
 	}
-	if _, ok := svc.Spec.Labels[weightLabel]; ok && cur == w {
+	value := strconv.Itoa(w)
+	spec := svc.Spec
+	labels := maps.Clone(spec.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	changed := false
+	for _, k := range d.keys[name] {
+		if labels[k] != value {
+			labels[k], changed = value, true
+		}
+	}
+	if !changed {
 		return nil
 	}
-	spec := svc.Spec
-	labels := make(map[string]string, len(spec.Labels)+1)
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
-	labels[weightLabel] = strconv.Itoa(w)
 	spec.Labels = labels
 	if _, err := d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
-		return fmt.Errorf("service %s: setting %s=%d: %w", name, weightLabel, w, err)
+		return fmt.Errorf("service %s: setting %s=%d: %w", name, strings.Join(d.keys[name], ", "), w, err)
 	}
 	return nil
 }
