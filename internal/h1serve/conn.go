@@ -84,7 +84,8 @@ type conn struct {
 	big      bool // br is a MaxHeaderBytes reader
 	remote   string
 	tls      *tls.ConnectionState
-	ctx      context.Context
+	ctx      context.Context // the base's, with what ConnContext added
+	base     baseCtx
 	accepted time.Time
 	lim      h1wire.Limits
 	rs       *reqState       // while a request is read and served
@@ -215,12 +216,11 @@ func (c *conn) serve() {
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
-	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.HTTPServer)
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	c.base = baseCtx{c: c, local: c.rwc.LocalAddr()}
+	c.ctx = &c.base
 	if s.ConnContext != nil {
-		ctx = s.ConnContext(ctx, c.rwc)
+		c.ctx = s.ConnContext(c.ctx, c.rwc)
 	}
-	c.ctx = context.WithValue(ctx, connKey{}, c)
 	parked = c.loop()
 }
 
@@ -781,6 +781,33 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // connKey is the context key of a request's connection, for WatchClient.
 type connKey struct{}
+
+// baseCtx is the root of a connection's context, in the conn itself: it
+// holds the values net/http's server puts there (http.ServerContextKey,
+// http.LocalAddrContextKey) and the connection (connKey), without an
+// allocation each. It is never done.
+type baseCtx struct {
+	c     *conn
+	local net.Addr
+}
+
+func (*baseCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*baseCtx) Done() <-chan struct{}       { return nil }
+func (*baseCtx) Err() error                  { return nil }
+
+func (b *baseCtx) Value(key any) any {
+	switch key {
+	case connKey{}:
+		return b.c
+	case http.ServerContextKey:
+		return b.c.srv.HTTPServer
+	case http.LocalAddrContextKey:
+		return b.local
+	}
+	return nil
+}
+
+func (*baseCtx) String() string { return "h1serve connection context" }
 
 // ClientGone is told that the client of a request closed its connection
 // while the request was served (see WatchClient).

@@ -729,3 +729,47 @@ func TestLongRequestOutlivesWaitDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// TestConnContextValues: a request's context carries the server, the local
+// address and what ConnContext added over them, and is canceled when the
+// handler returns while the connection's stays alive.
+func TestConnContextValues(t *testing.T) {
+	type key struct{}
+	hs := &http.Server{}
+	got := make(chan context.Context, 2)
+	s := &Server{
+		HTTPServer: hs,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if ctx.Value(http.ServerContextKey) != hs {
+				t.Error("ConnContext's parent has no ServerContextKey")
+			}
+			return context.WithValue(ctx, key{}, c.RemoteAddr().String())
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Context() }),
+	}
+	addr := serve(t, s)
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		readResponse(t, br, "GET")
+		ctx := <-got
+		if ctx.Value(http.ServerContextKey) != hs {
+			t.Fatalf("ServerContextKey %v", ctx.Value(http.ServerContextKey))
+		}
+		if a, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr); a == nil || a.String() != c.RemoteAddr().String() {
+			t.Fatalf("LocalAddrContextKey %v", a)
+		}
+		if v := ctx.Value(key{}); v != c.LocalAddr().String() {
+			t.Fatalf("ConnContext's value %v", v)
+		}
+		if ctx.Value(struct{ x int }{}) != nil {
+			t.Fatal("an unknown key has a value")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+			t.Fatal("request context not canceled after its handler returned")
+		}
+	}
+}
