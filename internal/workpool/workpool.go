@@ -1,0 +1,167 @@
+// Package workpool runs functions on goroutines that outlive them, so that
+// the stack a function grows stays grown for the next one. A server that
+// starts a goroutine per request (net/http's HTTP/2 streams, quic-go's
+// HTTP/3 streams) otherwise grows a fresh stack to tens of KiB for every
+// request that routes and proxies (runtime.newstack, copystack), and Go
+// shrinks a stack only at a garbage collection, by half each time.
+package workpool
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultIdle is how long a worker waits for its next function when
+// Pool.Idle is zero.
+const DefaultIdle = 10 * time.Second
+
+// Pool runs functions on workers: a worker that finished one waits for the
+// next, the most recently used first; one idle for Idle exits, and Close
+// ends the idle ones at once. The zero Pool is ready to use; a Pool must
+// not be copied after its first Run.
+type Pool struct {
+	// Idle is how long a worker waits for a function before it exits. If
+	// zero or negative, DefaultIdle. It must not change after the first Run.
+	Idle time.Duration
+
+	// mu guards idle and closed.
+	mu     sync.Mutex
+	idle   []*worker // most recently used last
+	closed bool
+}
+
+// Result is what a function run on a worker left: what it returned, or
+// the value it panicked with and the worker's stack at the panic, or that
+// it called runtime.Goexit (which ends its worker).
+type Result struct {
+	OK     bool   // f's result; false after a panic or a Goexit
+	Panic  any    // the recovered value, nil if f returned
+	Stack  []byte // the panicking goroutine's stack, nil if f returned
+	Goexit bool   // f called runtime.Goexit (t.FailNow in a test)
+}
+
+type worker struct {
+	jobs chan job  // buffered: a job is never waited for by its sender
+	last time.Time // when its last job ended; the worker's own
+}
+
+// job is one function to run; its Result goes to done.
+type job struct {
+	f    func() bool
+	done chan<- Result
+}
+
+// Run runs f on a worker and returns what it returned. A panic in f does
+// not unwind the caller: it comes back in the Result, with its stack, for
+// the caller to handle or raise again on its own goroutine. done carries
+// the Result back; it must have room for one and nothing else may receive
+// from it meanwhile. A caller that runs many functions passes the same one
+// each time; if nil, Run makes one. After Close, f still runs, on a worker
+// that exits after it.
+func (p *Pool) Run(f func() bool, done chan Result) Result {
+	if done == nil {
+		done = make(chan Result, 1)
+	}
+	p.mu.Lock()
+	var w *worker
+	if n := len(p.idle); n > 0 {
+		w = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+	}
+	p.mu.Unlock()
+	if w == nil {
+		w = &worker{jobs: make(chan job, 1)}
+		go p.loop(w)
+	}
+	w.jobs <- job{f, done}
+	return <-done
+}
+
+// Close ends the idle workers; busy ones end after their function. A Run
+// after Close still runs its function.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, w := range p.idle {
+		close(w.jobs)
+	}
+	p.idle = nil
+}
+
+func (p *Pool) idleFor() time.Duration {
+	if p.Idle > 0 {
+		return p.Idle
+	}
+	return DefaultIdle
+}
+
+// loop serves w's jobs until it has been idle for the pool's Idle or the
+// pool is closed. Its timer is not reset per job (a Reset earlier than the
+// netpoller's sleep wakes it): when it fires, a worker that served since
+// waits for the rest of its idle time.
+func (p *Pool) loop(w *worker) {
+	// running is the done of the job in f, for a Goexit: it ends the
+	// worker, not the job's caller, who is told.
+	var running chan<- Result
+	defer func() {
+		if running != nil {
+			running <- Result{Goexit: true}
+		}
+	}()
+	idle := p.idleFor()
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		select {
+		case j, ok := <-w.jobs:
+			if !ok {
+				return
+			}
+			running = j.done
+			r := run(j.f)
+			running = nil
+			w.last = time.Now()
+			// Idle before the caller is answered, so that a caller's next
+			// Run finds this worker (a job sent meanwhile waits in jobs).
+			p.mu.Lock()
+			closed := p.closed
+			if !closed {
+				p.idle = append(p.idle, w)
+			}
+			p.mu.Unlock()
+			j.done <- r
+			if closed {
+				return
+			}
+		case <-t.C:
+			if d := time.Since(w.last); d < idle {
+				t.Reset(idle - d)
+				continue
+			}
+			p.mu.Lock()
+			if i := slices.Index(p.idle, w); i >= 0 {
+				p.idle = slices.Delete(p.idle, i, i+1)
+				p.mu.Unlock()
+				return
+			}
+			// Taken by Run just now: its job is on the way.
+			p.mu.Unlock()
+			t.Reset(idle)
+		}
+	}
+}
+
+// run calls f, recovering a panic with the stack it happened on.
+func run(f func() bool) (r Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			buf := make([]byte, 64<<10)
+			r = Result{Panic: v, Stack: buf[:runtime.Stack(buf, false)]}
+		}
+	}()
+	return Result{OK: f()}
+}
