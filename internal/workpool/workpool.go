@@ -26,10 +26,12 @@ type Pool struct {
 	// zero or negative, DefaultIdle. It must not change after the first Run.
 	Idle time.Duration
 
-	// mu guards idle and closed.
+	// mu guards idle, closed, sweep, armed and the workers' last.
 	mu     sync.Mutex
 	idle   []*worker // most recently used last
 	closed bool
+	sweep  *time.Timer // ends the workers idle for Idle (sweepIdle)
+	armed  bool        // sweep is set to fire
 }
 
 // Result is what a function run on a worker left: what it returned, or
@@ -43,8 +45,8 @@ type Result struct {
 }
 
 type worker struct {
-	jobs chan job  // buffered: a job is never waited for by its sender
-	last time.Time // when its last job ended; the worker's own
+	jobs chan job  // buffered: a job is never waited for by its sender; closed to end the worker
+	last time.Time // when it went idle
 }
 
 // job is one function to run; its Result goes to done.
@@ -90,6 +92,10 @@ func (p *Pool) Close() {
 		close(w.jobs)
 	}
 	p.idle = nil
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.armed = false
+	}
 }
 
 func (p *Pool) idleFor() time.Duration {
@@ -99,10 +105,10 @@ func (p *Pool) idleFor() time.Duration {
 	return DefaultIdle
 }
 
-// loop serves w's jobs until it has been idle for the pool's Idle or the
-// pool is closed. Its timer is not reset per job (a Reset earlier than the
-// netpoller's sleep wakes it): when it fires, a worker that served since
-// waits for the rest of its idle time.
+// loop serves w's jobs until its channel is closed: by Close, or by
+// sweepIdle once it has been idle for the pool's Idle. A worker waits with
+// a plain receive, not a select with a timer of its own: one timer per
+// pool ends the idle ones.
 func (p *Pool) loop(w *worker) {
 	// running is the done of the job in f, for a Goexit: it ends the
 	// worker, not the job's caller, who is told.
@@ -112,47 +118,59 @@ func (p *Pool) loop(w *worker) {
 			running <- Result{Goexit: true}
 		}
 	}()
-	idle := p.idleFor()
-	t := time.NewTimer(idle)
-	defer t.Stop()
-	for {
-		select {
-		case j, ok := <-w.jobs:
-			if !ok {
-				return
-			}
-			running = j.done
-			r := run(j.f)
-			running = nil
+	for j := range w.jobs {
+		running = j.done
+		r := run(j.f)
+		running = nil
+		// Idle before the caller is answered, so that a caller's next
+		// Run finds this worker (a job sent meanwhile waits in jobs).
+		p.mu.Lock()
+		closed := p.closed
+		if !closed {
 			w.last = time.Now()
-			// Idle before the caller is answered, so that a caller's next
-			// Run finds this worker (a job sent meanwhile waits in jobs).
-			p.mu.Lock()
-			closed := p.closed
-			if !closed {
-				p.idle = append(p.idle, w)
-			}
-			p.mu.Unlock()
-			j.done <- r
-			if closed {
-				return
-			}
-		case <-t.C:
-			if d := time.Since(w.last); d < idle {
-				t.Reset(idle - d)
-				continue
-			}
-			p.mu.Lock()
-			if i := slices.Index(p.idle, w); i >= 0 {
-				p.idle = slices.Delete(p.idle, i, i+1)
-				p.mu.Unlock()
-				return
-			}
-			// Taken by Run just now: its job is on the way.
-			p.mu.Unlock()
-			t.Reset(idle)
+			p.idle = append(p.idle, w)
+			p.armLocked()
+		}
+		p.mu.Unlock()
+		j.done <- r
+		if closed {
+			return
 		}
 	}
+}
+
+// armLocked sets the sweep to fire when the least recently used idle
+// worker has been idle for Idle, unless it is set already.
+func (p *Pool) armLocked() {
+	if p.armed || len(p.idle) == 0 {
+		return
+	}
+	p.armed = true
+	d := p.idleFor() - time.Since(p.idle[0].last)
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(d, p.sweepIdle)
+	} else {
+		p.sweep.Reset(d)
+	}
+}
+
+// sweepIdle ends the workers idle for Idle, and sets the sweep for the
+// next. The idle list is in the order the workers went idle.
+func (p *Pool) sweepIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armed = false
+	if p.closed {
+		return
+	}
+	idle := p.idleFor()
+	n := 0
+	for n < len(p.idle) && time.Since(p.idle[n].last) >= idle {
+		close(p.idle[n].jobs)
+		n++
+	}
+	p.idle = slices.Delete(p.idle, 0, n)
+	p.armLocked()
 }
 
 // run calls f, recovering a panic with the stack it happened on.
