@@ -15,7 +15,6 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/qlog"
 	"github.com/quic-go/quic-go/qlogwriter"
-	"github.com/swarmgate/swarmgate/internal/workpool"
 	"go.uber.org/zap"
 )
 
@@ -46,8 +45,6 @@ type HTTP3Server struct {
 	tls           *tls.Config
 	headerTimeout time.Duration
 	conns         sync.Map // *quic.Conn -> *h3Conn, the connections open
-	// pool runs the requests (see pooled); closed by Shutdown.
-	pool workpool.Pool
 
 	// mu guards tr, ln, pc and closing.
 	mu      sync.Mutex
@@ -111,7 +108,7 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 	open := p.metrics.connections.WithLabelValues(name)
 	inner := p.limited(o)
 	s.srv = &http3.Server{
-		Handler: pooled(&s.pool, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c, ok := r.Context().Value(h3ConnKey{}).(*h3Conn); ok {
 				if b, ok := r.Body.(interface{ StreamID() quic.StreamID }); ok {
 					c.headersIn(b.StreamID())
@@ -123,7 +120,7 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 				}()
 			}
 			inner.ServeHTTP(&h3Writer{ResponseWriter: w}, r)
-		})),
+		}),
 		MaxHeaderBytes: o.MaxHeaderBytes,
 		IdleTimeout:    o.IdleTimeout,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
@@ -214,7 +211,6 @@ wait:
 			}
 		}
 	}
-	s.pool.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tr != nil {

@@ -4,19 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1serve"
 	"github.com/swarmgate/swarmgate/internal/opt"
-	"github.com/swarmgate/swarmgate/internal/workpool"
 	"go.uber.org/zap"
 )
 
@@ -49,12 +46,9 @@ type Server struct {
 	*http.Server
 	p *Proxy
 
-	h1    *h1serve.Server // nil with StdlibHTTP1
-	h2    *connListener
-	start sync.Once
-	// pool runs the HTTP/2 requests (see pooled); closed by Shutdown and
-	// Close.
-	pool workpool.Pool
+	h1     *h1serve.Server // nil with StdlibHTTP1
+	h2     *connListener
+	h1once sync.Once
 	// handshaking counts the TLS connections accepted that have no engine
 	// yet; Shutdown waits for them as for fresh ones.
 	handshaking atomic.Int64
@@ -130,21 +124,13 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	return srv
 }
 
-// started runs once, at the first Serve, when the owner is done changing
-// the http.Server (the edge wraps Handler and ConnState after NewServer):
-// the http.Server's Handler becomes pooled, and unless StdlibHTTP1 the own
-// loop is configured from the http.Server (with the Handler as it was: the
-// loop runs requests on workers of its own) and net/http's server started
-// on the in-memory listener.
-func (s *Server) started() {
-	s.start.Do(func() {
-		h := s.Server.Handler
-		s.Server.Handler = pooled(&s.pool, h)
-		if s.h1 == nil {
-			return
-		}
+// startH1 configures the own loop from the http.Server, once its owner is
+// done changing it (the edge wraps Handler and ConnState after NewServer),
+// and starts net/http's server on the in-memory listener.
+func (s *Server) startH1() {
+	s.h1once.Do(func() {
 		*s.h1 = h1serve.Server{
-			Handler:           h,
+			Handler:           s.Server.Handler,
 			ReadHeaderTimeout: s.Server.ReadHeaderTimeout,
 			IdleTimeout:       s.Server.IdleTimeout,
 			MaxHeaderBytes:    s.Server.MaxHeaderBytes,
@@ -240,11 +226,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners = append(s.listeners, ln)
 	s.serving.Add(1)
 	s.mu.Unlock()
-	s.started()
 	var err error
 	if s.h1 == nil {
 		err = s.Server.Serve(ln)
 	} else {
+		s.startH1()
 		err = s.accept(ln)
 	}
 	s.serving.Add(-1)
@@ -408,7 +394,6 @@ wait:
 			s.h1.Close()
 		}
 	}
-	s.pool.Close()
 	return err
 }
 
@@ -426,83 +411,6 @@ func (s *Server) Close() error {
 		s.h2.Close()
 		s.h1.Close()
 	}
-	s.pool.Close()
-	return err
-}
-
-// pooled is h with the requests of HTTP/2 and HTTP/3 run on pool: net/http
-// and quic-go start a goroutine for every stream, and a request through
-// the proxy grows the stack it runs on to tens of KiB (routing, the
-// upstream exchange), which a fresh goroutine pays for in
-// runtime.newstack and copystack every time; a worker keeps its grown
-// stack. The stream's goroutine waits meanwhile, so that the
-// ResponseWriter is used by one goroutine at a time, as net/http and
-// quic-go expect, and the request's context, Flush and trailers work as
-// before. What ends the handler ends it on the stream's goroutine again:
-// http.ErrAbortHandler is raised again as is (the stream is reset, nothing
-// logged), another panic with its value and the worker's stack (see
-// workerPanic), a runtime.Goexit by a Goexit. HTTP/1 requests are served
-// where they come: the own loop has workers of its own, and StdlibHTTP1
-// keeps net/http's goroutine per connection.
-func pooled(pool *workpool.Pool, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor < 2 {
-			h.ServeHTTP(w, r)
-			return
-		}
-		j := poolJobs.Get().(*poolJob)
-		j.h, j.w, j.r = h, w, r
-		res := pool.Run(j.run, j.done)
-		j.h, j.w, j.r = nil, nil, nil
-		poolJobs.Put(j)
-		switch {
-		case res.Goexit:
-			runtime.Goexit()
-		case res.Panic == http.ErrAbortHandler:
-			panic(http.ErrAbortHandler)
-		case res.Panic != nil:
-			panic(&workerPanic{value: res.Panic, stack: res.Stack})
-		}
-	})
-}
-
-// poolJob is one request for a worker, reused: its run (a method value)
-// and done are made once.
-type poolJob struct {
-	h    http.Handler
-	w    http.ResponseWriter
-	r    *http.Request
-	run  func() bool
-	done chan workpool.Result
-}
-
-var poolJobs = sync.Pool{New: func() any {
-	j := &poolJob{done: make(chan workpool.Result, 1)}
-	j.run = j.serve
-	return j
-}}
-
-func (j *poolJob) serve() bool {
-	j.h.ServeHTTP(j.w, j.r)
-	return true
-}
-
-// workerPanic is a handler's panic raised again on the stream's goroutine:
-// net/http and quic-go log the value they recover with the stack of their
-// own goroutine, which would show the wait instead of the panic; this one
-// prints as the value followed by the worker's stack.
-type workerPanic struct {
-	value any
-	stack []byte
-}
-
-func (p *workerPanic) Error() string {
-	return fmt.Sprintf("%v\n[on a worker] %s", p.value, p.stack)
-}
-
-// Unwrap is the panic's value if it is an error.
-func (p *workerPanic) Unwrap() error {
-	err, _ := p.value.(error)
 	return err
 }
 
