@@ -390,6 +390,9 @@ func matcherAlts(e *ruleExpr, tcp bool) ([]ruleAlt, error) {
 	case "Path", "PathPrefix":
 		alts := make([]ruleAlt, len(e.args))
 		for i, p := range e.args {
+			if strings.Contains(p, "{") {
+				return nil, fmt.Errorf("rule: at column %d: %s: a {name} or {name:regexp} in a path is a regular expression in Traefik v2 (PathRegexp in v3), and swarmgate routes literal paths (the nearest literal route is PathPrefix(`%s`))", e.pos+1, e, literalPrefix(p))
+			}
 			alts[i] = ruleAlt{path: p, exact: e.name == "Path"}
 		}
 		return capAlts(dedupAlts(alts))
@@ -399,6 +402,16 @@ func matcherAlts(e *ruleExpr, tcp bool) ([]ruleAlt, error) {
 		what = "TCP by SNI (or by port, for HostSNI(`*`))"
 	}
 	return nil, fmt.Errorf("rule: at column %d: %s is not representable: swarmgate routes %s", e.pos+1, e, what)
+}
+
+// literalPrefix is the part of a v2 path template before its first
+// variable, up to its last "/": /users/{id}/posts -> /users.
+func literalPrefix(p string) string {
+	p, _, _ = strings.Cut(p, "{")
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "/"
 }
 
 // andAlt is the alternative that matches what both a and b match; false

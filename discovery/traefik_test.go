@@ -316,6 +316,8 @@ func TestTraefikLabelsRejected(t *testing.T) {
 		{"bad rule", tlabels(rule, "Host(`a.org`"), []wantErr{{rule, "at column 13"}}},
 		{"unrepresentable rule", tlabels(rule, "Host(`a.org`) && Method(`POST`)"), []wantErr{{rule, "Method(`POST`) is not representable"}}},
 		{"bad host in the rule", tlabels(rule, "Host(`a_b.org`)"), []wantErr{{rule, `'_' is not allowed`}}},
+		{"v2 path variable", tlabels(rule, "Host(`app.example.org`) && PathPrefix(`/users/{id:[0-9]+}`)"),
+			[]wantErr{{rule, "a {name} or {name:regexp} in a path is a regular expression in Traefik v2"}}},
 		{"no port (Swarm tells Traefik none either)", tlabels("traefik.http.services.web.loadbalancer.server.port", "<unset>"),
 			[]wantErr{{"traefik.http.services.web.loadbalancer.server.port", "required"}}},
 		{"bad port", tlabels("traefik.http.services.web.loadbalancer.server.port", "http"),
