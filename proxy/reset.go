@@ -33,9 +33,50 @@ type connGuard struct {
 
 type connGuardKey struct{}
 
-// withConnGuard is the listener's ConnContext: every connection gets a guard.
+// withConnGuard is the http.Server's ConnContext (the connections that may
+// carry HTTP/2): the connection's local port (localPortKey) and a guard,
+// in one allocation (guardCtx).
 func withConnGuard(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connGuardKey{}, &connGuard{conn: c})
+	return &guardCtx{portCtx: portCtx{Context: ctx, port: addrPort(c.LocalAddr())}, g: connGuard{conn: c}}
+}
+
+// withLocalPort is the own HTTP/1 loop's ConnContext: HTTP/1 resets no
+// stream, so its connections get their local port and no guard (a
+// cleartext HTTP/2 preface goes to the http.Server, whose ConnContext
+// gives that connection one).
+func withLocalPort(ctx context.Context, c net.Conn) context.Context {
+	return &portCtx{Context: ctx, port: addrPort(c.LocalAddr())}
+}
+
+// portCtx is a connection's context holding its local port, as
+// context.WithValue(ctx, localPortKey{}, port) would.
+type portCtx struct {
+	context.Context
+	port any // a string, converted once: Value is called per request
+}
+
+func (c *portCtx) Value(key any) any {
+	if _, ok := key.(localPortKey); ok {
+		return c.port
+	}
+	return c.Context.Value(key)
+}
+
+// guardCtx is a portCtx with the connection's guard (connGuardKey): one
+// allocation where two context.WithValue layers and a guard were three.
+type guardCtx struct {
+	portCtx
+	g connGuard
+}
+
+func (c *guardCtx) Value(key any) any {
+	switch key.(type) {
+	case connGuardKey:
+		return &c.g
+	case localPortKey:
+		return c.port
+	}
+	return c.Context.Value(key)
 }
 
 // guardOf returns the guard of the connection a request came on, nil for a

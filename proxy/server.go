@@ -57,7 +57,8 @@ type Server struct {
 	// yet; freshN counts them.
 	fresh  sync.Map
 	freshN atomic.Int64
-	// guards holds each open connection's reset accounting (connGuard).
+	// guards holds the reset accounting (connGuard) of each open
+	// connection served by net/http (with the own loop: HTTP/2 only).
 	guards sync.Map
 	// serving counts Serve calls still accepting: a closed listener may
 	// still deliver connections it had accepted (see l4's wrapped listeners).
@@ -84,11 +85,14 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          log.New(zapWriter{p.log.With(zap.String("listener", name))}, "", 0),
+		// Every connection net/http serves gets its X-Forwarded-Port,
+		// formatted once, and a reset guard, registered for closedGuard.
+		// Unless StdlibHTTP1 these are the HTTP/2 connections only: the own
+		// loop's (HTTP/1) get the port alone (see startH1).
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = withConnGuard(ctx, c)
 			srv.guards.Store(c, guardOf(ctx))
-			// X-Forwarded-Port, formatted once per connection.
-			return context.WithValue(ctx, localPortKey{}, addrPort(c.LocalAddr()))
+			return ctx
 		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			switch s {
@@ -134,7 +138,7 @@ func (s *Server) startH1() {
 			ReadHeaderTimeout: s.Server.ReadHeaderTimeout,
 			IdleTimeout:       s.Server.IdleTimeout,
 			MaxHeaderBytes:    s.Server.MaxHeaderBytes,
-			ConnContext:       s.Server.ConnContext,
+			ConnContext:       withLocalPort, // no guard, no guards entry: HTTP/1 resets no stream
 			ConnState:         s.Server.ConnState,
 			H2C:               s.h2.deliver,
 			HTTPServer:        s.Server,
