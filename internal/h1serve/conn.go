@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1wire"
+	"github.com/swarmgate/swarmgate/internal/workpool"
 )
 
 // A connection's state, for Shutdown.
@@ -94,7 +95,7 @@ type conn struct {
 	onReadable func(fd uintptr) bool
 	firstErr   error
 	served     int         // requests answered
-	done       chan result // a worker's answer to serveOne (workers.run)
+	done       chan workpool.Result // a worker's answer to serveOne (workers.Run)
 	serveFn    func() bool // c.serveOne
 	// sysfd is a plain TCP connection's descriptor, for parking (-1: it
 	// does not park); inEpoll: it is in the parker's epoll set.
@@ -249,7 +250,7 @@ func (c *conn) recover(parked bool) {
 func (c *conn) loop() (parked bool) {
 	s := c.srv
 	if c.done == nil {
-		c.done = make(chan result, 1)
+		c.done = make(chan workpool.Result, 1)
 		c.serveFn = c.serveOne // one method value for every request
 	}
 	for {
@@ -259,18 +260,18 @@ func (c *conn) loop() (parked bool) {
 		case waitParked:
 			return true
 		}
-		r := s.workers.run(c.serveFn, c.done)
+		r := s.workers.Run(c.serveFn, c.done)
 		if c.cancel != nil {
 			c.cancel()
 			c.cancel = nil // the request's context is not kept while idle
 		}
-		if r.panic != nil {
-			if r.panic != http.ErrAbortHandler {
-				s.logf("http: panic serving %v: %v\n%s", c.remote, r.panic, r.stack)
+		if r.Panic != nil {
+			if r.Panic != http.ErrAbortHandler {
+				s.logf("http: panic serving %v: %v\n%s", c.remote, r.Panic, r.Stack)
 			}
 			return false
 		}
-		if !r.ok {
+		if !r.OK { // the connection closes, or the handler called runtime.Goexit
 			return false
 		}
 		c.served++

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1wire"
+	"github.com/swarmgate/swarmgate/internal/workpool"
 )
 
 // Server serves HTTP/1.x connections handed to ServeConn. Its fields must
@@ -62,8 +63,11 @@ type Server struct {
 	conns    map[*conn]struct{}
 	shutting atomic.Bool
 	date     atomic.Pointer[dateLine]
-	// workers run the requests, off the connections' goroutines.
-	workers workers
+	// workers run the requests, off the connections' goroutines, so that
+	// a connection's own goroutine, which waits between requests, keeps
+	// the small stack of that wait: a request through the proxy grows the
+	// stack it runs on to tens of KiB, and a worker keeps it for the next.
+	workers workpool.Pool
 	// parker holds the idle connections parked.
 	parker parker
 }
@@ -156,7 +160,7 @@ func (s *Server) track(c *conn, add bool) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
 	s.parker.close()
-	defer s.workers.close()
+	defer s.workers.Close()
 	wait := time.Millisecond
 	for {
 		if s.closeIdle() {
@@ -187,7 +191,7 @@ func (s *Server) closeIdle() bool {
 // Close closes every connection at once.
 func (s *Server) Close() error {
 	s.shutting.Store(true)
-	s.workers.close()
+	s.workers.Close()
 	s.parker.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
