@@ -94,9 +94,9 @@ type conn struct {
 	// onReadable is c.readable, made once; firstErr is what it met.
 	onReadable func(fd uintptr) bool
 	firstErr   error
-	served     int         // requests answered
+	served     int                  // requests answered
 	done       chan workpool.Result // a worker's answer to serveOne (workers.Run)
-	serveFn    func() bool // c.serveOne
+	serveFn    func() bool          // c.serveOne
 	// sysfd is a plain TCP connection's descriptor, for parking (-1: it
 	// does not park); inEpoll: it is in the parker's epoll set.
 	sysfd   int32
