@@ -90,8 +90,11 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 	s.quic = &quic.Config{
 		// quic-go's http3.Server has no header timeout; the connection's
 		// trace shows when each request stream opens (h3Trace).
-		Tracer:               s.trace,
-		HandshakeIdleTimeout: o.ReadHeaderTimeout,
+		Tracer: s.trace,
+		// quic-go aborts a handshake silent for this long, and any that
+		// is not done in twice this: the handshake gets ReadHeaderTimeout
+		// in all, as on the TCP listeners.
+		HandshakeIdleTimeout: o.ReadHeaderTimeout / 2,
 		MaxIdleTimeout:       o.IdleTimeout,
 		MaxIncomingStreams:   h3MaxStreams,
 		// A request stream whose handler ended is replaced at once:
