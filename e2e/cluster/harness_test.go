@@ -373,7 +373,13 @@ func dumpLogs() {
 			"timeout 20 docker service logs --raw --tail 20000 "+s+" 2>&1 | grep -v '\"logger\":\"access\"' | tail -80")
 		fmt.Fprintf(os.Stderr, "---- last log lines of %s\n%s\n", s, out)
 	}
-	out, _ := docker("node", "ls")
+	// The access log's failed and slow requests (1 s or more), which tell
+	// whether a request the load saw fail reached an edge and what it met.
+	out, _ := run([]string{"DOCKER_HOST=" + managerSock}, "sh", "-c",
+		"timeout 20 docker service logs --raw --tail 200000 "+edgeService+" 2>&1 | grep '\"logger\":\"access\"' | "+
+			"grep -E '\"status\":(499|5[0-9][0-9])|\"duration\":[1-9]' | tail -40")
+	fmt.Fprintf(os.Stderr, "---- failed or slow requests in the access log of %s\n%s\n", edgeService, out)
+	out, _ = docker("node", "ls")
 	fmt.Fprintf(os.Stderr, "---- nodes\n%s\n", out)
 }
 

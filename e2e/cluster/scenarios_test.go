@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -366,7 +367,7 @@ func TestRollingUpdateCPUStarved(t *testing.T) {
 	load := startLoad(scenarioLoad())
 	time.Sleep(3 * time.Second)
 	start := time.Now()
-	if _, err := docker("service", "update", "--detach", "--env-add", "ROLL=starved",
+	if _, err := docker("service", "update", "--detach", "--env-add", "ROLL=starved-"+strconv.FormatInt(time.Now().UnixNano(), 36),
 		"--update-parallelism", "1", "--update-delay", "1s", app); err != nil {
 		load.stop(t)
 		t.Fatal(err)
