@@ -113,10 +113,12 @@ func (p *Proxy) NewHTTP3Server(name string, o ServerOptions, tlsConf *tls.Config
 	s.srv = &http3.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c, ok := r.Context().Value(h3ConnKey{}).(*h3Conn); ok {
+				// In flight before the stream stops waiting, so that
+				// closeIdle sees it as one or the other.
+				c.active.Add(1)
 				if b, ok := r.Body.(interface{ StreamID() quic.StreamID }); ok {
 					c.headersIn(b.StreamID())
 				}
-				c.active.Add(1)
 				defer func() {
 					c.ended.Store(p.now().UnixNano())
 					c.active.Add(-1)
@@ -225,15 +227,26 @@ wait:
 
 // closeIdle closes the connections that have had no request in flight for
 // h3IdleCloseGrace: closing a connection discards what it has not sent, so
-// one whose last answer was just written keeps it a while.
+// one whose last answer was just written keeps it a while. A request whose
+// first frames came but whose handler has not started yet (a stream
+// waiting for its headers) counts as in flight: the client sent it before
+// it read the GOAWAY, and it is answered.
 func (s *HTTP3Server) closeIdle(now time.Time) {
 	s.conns.Range(func(_, v any) bool {
 		c := v.(*h3Conn)
-		if c.active.Load() == 0 && now.Sub(time.Unix(0, c.ended.Load())) >= h3IdleCloseGrace {
+		if c.idle() && now.Sub(time.Unix(0, c.ended.Load())) >= h3IdleCloseGrace {
 			c.close(http3.ErrCodeNoError, "shutting down")
 		}
 		return true
 	})
+}
+
+// idle reports whether c has no request in its handler and no request
+// stream waiting for its headers.
+func (c *h3Conn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting) == 0 && c.active.Load() == 0
 }
 
 func (s *HTTP3Server) newConn() *h3Conn {

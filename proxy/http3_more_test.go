@@ -249,3 +249,30 @@ func TestHTTP3RetryRefusedConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP3IdleCountsWaitingStreams: a connection is idle for the
+// shutdown's closeIdle only when no request is in its handler and no
+// request stream waits for its headers (a request sent before the client
+// read the GOAWAY, whose handler has not started yet).
+func TestHTTP3IdleCountsWaitingStreams(t *testing.T) {
+	s := &HTTP3Server{headerTimeout: time.Hour}
+	c := s.newConn()
+	defer c.finish()
+	if !c.idle() {
+		t.Fatal("a new connection is not idle")
+	}
+	c.watchHeaders(4) // the frames of stream 4 came: streams 0 and 4 are open
+	if c.idle() {
+		t.Fatal("idle with two streams waiting for their headers")
+	}
+	c.active.Add(1) // stream 0's handler starts...
+	c.headersIn(0)
+	c.headersIn(4) // ...and stream 4 ends without headers
+	if c.idle() {
+		t.Fatal("idle with a request in its handler")
+	}
+	c.active.Add(-1)
+	if !c.idle() {
+		t.Fatal("not idle once every stream is done")
+	}
+}
