@@ -46,6 +46,10 @@ type exchange struct {
 	// transport, written from the client's without a header map.
 	fields upstreamFields
 	url    url.URL // the upstream request's
+	// out is the upstream request on the own transport, which takes the
+	// client's context: a copy of the client's request kept here costs no
+	// allocation of its own (see outRequest).
+	out http.Request
 }
 
 // ctxStop ends an upstream exchange through its request's context, for
@@ -372,7 +376,15 @@ func containsEndpoint(s []*balancer.Endpoint, e *balancer.Endpoint) bool {
 // transport), the header is not built: fields are set to be written from
 // the client's, and out.Header is nil.
 func (p *Proxy) outRequest(ctx context.Context, r *http.Request, tg *target, reqPath string, x *exchange, fields *upstreamFields) *http.Request {
-	out := r.WithContext(ctx)
+	var out *http.Request
+	if fields != nil && ctx == r.Context() {
+		// What r.WithContext(ctx) would return, in the exchange: the copy
+		// lives as long as the exchange, and is never reused.
+		x.out = *r
+		out = &x.out
+	} else {
+		out = r.WithContext(ctx)
+	}
 	prefix := ""
 	if tg.stripLen > 0 {
 		prefix = reqPath[:tg.stripLen]
