@@ -138,7 +138,7 @@ var _ http.RoundTripper = (*h1Transport)(nil)
 // http.Transport. A request without a body that meets a connection the
 // upstream closed while it was idle is retried once on a new connection.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, false, nil, nil)
+	return t.roundTrip(req, false, nil, nil, nil)
 }
 
 // roundTrip sends req, on a new connection when fresh, never a pooled one:
@@ -149,9 +149,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // is how the caller ends the exchange early and bounds its response (the
 // proxy's forward, which watches the client itself); when nil, req's
 // context ends it, as for any http.RoundTripper. fields, when not nil,
-// are the header fields written instead of req.Header's. Upgrades go to
-// fallback, with req's context.
-func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
+// are the header fields written instead of req.Header's. mem, when not
+// nil, holds the response (see h1Response). Upgrades go to fallback, with
+// req's context.
+func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields, mem *h1Response) (*http.Response, error) {
 	if upgradeType(req.Header) != "" {
 		return t.fallback.RoundTrip(req)
 	}
@@ -160,14 +161,14 @@ func (t *h1Transport) roundTrip(req *http.Request, fresh bool, st *exchangeStop,
 		st = &exchangeStop{ctx: ctx}
 		st.unwatch = context.AfterFunc(ctx, st.end)
 	}
-	resp, err := t.roundTripStop(ctx, req, fresh, st, fields)
+	resp, err := t.roundTripStop(ctx, req, fresh, st, fields, mem)
 	if err != nil {
 		st.finish()
 	}
 	return resp, err
 }
 
-func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
+func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields, mem *h1Response) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, err := t.connStop(ctx, req.URL.Host, fresh || attempt > 0, st)
 		if err != nil {
@@ -177,7 +178,7 @@ func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fres
 			t.put(pc) // nothing was written: the connection serves the next request
 			return nil, err
 		}
-		resp, err := t.exchange(st, pc, req, fields)
+		resp, err := t.exchange(st, pc, req, fields, mem)
 		if err == nil {
 			return resp, nil
 		}
@@ -217,8 +218,9 @@ func closedByPeer(err error) bool {
 }
 
 // exchange writes req on pc and reads the response head, within st's
-// response deadline; st's end interrupts it (and the body's reads).
-func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, fields *upstreamFields) (*http.Response, error) {
+// response deadline; st's end interrupts it (and the body's reads). The
+// response is built in mem, or in a new h1Response when mem is nil.
+func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, fields *upstreamFields, mem *h1Response) (*http.Response, error) {
 	if err := st.attach(pc); err != nil {
 		return nil, err
 	}
@@ -260,11 +262,15 @@ func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, 
 		if code := pc.head.Status; code < 200 && code != http.StatusSwitchingProtocols {
 			continue // 100 Continue, 103 Early Hints: interim, not forwarded
 		}
-		resp := newResponse(&pc.head, req)
+		if mem == nil {
+			mem = new(h1Response)
+		}
+		resp := newResponse(&pc.head, req, mem)
 		if cap(pc.spill) > maxSpillKept {
 			pc.spill = nil // a pooled connection does not keep a large head's buffer
 		}
-		b := &h1Body{t: t, pc: pc, st: st, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
+		b := &mem.body
+		*b = h1Body{t: t, pc: pc, st: st, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
 		b.frame()
 		st.headRead(b.buffered())
 		resp.Body = b
@@ -278,8 +284,8 @@ func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, 
 // Trailer, an HTTP/1.1 Connection: close; Cache-Control: no-cache added
 // for Pragma: no-cache), Status, ContentLength, TransferEncoding, Close and
 // declared Trailer keys. Every string in it is cut from one copy of the
-// head's bytes, with field names in canonical form.
-func newResponse(h *h1wire.Response, req *http.Request) *http.Response {
+// head's bytes, with field names in canonical form. The response is m's.
+func newResponse(h *h1wire.Response, req *http.Request, m *h1Response) *http.Response {
 	size := len(h.StatusText)
 	for _, f := range h.Fields {
 		size += len(f.Name) + len(f.Value)
@@ -292,13 +298,17 @@ func newResponse(h *h1wire.Response, req *http.Request) *http.Response {
 		sb.Write(f.Value)
 	}
 	all := sb.String()
-	resp := &http.Response{Status: all[:len(h.StatusText)], StatusCode: h.Status, Proto: "HTTP/1.1", ProtoMajor: 1,
+	resp := &m.resp
+	*resp = http.Response{Status: all[:len(h.StatusText)], StatusCode: h.Status, Proto: "HTTP/1.1", ProtoMajor: 1,
 		ProtoMinor: h.Minor, Close: h.Close, Request: req}
 	if h.Minor == 0 {
 		resp.Proto = "HTTP/1.0"
 	}
 	header := make(http.Header, len(h.Fields))
-	vals := make([]string, len(h.Fields))
+	vals := m.vals[:]
+	if len(h.Fields) > len(vals) {
+		vals = make([]string, len(h.Fields))
+	}
 	chunked := false
 	pos := len(h.StatusText)
 	for _, f := range h.Fields {
@@ -355,6 +365,16 @@ func newResponse(h *h1wire.Response, req *http.Request) *http.Response {
 		resp.ContentLength = h.ContentLength
 	}
 	return resp
+}
+
+// h1Response is the memory of one response of the own transport: the
+// response, its body and its header's first values, in one allocation (or
+// none: the proxy's exchange holds one, for its upstream response). It
+// lives as long as the response, and is not reused for another.
+type h1Response struct {
+	resp http.Response
+	body h1Body
+	vals [8]string // the values of a head of up to 8 fields
 }
 
 // writeCanonical writes a field name (a token) in canonical form, as

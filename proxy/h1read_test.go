@@ -31,7 +31,7 @@ func readOurs(data []byte, method string) (*http.Response, string, error) {
 			break
 		}
 	}
-	resp, b := newResponse(&pc.head, req), &h1Body{pc: pc}
+	resp, b := newResponse(&pc.head, req, new(h1Response)), &h1Body{pc: pc}
 	b.trailer = &resp.Trailer
 	b.frame()
 	body, err := io.ReadAll(b)
@@ -115,6 +115,9 @@ var responseSeeds = []string{
 	"HTTP/1.1 500 Internal  Error \r\nX-Empty:\r\nX-Pad: \t v \t\r\nContent-Length: 0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 	"HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 6000) + "\r\nContent-Length: 1\r\n\r\nx",
+	// As many fields as h1Response holds values for, and more.
+	"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nContent-Length: 1\r\n\r\nx",
+	"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nA: 9\r\nI: 10\r\nContent-Length: 1\r\n\r\nx",
 }
 
 // TestResponseAsNetHTTP: the response the proxy builds from an upstream's

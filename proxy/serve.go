@@ -48,8 +48,9 @@ type exchange struct {
 	url    url.URL // the upstream request's
 	// out is the upstream request on the own transport, which takes the
 	// client's context: a copy of the client's request kept here costs no
-	// allocation of its own (see outRequest).
-	out http.Request
+	// allocation of its own (see outRequest). resp is its response.
+	out  http.Request
+	resp h1Response
 }
 
 // ctxStop ends an upstream exchange through its request's context, for
@@ -264,7 +265,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		out.URL.Host = ep.Addr
 		release := ep.Acquire()
 		sent := p.now()
-		resp, err := roundTrip(tg.transport, out, fresh, &x.stop, fields)
+		resp, err := roundTrip(tg.transport, out, fresh, x, fields)
 		if err == nil {
 			x.stopTimeout()
 			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
@@ -588,13 +589,14 @@ func (b *replayGuard) clientError() error {
 func (b *replayGuard) Close() error { return nil }
 
 // roundTrip sends out through rt. With fields (rt is the own transport and
-// out no upgrade: see forward), it goes on a new connection when fresh, st
-// ends the exchange and bounds its response instead of out's context, and
-// fields are written instead of out.Header. The other transports (and
-// upgrades, which the own transport hands to net/http's) pool as they do.
-func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, st *exchangeStop, fields *upstreamFields) (*http.Response, error) {
+// out no upgrade: see forward), it goes on a new connection when fresh,
+// x.stop ends the exchange and bounds its response instead of out's
+// context, fields are written instead of out.Header, and the response is
+// x.resp. The other transports (and upgrades, which the own transport
+// hands to net/http's) pool as they do.
+func roundTrip(rt http.RoundTripper, out *http.Request, fresh bool, x *exchange, fields *upstreamFields) (*http.Response, error) {
 	if h1, ok := rt.(*h1Transport); ok && fields != nil {
-		return h1.roundTrip(out, fresh, st, fields)
+		return h1.roundTrip(out, fresh, &x.stop, fields, &x.resp)
 	}
 	return rt.RoundTrip(out)
 }
