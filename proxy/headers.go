@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -348,20 +349,51 @@ func setStickyCookie(h http.Header, r *http.Request, name, value string) {
 }
 
 // requestID returns the client's X-Request-Id if it is a sane token, else a
-// new random one. It is forwarded upstream, returned to the client and logged.
+// new random one, set in h. It is forwarded upstream, returned to the
+// client and logged.
 func requestID(h http.Header) string {
-	if vv := h["X-Request-Id"]; len(vv) > 0 && vv[0] != "" && len(vv[0]) <= 128 && printable(vv[0]) {
-		return vv[0]
+	if id, ok := clientRequestID(h); ok {
+		return id
 	}
-	var b [32]byte
+	return new(requestIDBuf).generate(h)
+}
+
+// clientRequestID returns the client's X-Request-Id if it is a sane token.
+func clientRequestID(h http.Header) (string, bool) {
+	if vv := h["X-Request-Id"]; len(vv) > 0 && vv[0] != "" && len(vv[0]) <= 128 && printable(vv[0]) {
+		return vv[0], true
+	}
+	return "", false
+}
+
+// requestIDBuf is the memory of a request ID the proxy makes: its bytes,
+// which the ID's string shares, and the field's value slice. It belongs to
+// one request (an exchange holds one, and an exchange is never reused), and
+// b is written only before the string is made: the string never changes.
+type requestIDBuf struct {
+	b [32]byte
+	v [1]string
+}
+
+// requestID is requestID's, with a new ID made in buf: no allocation.
+func (buf *requestIDBuf) requestID(h http.Header) string {
+	if id, ok := clientRequestID(h); ok {
+		return id
+	}
+	return buf.generate(h)
+}
+
+// generate makes a random ID in buf and sets it in h.
+func (buf *requestIDBuf) generate(h http.Header) string {
 	const hex = "0123456789abcdef"
 	a, c := rand.Uint64(), rand.Uint64()
 	for i := 0; i < 16; i++ {
-		b[i] = hex[a>>(4*i)&0xf]
-		b[16+i] = hex[c>>(4*i)&0xf]
+		buf.b[i] = hex[a>>(4*i)&0xf]
+		buf.b[16+i] = hex[c>>(4*i)&0xf]
 	}
-	id := string(b[:])
-	h["X-Request-Id"] = []string{id}
+	id := unsafe.String(&buf.b[0], len(buf.b)) // string(buf.b[:]) without the copy
+	buf.v[0] = id
+	h["X-Request-Id"] = buf.v[:1:1]
 	return id
 }
 

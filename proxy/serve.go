@@ -36,8 +36,9 @@ type exchange struct {
 	attempts  int
 	reason    string // why the proxy answered by itself, or why the upstream failed
 	requestID string
-	accept    []string    // the request's Accept field, for the error page
-	drained   atomic.Bool // set when the backend drain deadline ended a stream
+	id        requestIDBuf // requestID's, when the proxy made it
+	accept    []string     // the request's Accept field, for the error page
+	drained   atomic.Bool  // set when the backend drain deadline ended a stream
 	// The upstream exchange's end and response timeout: stop on the own
 	// HTTP/1.1 transport, ctx for the others (nil on the own).
 	stop exchangeStop
@@ -88,7 +89,9 @@ func (x *exchange) stopTimeout() {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchange{start: p.now(), requestID: requestID(r.Header), accept: r.Header["Accept"]}
+	x := exchange{start: p.now()}
+	x.requestID = x.id.requestID(r.Header)
+	x.accept = r.Header["Accept"]
 	defer p.finish(r, &x)
 	// The response shares the request's slice of the id (requestID leaves
 	// it first there), which nothing writes into: no allocation.
