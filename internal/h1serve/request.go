@@ -61,7 +61,7 @@ func (c *conn) newRequest() (*response, *http.Request, error) {
 	if h.Minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
-	u, err := requestURL(h, r.RequestURI, sub)
+	u, err := requestURL(h, r.RequestURI, sub, &w.url)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,7 +71,10 @@ func (c *conn) newRequest() (*response, *http.Request, error) {
 	}
 
 	hdr := make(http.Header, len(h.Fields))
-	strs := make([]string, len(h.Fields))
+	strs := w.vals[:]
+	if len(h.Fields) > len(strs) {
+		strs = make([]string, len(h.Fields))
+	}
 	var declared bool
 	for i := range h.Fields {
 		f := &h.Fields[i]
@@ -206,12 +209,12 @@ func method(b []byte, sub func([]byte) string) string {
 
 // requestURL parses the request-target as net/http does
 // (url.ParseRequestURI), without its cost for an origin-form target whose
-// path needs no escaping.
-func requestURL(h *h1wire.Request, target string, sub func([]byte) string) (*url.URL, error) {
+// path needs no escaping: that URL is u, filled in.
+func requestURL(h *h1wire.Request, target string, sub func([]byte) string, u *url.URL) (*url.URL, error) {
 	switch h.Form {
 	case h1wire.OriginForm:
 		if plainPath(h.Path) {
-			u := &url.URL{Path: sub(h.Path)}
+			*u = url.URL{Path: sub(h.Path)}
 			if h.Query != nil {
 				u.RawQuery = sub(h.Query)
 				u.ForceQuery = len(h.Query) == 0
@@ -219,7 +222,8 @@ func requestURL(h *h1wire.Request, target string, sub func([]byte) string) (*url
 			return u, nil
 		}
 	case h1wire.AuthorityForm:
-		return &url.URL{Host: target}, nil
+		*u = url.URL{Host: target}
+		return u, nil
 	}
 	return url.ParseRequestURI(target)
 }

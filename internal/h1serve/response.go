@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,13 @@ type response struct {
 	mu        sync.Mutex
 	started   bool
 	continued bool
+
+	// The memory of the request that lives as long as it, whatever keeps
+	// the request (a response is made for one request, never reused): its
+	// URL, unless url.ParseRequestURI made it, and the values of a head of
+	// up to 8 fields.
+	url  url.URL
+	vals [8]string
 }
 
 var (
