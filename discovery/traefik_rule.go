@@ -397,7 +397,7 @@ func matcherAlts(e *ruleExpr, tcp bool) ([]ruleAlt, error) {
 		}
 		return capAlts(dedupAlts(alts))
 	}
-	what := "by host and path prefix"
+	what := "by host and path (Host, Path, PathPrefix)"
 	if tcp {
 		what = "TCP by SNI (or by port, for HostSNI(`*`))"
 	}

@@ -108,7 +108,7 @@ func TestTraefikRuleErrors(t *testing.T) {
 		{"Host(`" + strings.Repeat("a", maxRuleLen) + "`)", "longer than 4096 bytes"},
 		// meaning
 		{"!Host(`a.org`)", `at column 1: "!" is not representable`},
-		{"Host(`a.org`) && Method(`GET`)", "at column 18: Method(`GET`) is not representable: swarmgate routes by host and path prefix"},
+		{"Host(`a.org`) && Method(`GET`)", "at column 18: Method(`GET`) is not representable: swarmgate routes by host and path (Host, Path, PathPrefix)"},
 		// v2's path variables are regular expressions
 		{"Host(`a.org`) && Path(`/users/{id:[0-9]+}`)", "at column 18: Path(`/users/{id:[0-9]+}`): a {name} or {name:regexp} in a path is a regular expression in Traefik v2 (PathRegexp in v3), and swarmgate routes literal paths (the nearest literal route is PathPrefix(`/users`))"},
 		{"PathPrefix(`/{tenant}/api`)", "regular expression in Traefik v2 (PathRegexp in v3), and swarmgate routes literal paths (the nearest literal route is PathPrefix(`/`))"},
