@@ -125,7 +125,10 @@ type conn struct {
 	// running request's watch is due.
 	timerArmed bool
 	watchAt    time.Time
-	cancel     context.CancelFunc
+	// The running request's context, to cancel when it ends: rctx, in its
+	// response, or cancel, a context.WithCancel's (see newRequest).
+	rctx   *reqCtx
+	cancel context.CancelFunc
 }
 
 // connReader is the source of the connection's bufio.Reader: a byte read
@@ -261,10 +264,8 @@ func (c *conn) loop() (parked bool) {
 			return true
 		}
 		r := s.workers.Run(c.serveFn, c.done)
-		if c.cancel != nil {
-			c.cancel()
-			c.cancel = nil // the request's context is not kept while idle
-		}
+		c.cancelRequest()
+		c.rctx, c.cancel = nil, nil // the request's context is not kept while idle
 		if r.Panic != nil {
 			if r.Panic != http.ErrAbortHandler {
 				s.logf("http: panic serving %v: %v\n%s", c.remote, r.Panic, r.Stack)
@@ -293,9 +294,7 @@ func (c *conn) close() {
 		c.timer.Stop()
 		c.mu.Unlock()
 	}
-	if c.cancel != nil {
-		c.cancel()
-	}
+	c.cancelRequest()
 	if c.rwc == nil { // hijacked or handed over
 		return
 	}
@@ -632,12 +631,12 @@ func (c *conn) serveOne() bool {
 	c.startWatch()
 	s.Handler.ServeHTTP(w, r)
 	if w.hijacked {
-		c.cancel()
+		c.cancelRequest()
 		return false
 	}
 	c.stopWatch()
 	w.finish()
-	c.cancel()
+	c.cancelRequest()
 	if c.gone {
 		return false
 	}
@@ -750,7 +749,7 @@ func (c *conn) watch(end chan struct{}) {
 		c.src.hasByte = true
 	case err != nil && !c.aborting:
 		c.gone = true
-		c.cancel()
+		c.cancelRequest()
 		if g := c.watcher; g != nil {
 			c.watcher = nil
 			g.ClientGone()
@@ -809,6 +808,89 @@ func (b *baseCtx) Value(key any) any {
 }
 
 func (*baseCtx) String() string { return "h1serve connection context" }
+
+// cancelRequest cancels the context of the request newRequest made last.
+func (c *conn) cancelRequest() {
+	switch {
+	case c.rctx != nil:
+		c.rctx.cancel()
+	case c.cancel != nil:
+		c.cancel()
+	}
+}
+
+// reqCtx is a request's context when the connection's is never done (the
+// usual case: see newRequest): what context.WithCancel of the connection's
+// would be, canceled once when the request ends or its client leaves,
+// without its two allocations while nothing waits on it. It is in the
+// request's response, which is made for that request only, so a handler
+// that keeps the context sees it canceled.
+//
+// A Done channel is only made when asked for: then the context becomes a
+// context.WithCancel of the connection's (inner), which Done, Err and
+// Value answer from, so that the contexts derived from it are inner's
+// children as they would be of any *cancelCtx (the context package finds
+// inner through Value), at the cost they had before.
+type reqCtx struct {
+	context.Context // the connection's; its Done is nil
+
+	// mu guards the fields below.
+	mu          sync.Mutex
+	canceled    bool
+	inner       context.Context // made by Done; or nil
+	cancelInner context.CancelFunc
+}
+
+// closedChan is the Done channel of a context canceled before Done was
+// asked for; it is never written to.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (x *reqCtx) Done() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.inner == nil {
+		if x.canceled {
+			return closedChan
+		}
+		x.inner, x.cancelInner = context.WithCancel(x.Context)
+	}
+	return x.inner.Done()
+}
+
+func (x *reqCtx) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch {
+	case x.inner != nil:
+		return x.inner.Err()
+	case x.canceled:
+		return context.Canceled
+	}
+	return nil
+}
+
+func (x *reqCtx) Value(key any) any {
+	x.mu.Lock()
+	inner := x.inner
+	x.mu.Unlock()
+	if inner != nil {
+		return inner.Value(key)
+	}
+	return x.Context.Value(key)
+}
+
+// cancel ends the context; later calls do nothing.
+func (x *reqCtx) cancel() {
+	x.mu.Lock()
+	x.canceled = true
+	cancel := x.cancelInner
+	x.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (*reqCtx) String() string { return "h1serve request context" }
 
 // ClientGone is told that the client of a request closed its connection
 // while the request was served (see WatchClient).

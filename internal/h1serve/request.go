@@ -136,8 +136,17 @@ func (c *conn) newRequest() (*response, *http.Request, error) {
 			w.expect = expectNone // nothing to continue to
 		}
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.cancel = cancel
+	// A connection context that is never done (the own one, or values
+	// over it: what ConnContext usually adds) needs no watching: the
+	// request's is then the response's reqCtx.
+	var ctx context.Context
+	if c.ctx.Done() == nil {
+		w.ctx.Context = c.ctx
+		ctx, c.rctx, c.cancel = &w.ctx, &w.ctx, nil
+	} else {
+		ctx, c.cancel = context.WithCancel(c.ctx)
+		c.rctx = nil
+	}
 	req := r.WithContext(ctx)
 	if b, ok := req.Body.(*body); ok {
 		b.req = req

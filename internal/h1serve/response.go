@@ -57,10 +57,11 @@ type response struct {
 
 	// The memory of the request that lives as long as it, whatever keeps
 	// the request (a response is made for one request, never reused): its
-	// URL, unless url.ParseRequestURI made it, and the values of a head of
-	// up to 8 fields.
+	// URL, unless url.ParseRequestURI made it, the values of a head of up
+	// to 8 fields, and its context (see reqCtx).
 	url  url.URL
 	vals [8]string
+	ctx  reqCtx
 }
 
 var (
