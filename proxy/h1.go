@@ -117,10 +117,19 @@ type h1Conn struct {
 	head    h1wire.Response
 	spill   []byte
 	chunked h1wire.ChunkedReader
+	// header is the Header of the proxy's responses on this connection
+	// (an exchange with an h1Response), cleared for each: the proxy copies
+	// it to the client's response before the body's end, when the body's
+	// Close takes it back from the response (h1Body.header).
+	header http.Header
 }
 
 // maxResponseHeader bounds an upstream response's header block.
 const maxResponseHeader = 1 << 20
+
+// maxHeaderKept is the most fields of a response whose header map a
+// connection keeps for its next response.
+const maxHeaderKept = 32
 
 // maxSpillKept is the largest spill buffer (a head larger than the
 // connection's read buffer) a connection keeps for its next response.
@@ -262,15 +271,25 @@ func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, 
 		if code := pc.head.Status; code < 200 && code != http.StatusSwitchingProtocols {
 			continue // 100 Continue, 103 Early Hints: interim, not forwarded
 		}
+		var header http.Header // a new map, unless the connection's is lent
 		if mem == nil {
 			mem = new(h1Response)
+		} else if len(pc.head.Fields) <= maxHeaderKept {
+			if pc.header == nil {
+				pc.header = make(http.Header, len(pc.head.Fields))
+			}
+			header = pc.header
+			clear(header)
 		}
-		resp := newResponse(&pc.head, req, mem)
+		resp := newResponse(&pc.head, req, mem, header)
 		if cap(pc.spill) > maxSpillKept {
 			pc.spill = nil // a pooled connection does not keep a large head's buffer
 		}
 		b := &mem.body
 		*b = h1Body{t: t, pc: pc, st: st, keep: !resp.Close && !req.Close, trailer: &resp.Trailer}
+		if header != nil {
+			b.header = &resp.Header
+		}
 		b.frame()
 		st.headRead(b.buffered())
 		resp.Body = b
@@ -284,8 +303,9 @@ func (t *h1Transport) exchange(st *exchangeStop, pc *h1Conn, req *http.Request, 
 // Trailer, an HTTP/1.1 Connection: close; Cache-Control: no-cache added
 // for Pragma: no-cache), Status, ContentLength, TransferEncoding, Close and
 // declared Trailer keys. Every string in it is cut from one copy of the
-// head's bytes, with field names in canonical form. The response is m's.
-func newResponse(h *h1wire.Response, req *http.Request, m *h1Response) *http.Response {
+// head's bytes, with field names in canonical form. The response is m's;
+// its Header is header, an empty map, or a new one if header is nil.
+func newResponse(h *h1wire.Response, req *http.Request, m *h1Response, header http.Header) *http.Response {
 	size := len(h.StatusText)
 	for _, f := range h.Fields {
 		size += len(f.Name) + len(f.Value)
@@ -304,7 +324,9 @@ func newResponse(h *h1wire.Response, req *http.Request, m *h1Response) *http.Res
 	if h.Minor == 0 {
 		resp.Proto = "HTTP/1.0"
 	}
-	header := make(http.Header, len(h.Fields))
+	if header == nil {
+		header = make(http.Header, len(h.Fields))
+	}
 	vals := m.vals[:]
 	if len(h.Fields) > len(vals) {
 		vals = make([]string, len(h.Fields))
@@ -370,7 +392,9 @@ func newResponse(h *h1wire.Response, req *http.Request, m *h1Response) *http.Res
 // h1Response is the memory of one response of the own transport: the
 // response, its body and its header's first values, in one allocation (or
 // none: the proxy's exchange holds one, for its upstream response). It
-// lives as long as the response, and is not reused for another.
+// lives as long as the response, and is not reused for another. A response
+// made in the proxy's h1Response has its connection's header map, valid
+// until the body is closed (see h1Conn.header).
 type h1Response struct {
 	resp http.Response
 	body h1Body
@@ -1192,6 +1216,7 @@ type h1Body struct {
 	mode    bodyMode
 	remain  int64        // bodyLength: bytes left
 	trailer *http.Header // the response's Trailer, filled at the end of a chunked body
+	header  *http.Header // the response's Header when it is pc's map, set to nil by Close
 	eof     bool
 	done    bool
 }
@@ -1293,6 +1318,9 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.done = true
+	if b.header != nil {
+		*b.header = nil // pc's map serves its next response
+	}
 	interrupted := false
 	if b.st != nil {
 		interrupted = b.st.detach()

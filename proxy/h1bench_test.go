@@ -49,7 +49,7 @@ func BenchmarkUpstreamHead(b *testing.B) {
 			if err := h1wire.ReadResponseHead(br, &pc.head, false, responseLimits, &pc.spill); err != nil {
 				b.Fatal(err)
 			}
-			resp := newResponse(&pc.head, req, new(h1Response))
+			resp := newResponse(&pc.head, req, new(h1Response), nil)
 			body := &h1Body{pc: pc, trailer: &resp.Trailer}
 			body.frame()
 			io.Copy(io.Discard, body)

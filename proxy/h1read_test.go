@@ -31,7 +31,7 @@ func readOurs(data []byte, method string) (*http.Response, string, error) {
 			break
 		}
 	}
-	resp, b := newResponse(&pc.head, req, new(h1Response)), &h1Body{pc: pc}
+	resp, b := newResponse(&pc.head, req, new(h1Response), nil), &h1Body{pc: pc}
 	b.trailer = &resp.Trailer
 	b.frame()
 	body, err := io.ReadAll(b)
