@@ -104,6 +104,7 @@ type Endpoint struct {
 	sticky    string // StickyValue, computed once
 	hash      uint64 // FNV-1a of Addr, the endpoint's side of rendezvous hashing
 	releaseFn func(time.Duration, Outcome)
+	releaseAt func(time.Time, time.Duration, Outcome)
 
 	inflight atomic.Int64
 	ewma     atomic.Int64 // latency EWMA in nanoseconds as of sampled; 0 means no sample yet
@@ -179,9 +180,30 @@ func (e *Endpoint) Acquire() (release func(latency time.Duration, o Outcome)) {
 	return e.releaseFn
 }
 
+// AcquireTimed is Acquire for a caller that reads the clock when the
+// request finishes (for its latency): its release takes that reading,
+// which stands for the pool's clock when both are the system's (see
+// Pool.Now), so that the release reads no clock of its own. A reading of
+// another clock (or the zero Time) makes the release read the pool's.
+func (e *Endpoint) AcquireTimed() (release func(now time.Time, latency time.Duration, o Outcome)) {
+	e.inflight.Add(1)
+	return e.releaseAt
+}
+
 func (e *Endpoint) release(latency time.Duration, o Outcome) {
+	e.finish(e.pool.now().UnixNano(), latency, o)
+}
+
+func (e *Endpoint) releaseTimed(now time.Time, latency time.Duration, o Outcome) {
+	if !e.pool.system || !monotonic(now) {
+		now = e.pool.now()
+	}
+	e.finish(now.UnixNano(), latency, o)
+}
+
+// finish is a release at now (unix nanoseconds).
+func (e *Endpoint) finish(now int64, latency time.Duration, o Outcome) {
 	e.inflight.Add(-1)
-	now := e.pool.now().UnixNano()
 	switch o {
 	case Success:
 		e.observe(latency, now, false)
@@ -318,6 +340,7 @@ type PoolOptions struct {
 // Endpoints they return.
 type Pool struct {
 	now          func() time.Time
+	system       bool // now is the system clock: its readings have a monotonic reading
 	maxFailures  int
 	baseEjection time.Duration
 	maxEjection  time.Duration
@@ -340,6 +363,7 @@ func NewPool(o PoolOptions) *Pool {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.system = monotonic(p.now())
 	opt.Positive(&p.maxFailures, DefaultMaxFailures)
 	opt.Positive(&p.baseEjection, DefaultBaseEjection)
 	opt.Positive(&p.maxEjection, DefaultMaxEjection)
@@ -347,8 +371,16 @@ func NewPool(o PoolOptions) *Pool {
 	return p
 }
 
-// Now reads the pool's clock.
+// Now reads the pool's clock. A clock whose readings carry a monotonic
+// clock reading is taken for the system's (time.Now, or a clock that wraps
+// it, as a test's counting clock does); a test's fake clock, whose readings
+// are made by time.Unix or time.Date, is not.
 func (p *Pool) Now() time.Time { return p.now() }
+
+// monotonic reports whether t carries a monotonic clock reading: it is
+// time.Now's (or derived from one by Add), a reading of the system clock.
+// Round(0) strips the monotonic reading, and only then changes t.
+func monotonic(t time.Time) bool { return t != t.Round(0) }
 
 // Endpoint returns the endpoint for addr, creating it on first use.
 func (p *Pool) Endpoint(addr string) *Endpoint {
@@ -359,6 +391,7 @@ func (p *Pool) Endpoint(addr string) *Endpoint {
 	}
 	e := &Endpoint{Addr: addr, pool: p, sticky: p.stickyValue(addr), hash: fnv64a(addr)}
 	e.releaseFn = e.release // one func value per endpoint keeps Acquire allocation-free
+	e.releaseAt = e.releaseTimed
 	p.m[addr] = e
 	return e
 }

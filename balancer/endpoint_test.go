@@ -327,3 +327,36 @@ func TestLeastEjected(t *testing.T) {
 		t.Fatalf("all down: got %v", got.Addr)
 	}
 }
+
+// TestAcquireTimed: the release of AcquireTimed takes the caller's reading
+// of the system clock when the pool's clock is the system's, and reads
+// none of its own; the pool's own clock otherwise (a fake one, or a
+// reading that is not the system clock's).
+func TestAcquireTimed(t *testing.T) {
+	reads := 0
+	counting := func() time.Time { reads++; return time.Now() }
+	e := NewPool(PoolOptions{Now: counting}).Endpoint("10.0.0.1:80")
+	reads = 0
+	end := time.Now()
+	e.AcquireTimed()(end, time.Millisecond, ConnectFailure)
+	if reads != 0 {
+		t.Errorf("the release read the pool's clock %d times, given a reading of the system clock", reads)
+	}
+	if got, want := e.Health(end).EjectedUntil, end.Add(DefaultBaseEjection); !got.Equal(want) {
+		t.Errorf("ejected until %v, want %v (from the reading passed)", got, want)
+	}
+	if e.InFlight() != 0 {
+		t.Errorf("in flight %d after the release", e.InFlight())
+	}
+	e.AcquireTimed()(time.Time{}, 0, Abandoned)
+	if reads != 1 {
+		t.Errorf("the release read the pool's clock %d times given no reading, want 1", reads)
+	}
+
+	clk := testkit.NewClock()
+	f := NewPool(PoolOptions{Now: clk.Now}).Endpoint("10.0.0.2:80")
+	f.AcquireTimed()(time.Now(), time.Millisecond, ConnectFailure)
+	if got, want := f.Health(clk.Now()).EjectedUntil, clk.Now().Add(DefaultBaseEjection); !got.Equal(want) {
+		t.Errorf("fake clock: ejected until %v, want %v (the pool's clock, not the system's)", got, want)
+	}
+}

@@ -184,7 +184,7 @@ func (t *h1Transport) roundTripStop(ctx context.Context, req *http.Request, fres
 			return nil, err
 		}
 		if err := st.Err(); err != nil {
-			t.put(pc) // nothing was written: the connection serves the next request
+			t.put(pc, st.clock) // nothing was written: the connection serves the next request
 			return nil, err
 		}
 		resp, err := t.exchange(st, pc, req, fields, mem)
@@ -768,6 +768,11 @@ type exchangeStop struct {
 	afterBody time.Duration   // the response timeout from the body's end; 0 if none
 	unwatch   func() bool     // a context.AfterFunc's stop, for finish; or nil
 	ctx       context.Context // the request's, whose error Err returns once ended; or nil
+	// clock is the caller's latest reading of the system clock, or zero:
+	// the proxy's as the exchange starts (takeIdle's now) and as its
+	// response ends (put's idle time), so that the transport reads none of
+	// its own. Only the exchange's goroutine touches it.
+	clock time.Time
 
 	mu       sync.Mutex
 	pc       *h1Conn       // the connection of the exchange in progress, or nil
@@ -943,7 +948,7 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh bool) (*h1Con
 // connStop is conn until st is ended or its deadline passes.
 func (t *h1Transport) connStop(ctx context.Context, addr string, fresh bool, st *exchangeStop) (*h1Conn, error) {
 	if !fresh {
-		if pc := t.takeIdle(addr); pc != nil {
+		if pc := t.takeIdle(addr, st.clock); pc != nil {
 			return pc, nil
 		}
 	}
@@ -965,7 +970,7 @@ func (t *h1Transport) connStop(ctx context.Context, addr string, fresh bool, st 
 	}
 	if !fresh {
 		// A dial that ended while this one waited may have left one.
-		if pc := t.takeIdle(addr); pc != nil {
+		if pc := t.takeIdle(addr, time.Time{}); pc != nil {
 			<-ds.slots
 			return pc, nil
 		}
@@ -1037,7 +1042,7 @@ func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState, st *
 	}
 	go func() {
 		if r := <-done; r.err == nil {
-			t.put(r.pc)
+			t.put(r.pc, time.Time{})
 		}
 	}()
 	return nil, err
@@ -1128,8 +1133,12 @@ func (t *h1Transport) dropIdle(addr string) {
 	}
 }
 
-func (t *h1Transport) takeIdle(addr string) *h1Conn {
-	now := time.Now()
+// takeIdle returns an idle connection to addr that is young enough to
+// reuse, or nil. now is the caller's reading of the clock (zero: read it).
+func (t *h1Transport) takeIdle(addr string, now time.Time) *h1Conn {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	list := t.idle[addr]
@@ -1169,9 +1178,13 @@ func (pc *h1Conn) alive() bool {
 
 // put returns a connection whose response was read to the end. A
 // deadline may be left on it (see headRead): the next exchange sets its
-// own or clears it (attach).
-func (t *h1Transport) put(pc *h1Conn) {
-	pc.idleAt = time.Now()
+// own or clears it (attach). now is the caller's reading of the clock
+// (zero: read it); an earlier one only makes the connection look older.
+func (t *h1Transport) put(pc *h1Conn, now time.Time) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	pc.idleAt = now
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed || len(t.idle[pc.addr]) >= t.maxIdle {
@@ -1322,15 +1335,17 @@ func (b *h1Body) Close() error {
 		*b.header = nil // pc's map serves its next response
 	}
 	interrupted := false
+	var now time.Time // put's, when the caller left its reading (exchangeStop.clock)
 	if b.st != nil {
 		interrupted = b.st.detach()
 		b.st.finish()
+		now = b.st.clock
 	}
 	if !b.eof || !b.keep || interrupted {
 		// A body not read to its end, or a connection the response closes.
 		b.pc.c.Close()
 		return nil
 	}
-	b.t.put(b.pc)
+	b.t.put(b.pc, now)
 	return nil
 }

@@ -170,7 +170,7 @@ func TestH1SetsUserTimeout(t *testing.T) {
 		tr := newH1(t)
 		tr.userTimeout = c.set
 		h1Get(t, tr, "GET", s.URL+"/", nil)
-		pc := tr.takeIdle(s.Listener.Addr().String())
+		pc := tr.takeIdle(s.Listener.Addr().String(), time.Time{})
 		if pc == nil {
 			t.Fatal("no pooled connection")
 		}

@@ -24,7 +24,14 @@ import (
 // exchange is the state of one proxied request, for the error handler, the
 // access log and the metrics.
 type exchange struct {
-	start    time.Time
+	start time.Time // the request's, from p.now
+	// end is when the upstream response ended (respond), from p.now: the
+	// endpoint's release takes it, and finish when direct; zero until then.
+	end time.Time
+	// direct: ServeHTTP forwards the request itself, no policy around the
+	// forward, so that start serves forward as its own start and end serves
+	// finish (a policy may take its time before and after the forward).
+	direct   bool
 	target   *target
 	endpoint string
 	status   int   // status sent to the client
@@ -131,8 +138,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveGuarded(w, r, tg, reqPath, &x)
 		return
 	}
+	x.direct = true
 	p.forward(w, r, tg, reqPath, &x)
 }
+
+// systemClock reports whether t, a reading of p.now, is a reading of the
+// system clock: it carries a monotonic clock reading, as time.Now's do (an
+// injected clock that wraps time.Now too; a test's fake clock, made of
+// time.Unix or time.Date values, not). Only such a reading may stand for
+// time.Now in what the system clock runs: the upstream connection's
+// deadlines and idle times. Round(0) strips the monotonic reading, and
+// changes t only if it had one.
+func systemClock(t time.Time) bool { return t != t.Round(0) }
 
 // redirectHTTPS sends a plain-HTTP client to the same URL over HTTPS: 301
 // for GET and HEAD, 308 (method and body kept) for the rest.
@@ -189,7 +206,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	// ended through x.stop, which the client's leaving ends; the others
 	// take both from a context of their own.
 	ctx := r.Context()
-	start := time.Now()
+	start := x.start // read before the route's lookup, microseconds before forward
+	if !x.direct || !systemClock(start) {
+		start = time.Now()
+	}
 	_, own := tg.transport.(*h1Transport)
 	own = own && upgradeType(r.Header) == ""
 	if own {
@@ -247,6 +267,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	hint := balancer.Hint{ClientIP: clientIP(r.RemoteAddr)}
 	var tried []*balancer.Endpoint
 	fresh := false // after a stale pooled connection, retries dial new ones
+	// now is the pick's time: the request's start (unless a policy or a
+	// body read ahead took time since), then the reading of the last
+	// attempt's failure.
+	now := x.start
+	if !x.direct || body != nil {
+		now = p.now()
+	}
 	for {
 		if r.Context().Err() != nil {
 			// The client reset the stream (or left) before the request
@@ -254,7 +281,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			x.status, x.reason = 499, "client closed request"
 			return
 		}
-		ep := p.pickEndpoint(r, tg, hint, tried)
+		ep := p.pickEndpoint(r, tg, hint, tried, now)
 		if ep == nil {
 			if x.attempts == 0 {
 				p.fail(w, x, http.StatusServiceUnavailable, errNoEndpoint.Error())
@@ -266,33 +293,43 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		x.attempts++
 		x.endpoint = ep.Addr
 		out.URL.Host = ep.Addr
-		release := ep.Acquire()
+		release := ep.AcquireTimed()
 		sent := p.now()
+		if own && systemClock(sent) {
+			x.stop.clock = sent // takeIdle's
+		}
 		resp, err := roundTrip(tg.transport, out, fresh, x, fields)
 		if err == nil {
 			x.stopTimeout()
-			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) { release(p.now().Sub(sent), o) })
+			p.respond(w, r, tg, ep, resp, x, func(o balancer.Outcome) {
+				if x.end.IsZero() { // a tunnel: no body to close (see closeBody)
+					x.end = p.now()
+				}
+				release(x.end, x.end.Sub(sent), o)
+			})
 			return
 		}
 		switch {
 		case x.timedOut():
-			release(p.now().Sub(sent), balancer.Failure)
+			now = p.now()
+			release(now, now.Sub(sent), balancer.Failure)
 			p.metrics.upstreamError(tg, reasonTimeout)
 			p.fail(w, x, http.StatusGatewayTimeout, "upstream timed out after "+timeout.String())
 			return
 		case r.Context().Err() != nil:
-			release(0, balancer.Abandoned)
+			release(sent, 0, balancer.Abandoned)
 			x.status, x.reason = 499, "client closed request"
 			return
 		case body.clientError() != nil:
 			// The client's body broke the exchange: answer the client, and
 			// count nothing against the endpoint (its connection is closed).
-			release(0, balancer.Abandoned)
+			release(sent, 0, balancer.Abandoned)
 			p.failClientBody(w, x, body.clientError())
 			return
 		case isConnectError(err):
 			// Nothing reached the endpoint: any request may go elsewhere.
-			release(p.now().Sub(sent), balancer.ConnectFailure)
+			now = p.now()
+			release(now, now.Sub(sent), balancer.ConnectFailure)
 			p.metrics.upstreamError(tg, reasonConnect)
 			x.reason = err.Error()
 		case errors.Is(err, errStaleConn):
@@ -301,7 +338,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			// leaves rotation as one that failed to connect. The request may
 			// have reached it, so only an idempotent one goes elsewhere, on a
 			// new connection whose connect proves the path.
-			release(p.now().Sub(sent), balancer.ConnectFailure)
+			now = p.now()
+			release(now, now.Sub(sent), balancer.ConnectFailure)
 			p.metrics.upstreamError(tg, reasonConnect)
 			x.reason = err.Error()
 			fresh = true
@@ -310,7 +348,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 				return
 			}
 		default:
-			release(p.now().Sub(sent), balancer.Failure)
+			now = p.now()
+			release(now, now.Sub(sent), balancer.Failure)
 			p.metrics.upstreamError(tg, reasonProtocol)
 			x.reason = err.Error()
 			if body != nil || !idempotent(r.Method) {
@@ -326,7 +365,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 			p.fail(w, x, http.StatusBadGateway, x.reason)
 			return
 		}
-		if !tg.budget.withdraw(p.now()) {
+		if !tg.budget.withdraw(now) {
 			p.metrics.retried(tg, false)
 			p.fail(w, x, http.StatusBadGateway, x.reason+" (retry budget exhausted)")
 			return
@@ -340,8 +379,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 
 // pickEndpoint honours a sticky cookie on the first attempt, then asks the
 // route's policy, leaving out endpoints that already failed this request.
-func (p *Proxy) pickEndpoint(r *http.Request, tg *target, h balancer.Hint, tried []*balancer.Endpoint) *balancer.Endpoint {
-	now := p.now()
+// now is a recent reading of p.now: the request's start, or the time its
+// last attempt failed.
+func (p *Proxy) pickEndpoint(r *http.Request, tg *target, h balancer.Hint, tried []*balancer.Endpoint, now time.Time) *balancer.Endpoint {
 	eps := tg.endpoints
 	if len(tried) > 0 {
 		eps = make([]*balancer.Endpoint, 0, len(tg.endpoints))
@@ -470,7 +510,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 		p.tunnel(w, r, resp, x)
 		return
 	}
-	defer resp.Body.Close()
+	defer p.closeBody(resp.Body, x)
 	h := w.Header()
 	removeHopByHop(resp.Header)
 	for k, vv := range resp.Header {
@@ -516,6 +556,17 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
+}
+
+// closeBody closes an upstream response's body at its end, read then (x.end):
+// the one reading serves the endpoint's release, the access log's duration
+// and the own transport's idle time of the connection it pools.
+func (p *Proxy) closeBody(body io.ReadCloser, x *exchange) {
+	x.end = p.now()
+	if systemClock(x.end) {
+		x.stop.clock = x.end // put's
+	}
+	body.Close()
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -668,7 +719,11 @@ func clientIP(remoteAddr string) string {
 
 // finish records the exchange: metrics and one access log entry.
 func (p *Proxy) finish(r *http.Request, x *exchange) {
-	elapsed := p.now().Sub(x.start)
+	end := x.end
+	if !x.direct || end.IsZero() {
+		end = p.now()
+	}
+	elapsed := end.Sub(x.start)
 	route, s := "", p.metrics.none
 	if x.target != nil {
 		route, s = x.target.id, p.metrics.series(x.target)

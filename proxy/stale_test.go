@@ -39,7 +39,7 @@ func (staleConn) SetWriteDeadline(time.Time) error { return nil }
 func poolStale(tr *h1Transport, addr string) *int {
 	n := new(int)
 	c := staleConn{reads: n}
-	tr.put(&h1Conn{c: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c), addr: addr})
+	tr.put(&h1Conn{c: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c), addr: addr}, time.Time{})
 	return n
 }
 
@@ -80,7 +80,7 @@ func TestH1StaleConnDropsIdle(t *testing.T) {
 	if *first+*second != 1 {
 		t.Errorf("%d reads on the two stale connections; want 1 (the other is dropped, not tried)", *first+*second)
 	}
-	if pc := tr.takeIdle(addr); pc != nil {
+	if pc := tr.takeIdle(addr, time.Time{}); pc != nil {
 		t.Errorf("an idle connection to %s is still pooled after one went stale", addr)
 	}
 }
