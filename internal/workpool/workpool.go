@@ -18,20 +18,24 @@ import (
 const DefaultIdle = 10 * time.Second
 
 // Pool runs functions on workers: a worker that finished one waits for the
-// next, the most recently used first; one idle for Idle exits, and Close
-// ends the idle ones at once. The zero Pool is ready to use; a Pool must
+// next, the most recently used first; one idle for Idle exits (within half
+// of Idle after it), and Close ends the idle ones at once. The zero Pool is ready to use; a Pool must
 // not be copied after its first Run.
 type Pool struct {
-	// Idle is how long a worker waits for a function before it exits. If
-	// zero or negative, DefaultIdle. It must not change after the first Run.
+	// Idle is how long a worker waits for a function before it exits: at
+	// least Idle, at most 1.5 times Idle (a sweep every Idle/2 ends the
+	// workers that stayed idle through two sweeps before it, so that a
+	// worker going idle reads no clock). If zero or negative, DefaultIdle.
+	// It must not change after the first Run.
 	Idle time.Duration
 
-	// mu guards idle, closed, sweep, armed and the workers' last.
+	// mu guards idle, closed, sweep, armed, sweeps and the workers' since.
 	mu     sync.Mutex
 	idle   []*worker // most recently used last
 	closed bool
 	sweep  *time.Timer // ends the workers idle for Idle (sweepIdle)
 	armed  bool        // sweep is set to fire
+	sweeps uint64      // sweeps so far
 }
 
 // Result is what a function run on a worker left: what it returned, or
@@ -45,8 +49,8 @@ type Result struct {
 }
 
 type worker struct {
-	jobs chan job  // buffered: a job is never waited for by its sender; closed to end the worker
-	last time.Time // when it went idle
+	jobs  chan job // buffered: a job is never waited for by its sender; closed to end the worker
+	since uint64   // the pool's sweeps when it went idle
 }
 
 // job is one function to run; its Result goes to done.
@@ -127,7 +131,7 @@ func (p *Pool) loop(w *worker) {
 		p.mu.Lock()
 		closed := p.closed
 		if !closed {
-			w.last = time.Now()
+			w.since = p.sweeps
 			p.idle = append(p.idle, w)
 			p.armLocked()
 		}
@@ -139,14 +143,14 @@ func (p *Pool) loop(w *worker) {
 	}
 }
 
-// armLocked sets the sweep to fire when the least recently used idle
-// worker has been idle for Idle, unless it is set already.
+// armLocked sets the sweep to fire in Idle/2 while there are idle
+// workers, unless it is set already.
 func (p *Pool) armLocked() {
 	if p.armed || len(p.idle) == 0 {
 		return
 	}
 	p.armed = true
-	d := p.idleFor() - time.Since(p.idle[0].last)
+	d := p.idleFor() / 2
 	if p.sweep == nil {
 		p.sweep = time.AfterFunc(d, p.sweepIdle)
 	} else {
@@ -154,8 +158,11 @@ func (p *Pool) armLocked() {
 	}
 }
 
-// sweepIdle ends the workers idle for Idle, and sets the sweep for the
-// next. The idle list is in the order the workers went idle.
+// sweepIdle ends the workers that stayed idle through the two sweeps
+// before this one (sweeps are Idle/2 apart or more, the first after a
+// worker went idle at most Idle/2 later: an ended worker waited between
+// Idle and 1.5 Idle, or longer when the timer is late), and sets the
+// sweep for the next. The idle list is in the order the workers went idle.
 func (p *Pool) sweepIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -163,9 +170,9 @@ func (p *Pool) sweepIdle() {
 	if p.closed {
 		return
 	}
-	idle := p.idleFor()
+	p.sweeps++
 	n := 0
-	for n < len(p.idle) && time.Since(p.idle[n].last) >= idle {
+	for n < len(p.idle) && p.sweeps-p.idle[n].since >= 3 {
 		close(p.idle[n].jobs)
 		n++
 	}

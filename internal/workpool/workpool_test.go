@@ -64,7 +64,8 @@ func TestReuse(t *testing.T) {
 }
 
 // TestIdleExit: a worker used within Idle stays (its timer firing in
-// between), one idle for Idle exits, and the next function gets a new one.
+// between), one idle for Idle exits (by 1.5 Idle), and the next function
+// gets a new one.
 func TestIdleExit(t *testing.T) {
 	p := Pool{Idle: 300 * time.Millisecond}
 	defer p.Close()
@@ -77,8 +78,12 @@ func TestIdleExit(t *testing.T) {
 	}
 	start := time.Now()
 	waitGone(t, first)
-	if waited := time.Since(start); waited < p.Idle-50*time.Millisecond {
+	waited := time.Since(start)
+	if waited < p.Idle-50*time.Millisecond {
 		t.Errorf("the worker exited %v after its last function, Idle is %v", waited, p.Idle)
+	}
+	if waited > p.Idle*3/2+500*time.Millisecond {
+		t.Errorf("the worker exited %v after its last function, later than 1.5 times Idle (%v)", waited, p.Idle)
 	}
 	if id := on(&p, done); id == first {
 		t.Fatal("ran on the worker that exited")
