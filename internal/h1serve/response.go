@@ -207,7 +207,7 @@ func (w *response) start() {
 		writeField(bw, k, vv)
 	}
 	if !haveDate {
-		bw.Write(w.c.srv.dateLine(time.Now()))
+		bw.Write(w.c.srv.currentDate())
 	}
 	switch {
 	case bodyless || w.isHead:
@@ -486,4 +486,26 @@ func hasToken(v, token string) bool {
 		}
 	})
 	return found
+}
+
+// currentDate returns the Date field of a response that starts now: the
+// server's line for the current second, formatted once a second as NGINX
+// does. A line is cleared by a timer at the end of its second, so that a
+// response reads the clock only to format the next second's, and none is
+// served later than that timer fires (it would take a process starved of
+// CPU for a second to make a Date a second stale).
+func (s *Server) currentDate() []byte {
+	if d := s.date.Load(); d != nil {
+		return d.line
+	}
+	now := time.Now()
+	b := make([]byte, 0, 40)
+	b = append(b, "Date: "...)
+	b = now.UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\n"...)
+	d := &dateLine{sec: now.Unix(), line: b}
+	if s.date.CompareAndSwap(nil, d) {
+		time.AfterFunc(time.Second-time.Duration(now.Nanosecond()), func() { s.date.CompareAndSwap(d, nil) })
+	}
+	return b
 }
