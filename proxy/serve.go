@@ -27,11 +27,7 @@ type exchange struct {
 	start time.Time // the request's, from p.now
 	// end is when the upstream response ended (respond), from p.now: the
 	// endpoint's release takes it, and finish when direct; zero until then.
-	end time.Time
-	// direct: ServeHTTP forwards the request itself, no policy around the
-	// forward, so that start serves forward as its own start and end serves
-	// finish (a policy may take its time before and after the forward).
-	direct   bool
+	end      time.Time
 	target   *target
 	endpoint string
 	status   int   // status sent to the client
@@ -46,6 +42,10 @@ type exchange struct {
 	id        requestIDBuf // requestID's, when the proxy made it
 	accept    []string     // the request's Accept field, for the error page
 	drained   atomic.Bool  // set when the backend drain deadline ended a stream
+	// direct: ServeHTTP forwards the request itself, no policy around the
+	// forward, so that start serves forward as its own start and end serves
+	// finish (a policy may take its time before and after the forward).
+	direct bool
 	// The upstream exchange's end and response timeout: stop on the own
 	// HTTP/1.1 transport, ctx for the others (nil on the own).
 	stop exchangeStop
