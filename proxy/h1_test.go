@@ -193,3 +193,35 @@ func TestH1ConnectionCloseIsNotPooled(t *testing.T) {
 		t.Errorf("%d connections, want 2 (Connection: close)", n)
 	}
 }
+
+// TestH1IdleTimesFromCaller: put and takeIdle take the caller's reading of
+// the clock for a pooled connection's idle time, so that a connection
+// idle past idleTimeout by that reading is closed and not reused, and one
+// within it is reused.
+func TestH1IdleTimesFromCaller(t *testing.T) {
+	tr := &h1Transport{maxIdle: 2, idleTimeout: time.Minute}
+	const addr = "10.0.0.1:80"
+	pooled := func() (*h1Conn, net.Conn) {
+		c, peer := net.Pipe()
+		t.Cleanup(func() { c.Close(); peer.Close() })
+		return &h1Conn{c: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c), addr: addr}, peer
+	}
+	t0 := time.Now()
+	old, peer := pooled()
+	tr.put(old, t0)
+	if old.idleAt != t0 {
+		t.Fatalf("idle since %v, want the reading passed (%v)", old.idleAt, t0)
+	}
+	if pc := tr.takeIdle(addr, t0.Add(2*time.Minute)); pc != nil {
+		t.Fatal("a connection idle for twice idleTimeout by the reading passed was reused")
+	}
+	peer.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the expired connection was not closed: %v", err)
+	}
+	young, _ := pooled()
+	tr.put(young, t0)
+	if pc := tr.takeIdle(addr, t0.Add(staleCheckAfter/2)); pc != young {
+		t.Fatal("a connection idle within idleTimeout by the reading passed was not reused")
+	}
+}
