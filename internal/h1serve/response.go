@@ -503,7 +503,7 @@ func (s *Server) currentDate() []byte {
 	b = append(b, "Date: "...)
 	b = now.UTC().AppendFormat(b, http.TimeFormat)
 	b = append(b, "\r\n"...)
-	d := &dateLine{sec: now.Unix(), line: b}
+	d := &dateLine{line: b}
 	if s.date.CompareAndSwap(nil, d) {
 		time.AfterFunc(time.Second-time.Duration(now.Nanosecond()), func() { s.date.CompareAndSwap(d, nil) })
 	}

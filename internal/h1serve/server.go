@@ -214,21 +214,7 @@ func (s *Server) Open() int {
 // dateLine is a Date field for one second, shared by every response of
 // that second.
 type dateLine struct {
-	sec  int64
 	line []byte // "Date: ...\r\n"
-}
-
-func (s *Server) dateLine(now time.Time) []byte {
-	sec := now.Unix()
-	if d := s.date.Load(); d != nil && d.sec == sec {
-		return d.line
-	}
-	b := make([]byte, 0, 40)
-	b = append(b, "Date: "...)
-	b = now.UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\n"...)
-	s.date.Store(&dateLine{sec: sec, line: b})
-	return b
 }
 
 // statusLine returns "HTTP/1.x code text\r\n".
