@@ -34,7 +34,11 @@ type Options struct {
 	AccessLog *zap.Logger
 	// Registerer receives the proxy's metrics. If nil, metrics are not exported.
 	Registerer prometheus.Registerer
-	// Now is the clock. If nil, time.Now.
+	// Now is the clock. If nil, time.Now. A reading with a monotonic
+	// clock reading (time.Now's, or a clock that returns them) is taken for
+	// the system's: the proxy then uses it for connection deadlines and
+	// idle times instead of reading time.Now again. A fake clock's readings
+	// (time.Unix, time.Date) have none, and deadlines use time.Now.
 	Now func() time.Time
 	// DialTimeout bounds connecting to an endpoint. If zero, 5s.
 	DialTimeout time.Duration
