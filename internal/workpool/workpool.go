@@ -19,8 +19,8 @@ const DefaultIdle = 10 * time.Second
 
 // Pool runs functions on workers: a worker that finished one waits for the
 // next, the most recently used first; one idle for Idle exits (within half
-// of Idle after it), and Close ends the idle ones at once. The zero Pool is ready to use; a Pool must
-// not be copied after its first Run.
+// of Idle after it), and Close ends the idle ones at once. The zero Pool is
+// ready to use; a Pool must not be copied after its first Run.
 type Pool struct {
 	// Idle is how long a worker waits for a function before it exits: at
 	// least Idle, at most 1.5 times Idle (a sweep every Idle/2 ends the
