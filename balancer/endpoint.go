@@ -195,7 +195,7 @@ func (e *Endpoint) release(latency time.Duration, o Outcome) {
 }
 
 func (e *Endpoint) releaseTimed(now time.Time, latency time.Duration, o Outcome) {
-	if !e.pool.system || !monotonic(now) {
+	if !e.pool.system || !SystemClock(now) {
 		now = e.pool.now()
 	}
 	e.finish(now.UnixNano(), latency, o)
@@ -363,7 +363,7 @@ func NewPool(o PoolOptions) *Pool {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.system = monotonic(p.now())
+	p.system = SystemClock(p.now())
 	opt.Positive(&p.maxFailures, DefaultMaxFailures)
 	opt.Positive(&p.baseEjection, DefaultBaseEjection)
 	opt.Positive(&p.maxEjection, DefaultMaxEjection)
@@ -377,10 +377,14 @@ func NewPool(o PoolOptions) *Pool {
 // are made by time.Unix or time.Date, is not.
 func (p *Pool) Now() time.Time { return p.now() }
 
-// monotonic reports whether t carries a monotonic clock reading: it is
-// time.Now's (or derived from one by Add), a reading of the system clock.
-// Round(0) strips the monotonic reading, and only then changes t.
-func monotonic(t time.Time) bool { return t != t.Round(0) }
+// SystemClock reports whether t is a reading of the system clock: it
+// carries a monotonic clock reading, as time.Now's do (and those of a
+// clock that wraps time.Now, or derived from one by Add); a test's fake
+// clock, made of time.Unix or time.Date values, has none. Only such a
+// reading may stand for time.Now where the system clock runs (deadlines,
+// idle times, a release's time). Round(0) strips the monotonic reading,
+// and only then changes t.
+func SystemClock(t time.Time) bool { return t != t.Round(0) }
 
 // Endpoint returns the endpoint for addr, creating it on first use.
 func (p *Pool) Endpoint(addr string) *Endpoint {

@@ -142,15 +142,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, tg, reqPath, &x)
 }
 
-// systemClock reports whether t, a reading of p.now, is a reading of the
-// system clock: it carries a monotonic clock reading, as time.Now's do (an
-// injected clock that wraps time.Now too; a test's fake clock, made of
-// time.Unix or time.Date values, not). Only such a reading may stand for
-// time.Now in what the system clock runs: the upstream connection's
-// deadlines and idle times. Round(0) strips the monotonic reading, and
-// changes t only if it had one.
-func systemClock(t time.Time) bool { return t != t.Round(0) }
-
 // redirectHTTPS sends a plain-HTTP client to the same URL over HTTPS: 301
 // for GET and HEAD, 308 (method and body kept) for the rest.
 func (p *Proxy) redirectHTTPS(w http.ResponseWriter, r *http.Request, x *exchange) {
@@ -207,7 +198,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 	// take both from a context of their own.
 	ctx := r.Context()
 	start := x.start // read before the route's lookup, microseconds before forward
-	if !x.direct || !systemClock(start) {
+	if !x.direct || !balancer.SystemClock(start) {
 		start = time.Now()
 	}
 	_, own := tg.transport.(*h1Transport)
@@ -295,7 +286,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, tg *target, reqP
 		out.URL.Host = ep.Addr
 		release := ep.AcquireTimed()
 		sent := p.now()
-		if own && systemClock(sent) {
+		if own && balancer.SystemClock(sent) {
 			x.stop.clock = sent // takeIdle's
 		}
 		resp, err := roundTrip(tg.transport, out, fresh, x, fields)
@@ -563,7 +554,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, tg *target, ep *
 // and the own transport's idle time of the connection it pools.
 func (p *Proxy) closeBody(body io.ReadCloser, x *exchange) {
 	x.end = p.now()
-	if systemClock(x.end) {
+	if balancer.SystemClock(x.end) {
 		x.stop.clock = x.end // put's
 	}
 	body.Close()
