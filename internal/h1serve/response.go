@@ -488,6 +488,12 @@ func hasToken(v, token string) bool {
 	return found
 }
 
+// dateLine is a Date field for one second, shared by every response of
+// that second (Server.date, see currentDate).
+type dateLine struct {
+	line []byte // "Date: ...\r\n"
+}
+
 // currentDate returns the Date field of a response that starts now: the
 // server's line for the current second, formatted once a second as NGINX
 // does. A line is cleared by a timer at the end of its second, so that a

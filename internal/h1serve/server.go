@@ -211,12 +211,6 @@ func (s *Server) Open() int {
 	return len(s.conns)
 }
 
-// dateLine is a Date field for one second, shared by every response of
-// that second.
-type dateLine struct {
-	line []byte // "Date: ...\r\n"
-}
-
 // statusLine returns "HTTP/1.x code text\r\n".
 func statusLine(b []byte, minor, code int) []byte {
 	if minor == 0 {
