@@ -25,6 +25,19 @@ import (
 // PebbleVersion is the Pebble release the tests run.
 const PebbleVersion = "v2.10.1"
 
+// PebbleValidity is the lifetime of the certificates Pebble issues,
+// Let's Encrypt's classic 90 days. It is long so that no certificate is due
+// for renewal while a test runs: Pebble's ACME Renewal Info (ARI) suggests
+// renewing from a day before two thirds of the lifetime (core.RenewalInfoSimple),
+// never earlier than the certificate's NotBefore, and certmagic renews once
+// the time it picks at random in that window is less than its check
+// interval (10 minutes) away. With a lifetime under 36 hours the window
+// opens at issuance, so a certificate could be renewed on its first
+// handshakes: with the one day this used to be, about one certificate in
+// 140 (ten minutes in a day), and TestFleetACMEPebble, which compares
+// serials and counts orders across a restart, failed about one run in 35.
+const PebbleValidity = 90 * 24 * time.Hour
+
 // ServeDNS answers A queries for hosts with 127.0.0.1 over TCP (Pebble's
 // resolver uses TCP), AAAA queries with no records and everything else
 // with NXDOMAIN. It speaks just enough of RFC 1035 for that.
@@ -196,7 +209,7 @@ func StartPebbleOn(t testing.TB, bin, host string, httpPort, tlsPort int, dnsAdd
 			"externalAccountBindingRequired": false,
 			"keyAlgorithm":                   "ecdsa",
 			"profiles": map[string]any{"default": map[string]any{
-				"description": "test", "validityPeriod": 86400}},
+				"description": "test", "validityPeriod": int64(PebbleValidity / time.Second)}},
 		}}
 		cfgJSON, _ := json.Marshal(cfg)
 		cfgFile := filepath.Join(dir, "pebble-config.json")
