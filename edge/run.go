@@ -77,6 +77,9 @@ type Options struct {
 	// StdlibHTTP1 serves HTTP/1.x with net/http's server instead of the
 	// edge's own connection loop; see proxy.ServerOptions.
 	StdlibHTTP1 bool
+	// StdlibHTTP2 serves HTTP/2 with net/http's server instead of the
+	// edge's own; see proxy.ServerOptions.
+	StdlibHTTP2 bool
 	// FirstTableWait bounds the wait for every source's first Config before
 	// traffic is accepted anyway. 0: 30s.
 	FirstTableWait time.Duration
@@ -157,7 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	lns := socks.Listeners
 	httpLn, adminLn := lns["http"], lns["admin"]
 	limits := proxy.ServerOptions{MaxBodyBytes: o.MaxBodyBytes, MaxHeaderBytes: o.MaxHeader, BodyTimeout: o.BodyTimeout,
-		StdlibHTTP1: o.StdlibHTTP1}
+		StdlibHTTP1: o.StdlibHTTP1, StdlibHTTP2: o.StdlibHTTP2}
 	var srv, httpsSrv *proxy.Server
 	if httpLn != nil {
 		srv = p.NewServer("http", limits)

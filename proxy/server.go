@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1serve"
+	"github.com/swarmgate/swarmgate/internal/h2serve"
 	"github.com/swarmgate/swarmgate/internal/opt"
 	"go.uber.org/zap"
 )
@@ -34,20 +35,25 @@ type ServerOptions struct {
 	// edge had its own connection loop (internal/h1serve): a fallback. If
 	// false, the own loop serves HTTP/1.x and net/http serves HTTP/2 only.
 	StdlibHTTP1 bool
+	// StdlibHTTP2 serves HTTP/2 with net/http's server instead of the
+	// edge's own (internal/h2serve): a fallback. StdlibHTTP1 implies it.
+	StdlibHTTP2 bool
 }
 
 // Server is an http.Server for one kind of listener, with a shutdown that
 // loses no request (see Shutdown). Unless ServerOptions.StdlibHTTP1, Serve
 // accepts the connections itself: HTTP/1.x is served by the edge's own
 // loop (h1), and the connections that speak HTTP/2 (ALPN "h2" after a TLS
-// handshake, or the cleartext preface) are handed to the http.Server
-// through an in-memory listener (h2), so that HTTP/2 stays net/http's.
+// handshake, or the cleartext preface) by the edge's own HTTP/2 server
+// (h2own), or with StdlibHTTP2 are handed to the http.Server through an
+// in-memory listener (h2).
 type Server struct {
 	*http.Server
 	p *Proxy
 
 	h1     *h1serve.Server // nil with StdlibHTTP1
-	h2     *connListener
+	h2own  *h2serve.Server // nil with StdlibHTTP1 or StdlibHTTP2
+	h2     *connListener   // to net/http's HTTP/2, with StdlibHTTP2
 	h1once sync.Once
 	// handshaking counts the TLS connections accepted that have no engine
 	// yet; Shutdown waits for them as for fresh ones.
@@ -124,15 +130,33 @@ func (p *Proxy) NewServer(name string, o ServerOptions) *Server {
 	if !o.StdlibHTTP1 {
 		srv.h1 = &h1serve.Server{}
 		srv.h2 = newConnListener()
+		if !o.StdlibHTTP2 {
+			srv.h2own = &h2serve.Server{}
+		}
 	}
 	return srv
 }
 
-// startH1 configures the own loop from the http.Server, once its owner is
+// startH1 configures the own loops from the http.Server, once its owner is
 // done changing it (the edge wraps Handler and ConnState after NewServer),
-// and starts net/http's server on the in-memory listener.
+// and starts net/http's server on the in-memory listener for HTTP/2 when
+// the own HTTP/2 server is off.
 func (s *Server) startH1() {
 	s.h1once.Do(func() {
+		h2c := s.h2.deliver
+		if s.h2own != nil {
+			*s.h2own = h2serve.Server{
+				Handler:           s.Server.Handler,
+				ReadHeaderTimeout: s.Server.ReadHeaderTimeout,
+				IdleTimeout:       s.Server.IdleTimeout,
+				MaxHeaderBytes:    s.Server.MaxHeaderBytes,
+				ConnContext:       s.Server.ConnContext, // the guard of resets and its entry in guards
+				ConnState:         s.Server.ConnState,
+				HTTPServer:        s.Server,
+				ErrorLog:          s.Server.ErrorLog,
+			}
+			h2c = s.h2own.ServeConn
+		}
 		*s.h1 = h1serve.Server{
 			Handler:           s.Server.Handler,
 			ReadHeaderTimeout: s.Server.ReadHeaderTimeout,
@@ -140,11 +164,13 @@ func (s *Server) startH1() {
 			MaxHeaderBytes:    s.Server.MaxHeaderBytes,
 			ConnContext:       withLocalPort, // no guard, no guards entry: HTTP/1 resets no stream
 			ConnState:         s.Server.ConnState,
-			H2C:               s.h2.deliver,
+			H2C:               h2c,
 			HTTPServer:        s.Server,
 			ErrorLog:          s.Server.ErrorLog,
 		}
-		go s.Server.Serve(s.h2)
+		if s.h2own == nil {
+			go s.Server.Serve(s.h2)
+		}
 	})
 }
 
@@ -301,6 +327,11 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		if s.h2own != nil {
+			s.handshaking.Add(-1) // the server tells StateNew at once
+			s.h2own.ServeConn(tc)
+			return
+		}
 		s.h2.deliver(tc)
 		s.handshaking.Add(-1)
 		return
@@ -395,12 +426,20 @@ wait:
 	} else {
 		// Both engines at once: idle connections close, requests in flight
 		// finish until ctx is done.
-		own := make(chan error, 1)
+		own := make(chan error, 2)
 		go func() { own <- s.h1.Shutdown(ctx) }()
+		if s.h2own != nil {
+			go func() { own <- s.h2own.Shutdown(ctx) }()
+		}
 		err = s.Server.Shutdown(ctx)
 		s.h2.Close()
 		if e := <-own; err == nil {
 			err = e
+		}
+		if s.h2own != nil {
+			if e := <-own; err == nil {
+				err = e
+			}
 		}
 	}
 	s.p.CloseTunnels()
@@ -408,6 +447,9 @@ wait:
 		s.Server.Close()
 		if s.h1 != nil {
 			s.h1.Close()
+		}
+		if s.h2own != nil {
+			s.h2own.Close()
 		}
 	}
 	return err
@@ -426,6 +468,9 @@ func (s *Server) Close() error {
 	if s.h1 != nil {
 		s.h2.Close()
 		s.h1.Close()
+	}
+	if s.h2own != nil {
+		s.h2own.Close()
 	}
 	return err
 }

@@ -43,6 +43,7 @@ type edgeOptions struct {
 	requestBuffer int64
 	bodyTimeout   time.Duration
 	stdlibHTTP1   bool
+	stdlibHTTP2   bool
 	handover      string
 	pprof         bool
 	adminAllow    string
@@ -90,7 +91,8 @@ swapped in atomically: no reload, no dropped request.`,
 	f.IntVar(&o.maxHeader, "max-header-size", 64<<10, "largest request header block in bytes (431 beyond)")
 	f.Int64Var(&o.requestBuffer, "request-buffer", 64<<10, "bytes of a request body read before a task is picked, so that slow clients hold no connection to a task; larger bodies stream beyond it; -1 streams every body (gRPC bodies always stream)")
 	f.DurationVar(&o.bodyTimeout, "body-timeout", 60*time.Second, "how long a client may send nothing in the middle of a request body before it gets 408 (an upload that keeps moving is never cut)")
-	f.BoolVar(&o.stdlibHTTP1, "stdlib-http1", false, "serve HTTP/1.x with Go's net/http server instead of the edge's own connection loop (a fallback; HTTP/2 is net/http's either way)")
+	f.BoolVar(&o.stdlibHTTP1, "stdlib-http1", false, "serve HTTP/1.x and HTTP/2 with Go's net/http server instead of the edge's own connection loops (a fallback)")
+	f.BoolVar(&o.stdlibHTTP2, "stdlib-http2", false, "serve HTTP/2 with Go's net/http server instead of the edge's own (a fallback)")
 	f.BoolVar(&o.pprof, "admin-pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener (to loopback clients, or to others with --admin-token-file)")
 	f.StringVar(&o.adminAllow, "admin-allow", "", "comma-separated CIDRs that may use the admin API beyond /healthz and /readyz (default: loopback and private ranges)")
 	f.StringVar(&o.adminToken, "admin-token-file", "", "file (a Docker secret) holding a bearer token the admin API requires beyond /healthz and /readyz")
@@ -162,6 +164,7 @@ func runEdge(ctx context.Context, o edgeOptions, log *zap.Logger) error {
 		RequestBuffer:     o.requestBuffer,
 		BodyTimeout:       o.bodyTimeout,
 		StdlibHTTP1:       o.stdlibHTTP1,
+		StdlibHTTP2:       o.stdlibHTTP2,
 	})
 }
 

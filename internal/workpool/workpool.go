@@ -53,10 +53,12 @@ type worker struct {
 	since uint64   // the pool's sweeps when it went idle
 }
 
-// job is one function to run; its Result goes to done.
+// job is one function to run; its Result goes to done. A job of Go has
+// goFn instead, and no done.
 type job struct {
 	f    func() bool
 	done chan<- Result
+	goFn func()
 }
 
 // Run runs f on a worker and returns what it returned. A panic in f does
@@ -82,8 +84,29 @@ func (p *Pool) Run(f func() bool, done chan Result) Result {
 		w = &worker{jobs: make(chan job, 1)}
 		go p.loop(w)
 	}
-	w.jobs <- job{f, done}
+	w.jobs <- job{f: f, done: done}
 	return <-done
+}
+
+// Go runs f on a worker without waiting for it: for a server that starts
+// one function per request from a loop that must go on reading (an HTTP/2
+// connection's frames). f must recover its own panics: one that escapes
+// it is recovered and dropped, its worker kept. After Close, f still runs,
+// on a worker that exits after it.
+func (p *Pool) Go(f func()) {
+	p.mu.Lock()
+	var w *worker
+	if n := len(p.idle); n > 0 {
+		w = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+	}
+	p.mu.Unlock()
+	if w == nil {
+		w = &worker{jobs: make(chan job, 1)}
+		go p.loop(w)
+	}
+	w.jobs <- job{goFn: f}
 }
 
 // Close ends the idle workers; busy ones end after their function. A Run
@@ -123,9 +146,14 @@ func (p *Pool) loop(w *worker) {
 		}
 	}()
 	for j := range w.jobs {
-		running = j.done
-		r := run(j.f)
-		running = nil
+		var r Result
+		if j.goFn != nil {
+			runGo(j.goFn)
+		} else {
+			running = j.done
+			r = run(j.f)
+			running = nil
+		}
 		// Idle before the caller is answered, so that a caller's next
 		// Run finds this worker (a job sent meanwhile waits in jobs).
 		p.mu.Lock()
@@ -136,7 +164,9 @@ func (p *Pool) loop(w *worker) {
 			p.armLocked()
 		}
 		p.mu.Unlock()
-		j.done <- r
+		if j.done != nil {
+			j.done <- r
+		}
 		if closed {
 			return
 		}
@@ -178,6 +208,12 @@ func (p *Pool) sweepIdle() {
 	}
 	p.idle = slices.Delete(p.idle, 0, n)
 	p.armLocked()
+}
+
+// runGo calls a function of Go, dropping a panic it let escape.
+func runGo(f func()) {
+	defer func() { _ = recover() }()
+	f()
 }
 
 // run calls f, recovering a panic with the stack it happened on.

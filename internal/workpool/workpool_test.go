@@ -231,3 +231,46 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d workers for %d callers", len(workers), callers)
 	}
 }
+
+// TestGo: Go returns before its function ends, runs it on a worker that
+// Run reuses afterwards, and a panic that escapes it costs neither the
+// caller nor the worker.
+func TestGo(t *testing.T) {
+	var p Pool
+	defer p.Close()
+	release := make(chan struct{})
+	ran := make(chan string, 1)
+	p.Go(func() {
+		<-release // Go must not wait for this
+		ran <- goid()
+	})
+	close(release)
+	first := <-ran
+	done := make(chan Result, 1)
+	waitIdle(t, &p, 1)
+	if id := on(&p, done); id != first {
+		t.Fatalf("Run ran on %s, want the idle worker %s that Go used", id, first)
+	}
+	p.Go(func() { panic("escaped") })
+	waitIdle(t, &p, 1)
+	p.Go(func() { ran <- goid() })
+	if id := <-ran; !alive(id) {
+		t.Fatalf("worker %s gone", id)
+	}
+}
+
+// waitIdle waits up to 5 s for p to have n idle workers.
+func waitIdle(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		idle := len(p.idle)
+		p.mu.Unlock()
+		if idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle workers, want %d", idle, n)
+		}
+	}
+}
