@@ -69,7 +69,7 @@ type conn struct {
 	writers   atomic.Int32
 	pending   atomic.Bool // bytes are left in bw (see flushPending)
 	wantFlush bool
-	bw        *bufio.Writer
+	bw        *bufio.Writer // from writers while a stream is open or bytes are buffered, else nil
 	wfr       *http2.Framer // writes to bw
 	henc      *hpack.Encoder
 	hbuf      bytes.Buffer
@@ -82,6 +82,7 @@ type conn struct {
 	streams     map[uint32]*stream // open, half-closed, or with a handler running and not reset
 	maxStreamID uint32             // the highest stream the client opened
 	handlers    uint32             // handlers running
+	active      atomic.Bool        // handlers > 0, for endWrite (which holds wmu, not mu)
 	sendWindow  int64              // the connection's window for the DATA we send
 	peerWindow  int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	dataFrame   int64              // the client's SETTINGS_MAX_FRAME_SIZE, for DATA
@@ -118,8 +119,7 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	c.fr.SetMaxReadFrameSize(maxFrameSize)
 	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.bw = bufio.NewWriterSize(deadlineWriter{c}, writeBufSize)
-	c.wfr = http2.NewFramer(c.bw, nil)
+	c.wfr = http2.NewFramer(bufferedWriter{c}, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	return c
 }
@@ -142,6 +142,16 @@ func (b *baseCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (b *baseCtx) Done() <-chan struct{}       { return nil }
 func (b *baseCtx) Err() error                  { return nil }
 func (b *baseCtx) String() string              { return "h2serve.connContext" }
+
+// writerPool holds the write buffers of connections that have no stream
+// open: an idle connection holds none.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
+
+// bufferedWriter is what the write framer writes to: the connection's
+// buffer of the moment (startWrite takes one when there is none).
+type bufferedWriter struct{ c *conn }
+
+func (b bufferedWriter) Write(p []byte) (int, error) { return b.c.bw.Write(p) }
 
 // deadlineWriter writes to the connection with a fresh write deadline
 // each time: a write that makes no progress for WriteTimeout fails, and
@@ -343,6 +353,10 @@ func (c *conn) teardown() {
 func (c *conn) startWrite() {
 	c.writers.Add(1)
 	c.wmu.Lock()
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(deadlineWriter{c})
+	}
 }
 
 // endWrite gives the write lock back. It flushes the buffer when this
@@ -374,6 +388,13 @@ func (c *conn) endWrite(flush bool) error {
 		}
 	}
 	err := c.werr
+	if c.bw.Buffered() == 0 && !c.active.Load() {
+		// Idle: the buffer goes back to the pool (a stream that opens
+		// meanwhile takes one at its first write).
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		c.rwc.Close() // the reader sees it and tears the connection down
@@ -480,6 +501,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	c.streams[id] = st
 	c.handlers++
 	if c.handlers == 1 {
+		c.active.Store(true)
 		c.rwc.SetReadDeadline(time.Time{})
 		c.srv.setState(c.rwc, http.StateActive)
 	}

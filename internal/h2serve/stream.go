@@ -327,6 +327,7 @@ func (st *stream) done() {
 	inc := c.connCreditLocked()
 	c.handlers--
 	if c.handlers == 0 {
+		c.active.Store(false)
 		c.srv.setState(c.rwc, http.StateIdle)
 		if !c.closed {
 			c.idleLocked()
