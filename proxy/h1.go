@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/swarmgate/swarmgate/internal/h1wire"
+	"github.com/swarmgate/swarmgate/internal/rawio"
 	"github.com/swarmgate/swarmgate/internal/sockopt"
 )
 
@@ -1012,7 +1013,13 @@ func (t *h1Transport) dial(ctx context.Context, addr string, ds *dialState, st *
 		}
 		t.observeConnect(ds, time.Since(start))
 		t.setUserTimeout(c)
-		done <- result{pc: &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10), addr: addr}}
+		// The buffers read and write the socket raw (see rawio): the
+		// exchange's system calls do not wake the runtime's monitor.
+		var rw io.ReadWriter = c
+		if raw := rawio.New(c); raw != nil {
+			rw = raw
+		}
+		done <- result{pc: &h1Conn{c: c, br: bufio.NewReaderSize(rw, 16<<10), bw: bufio.NewWriterSize(rw, 16<<10), addr: addr}}
 	}()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/swarmgate/swarmgate/internal/h1wire"
+	"github.com/swarmgate/swarmgate/internal/rawio"
 	"github.com/swarmgate/swarmgate/internal/workpool"
 )
 
@@ -91,6 +92,7 @@ type conn struct {
 	lim      h1wire.Limits
 	rs       *reqState       // while a request is read and served
 	raw      syscall.RawConn // a TCP connection's descriptor, for readFirst; else nil
+	out      io.Writer       // what responses are written to: rwc, or a TCP connection's raw writes
 	// onReadable is c.readable, made once; firstErr is what it met.
 	onReadable func(fd uintptr) bool
 	firstErr   error
@@ -135,6 +137,7 @@ type conn struct {
 // while no reader was held comes first.
 type connReader struct {
 	rwc     net.Conn
+	raw     *rawio.Conn // a TCP connection's raw reads, else nil
 	one     [1]byte
 	hasByte bool
 	prefix  []byte // bytes moved from a smaller reader
@@ -160,35 +163,33 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.hasByte = false
 		return 1, nil
 	}
+	if r.raw != nil {
+		return r.raw.Read(p)
+	}
 	return r.rwc.Read(p)
 }
 
-// readFD is one non-blocking read(2) of fd into p.
+// readFD is one non-blocking read(2) of fd into p, raw (see rawio).
 func readFD(fd int, p []byte) (int, error) {
-	for {
-		n, err := syscall.Read(fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return 0, errWouldBlock
-		case err != nil:
-			return 0, err
-		case n == 0 && len(p) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
+	n, err := rawio.ReadFD(fd, p)
+	if err == syscall.EAGAIN {
+		return 0, errWouldBlock
 	}
+	return n, err
 }
 
 func newConn(s *Server, rwc net.Conn) *conn {
-	c := &conn{srv: s, rwc: rwc, accepted: time.Now(), lim: s.limits()}
+	c := &conn{srv: s, rwc: rwc, out: rwc, accepted: time.Now(), lim: s.limits()}
 	c.src.rwc = rwc
 	c.src.fd = -1
 	c.sysfd = -1
 	// Only a plain TCP connection is read around: a wrapping type (TLS,
 	// a PROXY header's replay) has its own Read.
 	if tc, ok := rwc.(*net.TCPConn); ok {
+		if rw := rawio.New(tc); rw != nil {
+			c.src.raw = rw
+			c.out = rw
+		}
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.onReadable = c.readable
@@ -659,7 +660,7 @@ func (c *conn) refuse(code int) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, text...)
 	c.rwc.SetWriteDeadline(time.Now().Add(c.srv.readHeaderTimeout()))
-	c.rwc.Write(b)
+	c.out.Write(b)
 	c.linger()
 }
 

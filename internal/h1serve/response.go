@@ -80,7 +80,7 @@ func (w *response) Header() http.Header {
 func (w *response) writer() *bufio.Writer {
 	if w.wb == nil {
 		w.wb = writers.Get().(*wbuf)
-		w.wb.bw.Reset(w.c.rwc)
+		w.wb.bw.Reset(w.c.out)
 	}
 	return w.wb.bw
 }
@@ -102,7 +102,7 @@ func (w *response) sendContinue() {
 		return
 	}
 	w.continued = true
-	if _, err := w.c.rwc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil && w.err == nil {
+	if _, err := w.c.out.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil && w.err == nil {
 		w.err = err
 	}
 }

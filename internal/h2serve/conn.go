@@ -82,6 +82,7 @@ type conn struct {
 	streams     map[uint32]*stream // open, half-closed, or with a handler running and not reset
 	maxStreamID uint32             // the highest stream the client opened
 	handlers    uint32             // handlers running
+	open        uint32             // handlers whose stream the client can still see open: the count MaxConcurrentStreams bounds
 	active      atomic.Bool        // handlers > 0, for endWrite (which holds wmu, not mu)
 	sendWindow  int64              // the connection's window for the DATA we send
 	peerWindow  int64              // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -481,7 +482,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return nil // after our GOAWAY's last stream: not processed, the client may retry it
 	}
-	full := c.handlers >= c.srv.maxStreams()
+	full := c.open >= c.srv.maxStreams()
 	c.mu.Unlock()
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
@@ -499,6 +500,8 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	c.streams[id] = st
+	st.counted = true
+	c.open++
 	c.handlers++
 	if c.handlers == 1 {
 		c.active.Store(true)

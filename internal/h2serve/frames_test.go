@@ -240,6 +240,14 @@ func TestConcurrencyLimit(t *testing.T) {
 		return ok
 	})
 	close(release)
+	// Once the client saw streams 1 and 3 end, it may open another.
+	ended := map[uint32]bool{}
+	awaitFrame(t, c, fr, "the ends of streams 1 and 3", func(f http2.Frame) bool {
+		if f.Header().Flags.Has(http2.FlagHeadersEndStream) && f.Header().Type == http2.FrameHeaders {
+			ended[f.Header().StreamID] = true
+		}
+		return ended[1] && ended[3]
+	})
 	writeRequest(t, fr, 7, true, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "x")
 	awaitFrame(t, c, fr, "stream 7's answer", func(f http2.Frame) bool {
 		h, ok := f.(*http2.MetaHeadersFrame)

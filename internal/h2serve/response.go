@@ -277,6 +277,7 @@ func (w *responseWriter) finish() {
 func (w *responseWriter) markEnded() {
 	w.st.c.mu.Lock()
 	w.ended = true
+	w.st.uncountLocked()
 	w.st.c.mu.Unlock()
 }
 

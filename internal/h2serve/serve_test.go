@@ -235,6 +235,14 @@ func TestManyStreams(t *testing.T) {
 		},
 	}
 	client, base := testServer(t, s, true)
+	// One request first: until the server's SETTINGS arrive the client
+	// assumes 100 concurrent streams and would dial a second connection.
+	resp, err := client.Get(base + "/warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Add(1)

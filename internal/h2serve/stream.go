@@ -54,6 +54,8 @@ type stream struct {
 	rbody  requestBody
 	h      http.Handler
 
+	counted bool // in c.open; guarded by c.mu
+
 	// the body's reader goroutine's
 	readDeadline time.Time
 	readTimer    *time.Timer
@@ -325,6 +327,7 @@ func (st *stream) done() {
 		c.closeIfDoneLocked(st)
 	}
 	inc := c.connCreditLocked()
+	st.uncountLocked()
 	c.handlers--
 	if c.handlers == 0 {
 		c.active.Store(false)
@@ -344,11 +347,16 @@ func (st *stream) done() {
 		}
 		c.endWrite(true)
 	}
-	if st.readTimer != nil {
-		st.readTimer.Stop()
-	}
-	if st.writeTimer != nil {
-		st.writeTimer.Stop()
+}
+
+// uncountLocked takes the stream out of the count MaxConcurrentStreams
+// bounds, once: when its END_STREAM is about to be sent, since from then
+// on the client may see it closed and open another (RFC 9113 section
+// 5.1.2), or when its handler returns.
+func (st *stream) uncountLocked() {
+	if st.counted {
+		st.counted = false
+		st.c.open--
 	}
 }
 

@@ -1,0 +1,7 @@
+//go:build !race
+
+package rawio
+
+func raceAcquire(uintptr) {}
+
+func raceRelease(uintptr) {}
