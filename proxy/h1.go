@@ -1142,30 +1142,49 @@ func (t *h1Transport) dropIdle(addr string) {
 
 // takeIdle returns an idle connection to addr that is young enough to
 // reuse, or nil. now is the caller's reading of the clock (zero: read it).
+// A connection idle for longer than staleCheckAfter is checked first
+// (alive), outside the lock: other requests take and return connections
+// meanwhile.
 func (t *h1Transport) takeIdle(addr string, now time.Time) *h1Conn {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	list := t.idle[addr]
-	for len(list) > 0 {
-		pc := list[len(list)-1]
-		list = list[:len(list)-1]
-		if now.Sub(pc.idleAt) > t.idleTimeout {
-			pc.c.Close()
-			continue
+	for {
+		pc, expired := t.popIdle(addr, now)
+		for _, old := range expired {
+			old.c.Close()
 		}
-		t.idle[addr] = list
-		pc.reused = true
+		if pc == nil {
+			return nil
+		}
 		if now.Sub(pc.idleAt) > staleCheckAfter && !pc.alive() {
 			pc.c.Close()
 			continue
 		}
 		return pc
 	}
+}
+
+// popIdle takes the most recently used idle connection to addr that is
+// not older than the idle timeout, and those that are (to be closed).
+func (t *h1Transport) popIdle(addr string, now time.Time) (pc *h1Conn, expired []*h1Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.idle[addr]
+	for len(list) > 0 {
+		pc = list[len(list)-1]
+		list = list[:len(list)-1]
+		if now.Sub(pc.idleAt) > t.idleTimeout {
+			expired = append(expired, pc)
+			pc = nil
+			continue
+		}
+		t.idle[addr] = list
+		pc.reused = true
+		return pc, expired
+	}
 	delete(t.idle, addr)
-	return nil
+	return nil, expired
 }
 
 // staleCheckAfter is how long a connection may sit idle before it is checked
@@ -1173,9 +1192,17 @@ func (t *h1Transport) takeIdle(addr string, now time.Time) *h1Conn {
 // load connections are reused within milliseconds and are not checked).
 const staleCheckAfter = time.Second
 
-// alive reports whether an idle connection is still open: nothing to read
-// within a millisecond. A close, a reset or unexpected bytes mean it is not.
+// alive reports whether an idle connection is still open: nothing to read.
+// A close, a reset or unexpected bytes mean it is not. On a socket the
+// check does not wait (rawio.Quiet); on another connection it waits a
+// millisecond for a byte.
 func (pc *h1Conn) alive() bool {
+	if pc.br.Buffered() > 0 {
+		return false // bytes nobody asked for
+	}
+	if quiet, ok := rawio.Quiet(pc.c); ok {
+		return quiet
+	}
 	pc.c.SetReadDeadline(time.Now().Add(time.Millisecond))
 	_, err := pc.br.Peek(1)
 	pc.c.SetReadDeadline(time.Time{})

@@ -176,3 +176,30 @@ func (c *Conn) opError(op string, err error) error {
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.tc.LocalAddr(), Addr: c.tc.RemoteAddr(), Err: err}
 }
+
+// Quiet reports whether a connection that should have nothing to say (an
+// idle keep-alive connection to an upstream) is still open and silent: a
+// non-blocking peek of one byte finds nothing. A close or reset by the
+// peer, bytes it sent unasked, or an error mean it is not. It never
+// waits: a close already received shows at once, and one still on the
+// wire would not be seen by a wait of any length that is short enough to
+// make on a request's path. ok is false when c is not a socket (then it
+// tells nothing).
+func Quiet(c net.Conn) (quiet, ok bool) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return false, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false, false
+	}
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		quiet = e == syscall.EAGAIN
+		return true // done either way: never wait in the netpoller
+	})
+	return err == nil && quiet, true
+}

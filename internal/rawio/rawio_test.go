@@ -164,3 +164,58 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestQuiet: an open, silent connection is quiet; one whose peer sent a
+// byte, closed, or reset is not, and the check leaves the byte to read;
+// a connection that is not a socket tells nothing.
+func TestQuiet(t *testing.T) {
+	quiet := func(c net.Conn) bool {
+		t.Helper()
+		q, ok := Quiet(c)
+		if !ok {
+			t.Fatal("Quiet: not a socket")
+		}
+		return q
+	}
+	eventually := func(what string, c net.Conn) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for quiet(c) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still quiet after 5s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	a, b := pair(t)
+	start := time.Now()
+	if !quiet(a) {
+		t.Fatal("an open, silent connection is not quiet")
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("Quiet took %v: it must not wait", d)
+	}
+	b.Write([]byte("x"))
+	eventually("a byte sent", a)
+	buf := make([]byte, 1)
+	if n, err := a.Read(buf); n != 1 || buf[0] != 'x' {
+		t.Fatalf("after Quiet the byte reads as %q (%v)", buf[:n], err)
+	}
+
+	a, b = pair(t)
+	b.Close()
+	eventually("closed by the peer", a)
+
+	a, b = pair(t)
+	b.SetLinger(0)
+	b.Close() // RST
+	eventually("reset by the peer", a)
+
+	p, q := net.Pipe()
+	defer p.Close()
+	defer q.Close()
+	if _, ok := Quiet(p); ok {
+		t.Fatal("Quiet took a net.Pipe for a socket")
+	}
+}
