@@ -188,17 +188,22 @@ func (st *stream) reserve(n int) (int, int, error) {
 // waitWindow waits for the window to open, at most WriteTimeout; it
 // reports whether it did not time out.
 func (st *stream) waitWindow() bool {
-	d := st.c.srv.writeTimeout()
-	if st.writeTimer == nil {
-		st.writeTimer = time.NewTimer(d)
+	return waitFor(st.windowWake, &st.writeTimer, st.c.srv.writeTimeout())
+}
+
+// waitFor waits for wake at most d, with the timer *t (made on first use,
+// then reset), and reports whether wake came first.
+func waitFor(wake <-chan struct{}, t **time.Timer, d time.Duration) bool {
+	if *t == nil {
+		*t = time.NewTimer(d)
 	} else {
-		st.writeTimer.Reset(d)
+		(*t).Reset(d)
 	}
 	select {
-	case <-st.windowWake:
-		st.writeTimer.Stop()
+	case <-wake:
+		(*t).Stop()
 		return true
-	case <-st.writeTimer.C:
+	case <-(*t).C:
 		return false
 	}
 }

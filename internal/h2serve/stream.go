@@ -470,18 +470,7 @@ func (st *stream) waitBody() bool {
 	if d <= 0 {
 		return false
 	}
-	if st.readTimer == nil {
-		st.readTimer = time.NewTimer(d)
-	} else {
-		st.readTimer.Reset(d)
-	}
-	select {
-	case <-st.bodyWake:
-		st.readTimer.Stop()
-		return true
-	case <-st.readTimer.C:
-		return false
-	}
+	return waitFor(st.bodyWake, &st.readTimer, d)
 }
 
 // Close ends the body: the client is asked to stop sending (when the

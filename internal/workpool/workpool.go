@@ -72,19 +72,7 @@ func (p *Pool) Run(f func() bool, done chan Result) Result {
 	if done == nil {
 		done = make(chan Result, 1)
 	}
-	p.mu.Lock()
-	var w *worker
-	if n := len(p.idle); n > 0 {
-		w = p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-	}
-	p.mu.Unlock()
-	if w == nil {
-		w = &worker{jobs: make(chan job, 1)}
-		go p.loop(w)
-	}
-	w.jobs <- job{f: f, done: done}
+	p.worker().jobs <- job{f: f, done: done}
 	return <-done
 }
 
@@ -94,6 +82,11 @@ func (p *Pool) Run(f func() bool, done chan Result) Result {
 // it is recovered and dropped, its worker kept. After Close, f still runs,
 // on a worker that exits after it.
 func (p *Pool) Go(f func()) {
+	p.worker().jobs <- job{goFn: f}
+}
+
+// worker returns the idle worker that ran last, or a new one.
+func (p *Pool) worker() *worker {
 	p.mu.Lock()
 	var w *worker
 	if n := len(p.idle); n > 0 {
@@ -106,7 +99,7 @@ func (p *Pool) Go(f func()) {
 		w = &worker{jobs: make(chan job, 1)}
 		go p.loop(w)
 	}
-	w.jobs <- job{goFn: f}
+	return w
 }
 
 // Close ends the idle workers; busy ones end after their function. A Run
