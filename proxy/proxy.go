@@ -339,7 +339,14 @@ func newUpstreams(dialTimeout time.Duration) *upstreams {
 		}
 	}
 	u := &upstreams{h2c: base(), tls: base(), tlsInsecure: base()}
-	u.plain = &h1Transport{dialer: dialer, fallback: base(), maxIdle: 256, idleTimeout: 90 * time.Second}
+	// The plain transport's fallback carries only upgrades, whose
+	// connection then lives as long as the tunnel (a WebSocket: hours,
+	// mostly idle) with the transport's read and write buffers: 4 KiB, not
+	// the 32 KiB that bodies through the other transports want. The
+	// tunnel's reads of 8 KiB bypass a 4 KiB reader.
+	upgrades := base()
+	upgrades.ReadBufferSize, upgrades.WriteBufferSize = 4<<10, 4<<10
+	u.plain = &h1Transport{dialer: dialer, fallback: upgrades, maxIdle: 256, idleTimeout: 90 * time.Second}
 	u.h2c.Protocols = new(http.Protocols)
 	u.h2c.Protocols.SetUnencryptedHTTP2(true)
 	u.tls.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
