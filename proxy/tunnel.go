@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/swarmgate/swarmgate/internal/rawio"
 )
 
 // tunnel completes an Upgrade (WebSocket and the like): it writes the
@@ -134,12 +136,7 @@ func copyIdleFree(dst io.Writer, src syscall.RawConn) int64 {
 			if bp == nil {
 				bp = bufPool.Get().(*[]byte)
 			}
-			for {
-				n, rerr = syscall.Read(int(fd), *bp)
-				if rerr != syscall.EINTR {
-					break
-				}
-			}
+			n, rerr = rawio.ReadFD(int(fd), *bp)
 			if rerr == syscall.EAGAIN {
 				bufPool.Put(bp) // nothing to read: wait without it
 				bp = nil
@@ -153,7 +150,7 @@ func copyIdleFree(dst io.Writer, src syscall.RawConn) int64 {
 			total += int64(n)
 			err = werr
 		} else if err == nil {
-			err = io.EOF // n == 0 is the end; rerr a reset or the like
+			err = io.EOF // io.EOF is the end; rerr a reset or the like
 		}
 		if bp != nil {
 			bufPool.Put(bp)

@@ -81,25 +81,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 func (c *Conn) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
-		switch e {
-		case 0:
-			if n == 0 {
-				c.rerr = io.EOF
-			} else {
-				raceAcquire(fd)
-			}
-			c.rn = int(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		c.rerr = os.NewSyscallError("read", e)
-		return true
+	n, err := ReadFD(int(fd), c.rp)
+	if err == syscall.EAGAIN {
+		return false // wait in the netpoller
 	}
+	c.rn, c.rerr = n, err
+	return true
 }
 
 // ReadFD reads from fd once, without waiting: for a caller that is in a
